@@ -1,0 +1,80 @@
+# Do It Online Assist: `make run` starts the demo, `make test` runs every test.
+# Both set up what they need first (virtual environment, Python and npm packages, assets).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# The services pass of `make test` uses these; .ci/run and the README say how to get them.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+
+ASSETS := build/static/council/css/council.css build/static/vendor/govuk-frontend/govuk-frontend.min.js
+
+.PHONY: setup run test test-embedded test-services test-fast lint format assets clean
+
+setup: $(VENV)/.installed node_modules/.installed $(ASSETS)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+assets: $(ASSETS)
+
+build/static/council/css/council.css: config/assets/council.scss node_modules/.installed
+	mkdir -p $(dir $@)
+	npx sass --load-path=node_modules --no-source-map --style=compressed --quiet-deps $< $@
+
+build/static/vendor/govuk-frontend/govuk-frontend.min.js: node_modules/.installed
+	rm -rf build/static/vendor/govuk-frontend
+	mkdir -p build/static/vendor/govuk-frontend
+	cp node_modules/govuk-frontend/dist/govuk/govuk-frontend.min.js build/static/vendor/govuk-frontend/
+	cp -r node_modules/govuk-frontend/dist/govuk/assets build/static/vendor/govuk-frontend/assets
+
+run: setup
+	DJANGO_DEBUG=1 $(BIN)/python manage.py migrate --no-input
+	DJANGO_DEBUG=1 $(BIN)/python manage.py demo_data --base-url http://$(HOST):$(PORT)
+	DJANGO_DEBUG=1 $(BIN)/daphne -b $(HOST) -p $(PORT) config.asgi:application
+
+# Two passes: the embedded defaults (SQLite, in-memory layer), then real PostgreSQL and
+# Redis. Without those services the second pass is skipped with a message, except under
+# CI=true, where a missing service fails the run.
+test: setup test-embedded test-services
+
+test-embedded: setup
+	@echo "== make test: pass 1 of 2, SQLite and the in-memory channel layer"
+	env -u DATABASE_URL -u REDIS_URL $(BIN)/python -m pytest -m "not services"
+
+test-services: setup
+	@echo "== make test: pass 2 of 2, PostgreSQL and Redis"
+	@if $(BIN)/python -m tests.services_available "$(TEST_DATABASE_URL)" "$(TEST_REDIS_URL)"; then \
+		DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" $(BIN)/python -m pytest; \
+	elif [ "$$CI" = "true" ]; then \
+		echo "CI: PostgreSQL or Redis is not reachable; the services pass must run." >&2; exit 1; \
+	else \
+		echo "SKIPPED pass 2: PostgreSQL ($(TEST_DATABASE_URL)) or Redis ($(TEST_REDIS_URL)) is not reachable."; \
+	fi
+
+# A quicker local loop: no browser tests, embedded services only.
+test-fast: setup
+	env -u DATABASE_URL -u REDIS_URL $(BIN)/python -m pytest -m "not services and not browser"
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	DJANGO_DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf build staticfiles test-db.sqlite3*

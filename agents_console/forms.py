@@ -1,0 +1,67 @@
+"""Forms of the advisor console."""
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from agents_console.models import AssistedTransaction
+from kiosk.selectors import service_list_active
+
+BARRIER_CHOICES = [
+    ("access", _("Access: no device or connection")),
+    ("skills", _("Skills")),
+    ("confidence", _("Confidence")),
+    ("motivation", _("Motivation")),
+]
+
+
+class WrapUpForm(forms.Form):
+    """What was done, for one conversation or a walk-in."""
+
+    services = forms.ModelMultipleChoiceField(
+        label=_("Which services did you help with?"),
+        queryset=service_list_active(),
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": _("Select at least one service.")},
+    )
+    outcome = forms.ChoiceField(
+        label=_("What was the outcome?"),
+        choices=AssistedTransaction.Outcome.choices,
+        widget=forms.RadioSelect,
+        error_messages={"required": _("Select the outcome.")},
+    )
+    barriers = forms.MultipleChoiceField(
+        label=_("Which barriers did you see?"),
+        help_text=_("Select all that apply."),
+        choices=BARRIER_CHOICES,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+    )
+    typed_by = forms.ChoiceField(
+        label=_("Who typed?"),
+        choices=AssistedTransaction.TypedBy.choices,
+        widget=forms.RadioSelect,
+        error_messages={"required": _("Select who typed.")},
+    )
+    can_do_alone_next_time = forms.ChoiceField(
+        label=_("Could the resident do this alone next time?"),
+        choices=AssistedTransaction.NextTime.choices,
+        widget=forms.RadioSelect,
+        error_messages={"required": _("Select whether the resident could do this alone next time.")},
+    )
+    reference = forms.CharField(
+        label=_("Reference number (optional)"),
+        help_text=_("The reference the service gave, if any."),
+        max_length=64,
+        required=False,
+    )
+    minutes_spent = forms.IntegerField(
+        label=_("Time spent, in minutes"),
+        min_value=1,
+        max_value=600,
+        error_messages={"required": _("Enter the time spent in minutes.")},
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A fresh queryset per form, so a service added in the admin shows without a restart.
+        self.fields["services"].queryset = service_list_active()

@@ -1,0 +1,57 @@
+"""The advisor console's pages: the live workspace and the wrap-up form."""
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from agents_console.forms import WrapUpForm
+from agents_console.roles import Role, helper_required
+from agents_console.selectors import conversation_list_awaiting_wrap_up
+from agents_console.services import assisted_transaction_create
+from chat.models import Conversation
+
+
+@helper_required
+def console_home(request):
+    context = {
+        "role": request.helper_role,
+        "awaiting_wrap_up": conversation_list_awaiting_wrap_up(helper_id=request.user.pk),
+        "console_config": {
+            "socketPath": "/ws/console/",
+            "helperId": request.user.pk,
+            "wrapUpUrlTemplate": reverse("agents_console:wrap_up", args=[0]).replace("/0/", "/{id}/"),
+        },
+    }
+    return render(request, "agents_console/console.html", context)
+
+
+def _elapsed_minutes(conversation: Conversation) -> int:
+    start = conversation.assigned_at or conversation.created_at
+    end = conversation.ended_at or timezone.now()
+    return max(1, round((end - start).total_seconds() / 60))
+
+
+@helper_required
+def wrap_up(request, conversation_id: int):
+    conversation = get_object_or_404(Conversation.objects.select_related("service"), pk=conversation_id)
+    if conversation.assigned_helper_id != request.user.pk and request.helper_role != Role.SUPERVISOR:
+        raise PermissionDenied
+    if request.method == "POST":
+        form = WrapUpForm(request.POST)
+        if form.is_valid():
+            try:
+                assisted_transaction_create(helper=request.user, conversation=conversation, **form.cleaned_data)
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                messages.success(request, _("What you did has been logged. Thank you."))
+                return redirect("agents_console:home")
+    else:
+        initial = {"minutes_spent": _elapsed_minutes(conversation)}
+        if conversation.service_id:
+            initial["services"] = [conversation.service_id]
+        form = WrapUpForm(initial=initial)
+    return render(request, "agents_console/wrap_up.html", {"form": form, "conversation": conversation})

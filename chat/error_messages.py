@@ -1,0 +1,32 @@
+"""Every error a resident's or helper's client can be shown, by stable code.
+
+The codes are part of the websocket protocol (docs/protocol.md); the texts are for people.
+"""
+
+from django.utils.translation import gettext_lazy as _
+
+ERRORS = {
+    # Frame-level problems, answered by the protocol layer before any service runs.
+    "binary_not_supported": _("Send frames as JSON text, not binary."),
+    "frame_too_large": _("That frame is too large."),
+    "malformed_json": _("That frame is not valid JSON."),
+    "invalid_envelope": _('Every frame must be a JSON object with a "type" string and a "data" object.'),
+    "unknown_type": _("That frame type is not recognised."),
+    "invalid_frame": _("Some fields in that frame are missing or not valid."),
+    "rate_limited": _("You are sending too quickly. Wait a moment and try again."),
+    # Conversation rules, raised by services.
+    "not_joined": _("Start or resume a conversation first."),
+    "already_joined": _("This connection is already in a conversation."),
+    "conversation_not_found": _("That conversation does not exist or has expired."),
+    "conversation_ended": _("This conversation has ended."),
+    "conversation_gone": _("Someone else has already taken this conversation."),
+    "not_assigned": _("This conversation is not assigned to you."),
+    "duplicate_client_id": _("That client id was already used for a different message."),
+    "service_not_found": _("That service is not in the catalogue."),
+    "forbidden": _("You do not have permission to do that."),
+    "server_error": _("Something went wrong on our side. Try again."),
+}
+
+
+def error_message(code: str) -> str:
+    return str(ERRORS[code])

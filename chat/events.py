@@ -1,0 +1,156 @@
+"""Channel-layer group names, event types, payload builders and the broadcast helper for chat.
+
+Higher apps (the advisor console) listen to these groups; chat never imports them.
+Payloads hold only JSON primitives so that they survive the Redis layers' msgpack round trip.
+"""
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from chat.models import Conversation, Message
+
+logger = logging.getLogger(__name__)
+
+# Layer event types: <app>.<noun>_<past verb>. Consumer handlers are the same with "_" for ".".
+CONVERSATION_QUEUED = "chat.conversation_queued"
+CONVERSATION_ASSIGNED = "chat.conversation_assigned"
+CONVERSATION_ENDED = "chat.conversation_ended"
+# The resident-facing view of a status change; queue events above carry staff-only fields.
+CONVERSATION_CHANGED = "chat.conversation_changed"
+MESSAGE_CREATED = "chat.message_created"
+
+
+def queue_group() -> str:
+    """Every helper's console: the waiting queue and who took what. Never a resident."""
+    return "chat.queue"
+
+
+def conversation_group(conversation_id: int) -> str:
+    """The resident and the helpers in one conversation: only what the resident may see."""
+    return f"chat.conversation.{conversation_id}"
+
+
+def isoformat(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def message_payload(message: Message) -> dict[str, Any]:
+    return {
+        "conversation_id": message.conversation_id,
+        "seq": message.seq,
+        "client_id": message.client_id,
+        "author": {"kind": message.author_kind, "name": message.author_name},
+        "body": message.body,
+        "created_at": isoformat(message.created_at),
+    }
+
+
+def helper_display_name(user) -> str:
+    if user is None:
+        return ""
+    return user.get_short_name() or user.get_username()
+
+
+def conversation_public_payload(conversation: Conversation) -> dict[str, Any]:
+    """What a resident may know about their own conversation."""
+    return {
+        "id": conversation.pk,
+        "status": conversation.status,
+        "channel": conversation.channel,
+        "helper_name": helper_display_name(conversation.assigned_helper),
+        "last_seq": conversation.last_seq,
+        "ended_by": conversation.ended_by or None,
+    }
+
+
+def conversation_staff_payload(conversation: Conversation) -> dict[str, Any]:
+    """What a helper's console shows about a conversation, in the queue or in the workspace."""
+    service = conversation.service
+    return {
+        "id": conversation.pk,
+        "status": conversation.status,
+        "channel": conversation.channel,
+        "visitor_name": conversation.visitor_name,
+        "service": {"id": service.pk, "name": service.name} if service else None,
+        "assigned_helper_id": conversation.assigned_helper_id,
+        "helper_name": helper_display_name(conversation.assigned_helper),
+        "last_seq": conversation.last_seq,
+        "created_at": isoformat(conversation.created_at),
+        "waiting_since": isoformat(conversation.waiting_since),
+        "assigned_at": isoformat(conversation.assigned_at),
+        "ended_at": isoformat(conversation.ended_at),
+        "ended_by": conversation.ended_by or None,
+    }
+
+
+def group_send(group: str, event: dict[str, Any]) -> None:
+    """Deliver one event to one group now. The single place chat touches the channel layer."""
+    async_to_sync(get_channel_layer().group_send)(group, event)
+
+
+def broadcast(*, groups: Iterable[str], event_type: str, **payload: Any) -> None:
+    """Send an event to each group once the current transaction commits.
+
+    Nothing is announced that the database might still roll back; a client that misses the
+    event because the layer dropped it recovers it from the database on resume.
+    """
+    event = {"type": event_type, **payload}
+    targets = list(groups)
+
+    def send() -> None:
+        for group in targets:
+            try:
+                group_send(group, event)
+            except Exception:
+                # The write has committed; the layer is transport only. Clients resume from
+                # the database, so a failed send loses nothing.
+                logger.exception("broadcast of %s to %s failed", event_type, group)
+
+    transaction.on_commit(send)
+
+
+def broadcast_conversation_queued(conversation: Conversation) -> None:
+    broadcast(
+        groups=[queue_group()],
+        event_type=CONVERSATION_QUEUED,
+        conversation=conversation_staff_payload(conversation),
+    )
+
+
+def broadcast_conversation_changed(conversation: Conversation) -> None:
+    broadcast(
+        groups=[conversation_group(conversation.pk)],
+        event_type=CONVERSATION_CHANGED,
+        conversation=conversation_public_payload(conversation),
+    )
+
+
+def broadcast_conversation_assigned(conversation: Conversation) -> None:
+    broadcast(
+        groups=[queue_group()],
+        event_type=CONVERSATION_ASSIGNED,
+        conversation=conversation_staff_payload(conversation),
+    )
+    broadcast_conversation_changed(conversation)
+
+
+def broadcast_conversation_ended(conversation: Conversation) -> None:
+    broadcast(
+        groups=[queue_group()],
+        event_type=CONVERSATION_ENDED,
+        conversation=conversation_staff_payload(conversation),
+    )
+    broadcast_conversation_changed(conversation)
+
+
+def broadcast_message_created(message: Message) -> None:
+    broadcast(
+        groups=[conversation_group(message.conversation_id)],
+        event_type=MESSAGE_CREATED,
+        message=message_payload(message),
+    )

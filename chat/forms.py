@@ -1,0 +1,78 @@
+"""Validation of the `data` object of every client frame, one form per frame type."""
+
+from django import forms
+from django.core.validators import RegexValidator
+from django.utils.translation import gettext_lazy as _
+
+from chat.services import MAX_MESSAGE_LENGTH
+
+
+class FrameForm(forms.Form):
+    """A form over a decoded JSON object: values must already have the right JSON type.
+
+    Django's fields would turn a list into its string form; a client that sends the wrong
+    type must be told instead.
+    """
+
+    def __init__(self, data: dict):
+        super().__init__(data=data)
+        self.type_errors = {}
+        for name, field in self.fields.items():
+            value = data.get(name)
+            if value is None:
+                continue
+            if isinstance(field, forms.IntegerField):
+                ok = isinstance(value, int) and not isinstance(value, bool)
+                expected = _("a whole number")
+            elif isinstance(field, forms.CharField):
+                ok = isinstance(value, str)
+                expected = _("a string")
+            else:
+                ok = True
+            if not ok:
+                self.type_errors[name] = [str(_("Must be %(type)s.") % {"type": expected})]
+
+    def is_valid(self) -> bool:
+        return not self.type_errors and super().is_valid()
+
+    def error_fields(self) -> dict[str, list[str]]:
+        if self.type_errors:
+            return self.type_errors
+        return {name: [str(message) for message in messages] for name, messages in self.errors.items()}
+
+
+client_id_field = forms.CharField(
+    max_length=64,
+    validators=[RegexValidator(r"^[A-Za-z0-9_.:-]+$", _("Use letters, digits, '-', '_', '.' or ':'."))],
+)
+
+
+class ConversationStartForm(FrameForm):
+    name = forms.CharField(max_length=80, required=False)
+    service = forms.SlugField(max_length=80, required=False)
+
+
+class ConversationResumeForm(FrameForm):
+    token = forms.CharField(max_length=128)
+    last_seq = forms.IntegerField(min_value=0, required=False)
+
+
+class MessageSendForm(FrameForm):
+    client_id = client_id_field
+    body = forms.CharField(max_length=MAX_MESSAGE_LENGTH)
+
+
+class EmptyForm(FrameForm):
+    pass
+
+
+class ConversationRefForm(FrameForm):
+    conversation_id = forms.IntegerField(min_value=1)
+
+
+class ConversationOpenForm(ConversationRefForm):
+    last_seq = forms.IntegerField(min_value=0, required=False)
+
+
+class ConversationMessageSendForm(ConversationRefForm, MessageSendForm):
+    pass

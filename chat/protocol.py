@@ -1,0 +1,114 @@
+"""The websocket frame protocol shared by every consumer: envelope, limits, errors, dispatch.
+
+Every frame is a JSON object `{"type": str, "data": object}` (docs/protocol.md). A bad frame
+is answered with an `error` frame and changes nothing; the socket stays open.
+"""
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.core.exceptions import ValidationError
+
+from chat.error_messages import ERRORS, error_message
+from chat.forms import FrameForm
+
+logger = logging.getLogger(__name__)
+
+MAX_FRAME_BYTES = 16 * 1024
+
+
+@dataclass(frozen=True)
+class FrameHandler:
+    form: type[FrameForm]
+    method: str
+
+
+class TokenBucket:
+    """Allows `burst` frames at once and `rate` frames a second after that."""
+
+    def __init__(self, *, rate: float, burst: int):
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.updated = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class FrameConsumer(AsyncJsonWebsocketConsumer):
+    """Validates and dispatches client frames; subclasses declare `frame_handlers`."""
+
+    frame_handlers: dict[str, FrameHandler] = {}
+    rate_per_second = 5.0
+    rate_burst = 20
+
+    async def websocket_connect(self, message):
+        self.bucket = TokenBucket(rate=self.rate_per_second, burst=self.rate_burst)
+        self.rate_limit_reported_at = 0.0
+        await super().websocket_connect(message)
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        if not self.bucket.take():
+            # One error a second at most, so a flood is not answered by a flood.
+            now = time.monotonic()
+            if now - self.rate_limit_reported_at >= 1:
+                self.rate_limit_reported_at = now
+                await self.send_error("rate_limited")
+            return
+        if text_data is None:
+            await self.send_error("binary_not_supported")
+            return
+        if len(text_data) > MAX_FRAME_BYTES or len(text_data.encode()) > MAX_FRAME_BYTES:
+            await self.send_error("frame_too_large")
+            return
+        try:
+            content = json.loads(text_data)
+        except ValueError:
+            await self.send_error("malformed_json")
+            return
+        await self.receive_json(content)
+
+    async def receive_json(self, content: Any, **kwargs) -> None:
+        if not isinstance(content, dict) or not isinstance(content.get("type"), str):
+            await self.send_error("invalid_envelope")
+            return
+        frame_type = content["type"]
+        data = content.get("data", {})
+        if not isinstance(data, dict):
+            await self.send_error("invalid_envelope", frame_type=frame_type)
+            return
+        handler = self.frame_handlers.get(frame_type)
+        if handler is None:
+            await self.send_error("unknown_type", frame_type=frame_type[:64])
+            return
+        form = handler.form(data)
+        if not form.is_valid():
+            await self.send_error("invalid_frame", frame_type=frame_type, fields=form.error_fields())
+            return
+        try:
+            await getattr(self, handler.method)(**form.cleaned_data)
+        except ValidationError as error:
+            code = error.code if error.code in ERRORS else "server_error"
+            await self.send_error(code, frame_type=frame_type, client_id=form.cleaned_data.get("client_id"))
+
+    async def send_frame(self, frame_type: str, data: dict[str, Any]) -> None:
+        await self.send_json({"type": frame_type, "data": data})
+
+    async def send_error(self, code: str, *, frame_type: str | None = None, **extra: Any) -> None:
+        data = {"code": code, "message": error_message(code)}
+        if frame_type is not None:
+            data["frame_type"] = frame_type
+        data.update({key: value for key, value in extra.items() if value is not None})
+        await self.send_frame("error", data)
+

@@ -1,0 +1,258 @@
+"""Settings for Do It Online Assist, read from the environment with safe embedded defaults.
+
+Every variable is documented in `.env.example` and the README. With nothing set, the
+project runs as a development demo: SQLite in the project folder and the in-memory
+channel layer. `DATABASE_URL` switches to PostgreSQL and `REDIS_URL` to channels_redis.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from csp.constants import NONCE, SELF
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEVELOPMENT_SECRET_KEY = "django-insecure-development-only-do-not-deploy"
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS")
+if DEBUG:
+    SECRET_KEY = SECRET_KEY or DEVELOPMENT_SECRET_KEY
+    ALLOWED_HOSTS = ALLOWED_HOSTS or ["127.0.0.1", "localhost", "[::1]"]
+else:
+    # Refuse to start rather than run production on a guessable key or accept any Host.
+    if not SECRET_KEY or SECRET_KEY == DEVELOPMENT_SECRET_KEY:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY must be set to a long random value when DJANGO_DEBUG is off "
+            "(or set DJANGO_DEBUG=1 for local development)."
+        )
+    if not ALLOWED_HOSTS:
+        raise ImproperlyConfigured(
+            "DJANGO_ALLOWED_HOSTS must list this site's host names (comma-separated) "
+            "when DJANGO_DEBUG is off."
+        )
+
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.forms",
+    "channels",
+    "csp",
+    "kiosk",
+    "chat",
+    "agents_console",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "config" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "csp.context_processors.nonce",
+                "config.context_processors.council",
+            ],
+        },
+    },
+]
+
+# --- Database --------------------------------------------------------------------------
+# No DATABASE_URL: SQLite in the project folder. IMMEDIATE transactions and a busy timeout
+# let two Daphne processes share the file without "database is locked" on every write.
+SQLITE_OPTIONS = {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
+DATABASES = {
+    "default": dj_database_url.config(
+        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+        conn_max_age=int(os.environ.get("DJANGO_DB_CONN_MAX_AGE", "0")),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(SQLITE_OPTIONS)
+    # Browser and multi-process tests need the test database in a file other processes
+    # can open, never the in-memory default.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Channel layer -----------------------------------------------------------------------
+# The database is the source of truth; the layer is transport only. Both Redis layers are
+# supported. The pub/sub layer is the default: measured on these machines it carried two to
+# three times the messages of the core layer and kept delivering under overload, where the
+# core layer silently drops once a channel holds `capacity` messages (docs/performance.md).
+REDIS_URL = os.environ.get("REDIS_URL", "")
+CHANNEL_LAYER_KIND = os.environ.get("CHANNEL_LAYER", "pubsub" if REDIS_URL else "memory")
+CHANNEL_LAYER_PREFIX = os.environ.get("CHANNEL_LAYER_PREFIX", "dioa")
+# A console tab may stay open for a whole working day, so group membership must outlive it.
+WEBSOCKET_MAX_AGE_SECONDS = 12 * 60 * 60
+
+if CHANNEL_LAYER_KIND == "memory":
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": 1000, "expiry": 60, "group_expiry": WEBSOCKET_MAX_AGE_SECONDS},
+        }
+    }
+elif not REDIS_URL:
+    raise ImproperlyConfigured(f"CHANNEL_LAYER={CHANNEL_LAYER_KIND} needs REDIS_URL.")
+elif CHANNEL_LAYER_KIND == "core":
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                # redis-py 8's defaults (5 s socket timeout, 100-connection pool that fails at
+                # once) kill idle consumers and bursts of joins; see docs/architecture.md.
+                "hosts": [
+                    {"address": url, "socket_timeout": 30, "max_connections": 5000}
+                    for url in REDIS_URL.split(",")
+                ],
+                "prefix": CHANNEL_LAYER_PREFIX,
+                # A busy conversation group must not drop a burst; 1,000 queued events per
+                # consumer is far above what one person's socket receives in `expiry` seconds.
+                "capacity": 1000,
+                "expiry": 60,
+                "group_expiry": WEBSOCKET_MAX_AGE_SECONDS,
+            },
+        }
+    }
+elif CHANNEL_LAYER_KIND == "pubsub":
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": url} for url in REDIS_URL.split(",")],
+                "prefix": CHANNEL_LAYER_PREFIX,
+            },
+        }
+    }
+else:
+    raise ImproperlyConfigured("CHANNEL_LAYER must be one of memory, core, pubsub.")
+
+# --- Auth ------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "agents_console:home"
+LOGOUT_REDIRECT_URL = "login"
+
+# --- Internationalisation ----------------------------------------------------------------
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = "Europe/London"
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files ----------------------------------------------------------------------------
+# Front-end packages come from npm at set-up time; `make assets` compiles the council's
+# GOV.UK Frontend build into build/static. Nothing comes from a CDN.
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "config" / "static", BASE_DIR / "build" / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# --- Security --------------------------------------------------------------------------------
+# One switch turns on everything that only works behind HTTPS.
+HTTPS_ONLY = env_bool("DJANGO_HTTPS", False)
+SESSION_COOKIE_SECURE = HTTPS_ONLY
+CSRF_COOKIE_SECURE = HTTPS_ONLY
+SECURE_SSL_REDIRECT = HTTPS_ONLY
+SECURE_HSTS_SECONDS = 31536000 if HTTPS_ONLY else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS_ONLY
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS_ONLY else None
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        # Inline scripts only with the per-response nonce (GOV.UK's one-line
+        # "govuk-frontend-supported" class switch); no inline handlers anywhere.
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        # CSP Level 3 lets 'self' match ws:/wss: on the same host, which is all we need.
+        "connect-src": [SELF],
+        "frame-ancestors": ["'none'"],
+        "form-action": [SELF],
+        "base-uri": [SELF],
+        "object-src": ["'none'"],
+    }
+}
+
+# --- Email --------------------------------------------------------------------------------
+EMAIL_BACKEND = os.environ.get("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "do-it-online@millbrook.example.gov.uk")
+
+# --- Product settings -----------------------------------------------------------------------
+COUNCIL_NAME = os.environ.get("COUNCIL_NAME", "Millbrook District Council")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
+    "loggers": {"django.channels.server": {"level": "WARNING"}},
+}
+FORM_RENDERER = "config.forms.GovukFormRenderer"

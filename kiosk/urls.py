@@ -1,0 +1,10 @@
+from django.urls import path
+
+from kiosk import views
+
+app_name = "kiosk"
+
+urlpatterns = [
+    path("", views.council_home, name="council_home"),
+    path("kiosk/", views.kiosk_home, name="home"),
+]
