@@ -31,7 +31,7 @@ def token_hash(token: str) -> str:
 def _locked_conversation(conversation_id: int) -> Conversation:
     """The conversation row, locked until the transaction ends (every state change takes it)."""
     try:
-        return Conversation.objects.select_for_update().select_related("assigned_helper", "service").get(
+        return Conversation.objects.select_for_update(of=("self",)).select_related("assigned_helper", "service").get(
             pk=conversation_id
         )
     except Conversation.DoesNotExist:

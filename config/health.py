@@ -3,7 +3,7 @@
 import asyncio
 import logging
 
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.db import connection
 from django.http import JsonResponse
@@ -40,7 +40,7 @@ async def _check(name: str, check) -> bool:
 @never_cache
 @require_GET
 async def healthz(request):
-    database = await _check("database", database_sync_to_async(_database_ok))
+    database = await _check("database", sync_to_async(_database_ok))
     channel_layer = await _check("channel layer", _channel_layer_ok)
     healthy = database and channel_layer
     return JsonResponse(

@@ -1,0 +1,195 @@
+"""The helper's console websocket, driven through the real ASGI application."""
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.test import Client
+
+from chat.models import Conversation, Message
+from config.asgi import application
+from tests.chat.test_consumers import connect as connect_visitor
+from tests.chat.test_consumers import expect, send, start
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def console(user=None):
+    headers = [(b"origin", b"http://testserver")]
+    if user is not None:
+        client = Client()
+        await sync_to_async(client.force_login)(user)
+        cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+        headers.append((b"cookie", cookie.encode()))
+    communicator = WebsocketCommunicator(application, "/ws/console/", headers=headers)
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+async def assert_refused(communicator):
+    error = await expect(communicator, "error")
+    assert error["code"] == "forbidden"
+    output = await communicator.receive_output(timeout=1)
+    assert output == {"type": "websocket.close", "code": 4403}
+
+
+async def test_anonymous_is_refused():
+    await assert_refused(await console())
+
+
+async def test_signed_in_account_without_a_role_is_refused(resident_account):
+    await assert_refused(await console(resident_account))
+
+
+@pytest.mark.parametrize("role_fixture", ["advisor", "volunteer", "supervisor"])
+async def test_each_role_gets_the_queue_snapshot(role_fixture, request):
+    user = await sync_to_async(request.getfixturevalue)(role_fixture)
+    communicator = await console(user)
+
+    snapshot = await expect(communicator, "queue.snapshot")
+
+    assert snapshot == {"waiting": [], "mine": []}
+    await communicator.disconnect()
+
+
+async def test_the_whole_loop_between_a_resident_and_an_advisor(advisor):
+    helper = await console(advisor)
+    await expect(helper, "queue.snapshot")
+    visitor = await connect_visitor()
+    await start(visitor, name="Pat")
+    queued = await expect(helper, "conversation.queued")
+    conversation_id = queued["conversation"]["id"]
+    assert queued["conversation"]["visitor_name"] == "Pat"
+
+    await send(visitor, "I missed my bin", "v-1")
+    await expect(visitor, "message.created")
+    await helper.send_json_to({"type": "conversation.accept", "data": {"conversation_id": conversation_id}})
+    # The accepting socket gets its snapshot first; the queue event follows from the layer.
+    snapshot = await expect(helper, "state.snapshot")
+    assigned = await expect(helper, "conversation.assigned")
+    assert assigned["conversation"]["assigned_helper_id"] == advisor.pk
+    assert [m["body"] for m in snapshot["messages"]] == ["I missed my bin", "Alex joined the conversation."]
+
+    joined = await expect(visitor, "message.created")
+    updated = await expect(visitor, "conversation.updated")
+    assert joined["author"]["kind"] == "system"
+    assert updated["conversation"] == {
+        "id": conversation_id,
+        "status": "active",
+        "channel": "web",
+        "helper_name": "Alex",
+        "last_seq": 2,
+        "ended_by": None,
+    }
+
+    await helper.send_json_to(
+        {"type": "message.send", "data": {"conversation_id": conversation_id, "client_id": "h-1", "body": "I can help"}}
+    )
+    assert (await expect(visitor, "message.created"))["body"] == "I can help"
+    assert (await expect(helper, "message.created"))["author"] == {"kind": "helper", "name": "Alex"}
+
+    await send(visitor, "Thank you", "v-2")
+    assert (await expect(helper, "message.created"))["body"] == "Thank you"
+    await expect(visitor, "message.created")
+
+    await helper.send_json_to({"type": "conversation.end", "data": {"conversation_id": conversation_id}})
+    assert (await expect(helper, "message.created"))["body"] == "The helper ended the conversation."
+    ended = await expect(helper, "conversation.ended")
+    assert ended["conversation"]["status"] == "ended"
+    assert (await expect(visitor, "message.created"))["author"]["kind"] == "system"
+    assert (await expect(visitor, "conversation.updated"))["conversation"]["status"] == "ended"
+    assert await helper.receive_nothing(timeout=0.2)
+    assert await Message.objects.filter(conversation_id=conversation_id).acount() == 5
+    await helper.disconnect()
+    await visitor.disconnect()
+
+
+async def test_the_second_helper_to_accept_is_told_it_is_gone(advisor, other_advisor):
+    first = await console(advisor)
+    second = await console(other_advisor)
+    await expect(first, "queue.snapshot")
+    await expect(second, "queue.snapshot")
+    visitor = await connect_visitor()
+    await start(visitor)
+    conversation_id = (await expect(first, "conversation.queued"))["conversation"]["id"]
+    await expect(second, "conversation.queued")
+
+    await first.send_json_to({"type": "conversation.accept", "data": {"conversation_id": conversation_id}})
+    await expect(first, "state.snapshot")
+    await expect(first, "conversation.assigned")
+    await second.send_json_to({"type": "conversation.accept", "data": {"conversation_id": conversation_id}})
+    assigned_seen_by_second = await expect(second, "conversation.assigned")
+    error = await expect(second, "error")
+
+    assert assigned_seen_by_second["conversation"]["assigned_helper_id"] == advisor.pk
+    assert error["code"] == "conversation_gone"
+    conversation = await Conversation.objects.aget(pk=conversation_id)
+    assert conversation.assigned_helper_id == advisor.pk
+    for communicator in (first, second, visitor):
+        await communicator.disconnect()
+
+
+async def test_a_helper_cannot_open_or_post_in_someone_elses_conversation(advisor, other_advisor):
+    owner = await console(advisor)
+    intruder = await console(other_advisor)
+    await expect(owner, "queue.snapshot")
+    await expect(intruder, "queue.snapshot")
+    visitor = await connect_visitor()
+    await start(visitor)
+    conversation_id = (await expect(owner, "conversation.queued"))["conversation"]["id"]
+    await owner.send_json_to({"type": "conversation.accept", "data": {"conversation_id": conversation_id}})
+    await expect(owner, "state.snapshot")
+    await expect(owner, "conversation.assigned")
+    await expect(intruder, "conversation.queued")
+    await expect(intruder, "conversation.assigned")
+
+    await intruder.send_json_to({"type": "conversation.open", "data": {"conversation_id": conversation_id}})
+    open_error = await expect(intruder, "error")
+    await intruder.send_json_to(
+        {"type": "message.send", "data": {"conversation_id": conversation_id, "client_id": "x", "body": "hello"}}
+    )
+    send_error = await expect(intruder, "error")
+    await intruder.send_json_to({"type": "conversation.end", "data": {"conversation_id": conversation_id}})
+    end_error = await expect(intruder, "error")
+
+    assert [open_error["code"], send_error["code"], end_error["code"]] == ["not_assigned"] * 3
+    assert await intruder.receive_nothing(timeout=0.2), "the intruder must see no message of the conversation"
+    assert await Message.objects.filter(author_kind="helper").acount() == 0
+    assert (await Conversation.objects.aget(pk=conversation_id)).status == "active"
+    for communicator in (owner, intruder, visitor):
+        await communicator.disconnect()
+
+
+async def test_a_reconnecting_helper_reopens_a_conversation_from_its_last_seq(advisor):
+    helper = await console(advisor)
+    await expect(helper, "queue.snapshot")
+    visitor = await connect_visitor()
+    await start(visitor)
+    conversation_id = (await expect(helper, "conversation.queued"))["conversation"]["id"]
+    await helper.send_json_to({"type": "conversation.accept", "data": {"conversation_id": conversation_id}})
+    await expect(helper, "state.snapshot")
+    await expect(helper, "conversation.assigned")
+    await helper.disconnect()
+
+    await send(visitor, "are you there?", "v-1")
+    again = await console(advisor)
+    snapshot = await expect(again, "queue.snapshot")
+    assert [c["id"] for c in snapshot["mine"]] == [conversation_id]
+    await again.send_json_to({"type": "conversation.open", "data": {"conversation_id": conversation_id, "last_seq": 1}})
+    reopened = await expect(again, "state.snapshot")
+
+    assert [m["body"] for m in reopened["messages"]] == ["are you there?"]
+    await again.disconnect()
+    await visitor.disconnect()
+
+
+async def test_the_resident_never_receives_queue_events(advisor):
+    visitor = await connect_visitor()
+    await start(visitor)
+    other_visitor = await connect_visitor()
+    await start(other_visitor, name="Someone else")
+
+    assert await visitor.receive_nothing(timeout=0.3), "another resident's arrival must not reach this resident"
+    await visitor.disconnect()
+    await other_visitor.disconnect()

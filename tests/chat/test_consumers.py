@@ -1,0 +1,249 @@
+"""The resident's websocket, driven through the real ASGI application."""
+
+import json
+
+import pytest
+from channels.testing import WebsocketCommunicator
+
+from chat import services
+from chat.models import Conversation, Message
+from chat.protocol import MAX_FRAME_BYTES
+from config.asgi import application
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ORIGIN = (b"origin", b"http://testserver")
+
+
+async def connect(origin=ORIGIN):
+    communicator = WebsocketCommunicator(application, "/ws/chat/", headers=[origin])
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+async def expect(communicator, frame_type):
+    frame = await communicator.receive_json_from(timeout=3)
+    assert frame["type"] == frame_type, frame
+    return frame["data"]
+
+
+async def start(communicator, **data):
+    await communicator.send_json_to({"type": "conversation.start", "data": data})
+    token = (await expect(communicator, "conversation.started"))["token"]
+    snapshot = await expect(communicator, "state.snapshot")
+    return token, snapshot
+
+
+async def send(communicator, body, client_id):
+    await communicator.send_json_to({"type": "message.send", "data": {"client_id": client_id, "body": body}})
+
+
+async def test_start_then_send_stores_and_echoes_the_message():
+    communicator = await connect()
+    token, snapshot = await start(communicator, name="Pat")
+
+    assert snapshot["conversation"]["status"] == "waiting"
+    assert snapshot["messages"] == []
+    await send(communicator, "Hello", "c-1")
+    message = await expect(communicator, "message.created")
+
+    assert (message["seq"], message["body"], message["client_id"]) == (1, "Hello", "c-1")
+    conversation = await Conversation.objects.aget(token_hash=services.token_hash(token))
+    assert conversation.visitor_name == "Pat"
+    assert await Message.objects.filter(conversation=conversation).acount() == 1
+    await communicator.disconnect()
+
+
+async def test_resume_returns_exactly_the_missed_messages_in_order():
+    first = await connect()
+    token, _ = await start(first)
+    for index in range(1, 6):
+        await send(first, f"message {index}", f"c-{index}")
+        await expect(first, "message.created")
+    await first.disconnect()
+
+    second = await connect()
+    await second.send_json_to({"type": "conversation.resume", "data": {"token": token, "last_seq": 2}})
+    snapshot = await expect(second, "state.snapshot")
+
+    assert [m["seq"] for m in snapshot["messages"]] == [3, 4, 5]
+    assert [m["body"] for m in snapshot["messages"]] == ["message 3", "message 4", "message 5"]
+    assert snapshot["has_more"] is False
+    assert await second.receive_nothing(timeout=0.2)
+    await second.disconnect()
+
+
+async def test_resending_after_a_lost_connection_returns_the_stored_message_once():
+    first = await connect()
+    token, _ = await start(first)
+    await send(first, "Did this arrive?", "lost-ack")
+    await expect(first, "message.created")
+    await first.disconnect()
+
+    # The client never saw the acknowledgement, so it resumes from 0 and resends.
+    second = await connect()
+    await second.send_json_to({"type": "conversation.resume", "data": {"token": token, "last_seq": 0}})
+    snapshot = await expect(second, "state.snapshot")
+    await send(second, "Did this arrive?", "lost-ack")
+
+    assert [m["client_id"] for m in snapshot["messages"]] == ["lost-ack"]
+    assert await second.receive_nothing(timeout=0.3), "the same seq must not reach one socket twice"
+    assert await Message.objects.filter(client_id="lost-ack").acount() == 1
+    await second.disconnect()
+
+
+async def test_resend_on_a_fresh_socket_without_resume_history_gets_the_stored_copy():
+    first = await connect()
+    token, _ = await start(first)
+    await send(first, "Hello", "c-1")
+    await expect(first, "message.created")
+    await first.disconnect()
+
+    second = await connect()
+    await second.send_json_to({"type": "conversation.resume", "data": {"token": token, "last_seq": 1}})
+    await expect(second, "state.snapshot")
+    await send(second, "Hello", "c-1")
+    message = await expect(second, "message.created")
+
+    assert (message["seq"], message["client_id"]) == (1, "c-1")
+    assert await Message.objects.acount() == 1
+    await second.disconnect()
+
+
+async def test_a_wrong_token_reads_nothing_and_posts_nothing():
+    owner = await connect()
+    await start(owner)
+    await send(owner, "private", "c-1")
+    await expect(owner, "message.created")
+
+    stranger = await connect()
+    await stranger.send_json_to({"type": "conversation.resume", "data": {"token": "not-the-token", "last_seq": 0}})
+    error = await expect(stranger, "error")
+    await send(stranger, "let me in", "c-2")
+    not_joined = await expect(stranger, "error")
+
+    assert error["code"] == "conversation_not_found"
+    assert not_joined["code"] == "not_joined"
+    assert await Message.objects.acount() == 1
+    await owner.disconnect()
+    await stranger.disconnect()
+
+
+async def test_start_twice_on_one_socket_is_refused():
+    communicator = await connect()
+    await start(communicator)
+    await communicator.send_json_to({"type": "conversation.start", "data": {}})
+
+    assert (await expect(communicator, "error"))["code"] == "already_joined"
+    assert await Conversation.objects.acount() == 1
+    await communicator.disconnect()
+
+
+async def test_unknown_service_is_refused_and_creates_nothing():
+    communicator = await connect()
+    await communicator.send_json_to({"type": "conversation.start", "data": {"service": "no-such-service"}})
+
+    assert (await expect(communicator, "error"))["code"] == "service_not_found"
+    assert await Conversation.objects.acount() == 0
+    await communicator.disconnect()
+
+
+async def test_resident_ends_the_conversation_and_can_no_longer_post():
+    communicator = await connect()
+    await start(communicator)
+    await communicator.send_json_to({"type": "conversation.end", "data": {}})
+    system = await expect(communicator, "message.created")
+    updated = await expect(communicator, "conversation.updated")
+    await send(communicator, "one more thing", "c-9")
+    error = await expect(communicator, "error")
+
+    assert system["author"]["kind"] == "system"
+    assert updated["conversation"]["status"] == "ended"
+    assert updated["conversation"]["ended_by"] == "visitor"
+    assert (error["code"], error["client_id"]) == ("conversation_ended", "c-9")
+    await communicator.disconnect()
+
+
+async def test_ping_reports_the_last_sequence_number():
+    communicator = await connect()
+    await start(communicator)
+    await send(communicator, "Hello", "c-1")
+    await expect(communicator, "message.created")
+    await communicator.send_json_to({"type": "ping", "data": {}})
+
+    assert (await expect(communicator, "pong")) == {"last_seq": 1}
+    await communicator.disconnect()
+
+
+BAD_FRAMES = [
+    pytest.param("{not json", "malformed_json", id="malformed-json"),
+    pytest.param("[1, 2]", "invalid_envelope", id="not-an-object"),
+    pytest.param('{"data": {}}', "invalid_envelope", id="missing-type"),
+    pytest.param('{"type": 5, "data": {}}', "invalid_envelope", id="type-not-string"),
+    pytest.param('{"type": "message.send", "data": []}', "invalid_envelope", id="data-not-object"),
+    pytest.param('{"type": "message.delete", "data": {}}', "unknown_type", id="unknown-type"),
+    pytest.param('{"type": "message.send", "data": {"client_id": "c"}}', "invalid_frame", id="missing-body"),
+    pytest.param('{"type": "message.send", "data": {"client_id": "c", "body": ["x"]}}', "invalid_frame", id="body-wrong-type"),
+    pytest.param('{"type": "message.send", "data": {"client_id": "c", "body": "   "}}', "invalid_frame", id="blank-body"),
+    pytest.param(
+        json.dumps({"type": "message.send", "data": {"client_id": "c", "body": "x" * 2001}}),
+        "invalid_frame",
+        id="body-too-long",
+    ),
+    pytest.param('{"type": "message.send", "data": {"client_id": "bad id!", "body": "x"}}', "invalid_frame", id="bad-client-id"),
+    pytest.param('{"type": "message.send", "data": {"client_id": "c", "body": "a\\u0000b"}}', "invalid_frame", id="nul-byte"),
+    pytest.param('{"type": "conversation.resume", "data": {"token": "t", "last_seq": -1}}', "invalid_frame", id="negative-seq"),
+    pytest.param('{"type": "conversation.resume", "data": {"token": "t", "last_seq": true}}', "invalid_frame", id="bool-seq"),
+    pytest.param("x" * (MAX_FRAME_BYTES + 1), "frame_too_large", id="oversize"),
+]
+
+
+@pytest.mark.parametrize(("raw", "code"), BAD_FRAMES)
+async def test_a_bad_frame_gets_an_error_and_changes_nothing(raw, code):
+    communicator = await connect()
+    token, _ = await start(communicator)
+    await communicator.send_to(text_data=raw)
+    error = await expect(communicator, "error")
+
+    assert error["code"] == code
+    assert error["message"]
+    assert await Message.objects.acount() == 0
+    # The socket survives and still works.
+    await send(communicator, "still here", "after")
+    assert (await expect(communicator, "message.created"))["body"] == "still here"
+    await communicator.disconnect()
+
+
+async def test_binary_frames_are_refused():
+    communicator = await connect()
+    await communicator.send_to(bytes_data=b"\x00\x01")
+
+    assert (await expect(communicator, "error"))["code"] == "binary_not_supported"
+    await communicator.disconnect()
+
+
+async def test_a_flood_is_rate_limited_with_one_error_and_stores_only_what_was_allowed():
+    communicator = await connect()
+    await start(communicator)
+    for index in range(60):
+        await send(communicator, f"flood {index}", f"f-{index}")
+    frames = []
+    while not await communicator.receive_nothing(timeout=0.5):
+        frames.append(await communicator.receive_json_from())
+
+    created = [f for f in frames if f["type"] == "message.created"]
+    errors = [f for f in frames if f["type"] == "error"]
+    stored = await Message.objects.acount()
+    assert errors and all(e["data"]["code"] == "rate_limited" for e in errors)
+    assert len(errors) <= 2, "a flood must not be answered by a flood"
+    assert stored == len(created) < 60
+    await communicator.disconnect()
+
+
+async def test_a_foreign_origin_is_refused_at_the_handshake():
+    communicator = WebsocketCommunicator(application, "/ws/chat/", headers=[(b"origin", b"https://evil.example")])
+    connected, _ = await communicator.connect()
+
+    assert not connected
+    await communicator.disconnect()

@@ -1,0 +1,72 @@
+"""Settings come from the environment, and production refuses unsafe defaults."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from config.settings import BASE_DIR
+
+
+def load_settings(**env):
+    """Import the settings in a fresh interpreter with exactly `env` set, return its output."""
+    clean = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "DATABASE_", "REDIS_"))}
+    clean.pop("CHANNEL_LAYER", None)
+    clean.update(env)
+    code = (
+        "import config.settings as s, json;"
+        "print(json.dumps({'engine': s.DATABASES['default']['ENGINE'],"
+        " 'layer': s.CHANNEL_LAYERS['default']['BACKEND'], 'debug': s.DEBUG,"
+        " 'config': {k: v for k, v in s.CHANNEL_LAYERS['default'].get('CONFIG', {}).items() if k != 'hosts'}}))"
+    )
+    return subprocess.run([sys.executable, "-c", code], cwd=BASE_DIR, env=clean, capture_output=True, text=True)
+
+
+def test_defaults_are_sqlite_and_the_in_memory_layer_in_development():
+    result = load_settings(DJANGO_DEBUG="1")
+    assert result.returncode == 0, result.stderr
+    assert '"engine": "django.db.backends.sqlite3"' in result.stdout
+    assert '"layer": "channels.layers.InMemoryChannelLayer"' in result.stdout
+
+
+def test_database_url_switches_to_postgresql_and_redis_url_to_the_redis_layer():
+    result = load_settings(
+        DJANGO_DEBUG="1", DATABASE_URL="postgres://postgres@127.0.0.1:5432/test", REDIS_URL="redis://127.0.0.1:6379/0"
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"engine": "django.db.backends.postgresql"' in result.stdout
+    assert '"layer": "channels_redis.pubsub.RedisPubSubChannelLayer"' in result.stdout
+
+
+def test_the_core_redis_layer_has_deliberate_capacity_and_expiry():
+    result = load_settings(DJANGO_DEBUG="1", REDIS_URL="redis://127.0.0.1:6379/0", CHANNEL_LAYER="core")
+    assert result.returncode == 0, result.stderr
+    assert '"layer": "channels_redis.core.RedisChannelLayer"' in result.stdout
+    assert '"capacity": 1000' in result.stdout
+    assert '"group_expiry": 43200' in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DJANGO_ALLOWED_HOSTS": "council.example"}, "DJANGO_SECRET_KEY must be set"),
+        (
+            {"DJANGO_SECRET_KEY": "django-insecure-development-only-do-not-deploy", "DJANGO_ALLOWED_HOSTS": "x"},
+            "DJANGO_SECRET_KEY must be set",
+        ),
+        ({"DJANGO_SECRET_KEY": "a-long-random-production-key-" + "z" * 30}, "DJANGO_ALLOWED_HOSTS must list"),
+        ({"DJANGO_DEBUG": "1", "CHANNEL_LAYER": "core"}, "CHANNEL_LAYER=core needs REDIS_URL"),
+    ],
+)
+def test_unsafe_or_incomplete_settings_stop_start_up_with_a_clear_message(env, message):
+    result = load_settings(**env)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert message in result.stderr
+
+
+def test_production_settings_start_with_a_real_key_and_hosts():
+    result = load_settings(DJANGO_SECRET_KEY="a-long-random-production-key-" + "z" * 30, DJANGO_ALLOWED_HOSTS="council.example")
+    assert result.returncode == 0, result.stderr
+    assert '"debug": false' in result.stdout
