@@ -36,6 +36,7 @@ def helper_role(user) -> Role | None:
 
 def helper_required(view):
     """Lets in signed-in staff with a console role; others sign in or get 403, and it is logged."""
+
     @functools.wraps(view)
     def wrapper(request, *args, **kwargs):
         if not request.user.is_authenticated:

@@ -85,7 +85,8 @@ class Message(models.Model):
     author_name = models.CharField(max_length=150, blank=True)
     body = models.TextField(_("text"))
     # Chosen by the sending client so that a resend after a lost connection is recognised.
-    client_id = models.CharField(max_length=64, null=True, blank=True)
+    # NULL rather than "" for system messages, so the unique constraint ignores them.
+    client_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     created_at = models.DateTimeField(_("sent"), auto_now_add=True)
 
     class Meta:

@@ -111,4 +111,3 @@ class FrameConsumer(AsyncJsonWebsocketConsumer):
             data["frame_type"] = frame_type
         data.update({key: value for key, value in extra.items() if value is not None})
         await self.send_frame("error", data)
-

@@ -34,9 +34,7 @@ def conversation_list_active_for_helper(*, helper_id: int) -> QuerySet[Conversat
 
 def message_list_after(*, conversation_id: int, after_seq: int, limit: int = SNAPSHOT_MESSAGE_LIMIT) -> list[Message]:
     """Up to `limit` messages with a sequence number above `after_seq`, in order."""
-    return list(
-        Message.objects.filter(conversation_id=conversation_id, seq__gt=after_seq).order_by("seq")[:limit]
-    )
+    return list(Message.objects.filter(conversation_id=conversation_id, seq__gt=after_seq).order_by("seq")[:limit])
 
 
 def conversation_last_seqs(*, conversation_ids: list[int]) -> dict[int, int]:

@@ -31,8 +31,10 @@ def token_hash(token: str) -> str:
 def _locked_conversation(conversation_id: int) -> Conversation:
     """The conversation row, locked until the transaction ends (every state change takes it)."""
     try:
-        return Conversation.objects.select_for_update(of=("self",)).select_related("assigned_helper", "service").get(
-            pk=conversation_id
+        return (
+            Conversation.objects.select_for_update(of=("self",))
+            .select_related("assigned_helper", "service")
+            .get(pk=conversation_id)
         )
     except Conversation.DoesNotExist:
         raise chat_error("conversation_not_found") from None

@@ -20,7 +20,9 @@ application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(chat.routing.websocket_urlpatterns + agents_console.routing.websocket_urlpatterns))
+            AuthMiddlewareStack(
+                URLRouter(chat.routing.websocket_urlpatterns + agents_console.routing.websocket_urlpatterns)
+            )
         ),
     }
 )

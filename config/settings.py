@@ -14,7 +14,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-DEVELOPMENT_SECRET_KEY = "django-insecure-development-only-do-not-deploy"
+# Named so that production start-up can refuse it (below).
+DEVELOPMENT_SECRET_KEY = "django-insecure-development-only-do-not-deploy"  # noqa: S105
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -44,8 +45,7 @@ else:
         )
     if not ALLOWED_HOSTS:
         raise ImproperlyConfigured(
-            "DJANGO_ALLOWED_HOSTS must list this site's host names (comma-separated) "
-            "when DJANGO_DEBUG is off."
+            "DJANGO_ALLOWED_HOSTS must list this site's host names (comma-separated) when DJANGO_DEBUG is off."
         )
 
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
@@ -102,8 +102,9 @@ TEMPLATES = [
 
 # --- Database --------------------------------------------------------------------------
 # No DATABASE_URL: SQLite in the project folder. IMMEDIATE transactions and a busy timeout
-# let two Daphne processes share the file without "database is locked" on every write.
-SQLITE_OPTIONS = {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
+# let several processes share the file without "database is locked" on every write. WAL is
+# deliberately off: the browser tests' forked live server then read stale snapshots.
+SQLITE_OPTIONS = {"transaction_mode": "IMMEDIATE", "timeout": 20}
 DATABASES = {
     "default": dj_database_url.config(
         default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
@@ -113,9 +114,6 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(SQLITE_OPTIONS)
-    # Browser and multi-process tests need the test database in a file other processes
-    # can open, never the in-memory default.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -147,8 +145,7 @@ elif CHANNEL_LAYER_KIND == "core":
                 # redis-py 8's defaults (5 s socket timeout, 100-connection pool that fails at
                 # once) kill idle consumers and bursts of joins; see docs/architecture.md.
                 "hosts": [
-                    {"address": url, "socket_timeout": 30, "max_connections": 5000}
-                    for url in REDIS_URL.split(",")
+                    {"address": url, "socket_timeout": 30, "max_connections": 5000} for url in REDIS_URL.split(",")
                 ],
                 "prefix": CHANNEL_LAYER_PREFIX,
                 # A busy conversation group must not drop a burst; 1,000 queued events per

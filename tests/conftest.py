@@ -34,6 +34,17 @@ def need(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def close_async_thread_connections(django_db_setup, django_db_blocker):
+    """Close the connection async tests opened in asgiref's worker thread before the test
+    database is dropped (PostgreSQL refuses to drop a database still in use)."""
+    yield
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result()
+
+
 @pytest.fixture
 def roles(db):
     """The role groups; transactional tests flush what the data migration created."""

@@ -6,39 +6,100 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('chat', '0001_initial'),
-        ('kiosk', '0001_initial'),
+        ("chat", "0001_initial"),
+        ("kiosk", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AssistedTransaction',
+            name="AssistedTransaction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('channel', models.CharField(choices=[('web', 'Webchat'), ('kiosk', 'Kiosk'), ('drop_in', 'Drop-in day'), ('walk_in', 'Walk-in at reception')], max_length=16, verbose_name='channel')),
-                ('outcome', models.CharField(choices=[('done_alone', 'Done by the resident alone'), ('done_with_guidance', 'Done with guidance'), ('done_on_behalf', "Done on the resident's behalf"), ('referred', 'Referred elsewhere'), ('not_completed', 'Not completed')], max_length=32, verbose_name='outcome')),
-                ('barrier_access', models.BooleanField(default=False, verbose_name='access')),
-                ('barrier_skills', models.BooleanField(default=False, verbose_name='skills')),
-                ('barrier_confidence', models.BooleanField(default=False, verbose_name='confidence')),
-                ('barrier_motivation', models.BooleanField(default=False, verbose_name='motivation')),
-                ('typed_by', models.CharField(choices=[('resident', 'The resident'), ('helper', 'The helper'), ('both', 'Both')], max_length=16, verbose_name='who typed')),
-                ('can_do_alone_next_time', models.CharField(choices=[('yes', 'Yes'), ('more_practice', 'With more practice'), ('no', 'No')], max_length=16, verbose_name='could do it alone next time')),
-                ('reference', models.CharField(blank=True, max_length=64, verbose_name='reference number')),
-                ('minutes_spent', models.PositiveSmallIntegerField(verbose_name='time spent (minutes)')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='logged')),
-                ('conversation', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='assisted_transaction', to='chat.conversation', verbose_name='conversation')),
-                ('helper', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='assisted_transactions', to=settings.AUTH_USER_MODEL, verbose_name='helper')),
-                ('services', models.ManyToManyField(related_name='assisted_transactions', to='kiosk.service', verbose_name='services')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "channel",
+                    models.CharField(
+                        choices=[
+                            ("web", "Webchat"),
+                            ("kiosk", "Kiosk"),
+                            ("drop_in", "Drop-in day"),
+                            ("walk_in", "Walk-in at reception"),
+                        ],
+                        max_length=16,
+                        verbose_name="channel",
+                    ),
+                ),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("done_alone", "Done by the resident alone"),
+                            ("done_with_guidance", "Done with guidance"),
+                            ("done_on_behalf", "Done on the resident's behalf"),
+                            ("referred", "Referred elsewhere"),
+                            ("not_completed", "Not completed"),
+                        ],
+                        max_length=32,
+                        verbose_name="outcome",
+                    ),
+                ),
+                ("barrier_access", models.BooleanField(default=False, verbose_name="access")),
+                ("barrier_skills", models.BooleanField(default=False, verbose_name="skills")),
+                ("barrier_confidence", models.BooleanField(default=False, verbose_name="confidence")),
+                ("barrier_motivation", models.BooleanField(default=False, verbose_name="motivation")),
+                (
+                    "typed_by",
+                    models.CharField(
+                        choices=[("resident", "The resident"), ("helper", "The helper"), ("both", "Both")],
+                        max_length=16,
+                        verbose_name="who typed",
+                    ),
+                ),
+                (
+                    "can_do_alone_next_time",
+                    models.CharField(
+                        choices=[("yes", "Yes"), ("more_practice", "With more practice"), ("no", "No")],
+                        max_length=16,
+                        verbose_name="could do it alone next time",
+                    ),
+                ),
+                ("reference", models.CharField(blank=True, max_length=64, verbose_name="reference number")),
+                ("minutes_spent", models.PositiveSmallIntegerField(verbose_name="time spent (minutes)")),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="logged")),
+                (
+                    "conversation",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="assisted_transaction",
+                        to="chat.conversation",
+                        verbose_name="conversation",
+                    ),
+                ),
+                (
+                    "helper",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="assisted_transactions",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="helper",
+                    ),
+                ),
+                (
+                    "services",
+                    models.ManyToManyField(
+                        related_name="assisted_transactions", to="kiosk.service", verbose_name="services"
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'assisted transaction',
-                'verbose_name_plural': 'assisted transactions',
-                'ordering': ['-created_at'],
+                "verbose_name": "assisted transaction",
+                "verbose_name_plural": "assisted transactions",
+                "ordering": ["-created_at"],
             },
         ),
     ]

@@ -6,67 +6,135 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('kiosk', '0001_initial'),
+        ("kiosk", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Conversation',
+            name="Conversation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('channel', models.CharField(choices=[('web', 'Webchat'), ('kiosk', 'Kiosk'), ('drop_in', 'Drop-in')], default='web', max_length=16, verbose_name='channel')),
-                ('status', models.CharField(choices=[('waiting', 'Waiting'), ('active', 'Active'), ('ended', 'Ended')], default='waiting', max_length=16, verbose_name='status')),
-                ('token_hash', models.CharField(editable=False, max_length=64, unique=True)),
-                ('visitor_name', models.CharField(blank=True, max_length=80, verbose_name="resident's name")),
-                ('last_seq', models.PositiveIntegerField(default=0, editable=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created')),
-                ('waiting_since', models.DateTimeField(blank=True, null=True, verbose_name='waiting since')),
-                ('assigned_at', models.DateTimeField(blank=True, null=True, verbose_name='assigned')),
-                ('ended_at', models.DateTimeField(blank=True, null=True, verbose_name='ended')),
-                ('ended_by', models.CharField(blank=True, choices=[('visitor', 'Resident'), ('helper', 'Helper'), ('system', 'System')], max_length=16, verbose_name='ended by')),
-                ('assigned_helper', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='assigned_conversations', to=settings.AUTH_USER_MODEL, verbose_name='assigned helper')),
-                ('service', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='conversations', to='kiosk.service', verbose_name='service')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "channel",
+                    models.CharField(
+                        choices=[("web", "Webchat"), ("kiosk", "Kiosk"), ("drop_in", "Drop-in")],
+                        default="web",
+                        max_length=16,
+                        verbose_name="channel",
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("waiting", "Waiting"), ("active", "Active"), ("ended", "Ended")],
+                        default="waiting",
+                        max_length=16,
+                        verbose_name="status",
+                    ),
+                ),
+                ("token_hash", models.CharField(editable=False, max_length=64, unique=True)),
+                ("visitor_name", models.CharField(blank=True, max_length=80, verbose_name="resident's name")),
+                ("last_seq", models.PositiveIntegerField(default=0, editable=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created")),
+                ("waiting_since", models.DateTimeField(blank=True, null=True, verbose_name="waiting since")),
+                ("assigned_at", models.DateTimeField(blank=True, null=True, verbose_name="assigned")),
+                ("ended_at", models.DateTimeField(blank=True, null=True, verbose_name="ended")),
+                (
+                    "ended_by",
+                    models.CharField(
+                        blank=True,
+                        choices=[("visitor", "Resident"), ("helper", "Helper"), ("system", "System")],
+                        max_length=16,
+                        verbose_name="ended by",
+                    ),
+                ),
+                (
+                    "assigned_helper",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="assigned_conversations",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="assigned helper",
+                    ),
+                ),
+                (
+                    "service",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="conversations",
+                        to="kiosk.service",
+                        verbose_name="service",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'conversation',
-                'verbose_name_plural': 'conversations',
-                'ordering': ['created_at'],
+                "verbose_name": "conversation",
+                "verbose_name_plural": "conversations",
+                "ordering": ["created_at"],
             },
         ),
         migrations.CreateModel(
-            name='Message',
+            name="Message",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('seq', models.PositiveIntegerField(verbose_name='sequence number')),
-                ('author_kind', models.CharField(choices=[('visitor', 'Resident'), ('helper', 'Helper'), ('system', 'System')], max_length=16, verbose_name='author')),
-                ('author_name', models.CharField(blank=True, max_length=150)),
-                ('body', models.TextField(verbose_name='text')),
-                ('client_id', models.CharField(blank=True, max_length=64, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='sent')),
-                ('author', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('conversation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='chat.conversation')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("seq", models.PositiveIntegerField(verbose_name="sequence number")),
+                (
+                    "author_kind",
+                    models.CharField(
+                        choices=[("visitor", "Resident"), ("helper", "Helper"), ("system", "System")],
+                        max_length=16,
+                        verbose_name="author",
+                    ),
+                ),
+                ("author_name", models.CharField(blank=True, max_length=150)),
+                ("body", models.TextField(verbose_name="text")),
+                ("client_id", models.CharField(blank=True, max_length=64, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="sent")),
+                (
+                    "author",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "conversation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="messages", to="chat.conversation"
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'message',
-                'verbose_name_plural': 'messages',
-                'ordering': ['conversation', 'seq'],
+                "verbose_name": "message",
+                "verbose_name_plural": "messages",
+                "ordering": ["conversation", "seq"],
             },
         ),
         migrations.AddIndex(
-            model_name='conversation',
-            index=models.Index(fields=['status', 'waiting_since'], name='chat_conver_status_3b327f_idx'),
+            model_name="conversation",
+            index=models.Index(fields=["status", "waiting_since"], name="chat_conver_status_3b327f_idx"),
         ),
         migrations.AddConstraint(
-            model_name='message',
-            constraint=models.UniqueConstraint(fields=('conversation', 'seq'), name='chat_message_unique_seq'),
+            model_name="message",
+            constraint=models.UniqueConstraint(fields=("conversation", "seq"), name="chat_message_unique_seq"),
         ),
         migrations.AddConstraint(
-            model_name='message',
-            constraint=models.UniqueConstraint(condition=models.Q(('client_id__isnull', False)), fields=('conversation', 'client_id'), name='chat_message_unique_client_id'),
+            model_name="message",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("client_id__isnull", False)),
+                fields=("conversation", "client_id"),
+                name="chat_message_unique_client_id",
+            ),
         ),
     ]

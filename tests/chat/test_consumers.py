@@ -184,17 +184,29 @@ BAD_FRAMES = [
     pytest.param('{"type": "message.send", "data": []}', "invalid_envelope", id="data-not-object"),
     pytest.param('{"type": "message.delete", "data": {}}', "unknown_type", id="unknown-type"),
     pytest.param('{"type": "message.send", "data": {"client_id": "c"}}', "invalid_frame", id="missing-body"),
-    pytest.param('{"type": "message.send", "data": {"client_id": "c", "body": ["x"]}}', "invalid_frame", id="body-wrong-type"),
-    pytest.param('{"type": "message.send", "data": {"client_id": "c", "body": "   "}}', "invalid_frame", id="blank-body"),
+    pytest.param(
+        '{"type": "message.send", "data": {"client_id": "c", "body": ["x"]}}', "invalid_frame", id="body-wrong-type"
+    ),
+    pytest.param(
+        '{"type": "message.send", "data": {"client_id": "c", "body": "   "}}', "invalid_frame", id="blank-body"
+    ),
     pytest.param(
         json.dumps({"type": "message.send", "data": {"client_id": "c", "body": "x" * 2001}}),
         "invalid_frame",
         id="body-too-long",
     ),
-    pytest.param('{"type": "message.send", "data": {"client_id": "bad id!", "body": "x"}}', "invalid_frame", id="bad-client-id"),
-    pytest.param('{"type": "message.send", "data": {"client_id": "c", "body": "a\\u0000b"}}', "invalid_frame", id="nul-byte"),
-    pytest.param('{"type": "conversation.resume", "data": {"token": "t", "last_seq": -1}}', "invalid_frame", id="negative-seq"),
-    pytest.param('{"type": "conversation.resume", "data": {"token": "t", "last_seq": true}}', "invalid_frame", id="bool-seq"),
+    pytest.param(
+        '{"type": "message.send", "data": {"client_id": "bad id!", "body": "x"}}', "invalid_frame", id="bad-client-id"
+    ),
+    pytest.param(
+        '{"type": "message.send", "data": {"client_id": "c", "body": "a\\u0000b"}}', "invalid_frame", id="nul-byte"
+    ),
+    pytest.param(
+        '{"type": "conversation.resume", "data": {"token": "t", "last_seq": -1}}', "invalid_frame", id="negative-seq"
+    ),
+    pytest.param(
+        '{"type": "conversation.resume", "data": {"token": "t", "last_seq": true}}', "invalid_frame", id="bool-seq"
+    ),
     pytest.param("x" * (MAX_FRAME_BYTES + 1), "frame_too_large", id="oversize"),
 ]
 
@@ -202,7 +214,7 @@ BAD_FRAMES = [
 @pytest.mark.parametrize(("raw", "code"), BAD_FRAMES)
 async def test_a_bad_frame_gets_an_error_and_changes_nothing(raw, code):
     communicator = await connect()
-    token, _ = await start(communicator)
+    await start(communicator)
     await communicator.send_to(text_data=raw)
     error = await expect(communicator, "error")
 

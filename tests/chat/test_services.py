@@ -16,7 +16,9 @@ def start(**kwargs):
     return services.conversation_start(**kwargs)
 
 
-def test_start_stores_only_the_token_hash_and_queues_for_helpers(broadcasts, django_capture_on_commit_callbacks, service):
+def test_start_stores_only_the_token_hash_and_queues_for_helpers(
+    broadcasts, django_capture_on_commit_callbacks, service
+):
     with django_capture_on_commit_callbacks(execute=True):
         conversation, token = start(visitor_name="Pat", service=service)
 
@@ -26,15 +28,21 @@ def test_start_stores_only_the_token_hash_and_queues_for_helpers(broadcasts, dja
     assert conversation.status == Conversation.Status.WAITING
     assert conversation.waiting_since is not None
     assert broadcasts.sent == [
-        (events.queue_group(), {"type": events.CONVERSATION_QUEUED, "conversation": events.conversation_staff_payload(conversation)})
+        (
+            events.queue_group(),
+            {"type": events.CONVERSATION_QUEUED, "conversation": events.conversation_staff_payload(conversation)},
+        )
     ]
 
 
 def test_nothing_is_broadcast_when_the_transaction_rolls_back(broadcasts, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        with pytest.raises(RuntimeError), transaction.atomic():
-            start()
-            raise RuntimeError("rolled back")
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        start()
+        raise RuntimeError("rolled back")
     assert callbacks == []
     assert broadcasts.sent == []
     assert Conversation.objects.count() == 0
@@ -49,7 +57,10 @@ def test_messages_are_numbered_without_gaps_and_announced_to_the_conversation_on
             conversation_id=conversation.pk, author_kind=Message.AuthorKind.VISITOR, body="Hello", client_id="c-1"
         )
         second, created_second = services.message_create(
-            conversation_id=conversation.pk, author_kind=Message.AuthorKind.VISITOR, body="Anyone there?", client_id="c-2"
+            conversation_id=conversation.pk,
+            author_kind=Message.AuthorKind.VISITOR,
+            body="Anyone there?",
+            client_id="c-2",
         )
 
     assert (first.seq, second.seq) == (1, 2)

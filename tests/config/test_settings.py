@@ -67,6 +67,8 @@ def test_unsafe_or_incomplete_settings_stop_start_up_with_a_clear_message(env, m
 
 
 def test_production_settings_start_with_a_real_key_and_hosts():
-    result = load_settings(DJANGO_SECRET_KEY="a-long-random-production-key-" + "z" * 30, DJANGO_ALLOWED_HOSTS="council.example")
+    result = load_settings(
+        DJANGO_SECRET_KEY="a-long-random-production-key-" + "z" * 30, DJANGO_ALLOWED_HOSTS="council.example"
+    )
     assert result.returncode == 0, result.stderr
     assert '"debug": false' in result.stdout

@@ -10,32 +10,101 @@ from agents_console.roles import Role
 from kiosk.models import KioskDevice, Service, ServiceCategory
 
 CATALOGUE = [
-    ("Bins and recycling", [
-        ("Report a missed bin collection", "report-missed-bin", "/services/report-missed-bin/", True,
-         "Ask for the address and bin colour. Collections are re-run within two working days."),
-        ("Book a bulky waste collection", "book-bulky-waste", "https://millbrook.example.gov.uk/bulky-waste", True,
-         "Payment by card is needed; never ask the resident to read card numbers aloud."),
-    ]),
-    ("Council Tax", [
-        ("Sign up for Council Tax e-billing", "council-tax-ebilling", "/services/council-tax-ebilling/", True,
-         "The Council Tax account number is on the top right of the paper bill."),
-        ("Pay your Council Tax", "pay-council-tax", "https://millbrook.example.gov.uk/council-tax/pay", True,
-         "Let the resident type card details themselves; co-browse masks card fields."),
-        ("Tell us you are moving home", "council-tax-moving", "https://millbrook.example.gov.uk/council-tax/move", True, ""),
-    ]),
-    ("Parking", [
-        ("Apply for a resident parking permit", "resident-parking-permit", "/services/resident-parking-permit/", True,
-         "Needs the vehicle registration and proof of address."),
-    ]),
-    ("Business", [
-        ("Sign up for business rates e-billing", "business-rates-ebilling",
-         "https://millbrook.example.gov.uk/business-rates/ebilling", False, ""),
-        ("Apply for a premises licence", "premises-licence", "https://millbrook.example.gov.uk/licensing/premises", False, ""),
-    ]),
-    ("Housing and planning", [
-        ("Join the housing register", "housing-register", "https://millbrook.example.gov.uk/housing/register", True, ""),
-        ("Upload planning documents", "planning-upload", "https://millbrook.example.gov.uk/planning/upload", False, ""),
-    ]),
+    (
+        "Bins and recycling",
+        [
+            (
+                "Report a missed bin collection",
+                "report-missed-bin",
+                "/services/report-missed-bin/",
+                True,
+                "Ask for the address and bin colour. Collections are re-run within two working days.",
+            ),
+            (
+                "Book a bulky waste collection",
+                "book-bulky-waste",
+                "https://millbrook.example.gov.uk/bulky-waste",
+                True,
+                "Payment by card is needed; never ask the resident to read card numbers aloud.",
+            ),
+        ],
+    ),
+    (
+        "Council Tax",
+        [
+            (
+                "Sign up for Council Tax e-billing",
+                "council-tax-ebilling",
+                "/services/council-tax-ebilling/",
+                True,
+                "The Council Tax account number is on the top right of the paper bill.",
+            ),
+            (
+                "Pay your Council Tax",
+                "pay-council-tax",
+                "https://millbrook.example.gov.uk/council-tax/pay",
+                True,
+                "Let the resident type card details themselves; co-browse masks card fields.",
+            ),
+            (
+                "Tell us you are moving home",
+                "council-tax-moving",
+                "https://millbrook.example.gov.uk/council-tax/move",
+                True,
+                "",
+            ),
+        ],
+    ),
+    (
+        "Parking",
+        [
+            (
+                "Apply for a resident parking permit",
+                "resident-parking-permit",
+                "/services/resident-parking-permit/",
+                True,
+                "Needs the vehicle registration and proof of address.",
+            ),
+        ],
+    ),
+    (
+        "Business",
+        [
+            (
+                "Sign up for business rates e-billing",
+                "business-rates-ebilling",
+                "https://millbrook.example.gov.uk/business-rates/ebilling",
+                False,
+                "",
+            ),
+            (
+                "Apply for a premises licence",
+                "premises-licence",
+                "https://millbrook.example.gov.uk/licensing/premises",
+                False,
+                "",
+            ),
+        ],
+    ),
+    (
+        "Housing and planning",
+        [
+            (
+                "Join the housing register",
+                "housing-register",
+                "https://millbrook.example.gov.uk/housing/register",
+                True,
+                "",
+            ),
+            (
+                "Upload planning documents",
+                "planning-upload",
+                "https://millbrook.example.gov.uk/planning/upload",
+                False,
+                "",
+            ),
+        ],
+    ),
 ]
 
 DEMO_USERS = [

@@ -1,0 +1,82 @@
+"""Real headless Chromium for end-to-end tests, and the axe-core accessibility check."""
+
+import shutil
+from pathlib import Path
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+from config.settings import BASE_DIR
+from tests.conftest import need
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+AXE = Path(BASE_DIR) / "node_modules" / "axe-core" / "axe.min.js"
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+
+CHROMIUM_ARGUMENTS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    # Without these Chromium keeps trying to reach outside hosts, which this network refuses.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1280,1000",
+]
+
+
+def require_browser() -> None:
+    need(
+        shutil.which(CHROMIUM) is not None and shutil.which(CHROMEDRIVER) is not None,
+        "Debian's chromium and chromium-driver are not installed (.ci/run installs them)",
+    )
+    need(AXE.exists(), "node_modules/axe-core is missing (make setup installs it)")
+
+
+def chromium() -> webdriver.Chrome:
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in CHROMIUM_ARGUMENTS:
+        options.add_argument(argument)
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver.implicitly_wait(0)
+    return driver
+
+
+def wait(driver, timeout: float = 10) -> WebDriverWait:
+    return WebDriverWait(driver, timeout)
+
+
+def wait_for_text(driver, selector: str, text: str, timeout: float = 10) -> None:
+    wait(driver, timeout).until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, selector), text))
+
+
+def click(driver, selector: str, timeout: float = 10) -> None:
+    wait(driver, timeout).until(EC.element_to_be_clickable((By.CSS_SELECTOR, selector))).click()
+
+
+def axe_violations(driver) -> list[dict]:
+    """Run axe-core's WCAG 2.2 A and AA rules on the current page and return the violations."""
+    driver.execute_script(AXE.read_text())
+    driver.set_script_timeout(30)
+    result = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document, {runOnly: {type: 'tag', values: arguments[0]}})"
+        ".then(r => done(r.violations)).catch(e => done([{id: 'axe-error', help: String(e), nodes: []}]));",
+        WCAG_TAGS,
+    )
+    return result
+
+
+def describe_violations(violations: list[dict]) -> str:
+    lines = []
+    for violation in violations:
+        targets = [node.get("target") for node in violation.get("nodes", [])]
+        lines.append(f"{violation['id']}: {violation['help']} at {targets}")
+    return "\n".join(lines)
