@@ -1,10 +1,14 @@
 """The whole loop in two real browsers, and axe-core on every page it passes through."""
 
 import importlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from asgiref.sync import SyncToAsync
+from channels.layers import channel_layers
 from channels.testing import ChannelsLiveServerTestCase
+from daphne.testing import DaphneProcess
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -30,8 +34,23 @@ pytestmark = pytest.mark.browser
 ARTIFACTS = Path(BASE_DIR) / "build" / "test-artifacts"
 
 
+class ForkedDaphneProcess(DaphneProcess):
+    """Daphne in a forked child, cleared of what the fork copied but cannot use.
+
+    Earlier async tests in this process leave asgiref's worker-thread executor (its thread
+    does not survive the fork, so database work would wait forever) and a channel layer
+    whose queues belong to their closed event loops.
+    """
+
+    def run(self):
+        SyncToAsync.single_thread_executor = ThreadPoolExecutor(max_workers=1)
+        channel_layers.backends.clear()
+        super().run()
+
+
 class BrowserTestCase(ChannelsLiveServerTestCase):
     host = "127.0.0.1"
+    ProtocolServerProcess = ForkedDaphneProcess
 
     def setUp(self):
         require_browser()
