@@ -193,3 +193,31 @@ async def test_the_resident_never_receives_queue_events(advisor):
     assert await visitor.receive_nothing(timeout=0.3), "another resident's arrival must not reach this resident"
     await visitor.disconnect()
     await other_visitor.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ({"type": "conversation.accept", "data": {}}, "invalid_frame"),
+        ({"type": "conversation.accept", "data": {"conversation_id": "7"}}, "invalid_frame"),
+        ({"type": "conversation.accept", "data": {"conversation_id": 0}}, "invalid_frame"),
+        ({"type": "conversation.accept", "data": {"conversation_id": 987654}}, "conversation_not_found"),
+        (
+            {"type": "message.send", "data": {"conversation_id": 987654, "client_id": "x", "body": "hi"}},
+            "conversation_not_found",
+        ),
+        ({"type": "conversation.start", "data": {}}, "unknown_type"),
+        ({"type": "conversation.open", "data": {"conversation_id": 987654}}, "not_assigned"),
+    ],
+)
+async def test_a_bad_console_frame_gets_an_error_and_changes_nothing(advisor, frame, code):
+    helper = await console(advisor)
+    await expect(helper, "queue.snapshot")
+    await helper.send_json_to(frame)
+
+    assert (await expect(helper, "error"))["code"] == code
+    assert await Conversation.objects.acount() == 0
+    assert await Message.objects.acount() == 0
+    await helper.send_json_to({"type": "ping", "data": {}})
+    assert await expect(helper, "pong") == {"conversations": []}
+    await helper.disconnect()
