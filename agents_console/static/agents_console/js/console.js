@@ -1,5 +1,6 @@
 // The advisor console: live queue, the helper's conversations and the selected one's chat.
 
+import { announce as announceIn, element } from "../../chat/js/dom.js";
 import { FrameSocket, MessageStore, formatTime, newClientId, socketUrl } from "../../chat/js/socket.js";
 
 const config = JSON.parse(document.getElementById("console-config").textContent);
@@ -16,23 +17,8 @@ const state = {
   baseTitle: document.title,
 };
 
-function element(tag, attributes = {}, children = []) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) {
-    if (name === "text") node.textContent = value;
-    else if (name === "className") node.className = value;
-    else node.setAttribute(name, value);
-  }
-  for (const child of children) node.append(child);
-  return node;
-}
-
 function announce(text) {
-  const announcer = byId("console-announcer");
-  announcer.textContent = "";
-  window.setTimeout(() => {
-    announcer.textContent = text;
-  }, 50);
+  announceIn(byId("console-announcer"), text);
 }
 
 function visitorLabel(conversation) {

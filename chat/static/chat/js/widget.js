@@ -3,6 +3,7 @@
 // navigation within the site (its token lives in sessionStorage) and lost connections
 // (it resumes from the last message it holds and resends what was not acknowledged).
 
+import { announce, element } from "./dom.js";
 import { FrameSocket, MessageStore, formatTime, newClientId, socketUrl } from "./socket.js";
 
 const STORAGE_KEY = "dioa-chat";
@@ -34,17 +35,6 @@ const TEXT = {
   newMessage: (author, body) => `${author} says: ${body}`,
   notFound: "Your earlier chat could not be found. You can start a new one.",
 };
-
-function element(tag, attributes = {}, children = []) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) {
-    if (name === "text") node.textContent = value;
-    else if (name === "className") node.className = value;
-    else node.setAttribute(name, value);
-  }
-  for (const child of children) node.append(child);
-  return node;
-}
 
 class ChatWidget {
   constructor() {
@@ -350,11 +340,7 @@ class ChatWidget {
   }
 
   announce(text) {
-    // Clearing first makes screen readers announce a repeated text again.
-    this.announcer.textContent = "";
-    window.setTimeout(() => {
-      this.announcer.textContent = text;
-    }, 50);
+    announce(this.announcer, text);
   }
 
   setStatus(text) {
