@@ -10,7 +10,8 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-ASSETS := build/static/council/css/council.css build/static/vendor/govuk-frontend/govuk-frontend.min.js
+ASSETS := build/static/council/css/council.css build/static/chat/css/widget.css \
+	build/static/vendor/govuk-frontend/govuk-frontend.min.js
 
 .PHONY: setup run test test-embedded test-services test-fast lint format assets clean
 
@@ -29,9 +30,16 @@ node_modules/.installed: package.json package-lock.json
 
 assets: $(ASSETS)
 
-build/static/council/css/council.css: config/assets/council.scss node_modules/.installed
+build/static/council/css/council.css: config/assets/council.scss chat/assets/_log.scss node_modules/.installed
 	mkdir -p $(dir $@)
-	npx sass --load-path=node_modules --no-source-map --style=compressed --quiet-deps $< $@
+	npx sass --load-path=node_modules --load-path=. --no-source-map --style=compressed --quiet-deps $< $@
+
+# GOV.UK Frontend scoped under .dioa-chat for council sites that embed the widget. Sass
+# scopes `:root` too, where the custom properties must sit on the widget itself.
+build/static/chat/css/widget.css: chat/assets/widget.scss chat/assets/_log.scss node_modules/.installed
+	mkdir -p $(dir $@)
+	npx sass --load-path=node_modules --load-path=. --no-source-map --style=compressed --quiet-deps $< $@
+	sed -i 's/\.dioa-chat :root/.dioa-chat/g' $@
 
 build/static/vendor/govuk-frontend/govuk-frontend.min.js: node_modules/.installed
 	rm -rf build/static/vendor/govuk-frontend
@@ -39,9 +47,12 @@ build/static/vendor/govuk-frontend/govuk-frontend.min.js: node_modules/.installe
 	cp node_modules/govuk-frontend/dist/govuk/govuk-frontend.min.js build/static/vendor/govuk-frontend/
 	cp -r node_modules/govuk-frontend/dist/govuk/assets build/static/vendor/govuk-frontend/assets
 
+# Daphne serves the site; beside it the sweeper ends unanswered and abandoned chats.
 run: setup
 	DJANGO_DEBUG=1 $(BIN)/python manage.py migrate --no-input
 	DJANGO_DEBUG=1 $(BIN)/python manage.py demo_data --base-url http://$(HOST):$(PORT)
+	DJANGO_DEBUG=1 $(BIN)/python manage.py chat_sweep --every 30 & sweeper=$$!; \
+	trap 'kill $$sweeper 2>/dev/null' EXIT INT TERM; \
 	DJANGO_DEBUG=1 $(BIN)/daphne -b $(HOST) -p $(PORT) config.asgi:application
 
 # Two passes: the embedded defaults (SQLite, in-memory layer), then real PostgreSQL and

@@ -5,10 +5,17 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 
+from agents_console import presence
 from agents_console.roles import helper_role
 from chat import events, selectors, services
 from chat.consumers import ConversationStreamMixin
-from chat.forms import ConversationMessageSendForm, ConversationOpenForm, ConversationRefForm, EmptyForm
+from chat.forms import (
+    ConversationMessageSendForm,
+    ConversationOpenForm,
+    ConversationReadForm,
+    ConversationRefForm,
+    EmptyForm,
+)
 from chat.models import Conversation, Message
 from chat.protocol import FrameConsumer, FrameHandler
 
@@ -25,6 +32,7 @@ def console_snapshot(*, helper_id: int) -> dict[str, Any]:
             events.conversation_staff_payload(c)
             for c in selectors.conversation_list_active_for_helper(helper_id=helper_id)
         ],
+        "callbacks": [events.callback_payload(c) for c in selectors.callback_list_open()],
     }
 
 
@@ -36,6 +44,9 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
         "conversation.open": FrameHandler(ConversationOpenForm, "handle_open"),
         "message.send": FrameHandler(ConversationMessageSendForm, "handle_message_send"),
         "conversation.end": FrameHandler(ConversationRefForm, "handle_end"),
+        "message.read": FrameHandler(ConversationReadForm, "handle_read"),
+        "typing.start": FrameHandler(ConversationRefForm, "handle_typing_start"),
+        "typing.stop": FrameHandler(ConversationRefForm, "handle_typing_stop"),
         "ping": FrameHandler(EmptyForm, "handle_ping"),
     }
     # Helpers type quickly across several conversations.
@@ -55,12 +66,16 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
             return
         await self.channel_layer.group_add(events.queue_group(), self.channel_name)
         await self.accept()
+        await database_sync_to_async(presence.console_connection_open)(
+            channel_name=self.channel_name, helper_id=self.user.pk
+        )
         snapshot = await database_sync_to_async(console_snapshot)(helper_id=self.user.pk)
         await self.send_frame("queue.snapshot", snapshot)
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "role", None) is not None:
             await self.channel_layer.group_discard(events.queue_group(), self.channel_name)
+            await database_sync_to_async(presence.console_connection_close)(channel_name=self.channel_name)
         await self.stream_leave_all()
 
     async def handle_accept(self, *, conversation_id: int) -> None:
@@ -93,8 +108,27 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
             conversation_id=conversation_id, ended_by=Conversation.EndedBy.HELPER, helper=self.user
         )
 
+    async def handle_read(self, *, conversation_id: int, seq: int) -> None:
+        if not self.following(conversation_id):
+            raise services.chat_error("not_assigned")
+        await database_sync_to_async(services.conversation_mark_read)(
+            conversation_id=conversation_id, reader=Message.AuthorKind.HELPER, seq=seq
+        )
+
+    async def handle_typing_start(self, *, conversation_id: int) -> None:
+        await self.typing(conversation_id, typing=True)
+
+    async def handle_typing_stop(self, *, conversation_id: int) -> None:
+        await self.typing(conversation_id, typing=False)
+
+    async def typing(self, conversation_id: int, *, typing: bool) -> None:
+        # Following a conversation was authorised when it was opened; no database hop here.
+        if not self.following(conversation_id):
+            raise services.chat_error("not_assigned")
+        await self.stream_typing(conversation_id=conversation_id, author_kind="helper", typing=typing)
+
     async def handle_ping(self) -> None:
-        seqs = await database_sync_to_async(selectors.conversation_last_seqs)(conversation_ids=list(self.delivered))
+        seqs = await database_sync_to_async(_heartbeat)(self.channel_name, list(self.delivered))
         await self.send_frame(
             "pong", {"conversations": [{"id": pk, "last_seq": seq} for pk, seq in sorted(seqs.items())]}
         )
@@ -110,3 +144,22 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
 
     async def chat_conversation_changed(self, event: dict[str, Any]) -> None:
         """The resident's copy of a change; this socket has the fuller queue event already."""
+
+    async def chat_callback_requested(self, event: dict[str, Any]) -> None:
+        await self.send_frame("callback.requested", {"callback": event["callback"]})
+
+    async def chat_typing_changed(self, event: dict[str, Any]) -> None:
+        if event["author_kind"] == "visitor":
+            await self.send_frame(
+                "typing.updated", {"conversation_id": event["conversation_id"], "typing": event["typing"]}
+            )
+
+    async def chat_read_changed(self, event: dict[str, Any]) -> None:
+        read = event["read"]
+        if read["reader"] == "visitor":
+            await self.send_frame("read.updated", {"conversation_id": read["conversation_id"], "seq": read["seq"]})
+
+
+def _heartbeat(channel_name: str, conversation_ids: list[int]) -> dict[int, int]:
+    presence.console_connection_seen(channel_name=channel_name)
+    return selectors.conversation_last_seqs(conversation_ids=conversation_ids)

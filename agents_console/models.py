@@ -65,3 +65,22 @@ class AssistedTransaction(models.Model):
 
     def __str__(self) -> str:
         return f"Assisted transaction {self.pk} ({self.get_outcome_display()})"
+
+
+class ConsoleConnection(models.Model):
+    """One open console socket, on any server process: the ground truth for who is online.
+
+    A process that dies leaves its rows behind; they stop counting once `last_seen_at` is
+    older than the heartbeat allows, so no cleanup is needed for correctness.
+    """
+
+    channel_name = models.CharField(max_length=200, unique=True)
+    helper = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="console_connections")
+    connected_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["helper", "last_seen_at"])]
+
+    def __str__(self) -> str:
+        return f"Console connection of {self.helper_id}"

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from chat.models import Conversation, Message
+from chat.models import CallbackRequest, ClosureDate, Conversation, Message, OpeningHours
 
 
 class MessageInline(admin.TabularInline):
@@ -20,3 +20,22 @@ class ConversationAdmin(admin.ModelAdmin):
     list_filter = ["channel", "status"]
     readonly_fields = ["last_seq", "created_at", "waiting_since", "assigned_at", "ended_at", "ended_by"]
     inlines = [MessageInline]
+
+
+@admin.register(OpeningHours)
+class OpeningHoursAdmin(admin.ModelAdmin):
+    list_display = ["weekday", "opens_at", "closes_at"]
+    list_editable = ["opens_at", "closes_at"]
+
+
+@admin.register(ClosureDate)
+class ClosureDateAdmin(admin.ModelAdmin):
+    list_display = ["date", "reason"]
+    date_hierarchy = "date"
+
+
+@admin.register(CallbackRequest)
+class CallbackRequestAdmin(admin.ModelAdmin):
+    list_display = ["pk", "name", "status", "service", "created_at"]
+    list_filter = ["status"]
+    readonly_fields = ["created_at", "done_at"]

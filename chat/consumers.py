@@ -1,17 +1,29 @@
-"""The resident's websocket: start or resume one conversation, send messages, end it."""
+"""The resident's websocket: start or resume one conversation, chat, end and rate it."""
 
 import logging
+import time
 from typing import Any
 
 from channels.db import database_sync_to_async
 
 from chat import events, selectors, services
-from chat.forms import ConversationResumeForm, ConversationStartForm, EmptyForm, MessageSendForm
+from chat.forms import (
+    CallbackRequestForm,
+    ConversationResumeForm,
+    ConversationStartForm,
+    EmptyForm,
+    MessageSendForm,
+    RateForm,
+    ReadForm,
+)
 from chat.models import Conversation, Message
 from chat.protocol import FrameConsumer, FrameHandler
 from kiosk.models import Service
 
 logger = logging.getLogger(__name__)
+
+# Typing frames faster than this are absorbed: the other side's indicator does not need them.
+TYPING_MIN_INTERVAL_SECONDS = 2.0
 
 
 def conversation_snapshot(*, conversation: Conversation, after_seq: int, staff: bool) -> dict[str, Any]:
@@ -36,6 +48,7 @@ class ConversationStreamMixin:
 
     async def stream_init(self) -> None:
         self.delivered: dict[int, set[int]] = {}
+        self.typing_sent: dict[int, tuple[bool, float]] = {}
 
     async def stream_join(self, conversation: Conversation, *, after_seq: int, staff: bool) -> None:
         await self.channel_layer.group_add(events.conversation_group(conversation.pk), self.channel_name)
@@ -55,12 +68,27 @@ class ConversationStreamMixin:
         for conversation_id in list(getattr(self, "delivered", {})):
             await self.stream_leave(conversation_id)
 
+    def following(self, conversation_id: int) -> bool:
+        return conversation_id in self.delivered
+
     async def deliver_message(self, payload: dict[str, Any]) -> None:
         delivered = self.delivered.get(payload["conversation_id"])
         if delivered is None or payload["seq"] in delivered:
             return
         delivered.add(payload["seq"])
         await self.send_frame("message.created", payload)
+
+    async def stream_typing(self, *, conversation_id: int, author_kind: str, typing: bool) -> None:
+        """Relay a typing change unless it repeats the last one sent within the interval."""
+        last = self.typing_sent.get(conversation_id)
+        now = time.monotonic()
+        if last is not None and last[0] == typing and now - last[1] < TYPING_MIN_INTERVAL_SECONDS:
+            return
+        self.typing_sent[conversation_id] = (typing, now)
+        await self.channel_layer.group_send(
+            events.conversation_group(conversation_id),
+            events.typing_changed_event(conversation_id=conversation_id, author_kind=author_kind, typing=typing),
+        )
 
     async def chat_message_created(self, event: dict[str, Any]) -> None:
         await self.deliver_message(event["message"])
@@ -70,6 +98,16 @@ def _service_by_slug(slug: str) -> Service | None:
     return Service.objects.filter(slug=slug, is_active=True).first()
 
 
+async def service_from_slug(slug: str) -> Service | None:
+    """The active catalogue service for `slug`; ValidationError `service_not_found` if none."""
+    if not slug:
+        return None
+    service = await database_sync_to_async(_service_by_slug)(slug)
+    if service is None:
+        raise services.chat_error("service_not_found")
+    return service
+
+
 class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
     """A resident's socket. It carries at most one conversation, named by its secret token."""
 
@@ -77,32 +115,69 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
         "conversation.start": FrameHandler(ConversationStartForm, "handle_start"),
         "conversation.resume": FrameHandler(ConversationResumeForm, "handle_resume"),
         "message.send": FrameHandler(MessageSendForm, "handle_message_send"),
+        "message.read": FrameHandler(ReadForm, "handle_read"),
+        "typing.start": FrameHandler(EmptyForm, "handle_typing_start"),
+        "typing.stop": FrameHandler(EmptyForm, "handle_typing_stop"),
         "conversation.end": FrameHandler(EmptyForm, "handle_end"),
+        "conversation.rate": FrameHandler(RateForm, "handle_rate"),
+        "callback.request": FrameHandler(CallbackRequestForm, "handle_callback_request"),
         "ping": FrameHandler(EmptyForm, "handle_ping"),
     }
 
     async def connect(self) -> None:
         await self.stream_init()
         self.conversation_id: int | None = None
+        self.waiting = False
+        self.queue_event_at = 0.0
+        self.position_sent: tuple[int, int] | None = None
+        client = self.scope.get("client") or (None, None)
+        self.address_hash = services.client_address_hash(client[0])
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
+        if self.conversation_id is not None:
+            await database_sync_to_async(services.conversation_touch_visitor)(conversation_id=self.conversation_id)
+        await self.leave_waiting()
         await self.stream_leave_all()
 
-    async def handle_start(self, *, name: str, service: str) -> None:
+    async def bind(self, conversation: Conversation, *, after_seq: int) -> None:
+        self.conversation_id = conversation.pk
+        await self.stream_join(conversation, after_seq=after_seq, staff=False)
+        if conversation.status == Conversation.Status.WAITING:
+            await self.join_waiting()
+
+    async def join_waiting(self) -> None:
+        if not self.waiting:
+            self.waiting = True
+            await self.channel_layer.group_add(events.waiting_group(), self.channel_name)
+        waiting = await database_sync_to_async(_waiting_snapshot)()
+        await self.send_position(waiting["waiting"], waiting["seconds_per_place"], always=True)
+
+    async def leave_waiting(self) -> None:
+        if self.waiting:
+            self.waiting = False
+            await self.channel_layer.group_discard(events.waiting_group(), self.channel_name)
+
+    async def send_position(self, waiting: list[int], seconds_per_place: int, *, always: bool = False) -> None:
+        """Tell the resident their place and wait, when either changed (or on joining)."""
+        if self.conversation_id not in waiting:
+            return
+        position = waiting.index(self.conversation_id) + 1
+        current = (position, position * seconds_per_place)
+        if current == self.position_sent and not always:
+            return
+        self.position_sent = current
+        await self.send_frame("queue.position", {"position": current[0], "estimated_wait_seconds": current[1]})
+
+    async def handle_start(self, *, name: str, email: str, service: str) -> None:
         if self.conversation_id is not None:
             raise services.chat_error("already_joined")
-        service_obj = None
-        if service:
-            service_obj = await database_sync_to_async(_service_by_slug)(service)
-            if service_obj is None:
-                raise services.chat_error("service_not_found")
+        service_obj = await service_from_slug(service)
         conversation, token = await database_sync_to_async(services.conversation_start)(
-            visitor_name=name, service=service_obj
+            visitor_name=name, visitor_email=email, service=service_obj, address_hash=self.address_hash
         )
-        self.conversation_id = conversation.pk
         await self.send_frame("conversation.started", {"token": token})
-        await self.stream_join(conversation, after_seq=0, staff=False)
+        await self.bind(conversation, after_seq=0)
 
     async def handle_resume(self, *, token: str, last_seq: int | None) -> None:
         conversation = await database_sync_to_async(selectors.conversation_get_by_token)(
@@ -112,9 +187,10 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
             raise services.chat_error("conversation_not_found")
         if self.conversation_id not in (None, conversation.pk):
             raise services.chat_error("already_joined")
-        self.conversation_id = conversation.pk
+        if self.conversation_id is None and not conversation.is_ended:
+            await database_sync_to_async(services.conversation_touch_visitor)(conversation_id=conversation.pk)
         # Resuming the same conversation again on this socket is how a client fills a gap.
-        await self.stream_join(conversation, after_seq=last_seq or 0, staff=False)
+        await self.bind(conversation, after_seq=last_seq or 0)
 
     def require_conversation(self) -> int:
         if self.conversation_id is None:
@@ -132,19 +208,69 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
             # A resend: the original was announced long ago, perhaps to a socket now gone.
             await self.deliver_message(events.message_payload(message))
 
+    async def handle_read(self, *, seq: int) -> None:
+        await database_sync_to_async(services.conversation_mark_read)(
+            conversation_id=self.require_conversation(), reader=Message.AuthorKind.VISITOR, seq=seq
+        )
+
+    async def handle_typing_start(self) -> None:
+        await self.stream_typing(conversation_id=self.require_conversation(), author_kind="visitor", typing=True)
+
+    async def handle_typing_stop(self) -> None:
+        await self.stream_typing(conversation_id=self.require_conversation(), author_kind="visitor", typing=False)
+
     async def handle_end(self) -> None:
         await database_sync_to_async(services.conversation_end)(
             conversation_id=self.require_conversation(), ended_by=Conversation.EndedBy.VISITOR
         )
 
+    async def handle_rate(self, *, rating: int, comment: str) -> None:
+        await database_sync_to_async(services.conversation_rate)(
+            conversation_id=self.require_conversation(), rating=rating, comment=comment
+        )
+        await self.send_frame("conversation.rated", {"rating": rating})
+
+    async def handle_callback_request(self, *, name: str, phone: str, email: str, message: str, service: str) -> None:
+        service_obj = await service_from_slug(service)
+        callback = await database_sync_to_async(services.callback_request_create)(
+            name=name, phone=phone, email=email, message=message, service=service_obj, address_hash=self.address_hash
+        )
+        await self.send_frame("callback.requested", {"reference": f"CB-{callback.pk:06d}"})
+
     async def handle_ping(self) -> None:
         data: dict[str, Any] = {}
         if self.conversation_id is not None:
-            seqs = await database_sync_to_async(selectors.conversation_last_seqs)(
-                conversation_ids=[self.conversation_id]
-            )
-            data["last_seq"] = seqs.get(self.conversation_id, 0)
+            data["last_seq"] = await database_sync_to_async(_touch_and_last_seq)(self.conversation_id)
         await self.send_frame("pong", data)
 
     async def chat_conversation_changed(self, event: dict[str, Any]) -> None:
-        await self.send_frame("conversation.updated", {"conversation": event["conversation"]})
+        conversation = event["conversation"]
+        if conversation["status"] != Conversation.Status.WAITING:
+            await self.leave_waiting()
+        await self.send_frame("conversation.updated", {"conversation": conversation})
+
+    async def chat_queue_moved(self, event: dict[str, Any]) -> None:
+        if event["at"] < self.queue_event_at:
+            return
+        self.queue_event_at = event["at"]
+        await self.send_position(event["waiting"], event["seconds_per_place"])
+
+    async def chat_typing_changed(self, event: dict[str, Any]) -> None:
+        if event["author_kind"] == "helper":
+            await self.send_frame("typing.updated", {"typing": event["typing"]})
+
+    async def chat_read_changed(self, event: dict[str, Any]) -> None:
+        if event["read"]["reader"] == "helper":
+            await self.send_frame("read.updated", {"seq": event["read"]["seq"]})
+
+
+def _waiting_snapshot() -> dict[str, Any]:
+    return {
+        "waiting": list(selectors.conversation_list_waiting().values_list("pk", flat=True)),
+        "seconds_per_place": selectors.queue_seconds_per_place(),
+    }
+
+
+def _touch_and_last_seq(conversation_id: int) -> int:
+    services.conversation_touch_visitor(conversation_id=conversation_id)
+    return selectors.conversation_last_seqs(conversation_ids=[conversation_id]).get(conversation_id, 0)

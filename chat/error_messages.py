@@ -24,6 +24,11 @@ ERRORS = {
     "duplicate_client_id": _("That client id was already used for a different message."),
     "service_not_found": _("That service is not in the catalogue."),
     "forbidden": _("You do not have permission to do that."),
+    "chat_unavailable": _("Nobody can chat right now. You can leave a message and we will get back to you."),
+    "too_many_conversations": _("You have started too many conversations. Please try again later."),
+    "conversation_not_ended": _("You can rate the conversation once it has ended."),
+    "already_rated": _("You have already rated this conversation. Thank you."),
+    "contact_required": _("Enter a phone number or an email address so we can get back to you."),
     "server_error": _("Something went wrong on our side. Try again."),
 }
 

@@ -5,6 +5,7 @@ Payloads hold only JSON primitives so that they survive the Redis layers' msgpac
 """
 
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,12 +23,21 @@ CONVERSATION_ASSIGNED = "chat.conversation_assigned"
 CONVERSATION_ENDED = "chat.conversation_ended"
 # The resident-facing view of a status change; queue events above carry staff-only fields.
 CONVERSATION_CHANGED = "chat.conversation_changed"
+TYPING_CHANGED = "chat.typing_changed"
+READ_CHANGED = "chat.read_changed"
+QUEUE_MOVED = "chat.queue_moved"
+CALLBACK_REQUESTED = "chat.callback_requested"
 MESSAGE_CREATED = "chat.message_created"
 
 
 def queue_group() -> str:
     """Every helper's console: the waiting queue and who took what. Never a resident."""
     return "chat.queue"
+
+
+def waiting_group() -> str:
+    """Residents' sockets whose conversation is waiting: told when the queue moves."""
+    return "chat.waiting"
 
 
 def conversation_group(conversation_id: int) -> str:
@@ -50,6 +60,20 @@ def message_payload(message: Message) -> dict[str, Any]:
     }
 
 
+def callback_payload(callback) -> dict[str, Any]:
+    service = callback.service
+    return {
+        "id": callback.pk,
+        "status": callback.status,
+        "name": callback.name,
+        "phone": callback.phone,
+        "email": callback.email,
+        "message": callback.message,
+        "service": {"id": service.pk, "name": service.name} if service else None,
+        "created_at": isoformat(callback.created_at),
+    }
+
+
 def helper_display_name(user) -> str:
     if user is None:
         return ""
@@ -65,6 +89,8 @@ def conversation_public_payload(conversation: Conversation) -> dict[str, Any]:
         "helper_name": helper_display_name(conversation.assigned_helper),
         "last_seq": conversation.last_seq,
         "ended_by": conversation.ended_by or None,
+        "helper_read_seq": conversation.helper_read_seq,
+        "rating": conversation.rating,
     }
 
 
@@ -85,6 +111,8 @@ def conversation_staff_payload(conversation: Conversation) -> dict[str, Any]:
         "assigned_at": isoformat(conversation.assigned_at),
         "ended_at": isoformat(conversation.ended_at),
         "ended_by": conversation.ended_by or None,
+        "visitor_read_seq": conversation.visitor_read_seq,
+        "rating": conversation.rating,
     }
 
 
@@ -120,6 +148,45 @@ def broadcast_conversation_queued(conversation: Conversation) -> None:
         event_type=CONVERSATION_QUEUED,
         conversation=conversation_staff_payload(conversation),
     )
+    broadcast_queue_moved()
+
+
+def broadcast_queue_moved() -> None:
+    """Tell waiting residents the queue changed. The order is read after the commit, so each
+    event reflects a committed queue; `at` lets a socket ignore one that arrives late."""
+
+    def send() -> None:
+        from chat import selectors
+
+        event = {
+            "type": QUEUE_MOVED,
+            "waiting": list(selectors.conversation_list_waiting().values_list("pk", flat=True)),
+            "seconds_per_place": selectors.queue_seconds_per_place(),
+            "at": time.time(),
+        }
+        try:
+            group_send(waiting_group(), event)
+        except Exception:
+            logger.exception("broadcast of %s failed", QUEUE_MOVED)
+
+    transaction.on_commit(send)
+
+
+def typing_changed_event(*, conversation_id: int, author_kind: str, typing: bool) -> dict[str, Any]:
+    """Typing is not stored, so consumers send this at once, with no commit to wait for."""
+    return {"type": TYPING_CHANGED, "conversation_id": conversation_id, "author_kind": author_kind, "typing": typing}
+
+
+def broadcast_read_changed(conversation: Conversation, *, reader: str, seq: int) -> None:
+    broadcast(
+        groups=[conversation_group(conversation.pk)],
+        event_type=READ_CHANGED,
+        read={"conversation_id": conversation.pk, "reader": reader, "seq": seq},
+    )
+
+
+def broadcast_callback_requested(callback) -> None:
+    broadcast(groups=[queue_group()], event_type=CALLBACK_REQUESTED, callback=callback_payload(callback))
 
 
 def broadcast_conversation_changed(conversation: Conversation) -> None:
@@ -137,15 +204,18 @@ def broadcast_conversation_assigned(conversation: Conversation) -> None:
         conversation=conversation_staff_payload(conversation),
     )
     broadcast_conversation_changed(conversation)
+    broadcast_queue_moved()
 
 
-def broadcast_conversation_ended(conversation: Conversation) -> None:
+def broadcast_conversation_ended(conversation: Conversation, *, was_waiting: bool) -> None:
     broadcast(
         groups=[queue_group()],
         event_type=CONVERSATION_ENDED,
         conversation=conversation_staff_payload(conversation),
     )
     broadcast_conversation_changed(conversation)
+    if was_waiting:
+        broadcast_queue_moved()
 
 
 def broadcast_message_created(message: Message) -> None:

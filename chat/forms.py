@@ -49,7 +49,30 @@ client_id_field = forms.CharField(
 
 class ConversationStartForm(FrameForm):
     name = forms.CharField(max_length=80, required=False)
+    email = forms.EmailField(max_length=254, required=False)
     service = forms.SlugField(max_length=80, required=False)
+
+
+class CallbackRequestForm(FrameForm):
+    name = forms.CharField(max_length=80)
+    phone = forms.RegexField(
+        regex=r"^\+?[0-9 ()-]{7,20}$",
+        max_length=32,
+        required=False,
+        error_messages={"invalid": _("Enter a phone number, like 01632 960 001.")},
+    )
+    email = forms.EmailField(max_length=254, required=False)
+    message = forms.CharField(max_length=MAX_MESSAGE_LENGTH)
+    service = forms.SlugField(max_length=80, required=False)
+
+
+class ReadForm(FrameForm):
+    seq = forms.IntegerField(min_value=0)
+
+
+class RateForm(FrameForm):
+    rating = forms.IntegerField(min_value=1, max_value=5)
+    comment = forms.CharField(max_length=500, required=False)
 
 
 class ConversationResumeForm(FrameForm):
@@ -75,4 +98,8 @@ class ConversationOpenForm(ConversationRefForm):
 
 
 class ConversationMessageSendForm(ConversationRefForm, MessageSendForm):
+    pass
+
+
+class ConversationReadForm(ConversationRefForm, ReadForm):
     pass

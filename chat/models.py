@@ -1,6 +1,7 @@
 """Conversations between a resident and a helper, and the messages in them."""
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -29,6 +30,11 @@ class Conversation(models.Model):
     # hand anyone the right to read or post in a conversation.
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
     visitor_name = models.CharField(_("resident's name"), max_length=80, blank=True)
+    # Only for sending the transcript; purged with the conversation.
+    visitor_email = models.EmailField(_("resident's email"), blank=True)
+    # A keyed hash of the resident's network address, for per-address limits: the address
+    # itself is never stored.
+    client_address_hash = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
     service = models.ForeignKey(
         "kiosk.Service",
         on_delete=models.SET_NULL,
@@ -52,6 +58,15 @@ class Conversation(models.Model):
     assigned_at = models.DateTimeField(_("assigned"), null=True, blank=True)
     ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
     ended_by = models.CharField(_("ended by"), max_length=16, choices=EndedBy, blank=True)
+    # When the resident last had a socket open on it: an abandoned conversation times out.
+    visitor_last_seen_at = models.DateTimeField(_("resident last seen"), null=True, blank=True)
+    # The highest sequence number each side has seen, for "Read" marks.
+    visitor_read_seq = models.PositiveIntegerField(default=0, editable=False)
+    helper_read_seq = models.PositiveIntegerField(default=0, editable=False)
+    rating = models.PositiveSmallIntegerField(
+        _("rating"), null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(5)]
+    )
+    rating_comment = models.CharField(_("rating comment"), max_length=500, blank=True)
 
     class Meta:
         ordering = ["created_at"]
@@ -104,3 +119,80 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"Message {self.conversation_id}#{self.seq}"
+
+
+class OpeningHours(models.Model):
+    """When helpers answer webchat on one day of the week. No rows at all means always open."""
+
+    class Weekday(models.IntegerChoices):
+        MONDAY = 0, _("Monday")
+        TUESDAY = 1, _("Tuesday")
+        WEDNESDAY = 2, _("Wednesday")
+        THURSDAY = 3, _("Thursday")
+        FRIDAY = 4, _("Friday")
+        SATURDAY = 5, _("Saturday")
+        SUNDAY = 6, _("Sunday")
+
+    weekday = models.PositiveSmallIntegerField(_("day"), choices=Weekday)
+    opens_at = models.TimeField(_("opens"))
+    closes_at = models.TimeField(_("closes"))
+
+    class Meta:
+        ordering = ["weekday", "opens_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(closes_at__gt=models.F("opens_at")), name="chat_hours_close_after_open"
+            )
+        ]
+        verbose_name = _("opening hours")
+        verbose_name_plural = _("opening hours")
+
+    def __str__(self) -> str:
+        return f"{self.get_weekday_display()} {self.opens_at:%H:%M} to {self.closes_at:%H:%M}"
+
+
+class ClosureDate(models.Model):
+    """A day the webchat is closed whatever the weekly hours say (bank holidays, training)."""
+
+    date = models.DateField(_("date"), unique=True)
+    reason = models.CharField(_("reason"), max_length=120, blank=True)
+
+    class Meta:
+        ordering = ["date"]
+        verbose_name = _("closure date")
+        verbose_name_plural = _("closure dates")
+
+    def __str__(self) -> str:
+        return f"{self.date:%d %B %Y}" + (f" ({self.reason})" if self.reason else "")
+
+
+class CallbackRequest(models.Model):
+    """A message left when nobody could chat, for a helper to answer by phone or email."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("Waiting for a call back")
+        CLAIMED = "claimed", _("Being handled")
+        DONE = "done", _("Done")
+
+    name = models.CharField(_("name"), max_length=80)
+    phone = models.CharField(_("phone"), max_length=32, blank=True)
+    email = models.EmailField(_("email"), blank=True)
+    message = models.TextField(_("message"))
+    service = models.ForeignKey(
+        "kiosk.Service", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("service")
+    )
+    status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.OPEN)
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="claimed_callbacks"
+    )
+    client_address_hash = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
+    created_at = models.DateTimeField(_("left"), auto_now_add=True)
+    done_at = models.DateTimeField(_("done"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        verbose_name = _("callback request")
+        verbose_name_plural = _("callback requests")
+
+    def __str__(self) -> str:
+        return f"Callback request {self.pk} ({self.get_status_display()})"

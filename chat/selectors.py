@@ -1,14 +1,27 @@
 """Reads of conversations and messages."""
 
-from django.db.models import QuerySet
+import datetime
 
-from chat.models import Conversation, Message
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from chat.models import CallbackRequest, Conversation, Message
 
 SNAPSHOT_MESSAGE_LIMIT = 200
 
 
-def conversation_get_by_token(*, token_hash: str) -> Conversation | None:
-    return Conversation.objects.select_related("assigned_helper", "service").filter(token_hash=token_hash).first()
+def conversation_get_by_token(*, token_hash: str, now: datetime.datetime | None = None) -> Conversation | None:
+    """The conversation this token opens, or None once it ended more than the token's lifetime ago."""
+    conversation = (
+        Conversation.objects.select_related("assigned_helper", "service").filter(token_hash=token_hash).first()
+    )
+    if conversation is None:
+        return None
+    expired_before = (now or timezone.now()) - datetime.timedelta(minutes=settings.CHAT_TOKEN_TTL_MINUTES)
+    if conversation.ended_at is not None and conversation.ended_at < expired_before:
+        return None
+    return conversation
 
 
 def conversation_get(*, conversation_id: int) -> Conversation | None:
@@ -48,3 +61,63 @@ def conversation_get_for_helper(*, conversation_id: int, helper_id: int) -> Conv
         .filter(pk=conversation_id, assigned_helper_id=helper_id)
         .first()
     )
+
+
+def conversation_list_unanswered(*, before: datetime.datetime) -> list[int]:
+    """Ids of conversations still waiting that joined the queue before `before`."""
+    return list(
+        Conversation.objects.filter(status=Conversation.Status.WAITING, waiting_since__lt=before).values_list(
+            "pk", flat=True
+        )
+    )
+
+
+def conversation_list_abandoned(*, before: datetime.datetime) -> list[int]:
+    """Ids of open conversations whose resident has had no connection since before `before`."""
+    return list(
+        Conversation.objects.exclude(status=Conversation.Status.ENDED)
+        .filter(visitor_last_seen_at__lt=before)
+        .values_list("pk", flat=True)
+    )
+
+
+RECENT_WAITS = 50
+MIN_SECONDS_PER_PLACE = 30
+MAX_SECONDS_PER_PLACE = 15 * 60
+
+
+def queue_seconds_per_place(*, now: datetime.datetime | None = None) -> int:
+    """How long each place in the queue has recently taken: the mean wait of the last
+    conversations accepted in the past two hours, or the configured default without history."""
+    since = (now or timezone.now()) - datetime.timedelta(hours=2)
+    waits = [
+        (assigned_at - waiting_since).total_seconds()
+        for waiting_since, assigned_at in Conversation.objects.filter(assigned_at__gte=since)
+        .exclude(waiting_since=None)
+        .order_by("-assigned_at")
+        .values_list("waiting_since", "assigned_at")[:RECENT_WAITS]
+    ]
+    if not waits:
+        return settings.CHAT_DEFAULT_WAIT_MINUTES * 60
+    return int(min(MAX_SECONDS_PER_PLACE, max(MIN_SECONDS_PER_PLACE, sum(waits) / len(waits))))
+
+
+def conversation_transcript_text(*, conversation: Conversation) -> str:
+    """The conversation as plain text, for download or email."""
+    lines = [
+        f"{settings.COUNCIL_NAME}: conversation {conversation.pk}",
+        f"Started {timezone.localtime(conversation.created_at):%d %B %Y %H:%M}",
+        "",
+    ]
+    for message in Message.objects.filter(conversation=conversation).order_by("seq"):
+        when = timezone.localtime(message.created_at).strftime("%H:%M")
+        if message.author_kind == Message.AuthorKind.SYSTEM:
+            lines.append(f"[{when}] {message.body}")
+        else:
+            name = message.author_name or ("You" if message.author_kind == Message.AuthorKind.VISITOR else "Advisor")
+            lines.append(f"[{when}] {name}: {message.body}")
+    return "\n".join(lines) + "\n"
+
+
+def callback_list_open() -> QuerySet[CallbackRequest]:
+    return CallbackRequest.objects.filter(status=CallbackRequest.Status.OPEN).select_related("service")

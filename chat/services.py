@@ -1,18 +1,23 @@
 """Writes to conversations and messages: each in one transaction, broadcast after commit."""
 
+import datetime
 import hashlib
+import hmac
 import logging
 import secrets
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from chat import events
+from chat import events, selectors
+from chat.availability import chat_availability
 from chat.error_messages import error_message
-from chat.models import Conversation, Message
+from chat.models import CallbackRequest, Conversation, Message
 from kiosk.models import Service
 
 logger = logging.getLogger(__name__)
@@ -26,6 +31,13 @@ def chat_error(code: str) -> ValidationError:
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def client_address_hash(address: str | None) -> str:
+    """A keyed hash of a network address: enough to count, useless to look anyone up."""
+    if not address:
+        return ""
+    return hmac.new(settings.SECRET_KEY.encode(), address.encode(), hashlib.sha256).hexdigest()
 
 
 def _locked_conversation(conversation_id: int) -> Conversation:
@@ -59,21 +71,40 @@ def _system_message(conversation: Conversation, body: str) -> Message:
 
 @transaction.atomic
 def conversation_start(
-    *, channel: str = Conversation.Channel.WEB, visitor_name: str = "", service: Service | None = None
+    *,
+    channel: str = Conversation.Channel.WEB,
+    visitor_name: str = "",
+    visitor_email: str = "",
+    service: Service | None = None,
+    address_hash: str = "",
+    now: datetime.datetime | None = None,
 ) -> tuple[Conversation, str]:
     """Open a conversation in the waiting queue and return it with the resident's secret token.
 
     The token is returned once and only its hash is stored. Helpers' consoles are told
-    (`chat.conversation_queued` to the queue group) after the commit.
+    (`chat.conversation_queued`) and waiting residents see the queue move, after the commit.
+    Raises ValidationError `chat_unavailable` outside opening hours or with no helper online,
+    and `too_many_conversations` past the per-address hourly limit.
     """
+    now = now or timezone.now()
+    if not chat_availability(now=now).available:
+        raise chat_error("chat_unavailable")
+    if address_hash:
+        recent = Conversation.objects.filter(
+            client_address_hash=address_hash, created_at__gte=now - datetime.timedelta(hours=1)
+        ).count()
+        if recent >= settings.CHAT_STARTS_PER_ADDRESS_PER_HOUR:
+            raise chat_error("too_many_conversations")
     token = secrets.token_urlsafe(32)
-    now = timezone.now()
     conversation = Conversation.objects.create(
         channel=channel,
         token_hash=token_hash(token),
         visitor_name=visitor_name,
+        visitor_email=visitor_email,
         service=service,
+        client_address_hash=address_hash,
         waiting_since=now,
+        visitor_last_seen_at=now,
     )
     events.broadcast_conversation_queued(conversation)
     logger.info("conversation %s started on %s", conversation.pk, channel)
@@ -106,6 +137,14 @@ def message_create(
         raise chat_error("conversation_ended")
     if author_kind == Message.AuthorKind.HELPER and conversation.assigned_helper_id != author.pk:
         raise chat_error("not_assigned")
+    # Counted in the database so the limit holds however many sockets or processes are used.
+    sent_last_minute = Message.objects.filter(
+        conversation=conversation,
+        author_kind=author_kind,
+        created_at__gte=timezone.now() - datetime.timedelta(minutes=1),
+    ).count()
+    if sent_last_minute >= settings.CHAT_MESSAGES_PER_MINUTE:
+        raise chat_error("rate_limited")
     author_name = (
         events.helper_display_name(author) if author_kind == Message.AuthorKind.HELPER else conversation.visitor_name
     )
@@ -148,30 +187,154 @@ def conversation_assign(*, conversation_id: int, helper: AbstractBaseUser) -> Co
     return conversation
 
 
+ENDED_TEXT = {
+    "visitor": _("The resident ended the conversation."),
+    "helper": _("The helper ended the conversation."),
+    "system": _("The conversation was closed."),
+    "unanswered": _("Nobody was free to answer in time. You can leave a message and we will get back to you."),
+    "abandoned": _("The conversation was closed because the resident left."),
+}
+
+
 @transaction.atomic
 def conversation_end(
-    *, conversation_id: int, ended_by: str, helper: AbstractBaseUser | None = None
+    *,
+    conversation_id: int,
+    ended_by: str,
+    helper: AbstractBaseUser | None = None,
+    reason: str | None = None,
 ) -> tuple[Conversation, bool]:
     """End a conversation; ending one already ended changes nothing and returns `False`.
 
     A helper may end only a conversation assigned to them (ValidationError `not_assigned`).
-    Adds an "ended" system message and tells the resident and every console.
+    Adds a system message saying why, tells the resident and every console, and emails the
+    transcript to the resident if they asked for it.
     """
     conversation = _locked_conversation(conversation_id)
     if conversation.is_ended:
         return conversation, False
     if ended_by == Conversation.EndedBy.HELPER and conversation.assigned_helper_id != helper.pk:
         raise chat_error("not_assigned")
+    was_waiting = conversation.status == Conversation.Status.WAITING
     conversation.status = Conversation.Status.ENDED
     conversation.ended_at = timezone.now()
     conversation.ended_by = ended_by
     conversation.save(update_fields=["status", "ended_at", "ended_by"])
-    text = {
-        Conversation.EndedBy.VISITOR: _("The resident ended the conversation."),
-        Conversation.EndedBy.HELPER: _("The helper ended the conversation."),
-        Conversation.EndedBy.SYSTEM: _("The conversation was closed."),
-    }[ended_by]
-    _system_message(conversation, text)
-    events.broadcast_conversation_ended(conversation)
-    logger.info("conversation %s ended by %s", conversation.pk, ended_by)
+    _system_message(conversation, str(ENDED_TEXT[reason or ended_by]))
+    events.broadcast_conversation_ended(conversation, was_waiting=was_waiting)
+    if conversation.visitor_email:
+        transaction.on_commit(lambda: _email_transcript(conversation.pk))
+    logger.info("conversation %s ended by %s", conversation.pk, reason or ended_by)
     return conversation, True
+
+
+def _email_transcript(conversation_id: int) -> None:
+    conversation = selectors.conversation_get(conversation_id=conversation_id)
+    try:
+        send_mail(
+            subject=_("Your conversation with %(council)s") % {"council": settings.COUNCIL_NAME},
+            message=selectors.conversation_transcript_text(conversation=conversation),
+            from_email=None,
+            recipient_list=[conversation.visitor_email],
+        )
+    except Exception:
+        # The conversation has ended whatever the mail server says; the resident can still
+        # download the transcript.
+        logger.exception("transcript email for conversation %s failed", conversation_id)
+
+
+def conversation_end_expired(*, now: datetime.datetime | None = None) -> list[int]:
+    """End conversations nobody answered in time and those whose resident has left.
+
+    Returns the ids ended. Each ends in its own transaction, with the usual notifications.
+    """
+    now = now or timezone.now()
+    ended = []
+    unanswered = selectors.conversation_list_unanswered(
+        before=now - datetime.timedelta(minutes=settings.CHAT_WAITING_TIMEOUT_MINUTES)
+    )
+    abandoned = selectors.conversation_list_abandoned(
+        before=now - datetime.timedelta(minutes=settings.CHAT_ABANDONED_TIMEOUT_MINUTES)
+    )
+    for reason, conversation_ids in (("unanswered", unanswered), ("abandoned", abandoned)):
+        for conversation_id in conversation_ids:
+            if conversation_id in ended:
+                continue
+            _conversation, changed = conversation_end(
+                conversation_id=conversation_id, ended_by=Conversation.EndedBy.SYSTEM, reason=reason
+            )
+            if changed:
+                ended.append(conversation_id)
+    return ended
+
+
+def conversation_touch_visitor(*, conversation_id: int, now: datetime.datetime | None = None) -> None:
+    """Record that the resident is still connected (an abandoned conversation times out)."""
+    Conversation.objects.filter(pk=conversation_id).update(visitor_last_seen_at=now or timezone.now())
+
+
+@transaction.atomic
+def conversation_mark_read(*, conversation_id: int, reader: str, seq: int) -> Conversation:
+    """Move the reader's "seen up to" mark forward (never back, never past the last message)
+    and tell the other side. Raises `not_assigned` for a helper who does not hold it."""
+    conversation = _locked_conversation(conversation_id)
+    field = "visitor_read_seq" if reader == Message.AuthorKind.VISITOR else "helper_read_seq"
+    seq = min(seq, conversation.last_seq)
+    if seq > getattr(conversation, field):
+        setattr(conversation, field, seq)
+        conversation.save(update_fields=[field])
+        events.broadcast_read_changed(conversation, reader=reader, seq=seq)
+    return conversation
+
+
+@transaction.atomic
+def conversation_rate(*, conversation_id: int, rating: int, comment: str = "") -> Conversation:
+    """Store the resident's rating of an ended conversation, once.
+
+    Raises ValidationError `conversation_not_ended` before the end and `already_rated` after a
+    rating was given. Nobody is notified: ratings feed reports, not the helper's screen.
+    """
+    conversation = _locked_conversation(conversation_id)
+    if not conversation.is_ended:
+        raise chat_error("conversation_not_ended")
+    if conversation.rating is not None:
+        raise chat_error("already_rated")
+    conversation.rating = rating
+    conversation.rating_comment = comment
+    conversation.save(update_fields=["rating", "rating_comment"])
+    return conversation
+
+
+@transaction.atomic
+def callback_request_create(
+    *,
+    name: str,
+    message: str,
+    phone: str = "",
+    email: str = "",
+    service: Service | None = None,
+    address_hash: str = "",
+    now: datetime.datetime | None = None,
+) -> CallbackRequest:
+    """Leave a message for a helper to answer later; every console sees it in the queue.
+
+    Needs a phone number or an email (ValidationError `contact_required`); shares the
+    per-address hourly limit with conversations (`too_many_conversations`).
+    """
+    if not phone and not email:
+        raise chat_error("contact_required")
+    now = now or timezone.now()
+    if address_hash:
+        since = now - datetime.timedelta(hours=1)
+        recent = (
+            CallbackRequest.objects.filter(client_address_hash=address_hash, created_at__gte=since).count()
+            + Conversation.objects.filter(client_address_hash=address_hash, created_at__gte=since).count()
+        )
+        if recent >= settings.CHAT_STARTS_PER_ADDRESS_PER_HOUR:
+            raise chat_error("too_many_conversations")
+    callback = CallbackRequest.objects.create(
+        name=name, message=message, phone=phone, email=email, service=service, client_address_hash=address_hash
+    )
+    events.broadcast_callback_requested(callback)
+    logger.info("callback request %s left", callback.pk)
+    return callback

@@ -29,6 +29,16 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}.") from None
+
+
 DEBUG = env_bool("DJANGO_DEBUG", False)
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
@@ -61,6 +71,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.forms",
     "channels",
+    "corsheaders",
     "csp",
     "kiosk",
     "chat",
@@ -68,6 +79,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that the widget's static files and JSON get CORS headers too.
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -239,10 +252,35 @@ CONTENT_SECURITY_POLICY = {
 
 # --- Email --------------------------------------------------------------------------------
 EMAIL_BACKEND = os.environ.get("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "do-it-online@millbrook.example.gov.uk")
 
 # --- Product settings -----------------------------------------------------------------------
 COUNCIL_NAME = os.environ.get("COUNCIL_NAME", "Millbrook District Council")
+
+
+# Origins (scheme://host[:port]) of other council sites allowed to embed the chat widget.
+CHAT_WIDGET_ORIGINS = env_list("CHAT_WIDGET_ORIGINS")
+# Those sites load the widget's module, styles and configuration across origins: CORS on just
+# those paths, never with credentials (the widget's secret travels in the request body).
+CORS_ALLOWED_ORIGINS = CHAT_WIDGET_ORIGINS
+CORS_URLS_REGEX = r"^/(static/chat/|chat/widget/)"
+CORS_ALLOW_CREDENTIALS = False
+# How long a resident may still read, rate and download an ended conversation.
+CHAT_TOKEN_TTL_MINUTES = env_int("CHAT_TOKEN_TTL_MINUTES", 60)
+# A conversation nobody accepted in this time ends, and the resident is offered a call back.
+CHAT_WAITING_TIMEOUT_MINUTES = env_int("CHAT_WAITING_TIMEOUT_MINUTES", 30)
+# A conversation whose resident has had no connection for this long is abandoned and ends.
+CHAT_ABANDONED_TIMEOUT_MINUTES = env_int("CHAT_ABANDONED_TIMEOUT_MINUTES", 10)
+# Estimated wait per place in the queue before there is enough history to measure it.
+CHAT_DEFAULT_WAIT_MINUTES = env_int("CHAT_DEFAULT_WAIT_MINUTES", 3)
+# Abuse limits that hold across every server process (counted in the database).
+CHAT_STARTS_PER_ADDRESS_PER_HOUR = env_int("CHAT_STARTS_PER_ADDRESS_PER_HOUR", 10)
+CHAT_MESSAGES_PER_MINUTE = env_int("CHAT_MESSAGES_PER_MINUTE", 20)
 
 LOGGING = {
     "version": 1,

@@ -49,7 +49,7 @@ async def test_each_role_gets_the_queue_snapshot(role_fixture, request):
 
     snapshot = await expect(communicator, "queue.snapshot")
 
-    assert snapshot == {"waiting": [], "mine": []}
+    assert snapshot == {"waiting": [], "mine": [], "callbacks": []}
     await communicator.disconnect()
 
 
@@ -81,6 +81,8 @@ async def test_the_whole_loop_between_a_resident_and_an_advisor(advisor):
         "helper_name": "Alex",
         "last_seq": 2,
         "ended_by": None,
+        "helper_read_seq": 0,
+        "rating": None,
     }
 
     await helper.send_json_to(

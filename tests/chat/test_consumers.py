@@ -32,6 +32,7 @@ async def start(communicator, **data):
     await communicator.send_json_to({"type": "conversation.start", "data": data})
     token = (await expect(communicator, "conversation.started"))["token"]
     snapshot = await expect(communicator, "state.snapshot")
+    await expect(communicator, "queue.position")
     return token, snapshot
 
 
@@ -66,6 +67,7 @@ async def test_resume_returns_exactly_the_missed_messages_in_order():
     second = await connect()
     await second.send_json_to({"type": "conversation.resume", "data": {"token": token, "last_seq": 2}})
     snapshot = await expect(second, "state.snapshot")
+    assert (await expect(second, "queue.position"))["position"] == 1
 
     assert [m["seq"] for m in snapshot["messages"]] == [3, 4, 5]
     assert [m["body"] for m in snapshot["messages"]] == ["message 3", "message 4", "message 5"]
@@ -85,6 +87,7 @@ async def test_resending_after_a_lost_connection_returns_the_stored_message_once
     second = await connect()
     await second.send_json_to({"type": "conversation.resume", "data": {"token": token, "last_seq": 0}})
     snapshot = await expect(second, "state.snapshot")
+    await expect(second, "queue.position")
     await send(second, "Did this arrive?", "lost-ack")
 
     assert [m["client_id"] for m in snapshot["messages"]] == ["lost-ack"]
@@ -103,6 +106,7 @@ async def test_resend_on_a_fresh_socket_without_resume_history_gets_the_stored_c
     second = await connect()
     await second.send_json_to({"type": "conversation.resume", "data": {"token": token, "last_seq": 1}})
     await expect(second, "state.snapshot")
+    await expect(second, "queue.position")
     await send(second, "Hello", "c-1")
     message = await expect(second, "message.created")
 

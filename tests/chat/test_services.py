@@ -27,12 +27,13 @@ def test_start_stores_only_the_token_hash_and_queues_for_helpers(
     assert token not in conversation.token_hash
     assert conversation.status == Conversation.Status.WAITING
     assert conversation.waiting_since is not None
-    assert broadcasts.sent == [
-        (
-            events.queue_group(),
-            {"type": events.CONVERSATION_QUEUED, "conversation": events.conversation_staff_payload(conversation)},
-        )
-    ]
+    assert broadcasts.sent[0] == (
+        events.queue_group(),
+        {"type": events.CONVERSATION_QUEUED, "conversation": events.conversation_staff_payload(conversation)},
+    )
+    group, moved = broadcasts.sent[1]
+    assert (group, moved["type"], moved["waiting"]) == (events.waiting_group(), events.QUEUE_MOVED, [conversation.pk])
+    assert len(broadcasts.sent) == 2
 
 
 def test_nothing_is_broadcast_when_the_transaction_rolls_back(broadcasts, django_capture_on_commit_callbacks):
@@ -162,9 +163,20 @@ def test_assign_tells_every_console_and_tells_the_resident_only_public_fields(
         (events.conversation_group(conversation.pk), events.MESSAGE_CREATED),
         (events.queue_group(), events.CONVERSATION_ASSIGNED),
         (events.conversation_group(conversation.pk), events.CONVERSATION_CHANGED),
+        (events.waiting_group(), events.QUEUE_MOVED),
     ]
+    assert broadcasts.events(events.QUEUE_MOVED)[0]["waiting"] == []
     public = broadcasts.events(events.CONVERSATION_CHANGED)[0]["conversation"]
-    assert set(public) == {"id", "status", "channel", "helper_name", "last_seq", "ended_by"}
+    assert set(public) == {
+        "id",
+        "status",
+        "channel",
+        "helper_name",
+        "last_seq",
+        "ended_by",
+        "helper_read_seq",
+        "rating",
+    }
     assert public["helper_name"] == "Alex"
     staff = broadcasts.events(events.CONVERSATION_ASSIGNED)[0]["conversation"]
     assert staff["assigned_helper_id"] == advisor.pk

@@ -12,10 +12,11 @@ from daphne.testing import DaphneProcess
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.utils import timezone
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from agents_console.models import AssistedTransaction
+from agents_console.models import AssistedTransaction, ConsoleConnection
 from chat.models import Message
 from config.settings import BASE_DIR
 from kiosk.models import Service, ServiceCategory
@@ -67,6 +68,8 @@ class BrowserTestCase(ChannelsLiveServerTestCase):
             username="alex", password="alex-password-123", first_name="Alex"
         )
         self.advisor.groups.add(Group.objects.get(name="advisor"))
+        # A helper has the console open somewhere, so the widget offers a chat.
+        ConsoleConnection.objects.create(channel_name="e2e-helper", helper=self.advisor, last_seen_at=timezone.now())
         self.drivers = []
 
     def tearDown(self):
@@ -97,7 +100,7 @@ class BrowserTestCase(ChannelsLiveServerTestCase):
         click(driver, ".chat-launcher")
         driver.find_element(By.ID, "chat-name").send_keys(name)
         driver.find_element(By.CSS_SELECTOR, ".chat-start button[type=submit]").click()
-        wait_for_text(driver, "#chat-status", "You are in the queue")
+        wait_for_text(driver, "#chat-status", "in the queue")
 
 
 class WalkingSkeletonTests(BrowserTestCase):
@@ -155,7 +158,7 @@ class WalkingSkeletonTests(BrowserTestCase):
 
         visitor.refresh()
         wait_for_text(visitor, ".chat-log", "First message")
-        wait_for_text(visitor, "#chat-status", "You are in the queue")
+        wait_for_text(visitor, "#chat-status", "in the queue")
         items = visitor.find_elements(By.CSS_SELECTOR, ".chat-log__item")
         self.assertEqual([item.text.count("First message") for item in items], [1])
         self.assertEqual(Message.objects.count(), 1)
@@ -171,7 +174,7 @@ class AccessibilityTests(BrowserTestCase):
         self.assertEqual(visitor.switch_to.active_element.get_attribute("id"), "chat-name")
         self.assert_accessible(visitor, "the demo page with the widget open")
         visitor.find_element(By.CSS_SELECTOR, ".chat-start button[type=submit]").click()
-        wait_for_text(visitor, "#chat-status", "You are in the queue")
+        wait_for_text(visitor, "#chat-status", "in the queue")
         visitor.find_element(By.ID, "chat-message").send_keys("Hello", Keys.ENTER)
         wait_for_text(visitor, ".chat-log", "Sent")
         self.assert_accessible(visitor, "the widget in a conversation")

@@ -1,5 +1,7 @@
 """Load the demo: the service catalogue, a kiosk and one login per role (development only)."""
 
+import datetime
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -7,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from agents_console.roles import Role
+from chat.models import OpeningHours
 from kiosk.models import KioskDevice, Service, ServiceCategory
 
 CATALOGUE = [
@@ -140,6 +143,12 @@ class Command(BaseCommand):
                         "position": index,
                     },
                 )
+        # Long demo hours so the loop can be tried at most times of day; a council would set
+        # its real hours and closure dates in the admin.
+        if not OpeningHours.objects.exists():
+            OpeningHours.objects.bulk_create(
+                OpeningHours(weekday=day, opens_at=datetime.time(7), closes_at=datetime.time(22)) for day in range(7)
+            )
         KioskDevice.objects.get_or_create(name="Reception kiosk 1", defaults={"location": "Civic Centre, ground floor"})
         User = get_user_model()
         for username, first, last, role, password in DEMO_USERS:
@@ -155,6 +164,8 @@ class Command(BaseCommand):
         self.stdout.write(f"  Reception kiosk:                  {base}/kiosk/")
         self.stdout.write(f"  Advisor console:                  {base}/console/")
         self.stdout.write(f"  Admin (supervisors):              {base}/admin/")
+        self.stdout.write("  Webchat answers 07:00-22:00 every day (change it in the admin); start a console")
+        self.stdout.write("  session first, or the widget offers to leave a message instead.")
         self.stdout.write("  Demo logins (development only):")
         for username, _first, _last, role, password in DEMO_USERS:
             self.stdout.write(f"    {role.label:<18} {username} / {password}")

@@ -1,6 +1,6 @@
 // The advisor console: live queue, the helper's conversations and the selected one's chat.
 
-import { announce as announceIn, element } from "../../chat/js/dom.js";
+import { announce as announceIn, element, linkify } from "../../chat/js/dom.js";
 import { FrameSocket, MessageStore, formatTime, newClientId, socketUrl } from "../../chat/js/socket.js";
 
 const config = JSON.parse(document.getElementById("console-config").textContent);
@@ -8,8 +8,17 @@ const byId = (id) => document.getElementById(id);
 
 const CHANNEL_NAMES = { web: "Webchat", kiosk: "Kiosk", drop_in: "Drop-in" };
 
+const TYPING_IDLE_MS = 3000;
+const TYPING_REPEAT_MS = 2000;
+
 const state = {
   waiting: new Map(),
+  callbacks: new Map(),
+  typing: new Map(),
+  visitorRead: new Map(),
+  sentRead: new Map(),
+  typingSentAt: 0,
+  typingTimer: null,
   mine: new Map(),
   stores: new Map(),
   outbox: new Map(),
@@ -69,6 +78,20 @@ const socket = new FrameSocket({
     },
     "state.snapshot": onSnapshot,
     "message.created": (message) => onMessage(message, { announce: true }),
+    "callback.requested": ({ callback }) => {
+      state.callbacks.set(callback.id, callback);
+      renderCallbacks();
+      announce(`${callback.name} left a message for a call back.`);
+    },
+    "typing.updated": ({ conversation_id: id, typing }) => {
+      state.typing.set(id, typing);
+      renderMine();
+      if (state.selected === id) renderTyping();
+    },
+    "read.updated": ({ conversation_id: id, seq }) => {
+      state.visitorRead.set(id, Math.max(state.visitorRead.get(id) || 0, seq));
+      if (state.selected === id) renderSelected();
+    },
     pong: ({ conversations }) => {
       for (const { id, last_seq: lastSeq } of conversations) {
         if (lastSeq > storeFor(id).contiguousSeq) {
@@ -91,8 +114,10 @@ const socket = new FrameSocket({
   },
 });
 
-function onQueueSnapshot({ waiting, mine }) {
+function onQueueSnapshot({ waiting, mine, callbacks }) {
   state.waiting = new Map(waiting.map((c) => [c.id, c]));
+  state.callbacks = new Map(callbacks.map((c) => [c.id, c]));
+  renderCallbacks();
   for (const conversation of mine) {
     state.mine.set(conversation.id, conversation);
     socket.send("conversation.open", { conversation_id: conversation.id, last_seq: storeFor(conversation.id).contiguousSeq });
@@ -103,6 +128,7 @@ function onQueueSnapshot({ waiting, mine }) {
 
 function onSnapshot({ conversation, messages, has_more: hasMore }) {
   state.mine.set(conversation.id, conversation);
+  state.visitorRead.set(conversation.id, Math.max(state.visitorRead.get(conversation.id) || 0, conversation.visitor_read_seq || 0));
   for (const message of messages) onMessage(message, { announce: false });
   if (hasMore) {
     socket.send("conversation.open", { conversation_id: conversation.id, last_seq: storeFor(conversation.id).contiguousSeq });
@@ -125,8 +151,42 @@ function onMessage(message, { announce: shouldAnnounce }) {
     announce(`${visitorLabel(conversation)} says: ${message.body}`);
     if (state.selected !== message.conversation_id) conversation.unread = (conversation.unread || 0) + 1;
   }
+  if (message.author.kind === "visitor") state.typing.set(message.conversation_id, false);
   if (state.selected === message.conversation_id) renderSelected();
   renderMine();
+}
+
+function markRead() {
+  const id = state.selected;
+  if (id === null || document.visibilityState !== "visible") return;
+  const seq = storeFor(id).contiguousSeq;
+  if (seq > (state.sentRead.get(id) || 0) && socket.send("message.read", { conversation_id: id, seq })) {
+    state.sentRead.set(id, seq);
+  }
+}
+
+function renderTyping() {
+  const conversation = state.mine.get(state.selected);
+  byId("conversation-typing").textContent =
+    conversation && state.typing.get(conversation.id) ? `${visitorLabel(conversation)} is typing…` : "";
+}
+
+function renderCallbacks() {
+  const callbacks = [...state.callbacks.values()];
+  byId("callbacks-list").replaceChildren(
+    ...callbacks.map((callback) => {
+      const contact = [callback.phone, callback.email].filter(Boolean).join(" · ");
+      return element("li", { className: "govuk-!-margin-bottom-4" }, [
+        element("strong", { text: callback.name }),
+        element("br"),
+        element("span", { className: "govuk-body-s", text: `${contact}${callback.service ? ` · ${callback.service.name}` : ""} · left ${formatTime(callback.created_at)}` }),
+        element("br"),
+        element("span", { text: callback.message }),
+      ]);
+    }),
+  );
+  byId("callbacks-count").textContent = String(callbacks.length);
+  byId("callbacks-empty").hidden = callbacks.length > 0;
 }
 
 function renderQueue() {
@@ -163,7 +223,8 @@ function renderMine() {
   list.replaceChildren(
     ...open.map((conversation) => {
       const label = `${visitorLabel(conversation)}${conversation.status === "ended" ? " (ended)" : ""}`;
-      const unread = conversation.unread ? ` – ${conversation.unread} unread` : "";
+      const typing = state.typing.get(conversation.id) && conversation.status !== "ended" ? " – typing…" : "";
+      const unread = (conversation.unread ? ` – ${conversation.unread} unread` : "") + typing;
       const button = element("button", {
         type: "button",
         className: "govuk-button govuk-button--secondary govuk-!-margin-bottom-0",
@@ -194,6 +255,7 @@ function renderSelected() {
   byId("conversation-heading").textContent = `Conversation with ${visitorLabel(conversation)}`;
   byId("conversation-context").textContent = describe(conversation);
   const log = byId("conversation-log");
+  const visitorRead = state.visitorRead.get(conversation.id) || 0;
   log.replaceChildren(
     ...storeFor(conversation.id).ordered().map((message) => {
       const kind = message.author.kind;
@@ -204,8 +266,9 @@ function renderSelected() {
         const author = kind === "visitor" ? visitorLabel(conversation) : message.author.name || "Advisor";
         item.append(element("span", { className: "chat-log__author", text: author }));
       }
-      item.append(document.createTextNode(message.body));
-      item.append(element("span", { className: "chat-log__state", text: formatTime(message.created_at) }));
+      item.append(...linkify(message.body));
+      const read = kind === "helper" ? (message.seq <= visitorRead ? "Read " : "Sent ") : "";
+      item.append(element("span", { className: "chat-log__state", text: read + formatTime(message.created_at) }));
       return item;
     }),
   );
@@ -214,6 +277,8 @@ function renderSelected() {
   byId("compose-form").hidden = ended;
   byId("conversation-ended").hidden = !ended;
   byId("wrap-up-link").href = config.wrapUpUrlTemplate.replace("{id}", String(conversation.id));
+  renderTyping();
+  markRead();
 }
 
 function addWrapUpLink(conversation) {
@@ -247,8 +312,31 @@ byId("compose-form").addEventListener("submit", (event) => {
   const pending = { conversation_id: state.selected, client_id: newClientId(), body };
   state.outbox.set(pending.client_id, pending);
   textarea.value = "";
+  stopTyping();
   socket.send("message.send", pending);
 });
+
+function stopTyping() {
+  clearTimeout(state.typingTimer);
+  if (state.typingSentAt && state.typingFor !== undefined) {
+    socket.send("typing.stop", { conversation_id: state.typingFor });
+  }
+  state.typingSentAt = 0;
+}
+
+byId("compose-message").addEventListener("input", () => {
+  if (state.selected === null) return;
+  const now = Date.now();
+  if (state.typingFor !== state.selected) stopTyping();
+  if (now - state.typingSentAt > TYPING_REPEAT_MS) {
+    state.typingFor = state.selected;
+    if (socket.send("typing.start", { conversation_id: state.selected })) state.typingSentAt = now;
+  }
+  clearTimeout(state.typingTimer);
+  state.typingTimer = setTimeout(stopTyping, TYPING_IDLE_MS);
+});
+
+document.addEventListener("visibilitychange", markRead);
 
 byId("compose-message").addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey) {

@@ -18,3 +18,21 @@ export function announce(region, text) {
     region.textContent = text;
   }, 50);
 }
+
+const URL_PATTERN = /\bhttps?:\/\/[^\s<>"']+/g;
+
+// Plain text as nodes, with http(s) addresses made into links. Nothing is parsed as HTML,
+// and only http(s) links are made, so a message can never run script or open `javascript:`.
+export function linkify(text) {
+  const nodes = [];
+  let last = 0;
+  for (const match of text.matchAll(URL_PATTERN)) {
+    // Trailing punctuation usually ends the sentence, not the address.
+    const href = match[0].replace(/[.,;:!?)\]]+$/, "");
+    if (match.index > last) nodes.push(document.createTextNode(text.slice(last, match.index)));
+    nodes.push(element("a", { className: "govuk-link", href, rel: "noopener noreferrer nofollow", target: "_blank", text: href }));
+    last = match.index + href.length;
+  }
+  if (last < text.length) nodes.push(document.createTextNode(text.slice(last)));
+  return nodes;
+}

@@ -1,23 +1,36 @@
-// The resident's chat widget. One <script type="module" src=".../chat/js/widget.js"> tag adds
-// a launcher button and a chat panel to any page; the conversation survives reloads and
-// navigation within the site (its token lives in sessionStorage) and lost connections
-// (it resumes from the last message it holds and resends what was not acknowledged).
+// The resident's chat widget. One tag adds a launcher button and a chat panel to any page of
+// an allowed council site:
+//
+//   <script type="module" src="https://assist.example.gov.uk/static/chat/js/widget.js"
+//           data-dioa-chat data-service="report-missed-bin"></script>
+//
+// The conversation survives reloads and navigation within the site (its token lives in
+// sessionStorage) and lost connections (it resumes from the last message it holds and
+// resends, with the same client ids, whatever was not acknowledged).
 
-import { announce, element } from "./dom.js";
+import { announce, element, linkify } from "./dom.js";
 import { FrameSocket, MessageStore, formatTime, newClientId, socketUrl } from "./socket.js";
 
+const ORIGIN = new URL(import.meta.url).origin;
+const SCRIPT = document.querySelector("script[data-dioa-chat]") || document.createElement("script");
 const STORAGE_KEY = "dioa-chat";
-const SCRIPT = document.getElementById("chat-widget-script");
-const SOCKET_PATH = "/ws/chat/";
+const TYPING_IDLE_MS = 3000;
+const TYPING_REPEAT_MS = 2000;
 
 const TEXT = {
   launcher: "Chat with an advisor",
-  title: "Chat with an advisor",
+  title: SCRIPT.dataset.title || "Chat with an advisor",
   close: "Close",
   closeHidden: " chat",
+  privacy:
+    "An advisor will guide you. Do not type passwords or bank card numbers in the chat. " +
+    "We keep the conversation only as long as we need it to help you and improve our service.",
   nameLabel: "Your name (optional)",
   nameHint: "So the advisor knows what to call you.",
-  privacy: "Do not share passwords or bank card numbers in the chat. We keep chat transcripts only as long as we need them.",
+  topicLabel: "What do you need help with?",
+  topicOther: "Something else",
+  emailLabel: "Email address (optional)",
+  emailHint: "We will send you a copy of the conversation when it ends.",
   start: "Start chat",
   messageLabel: "Message",
   send: "Send",
@@ -26,39 +39,97 @@ const TEXT = {
   connecting: "Connecting…",
   offline: "You are offline. We will reconnect and send your messages when we can.",
   waiting: "You are in the queue. An advisor will be with you soon.",
+  position: (position, minutes) =>
+    `You are number ${position} in the queue. Estimated wait: about ${minutes} minute${minutes === 1 ? "" : "s"}.`,
   active: (name) => `You are chatting with ${name}.`,
   ended: "This chat has ended.",
+  typing: (name) => `${name} is typing…`,
   you: "You",
   advisor: "Advisor",
   sending: "Sending…",
   sent: "Sent",
+  read: "Read",
+  failed: "Not sent.",
+  retry: "Try again",
   newMessage: (author, body) => `${author} says: ${body}`,
-  notFound: "Your earlier chat could not be found. You can start a new one.",
+  notFound: "Your earlier chat has ended or could not be found. You can start a new one.",
+  unavailableClosed: "Webchat is closed at the moment.",
+  unavailableBusy: "All our advisors are busy or away at the moment.",
+  nextOpen: (when) => `We open again ${when}.`,
+  leaveMessageIntro: "Leave a message and we will get back to you by phone or email.",
+  leaveMessage: "Leave a message",
+  phoneLabel: "Phone number",
+  phoneHint: "Give a phone number or an email address, or both.",
+  callbackMessageLabel: "Your message",
+  sendMessage: "Send message",
+  callbackDone: (reference) => `Thank you. Your message has been sent. Your reference is ${reference}.`,
+  rateLegend: "How helpful was this chat?",
+  rateLabels: ["1 – Not helpful", "2", "3", "4", "5 – Very helpful"],
+  rateComment: "Tell us more (optional)",
+  rateSubmit: "Send feedback",
+  rated: "Thank you for your feedback.",
+  transcript: "Download the conversation",
 };
+
+function loadStylesheet() {
+  if (document.querySelector("link[data-dioa-chat-css]")) return;
+  const link = element("link", { rel: "stylesheet", href: `${ORIGIN}/static/chat/css/widget.css`, "data-dioa-chat-css": "" });
+  document.head.append(link);
+}
+
+function textField({ id, name, label, hint, type = "text", autocomplete, maxlength }) {
+  const input = element("input", { className: "govuk-input", id, name, type });
+  if (autocomplete) input.setAttribute("autocomplete", autocomplete);
+  if (maxlength) input.setAttribute("maxlength", String(maxlength));
+  const group = element("div", { className: "govuk-form-group" }, [
+    element("label", { className: "govuk-label", for: id, text: label }),
+  ]);
+  if (hint) {
+    group.append(element("div", { className: "govuk-hint", id: `${id}-hint`, text: hint }));
+    input.setAttribute("aria-describedby", `${id}-hint`);
+  }
+  group.append(input);
+  return { group, input };
+}
 
 class ChatWidget {
   constructor() {
     this.state = this.load();
     this.messages = new MessageStore();
     this.conversation = null;
+    this.helperReadSeq = 0;
+    this.sentReadSeq = 0;
+    this.typingSentAt = 0;
+    this.typingTimer = null;
+    this.config = { available: true, services: [] };
+    loadStylesheet();
     this.build();
     this.socket = new FrameSocket({
-      url: socketUrl(SOCKET_PATH, SCRIPT ? SCRIPT.src : undefined),
+      url: socketUrl("/ws/chat/", ORIGIN),
       handlers: {
         "conversation.started": (data) => this.onStarted(data),
         "state.snapshot": (data) => this.onSnapshot(data),
         "message.created": (data) => this.onMessage(data),
         "conversation.updated": (data) => this.onConversation(data.conversation),
+        "queue.position": (data) => this.onPosition(data),
+        "typing.updated": (data) => this.onTyping(data),
+        "read.updated": (data) => this.onRead(data),
+        "conversation.rated": () => this.onRated(),
+        "callback.requested": (data) => this.onCallbackRequested(data),
         pong: (data) => this.onPong(data),
         error: (data) => this.onError(data),
       },
       onOpen: () => this.onOpen(),
-      onClose: () => this.setStatus(TEXT.offline),
+      onClose: () => {
+        if (this.state.token) this.setStatus(TEXT.offline);
+      },
     });
     if (this.state.token) {
       this.socket.connect();
       if (this.state.open) this.open({ focus: false });
     }
+    document.addEventListener("visibilitychange", () => this.markRead());
+    this.loadConfig();
     this.render();
   }
 
@@ -76,7 +147,19 @@ class ChatWidget {
     sessionStorage.setItem(STORAGE_KEY, JSON.stringify(this.state));
   }
 
+  async loadConfig() {
+    try {
+      const response = await fetch(`${ORIGIN}/chat/widget/config.json`, { credentials: "omit" });
+      if (response.ok) this.config = await response.json();
+    } catch {
+      // Offline: keep the defaults; starting a chat will say so.
+    }
+    this.fillTopics();
+    this.render();
+  }
+
   build() {
+    this.root = element("div", { className: "dioa-chat" });
     this.launcher = element("button", {
       type: "button",
       className: "govuk-button chat-launcher",
@@ -86,7 +169,6 @@ class ChatWidget {
     });
     this.launcher.addEventListener("click", () => this.open({ focus: true }));
 
-    this.title = element("h2", { id: "chat-panel-title", className: "chat-panel__title", text: TEXT.title });
     this.closeButton = element(
       "button",
       { type: "button", className: "govuk-button govuk-button--inverse chat-panel__close" },
@@ -96,45 +178,113 @@ class ChatWidget {
 
     this.status = element("p", { className: "chat-status", id: "chat-status" });
     this.log = element("ol", { className: "chat-log", "aria-label": "Messages" });
+    this.typingLine = element("p", { className: "chat-typing", id: "chat-typing" });
     this.announcer = element("div", { className: "govuk-visually-hidden", "aria-live": "polite", id: "chat-announcer" });
-    this.errorBox = element("p", { className: "govuk-error-message", role: "alert", hidden: "" });
+    this.errorBox = element("p", { className: "govuk-error-message", role: "alert", id: "chat-error", hidden: "" });
 
-    this.nameInput = element("input", {
-      className: "govuk-input",
-      id: "chat-name",
-      name: "name",
-      type: "text",
-      autocomplete: "given-name",
-      maxlength: "80",
-      "aria-describedby": "chat-name-hint",
+    this.buildStartForm();
+    this.buildUnavailable();
+    this.buildCompose();
+    this.buildEnded();
+
+    this.panel = element(
+      "section",
+      { id: "chat-panel", className: "chat-panel", "aria-labelledby": "chat-panel-title", hidden: "" },
+      [
+        element("div", { className: "chat-panel__header" }, [
+          element("h2", { id: "chat-panel-title", className: "chat-panel__title", text: TEXT.title }),
+          this.closeButton,
+        ]),
+        element("div", { className: "chat-panel__body", id: "chat-body" }, [
+          this.status,
+          this.log,
+          this.typingLine,
+          this.startForm,
+          this.unavailable,
+          this.endedBox,
+        ]),
+        element("div", { className: "chat-panel__footer" }, [this.errorBox, this.composeForm, this.newChatButton]),
+        this.announcer,
+      ],
+    );
+    this.panel.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") this.close();
     });
+    this.root.append(this.launcher, this.panel);
+    document.body.append(this.root);
+  }
+
+  buildStartForm() {
+    const name = textField({ id: "chat-name", name: "name", label: TEXT.nameLabel, hint: TEXT.nameHint, autocomplete: "given-name", maxlength: 80 });
+    const email = textField({ id: "chat-email", name: "email", label: TEXT.emailLabel, hint: TEXT.emailHint, type: "email", autocomplete: "email", maxlength: 254 });
+    this.nameInput = name.input;
+    this.emailInput = email.input;
+    this.topicSelect = element("select", { className: "govuk-select", id: "chat-topic", name: "service" });
     this.startForm = element("form", { className: "chat-start", novalidate: "" }, [
       element("p", { className: "govuk-body-s", text: TEXT.privacy }),
+      name.group,
       element("div", { className: "govuk-form-group" }, [
-        element("label", { className: "govuk-label", for: "chat-name", text: TEXT.nameLabel }),
-        element("div", { className: "govuk-hint", id: "chat-name-hint", text: TEXT.nameHint }),
-        this.nameInput,
+        element("label", { className: "govuk-label", for: "chat-topic", text: TEXT.topicLabel }),
+        this.topicSelect,
       ]),
+      email.group,
       element("button", { type: "submit", className: "govuk-button", text: TEXT.start }),
     ]);
+    this.fillTopics();
     this.startForm.addEventListener("submit", (event) => {
       event.preventDefault();
       this.start();
     });
+  }
 
-    this.textarea = element("textarea", {
-      className: "govuk-textarea",
-      id: "chat-message",
-      name: "message",
-      rows: "2",
-      maxlength: "2000",
+  fillTopics() {
+    const chosen = this.topicSelect.value || SCRIPT.dataset.service || "";
+    this.topicSelect.replaceChildren(
+      element("option", { value: "", text: TEXT.topicOther }),
+      ...(this.config.services || []).map((service) => element("option", { value: service.slug, text: service.name })),
+    );
+    this.topicSelect.value = [...this.topicSelect.options].some((o) => o.value === chosen) ? chosen : "";
+  }
+
+  buildUnavailable() {
+    this.unavailableReason = element("p", { className: "govuk-body", id: "chat-unavailable-reason" });
+    const name = textField({ id: "callback-name", name: "name", label: "Your name", autocomplete: "name", maxlength: 80 });
+    const phone = textField({ id: "callback-phone", name: "phone", label: TEXT.phoneLabel, hint: TEXT.phoneHint, type: "tel", autocomplete: "tel", maxlength: 32 });
+    const email = textField({ id: "callback-email", name: "email", label: "Email address", type: "email", autocomplete: "email", maxlength: 254 });
+    this.callbackMessage = element("textarea", { className: "govuk-textarea", id: "callback-message", name: "message", rows: "3", maxlength: "2000" });
+    this.callbackInputs = { name: name.input, phone: phone.input, email: email.input };
+    this.callbackForm = element("form", { className: "chat-callback", novalidate: "" }, [
+      name.group,
+      phone.group,
+      email.group,
+      element("div", { className: "govuk-form-group" }, [
+        element("label", { className: "govuk-label", for: "callback-message", text: TEXT.callbackMessageLabel }),
+        this.callbackMessage,
+      ]),
+      element("button", { type: "submit", className: "govuk-button", text: TEXT.sendMessage }),
+    ]);
+    this.callbackForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.requestCallback();
     });
+    this.callbackConfirmation = element("div", { className: "govuk-panel govuk-panel--confirmation", id: "callback-confirmation", hidden: "" });
+    this.unavailable = element("div", { className: "chat-unavailable", hidden: "" }, [
+      this.unavailableReason,
+      element("p", { className: "govuk-body", text: TEXT.leaveMessageIntro }),
+      this.callbackForm,
+      this.callbackConfirmation,
+    ]);
+  }
+
+  buildCompose() {
+    this.textarea = element("textarea", { className: "govuk-textarea", id: "chat-message", name: "message", rows: "2", maxlength: "2000" });
     this.textarea.addEventListener("keydown", (event) => {
       if (event.key === "Enter" && !event.shiftKey) {
         event.preventDefault();
         this.composeForm.requestSubmit();
       }
     });
+    this.textarea.addEventListener("input", () => this.typed());
     this.endButton = element("button", { type: "button", className: "govuk-button govuk-button--warning", text: TEXT.end });
     this.endButton.addEventListener("click", () => this.socket.send("conversation.end", {}));
     this.composeForm = element("form", { className: "chat-compose", novalidate: "" }, [
@@ -151,24 +301,43 @@ class ChatWidget {
       event.preventDefault();
       this.sendMessage();
     });
-
     this.newChatButton = element("button", { type: "button", className: "govuk-button", text: TEXT.newChat });
     this.newChatButton.addEventListener("click", () => this.reset({ focus: true }));
+  }
 
-    this.panel = element(
-      "section",
-      { id: "chat-panel", className: "chat-panel", "aria-labelledby": "chat-panel-title", hidden: "" },
-      [
-        element("div", { className: "chat-panel__header" }, [this.title, this.closeButton]),
-        element("div", { className: "chat-panel__body" }, [this.status, this.log, this.startForm]),
-        element("div", { className: "chat-panel__footer" }, [this.errorBox, this.composeForm, this.newChatButton]),
-        this.announcer,
-      ],
-    );
-    this.panel.addEventListener("keydown", (event) => {
-      if (event.key === "Escape") this.close();
+  buildEnded() {
+    this.ratingInputs = TEXT.rateLabels.map((label, index) => {
+      const id = `chat-rating-${index + 1}`;
+      const input = element("input", { className: "govuk-radios__input", id, name: "rating", type: "radio", value: String(index + 1) });
+      return { input, item: element("div", { className: "govuk-radios__item" }, [input, element("label", { className: "govuk-label govuk-radios__label", for: id, text: label })]) };
     });
-    document.body.append(this.launcher, this.panel);
+    this.ratingComment = element("textarea", { className: "govuk-textarea", id: "chat-rating-comment", name: "comment", rows: "2", maxlength: "500" });
+    this.rateForm = element("form", { className: "chat-rate", novalidate: "" }, [
+      element("div", { className: "govuk-form-group" }, [
+        element("fieldset", { className: "govuk-fieldset" }, [
+          element("legend", { className: "govuk-fieldset__legend govuk-fieldset__legend--s", text: TEXT.rateLegend }),
+          element("div", { className: "govuk-radios govuk-radios--small" }, this.ratingInputs.map((r) => r.item)),
+        ]),
+      ]),
+      element("div", { className: "govuk-form-group" }, [
+        element("label", { className: "govuk-label", for: "chat-rating-comment", text: TEXT.rateComment }),
+        this.ratingComment,
+      ]),
+      element("button", { type: "submit", className: "govuk-button govuk-button--secondary", text: TEXT.rateSubmit }),
+    ]);
+    this.rateForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const chosen = this.ratingInputs.find((r) => r.input.checked);
+      if (!chosen) {
+        this.showError("Choose a rating from 1 to 5.");
+        return;
+      }
+      this.socket.send("conversation.rate", { rating: Number(chosen.input.value), comment: this.ratingComment.value.trim() });
+    });
+    this.ratedText = element("p", { className: "govuk-body", id: "chat-rated", text: TEXT.rated, hidden: "" });
+    this.transcriptButton = element("button", { type: "button", className: "govuk-button govuk-button--secondary", id: "chat-transcript", text: TEXT.transcript });
+    this.transcriptButton.addEventListener("click", () => this.downloadTranscript());
+    this.endedBox = element("div", { className: "chat-ended", hidden: "" }, [this.rateForm, this.ratedText, this.transcriptButton]);
   }
 
   open({ focus }) {
@@ -178,7 +347,14 @@ class ChatWidget {
     this.state.open = true;
     this.save();
     this.render();
-    if (focus) (this.state.token ? this.textarea : this.nameInput).focus();
+    this.markRead();
+    if (focus) this.focusFirst();
+  }
+
+  focusFirst() {
+    if (this.state.token) this.textarea.focus();
+    else if (!this.config.available) this.callbackInputs.name.focus();
+    else this.nameInput.focus();
   }
 
   close() {
@@ -190,11 +366,31 @@ class ChatWidget {
     this.launcher.focus();
   }
 
+  send(type, data) {
+    if (this.socket.isOpen) this.socket.send(type, data);
+    else {
+      this.pendingFrame = { type, data };
+      this.socket.connect();
+      this.setStatus(TEXT.connecting);
+    }
+  }
+
   start() {
-    this.pendingStart = { name: this.nameInput.value.trim() };
-    if (this.socket.isOpen) this.socket.send("conversation.start", this.pendingStart);
-    else this.socket.connect();
-    this.setStatus(TEXT.connecting);
+    this.hideError();
+    const data = { name: this.nameInput.value.trim(), email: this.emailInput.value.trim(), service: this.topicSelect.value };
+    this.send("conversation.start", data);
+  }
+
+  requestCallback() {
+    this.hideError();
+    const { name, phone, email } = this.callbackInputs;
+    this.send("callback.request", {
+      name: name.value.trim(),
+      phone: phone.value.trim(),
+      email: email.value.trim(),
+      message: this.callbackMessage.value.trim(),
+      service: this.topicSelect.value,
+    });
   }
 
   reset({ focus }) {
@@ -203,22 +399,28 @@ class ChatWidget {
     this.save();
     this.messages = new MessageStore();
     this.conversation = null;
+    this.position = null;
+    this.rated = false;
+    this.helperReadSeq = 0;
+    this.sentReadSeq = 0;
     this.log.replaceChildren();
+    this.typingLine.textContent = "";
+    this.loadConfig();
     this.render();
-    if (focus) this.nameInput.focus();
+    if (focus) this.focusFirst();
   }
 
   onOpen() {
     if (this.state.token) {
       this.socket.send("conversation.resume", { token: this.state.token, last_seq: this.messages.contiguousSeq });
-    } else if (this.pendingStart) {
-      this.socket.send("conversation.start", this.pendingStart);
+    } else if (this.pendingFrame) {
+      this.socket.send(this.pendingFrame.type, this.pendingFrame.data);
     }
+    this.pendingFrame = null;
   }
 
   onStarted({ token }) {
     this.state.token = token;
-    this.pendingStart = null;
     this.save();
   }
 
@@ -226,22 +428,60 @@ class ChatWidget {
     for (const message of messages) this.onMessage(message, { announce: false });
     this.onConversation(conversation);
     if (hasMore) {
-      this.socket.send("conversation.resume", { token: this.state.token, last_seq: this.messages.contiguousSeq });
+      this.resume();
       return;
     }
-    // Anything typed while offline, or sent just before the connection dropped, goes again
-    // with the same client id; the server returns the stored copy instead of a duplicate.
     for (const pending of this.state.outbox) {
       this.socket.send("message.send", { client_id: pending.client_id, body: pending.body });
     }
-    if (document.activeElement === this.startForm.querySelector("button")) this.textarea.focus();
+    if (this.startForm.contains(document.activeElement) || document.activeElement === document.body) {
+      if (!this.panel.hidden) this.textarea.focus();
+    }
+  }
+
+  resume() {
+    this.socket.send("conversation.resume", { token: this.state.token, last_seq: this.messages.contiguousSeq });
   }
 
   onConversation(conversation) {
     const previous = this.conversation;
     this.conversation = conversation;
+    this.helperReadSeq = Math.max(this.helperReadSeq, conversation.helper_read_seq || 0);
+    if (conversation.rating) this.rated = true;
+    if (conversation.status !== "waiting") this.position = null;
     this.render();
+    this.refreshStates();
     if (previous && previous.status !== conversation.status) this.announce(this.status.textContent);
+  }
+
+  onPosition({ position, estimated_wait_seconds: seconds }) {
+    this.position = { position, minutes: Math.max(1, Math.round(seconds / 60)) };
+    this.render();
+    this.announce(this.status.textContent);
+  }
+
+  onTyping({ typing }) {
+    const name = (this.conversation && this.conversation.helper_name) || TEXT.advisor;
+    this.typingLine.textContent = typing ? TEXT.typing(name) : "";
+  }
+
+  onRead({ seq }) {
+    this.helperReadSeq = Math.max(this.helperReadSeq, seq);
+    this.refreshStates();
+  }
+
+  onRated() {
+    this.rated = true;
+    this.render();
+    this.announce(TEXT.rated);
+    this.ratedText.focus?.();
+  }
+
+  onCallbackRequested({ reference }) {
+    this.callbackForm.hidden = true;
+    this.callbackConfirmation.hidden = false;
+    this.callbackConfirmation.replaceChildren(element("div", { className: "govuk-panel__body", text: TEXT.callbackDone(reference) }));
+    this.announce(TEXT.callbackDone(reference));
   }
 
   onMessage(message, { announce = true } = {}) {
@@ -252,29 +492,32 @@ class ChatWidget {
     if (pendingIndex !== -1) {
       this.state.outbox.splice(pendingIndex, 1);
       this.save();
-      const pendingNode = this.log.querySelector(`[data-client-id="${CSS.escape(message.client_id)}"]`);
-      if (pendingNode) pendingNode.remove();
     }
+    const pendingNode = message.client_id && this.log.querySelector(`[data-client-id="${CSS.escape(message.client_id)}"]`);
+    if (pendingNode) pendingNode.remove();
+    if (message.author.kind === "helper") this.typingLine.textContent = "";
     this.insert(this.renderMessage(message, mine));
     if (announce && !mine) this.announce(TEXT.newMessage(this.authorName(message), message.body));
+    this.markRead();
     // A message that arrived ahead of one we never got: fetch the gap from the database.
-    if (this.messages.contiguousSeq === before && message.seq > before + 1 && this.state.token) {
-      this.socket.send("conversation.resume", { token: this.state.token, last_seq: this.messages.contiguousSeq });
-    }
+    if (this.messages.contiguousSeq === before && message.seq > before + 1 && this.state.token) this.resume();
   }
 
   onPong({ last_seq: lastSeq }) {
-    if (this.state.token && typeof lastSeq === "number" && lastSeq > this.messages.contiguousSeq) {
-      this.socket.send("conversation.resume", { token: this.state.token, last_seq: this.messages.contiguousSeq });
-    }
+    if (this.state.token && typeof lastSeq === "number" && lastSeq > this.messages.contiguousSeq) this.resume();
   }
 
-  onError({ code, message }) {
+  onError({ code, message, client_id: clientId }) {
     if (code === "conversation_not_found") {
       this.reset({ focus: false });
       this.showError(TEXT.notFound);
       return;
     }
+    if (code === "chat_unavailable") {
+      this.config.available = false;
+      this.render();
+    }
+    if (clientId) this.markFailed(clientId);
     this.showError(message);
   }
 
@@ -283,10 +526,41 @@ class ChatWidget {
     this.errorBox.hidden = false;
   }
 
+  hideError() {
+    this.errorBox.hidden = true;
+  }
+
+  typed() {
+    if (!this.state.token || !this.socket.isOpen) return;
+    const now = Date.now();
+    if (now - this.typingSentAt > TYPING_REPEAT_MS) {
+      this.socket.send("typing.start", {});
+      this.typingSentAt = now;
+    }
+    clearTimeout(this.typingTimer);
+    this.typingTimer = setTimeout(() => this.stopTyping(), TYPING_IDLE_MS);
+  }
+
+  stopTyping() {
+    clearTimeout(this.typingTimer);
+    if (this.typingSentAt && this.socket.isOpen) this.socket.send("typing.stop", {});
+    this.typingSentAt = 0;
+  }
+
+  markRead() {
+    if (!this.state.token || this.panel.hidden || document.visibilityState !== "visible") return;
+    const seq = this.messages.contiguousSeq;
+    if (seq > this.sentReadSeq && this.socket.isOpen) {
+      this.sentReadSeq = seq;
+      this.socket.send("message.read", { seq });
+    }
+  }
+
   sendMessage() {
     const body = this.textarea.value.trim();
     if (!body) return;
-    this.errorBox.hidden = true;
+    this.hideError();
+    this.stopTyping();
     const pending = { client_id: newClientId(), body };
     this.state.outbox.push(pending);
     this.save();
@@ -295,9 +569,56 @@ class ChatWidget {
     this.socket.send("message.send", pending);
   }
 
+  markFailed(clientId) {
+    const node = this.log.querySelector(`[data-client-id="${CSS.escape(clientId)}"]`);
+    if (!node) return;
+    const index = this.state.outbox.findIndex((item) => item.client_id === clientId);
+    const pending = this.state.outbox[index];
+    if (index !== -1) {
+      this.state.outbox.splice(index, 1);
+      this.save();
+    }
+    const state = node.querySelector(".chat-log__state");
+    state.replaceChildren(TEXT.failed);
+    if (pending) {
+      const retry = element("button", { type: "button", className: "govuk-button govuk-button--secondary chat-retry", text: TEXT.retry });
+      retry.addEventListener("click", () => {
+        node.remove();
+        this.state.outbox.push(pending);
+        this.save();
+        this.insert(this.renderPending(pending));
+        this.socket.send("message.send", pending);
+      });
+      state.append(" ", retry);
+    }
+  }
+
+  async downloadTranscript() {
+    const body = new URLSearchParams({ token: this.state.token || "" });
+    try {
+      const response = await fetch(`${ORIGIN}/chat/widget/transcript/`, { method: "POST", body, credentials: "omit" });
+      if (!response.ok) throw new Error(String(response.status));
+      const blob = await response.blob();
+      const disposition = response.headers.get("Content-Disposition") || "";
+      const match = disposition.match(/filename="([^"]+)"/);
+      const link = element("a", { href: URL.createObjectURL(blob), download: match ? match[1] : "conversation.txt" });
+      document.body.append(link);
+      link.click();
+      link.remove();
+    } catch {
+      this.showError("The conversation could not be downloaded. Try again.");
+    }
+  }
+
   authorName(message) {
     if (message.author.kind === "visitor") return TEXT.you;
     return message.author.name || TEXT.advisor;
+  }
+
+  stateText(message) {
+    const time = formatTime(message.created_at);
+    if (message.author.kind !== "visitor") return time;
+    return `${message.seq <= this.helperReadSeq ? TEXT.read : TEXT.sent} ${time}`;
   }
 
   renderMessage(message, mine) {
@@ -307,31 +628,35 @@ class ChatWidget {
       "data-seq": String(message.seq),
     });
     if (kind !== "system") item.append(element("span", { className: "chat-log__author", text: this.authorName(message) }));
-    item.append(document.createTextNode(message.body));
-    item.append(element("span", { className: "chat-log__state", text: mine ? `${TEXT.sent} ${formatTime(message.created_at)}` : formatTime(message.created_at) }));
+    item.append(...linkify(message.body));
+    item.append(element("span", { className: "chat-log__state", text: this.stateText(message) }));
     return item;
+  }
+
+  refreshStates() {
+    for (const message of this.messages.ordered()) {
+      if (message.author.kind !== "visitor") continue;
+      const node = this.log.querySelector(`[data-seq="${message.seq}"] .chat-log__state`);
+      if (node) node.textContent = this.stateText(message);
+    }
   }
 
   renderPending(pending) {
     const item = element("li", { className: "chat-log__item chat-log__item--mine", "data-client-id": pending.client_id });
     item.append(element("span", { className: "chat-log__author", text: TEXT.you }));
-    item.append(document.createTextNode(pending.body));
+    item.append(...linkify(pending.body));
     item.append(element("span", { className: "chat-log__state", text: TEXT.sending }));
     return item;
   }
 
   insert(node) {
-    const seq = Number(node.dataset.seq);
     if (node.dataset.seq) {
+      const seq = Number(node.dataset.seq);
       // Keep the log in sequence order even when live messages arrive out of order.
       const later = [...this.log.querySelectorAll("[data-seq]")].find((item) => Number(item.dataset.seq) > seq);
-      if (later) {
-        this.log.insertBefore(node, later);
-        return;
-      }
-      const firstPending = this.log.querySelector("[data-client-id]");
-      if (firstPending) {
-        this.log.insertBefore(node, firstPending);
+      const anchor = later || this.log.querySelector("[data-client-id]");
+      if (anchor) {
+        this.log.insertBefore(node, anchor);
         return;
       }
     }
@@ -340,23 +665,44 @@ class ChatWidget {
   }
 
   announce(text) {
-    announce(this.announcer, text);
+    if (text) announce(this.announcer, text);
   }
 
   setStatus(text) {
     this.status.textContent = text;
   }
 
+  unavailableText() {
+    const parts = [this.config.reason === "closed" ? TEXT.unavailableClosed : TEXT.unavailableBusy];
+    if (this.config.next_open) {
+      const when = new Date(this.config.next_open).toLocaleString(document.documentElement.lang || "en-GB", {
+        weekday: "long",
+        hour: "2-digit",
+        minute: "2-digit",
+      });
+      parts.push(TEXT.nextOpen(`on ${when}`));
+    }
+    return parts.join(" ");
+  }
+
   render() {
     const hasConversation = Boolean(this.state.token);
-    const ended = this.conversation && this.conversation.status === "ended";
-    this.startForm.hidden = hasConversation;
+    const ended = Boolean(this.conversation && this.conversation.status === "ended");
+    const unavailable = !hasConversation && this.config.available === false;
+    this.startForm.hidden = hasConversation || unavailable;
+    this.unavailable.hidden = !unavailable;
+    this.unavailableReason.textContent = unavailable ? this.unavailableText() : "";
     this.composeForm.hidden = !hasConversation || ended;
+    this.endedBox.hidden = !ended;
+    this.rateForm.hidden = !ended || Boolean(this.rated);
+    this.ratedText.hidden = !this.rated;
     this.newChatButton.hidden = !ended;
+    if (ended) this.typingLine.textContent = "";
     if (!hasConversation) this.setStatus("");
     else if (!this.conversation) this.setStatus(TEXT.connecting);
     else if (ended) this.setStatus(TEXT.ended);
     else if (this.conversation.status === "active") this.setStatus(TEXT.active(this.conversation.helper_name || TEXT.advisor));
+    else if (this.position) this.setStatus(TEXT.position(this.position.position, this.position.minutes));
     else this.setStatus(TEXT.waiting);
   }
 }

@@ -1,0 +1,64 @@
+"""Whether the webchat can take a new conversation: opening hours, closures, helpers online.
+
+Who is online is the advisor console's business; it registers a provider at start-up so that
+chat, a lower app, never imports it.
+"""
+
+import datetime
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+from chat.models import ClosureDate, OpeningHours
+
+_helper_available: Callable[[], bool] | None = None
+
+
+def register_helper_availability(provider: Callable[[], bool]) -> None:
+    global _helper_available
+    _helper_available = provider
+
+
+@dataclass(frozen=True)
+class Availability:
+    available: bool
+    # "closed" (outside opening hours or a closure date), "no_helpers", or None.
+    reason: str | None
+    next_open: datetime.datetime | None
+
+
+def _open_at(moment: datetime.datetime, hours: list[OpeningHours], closed_dates: set[datetime.date]) -> bool:
+    if moment.date() in closed_dates:
+        return False
+    now = moment.time()
+    return any(h.weekday == moment.weekday() and h.opens_at <= now < h.closes_at for h in hours)
+
+
+def _next_opening(moment: datetime.datetime, hours: list[OpeningHours], closed_dates: set[datetime.date]):
+    for days_ahead in range(15):
+        day = moment.date() + datetime.timedelta(days=days_ahead)
+        if day in closed_dates:
+            continue
+        for h in sorted((h for h in hours if h.weekday == day.weekday()), key=lambda h: h.opens_at):
+            start = timezone.make_aware(datetime.datetime.combine(day, h.opens_at), moment.tzinfo)
+            if start > moment:
+                return start
+    return None
+
+
+def chat_availability(*, now: datetime.datetime | None = None) -> Availability:
+    """Open if the weekly hours (none configured means always) and closures allow it and a
+    helper is online."""
+    moment = timezone.localtime(now or timezone.now())
+    hours = list(OpeningHours.objects.all())
+    closed_dates = set(
+        ClosureDate.objects.filter(
+            date__gte=moment.date(), date__lte=moment.date() + datetime.timedelta(days=15)
+        ).values_list("date", flat=True)
+    )
+    if (hours and not _open_at(moment, hours, closed_dates)) or (not hours and moment.date() in closed_dates):
+        return Availability(available=False, reason="closed", next_open=_next_opening(moment, hours, closed_dates))
+    if _helper_available is not None and not _helper_available():
+        return Availability(available=False, reason="no_helpers", next_open=None)
+    return Availability(available=True, reason=None, next_open=None)

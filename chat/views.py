@@ -1,0 +1,62 @@
+"""HTTP endpoints of the chat widget: its configuration and the transcript download.
+
+Both are read by the widget from any allowed council site (CORS, without credentials); the
+transcript is reached only with the conversation's secret token, sent in the request body.
+"""
+
+from django.http import HttpResponse, JsonResponse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from chat import selectors, services
+from chat.availability import chat_availability
+from chat.error_messages import error_message
+from chat.models import OpeningHours
+from kiosk.selectors import service_list_active
+
+
+@never_cache
+@require_GET
+def widget_config(request):
+    availability = chat_availability()
+    return JsonResponse(
+        {
+            "available": availability.available,
+            "reason": availability.reason,
+            "next_open": availability.next_open.isoformat() if availability.next_open else None,
+            "opening_hours": [
+                {
+                    "day": hours.get_weekday_display(),
+                    "opens": f"{hours.opens_at:%H:%M}",
+                    "closes": f"{hours.closes_at:%H:%M}",
+                }
+                for hours in OpeningHours.objects.all()
+            ],
+            "services": [{"slug": service.slug, "name": service.name} for service in service_list_active()],
+        }
+    )
+
+
+# No cookie authenticates this request (the token in the body does), so there is no session
+# for a cross-site request to ride on; the widget posts it from other council sites.
+@csrf_exempt
+@never_cache
+@require_POST
+def transcript(request):
+    token = request.POST.get("token", "")
+    conversation = (
+        selectors.conversation_get_by_token(token_hash=services.token_hash(token)) if 0 < len(token) <= 128 else None
+    )
+    if conversation is None:
+        return JsonResponse(
+            {"code": "conversation_not_found", "message": error_message("conversation_not_found")},
+            status=404,
+        )
+    response = HttpResponse(
+        selectors.conversation_transcript_text(conversation=conversation), content_type="text/plain; charset=utf-8"
+    )
+    stamp = timezone.localtime(conversation.created_at).strftime("%Y-%m-%d")
+    response["Content-Disposition"] = f'attachment; filename="conversation-{stamp}-{conversation.pk}.txt"'
+    return response
