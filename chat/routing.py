@@ -1,7 +1,16 @@
+from channels.security.websocket import OriginValidator
+from django.conf import settings
 from django.urls import path
 
 from chat.consumers import VisitorConsumer
 
+
+def widget_origins() -> list[str]:
+    """This site's own hosts and the other council sites allowed to embed the widget."""
+    return [*settings.ALLOWED_HOSTS, *settings.CHAT_WIDGET_ORIGINS]
+
+
+# The resident's socket accepts the embedding sites too; the console socket stays same-site.
 websocket_urlpatterns = [
-    path("ws/chat/", VisitorConsumer.as_asgi()),
+    path("ws/chat/", OriginValidator(VisitorConsumer.as_asgi(), widget_origins())),
 ]

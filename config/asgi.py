@@ -11,18 +11,17 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 import agents_console.routing  # noqa: E402
 import chat.routing  # noqa: E402
 
+# Each app's routing wraps its consumers in the Origin check they need: the console accepts
+# only this site, the resident's socket also the council sites allowed to embed the widget.
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(
-                URLRouter(chat.routing.websocket_urlpatterns + agents_console.routing.websocket_urlpatterns)
-            )
+        "websocket": AuthMiddlewareStack(
+            URLRouter(chat.routing.websocket_urlpatterns + agents_console.routing.websocket_urlpatterns)
         ),
     }
 )

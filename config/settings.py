@@ -79,7 +79,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First, so that the widget's static files and JSON get CORS headers too.
+    # First, so that every response it covers gets its headers.
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -265,11 +265,16 @@ COUNCIL_NAME = os.environ.get("COUNCIL_NAME", "Millbrook District Council")
 
 # Origins (scheme://host[:port]) of other council sites allowed to embed the chat widget.
 CHAT_WIDGET_ORIGINS = env_list("CHAT_WIDGET_ORIGINS")
-# Those sites load the widget's module, styles and configuration across origins: CORS on just
+# Those sites read the widget's configuration and transcript across origins: CORS on just
 # those paths, never with credentials (the widget's secret travels in the request body).
+# Static files (the widget's module and styles) are public: WhiteNoise serves them to any
+# origin with `Access-Control-Allow-Origin: *`, which module scripts need.
 CORS_ALLOWED_ORIGINS = CHAT_WIDGET_ORIGINS
-CORS_URLS_REGEX = r"^/(static/chat/|chat/widget/)"
+CORS_URLS_REGEX = r"^/chat/widget/"
 CORS_ALLOW_CREDENTIALS = False
+# The transcript's file name travels in this header, which scripts cannot read cross-origin
+# unless it is exposed.
+CORS_EXPOSE_HEADERS = ["Content-Disposition"]
 # How long a resident may still read, rate and download an ended conversation.
 CHAT_TOKEN_TTL_MINUTES = env_int("CHAT_TOKEN_TTL_MINUTES", 60)
 # A conversation nobody accepted in this time ends, and the resident is offered a call back.

@@ -11,7 +11,7 @@ from django.test import Client
 from websockets.asyncio.client import connect
 
 from chat.models import Message
-from tests.integration.conftest import free_port, start_daphne
+from tests.servers import free_port, start_daphne
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -59,6 +59,7 @@ async def test_visitor_and_advisor_on_different_processes_exchange_messages_and_
     await visitor.send("conversation.start", name="Pat")
     token = (await visitor.expect("conversation.started"))["token"]
     await visitor.expect("state.snapshot")
+    assert (await visitor.expect("queue.position"))["position"] == 1
     conversation_id = (await helper.expect("conversation.queued"))["conversation"]["id"]
 
     await helper.send("conversation.accept", conversation_id=conversation_id)

@@ -1,0 +1,88 @@
+"""The widget's HTTP endpoints: configuration, transcript, and CORS for embedding sites."""
+
+import datetime
+
+import pytest
+from django.utils import timezone
+
+from chat import services
+from chat.models import OpeningHours
+
+pytestmark = pytest.mark.django_db
+
+COUNCIL_SITE = "https://www.millbrook.example.gov.uk"
+
+
+def test_config_lists_services_and_availability(client, service):
+    response = client.get("/chat/widget/config.json")
+    data = response.json()
+    assert response.status_code == 200
+    assert data["available"] is True
+    assert data["services"] == [{"slug": "report-missed-bin", "name": "Report a missed bin collection"}]
+    assert "no-cache" in response["Cache-Control"]
+
+
+def test_config_says_when_closed(client):
+    now = timezone.localtime()
+    OpeningHours.objects.create(weekday=(now.weekday() + 1) % 7, opens_at=datetime.time(9), closes_at=datetime.time(17))
+    data = client.get("/chat/widget/config.json").json()
+    assert (data["available"], data["reason"]) == (False, "closed")
+    assert data["next_open"] is not None
+    assert data["opening_hours"][0]["opens"] == "09:00"
+
+
+def test_an_embedding_council_site_gets_cors_headers_and_others_do_not(client, settings):
+    settings.CORS_ALLOWED_ORIGINS = [COUNCIL_SITE]
+    allowed = client.get("/chat/widget/config.json", headers={"Origin": COUNCIL_SITE})
+    other = client.get("/chat/widget/config.json", headers={"Origin": "https://evil.example"})
+
+    assert allowed.status_code == 200
+    assert allowed["Access-Control-Allow-Origin"] == COUNCIL_SITE
+    assert "Access-Control-Allow-Credentials" not in allowed
+    assert "Access-Control-Allow-Origin" not in other
+
+
+@pytest.mark.parametrize(
+    "path", ["/static/chat/js/widget.js", "/static/chat/js/socket.js", "/static/chat/css/widget.css"]
+)
+def test_the_widget_module_and_styles_load_from_any_site(client, path):
+    response = client.get(path, headers={"Origin": COUNCIL_SITE})
+    assert response.status_code == 200
+    assert response["Access-Control-Allow-Origin"] == "*"
+
+
+def test_the_console_never_gets_cors_headers(client, settings):
+    settings.CORS_ALLOWED_ORIGINS = [COUNCIL_SITE]
+    response = client.get("/console/", headers={"Origin": COUNCIL_SITE})
+    assert "Access-Control-Allow-Origin" not in response
+
+
+def test_transcript_downloads_with_the_token(client, advisor):
+    conversation, token = services.conversation_start(visitor_name="Pat")
+    services.message_create(conversation_id=conversation.pk, author_kind="visitor", body="<script>x</script>")
+
+    response = client.post("/chat/widget/transcript/", {"token": token})
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
+    assert response["Content-Disposition"].startswith('attachment; filename="conversation-')
+    assert "Pat: <script>x</script>" in response.content.decode()
+
+
+@pytest.mark.parametrize("token", ["", "wrong", "x" * 500])
+def test_transcript_without_the_right_token_reveals_nothing(client, token):
+    services.conversation_start()
+    response = client.post("/chat/widget/transcript/", {"token": token})
+    assert response.status_code == 404
+    assert response.json()["code"] == "conversation_not_found"
+
+
+def test_transcript_of_an_expired_conversation_is_gone(client, settings):
+    settings.CHAT_TOKEN_TTL_MINUTES = 0
+    conversation, token = services.conversation_start()
+    services.conversation_end(conversation_id=conversation.pk, ended_by="visitor")
+    assert client.post("/chat/widget/transcript/", {"token": token}).status_code == 404
+
+
+def test_transcript_only_by_post(client):
+    assert client.get("/chat/widget/transcript/").status_code == 405

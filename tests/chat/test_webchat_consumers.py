@@ -1,0 +1,233 @@
+"""The webchat frames on real sockets: queue position, typing, read marks, rating, call backs."""
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from chat.models import CallbackRequest, Conversation
+from config.asgi import application
+from tests.agents_console.test_consumers import console
+from tests.chat.test_consumers import connect, expect, send, start
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def accept(helper, conversation_id):
+    await helper.send_json_to({"type": "conversation.accept", "data": {"conversation_id": conversation_id}})
+    await expect(helper, "state.snapshot")
+    await expect(helper, "conversation.assigned")
+
+
+async def test_waiting_residents_see_their_place_move_up(advisor):
+    helper = await console(advisor)
+    await expect(helper, "queue.snapshot")
+    first = await connect()
+    await start(first, name="First")
+    first_id = (await expect(helper, "conversation.queued"))["conversation"]["id"]
+    second = await connect()
+    await second.send_json_to({"type": "conversation.start", "data": {"name": "Second"}})
+    await expect(second, "conversation.started")
+    await expect(second, "state.snapshot")
+    position = await expect(second, "queue.position")
+    assert position["position"] == 2
+    assert position["estimated_wait_seconds"] == 2 * 180
+    await expect(helper, "conversation.queued")
+    assert await first.receive_nothing(timeout=0.3), "the first resident's place did not change"
+
+    await accept(helper, first_id)
+
+    assert (await expect(second, "queue.position"))["position"] == 1
+    for communicator in (helper, first, second):
+        await communicator.disconnect()
+
+
+async def test_typing_is_relayed_to_the_other_side_only_and_throttled(advisor):
+    helper = await console(advisor)
+    await expect(helper, "queue.snapshot")
+    visitor = await connect()
+    await start(visitor)
+    conversation_id = (await expect(helper, "conversation.queued"))["conversation"]["id"]
+    await accept(helper, conversation_id)
+    await expect(visitor, "message.created")
+    await expect(visitor, "conversation.updated")
+
+    await visitor.send_json_to({"type": "typing.start", "data": {}})
+    await visitor.send_json_to({"type": "typing.start", "data": {}})
+    assert await expect(helper, "typing.updated") == {"conversation_id": conversation_id, "typing": True}
+    assert await helper.receive_nothing(timeout=0.3), "a repeat within two seconds is absorbed"
+    assert await visitor.receive_nothing(timeout=0.1), "the typist does not hear their own typing"
+
+    await helper.send_json_to({"type": "typing.start", "data": {"conversation_id": conversation_id}})
+    assert await expect(visitor, "typing.updated") == {"typing": True}
+    await helper.send_json_to({"type": "typing.stop", "data": {"conversation_id": conversation_id}})
+    assert await expect(visitor, "typing.updated") == {"typing": False}
+    await helper.disconnect()
+    await visitor.disconnect()
+
+
+async def test_typing_in_a_conversation_you_do_not_follow_is_refused(advisor):
+    helper = await console(advisor)
+    await expect(helper, "queue.snapshot")
+    await helper.send_json_to({"type": "typing.start", "data": {"conversation_id": 5}})
+    assert (await expect(helper, "error"))["code"] == "not_assigned"
+    visitor = await connect()
+    await visitor.send_json_to({"type": "typing.start", "data": {}})
+    assert (await expect(visitor, "error"))["code"] == "not_joined"
+    await helper.disconnect()
+    await visitor.disconnect()
+
+
+async def test_read_marks_reach_the_writer(advisor):
+    helper = await console(advisor)
+    await expect(helper, "queue.snapshot")
+    visitor = await connect()
+    await start(visitor)
+    conversation_id = (await expect(helper, "conversation.queued"))["conversation"]["id"]
+    await accept(helper, conversation_id)
+    await expect(visitor, "message.created")
+    await expect(visitor, "conversation.updated")
+    await helper.send_json_to(
+        {"type": "message.send", "data": {"conversation_id": conversation_id, "client_id": "h1", "body": "Hello"}}
+    )
+    await expect(helper, "message.created")
+    await expect(visitor, "message.created")
+
+    await visitor.send_json_to({"type": "message.read", "data": {"seq": 2}})
+    assert await expect(helper, "read.updated") == {"conversation_id": conversation_id, "seq": 2}
+    await helper.send_json_to({"type": "message.read", "data": {"conversation_id": conversation_id, "seq": 2}})
+    assert await expect(visitor, "read.updated") == {"seq": 2}
+    conversation = await Conversation.objects.aget(pk=conversation_id)
+    assert (conversation.visitor_read_seq, conversation.helper_read_seq) == (2, 2)
+    await helper.disconnect()
+    await visitor.disconnect()
+
+
+async def test_rating_after_the_end():
+    visitor = await connect()
+    await start(visitor)
+    await visitor.send_json_to({"type": "conversation.rate", "data": {"rating": 5}})
+    assert (await expect(visitor, "error"))["code"] == "conversation_not_ended"
+    await visitor.send_json_to({"type": "conversation.end", "data": {}})
+    await expect(visitor, "message.created")
+    await expect(visitor, "conversation.updated")
+    await visitor.send_json_to({"type": "conversation.rate", "data": {"rating": 6}})
+    assert (await expect(visitor, "error"))["code"] == "invalid_frame"
+
+    await visitor.send_json_to({"type": "conversation.rate", "data": {"rating": 4, "comment": "Kind"}})
+
+    assert await expect(visitor, "conversation.rated") == {"rating": 4}
+    conversation = await Conversation.objects.aget()
+    assert (conversation.rating, conversation.rating_comment) == (4, "Kind")
+    await visitor.disconnect()
+
+
+async def test_a_callback_request_reaches_every_console_and_not_other_residents(advisor):
+    helper = await console(advisor)
+    await expect(helper, "queue.snapshot")
+    bystander = await connect()
+    await start(bystander)
+    await expect(helper, "conversation.queued")
+    visitor = await connect()
+    await visitor.send_json_to(
+        {"type": "callback.request", "data": {"name": "Pat", "email": "pat@example.com", "message": "Call me"}}
+    )
+
+    reference = (await expect(visitor, "callback.requested"))["reference"]
+    callback = (await expect(helper, "callback.requested"))["callback"]
+    assert reference == f"CB-{callback['id']:06d}"
+    assert (callback["name"], callback["email"], callback["message"]) == ("Pat", "pat@example.com", "Call me")
+    assert await bystander.receive_nothing(timeout=0.3)
+    assert await CallbackRequest.objects.acount() == 1
+    for communicator in (helper, bystander, visitor):
+        await communicator.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        ({"name": "Pat", "message": "Call me"}, "contact_required"),
+        ({"name": "Pat", "phone": "not a phone", "message": "Call me"}, "invalid_frame"),
+        ({"name": "Pat", "email": "nope", "message": "Call me"}, "invalid_frame"),
+        ({"phone": "01632 960001", "message": "Call me"}, "invalid_frame"),
+    ],
+)
+async def test_a_bad_callback_request_stores_nothing(data, code):
+    visitor = await connect()
+    await visitor.send_json_to({"type": "callback.request", "data": data})
+    assert (await expect(visitor, "error"))["code"] == code
+    assert await CallbackRequest.objects.acount() == 0
+    await visitor.disconnect()
+
+
+@pytest.mark.real_availability
+async def test_starting_with_nobody_online_is_refused():
+    visitor = await connect()
+    await visitor.send_json_to({"type": "conversation.start", "data": {}})
+    assert (await expect(visitor, "error"))["code"] == "chat_unavailable"
+    assert await Conversation.objects.acount() == 0
+    await visitor.disconnect()
+
+
+@pytest.mark.real_availability
+async def test_an_open_console_makes_the_chat_available(advisor):
+    helper = await console(advisor)
+    await expect(helper, "queue.snapshot")
+    visitor = await connect()
+    await start(visitor)
+    await helper.disconnect()
+    other = await connect()
+    await other.send_json_to({"type": "conversation.start", "data": {}})
+    assert (await expect(other, "error"))["code"] == "chat_unavailable"
+    await visitor.disconnect()
+    await other.disconnect()
+
+
+async def test_a_configured_council_site_may_embed_the_widget(settings):
+    origin = (b"origin", b"https://www.millbrook.example.gov.uk")
+    communicator = WebsocketCommunicator(application, "/ws/chat/", headers=[origin])
+    connected, _ = await communicator.connect()
+    assert not connected, "not configured yet"
+    await communicator.disconnect()
+
+    # The allowed list is read when routing is built, as at start-up.
+    from importlib import reload
+
+    import chat.routing
+    import config.asgi
+
+    settings.CHAT_WIDGET_ORIGINS = ["https://www.millbrook.example.gov.uk"]
+    try:
+        reload(chat.routing)
+        app = reload(config.asgi).application
+        communicator = WebsocketCommunicator(app, "/ws/chat/", headers=[origin])
+        connected, _ = await communicator.connect()
+        assert connected
+        await communicator.disconnect()
+        console_socket = WebsocketCommunicator(app, "/ws/console/", headers=[origin])
+        connected, _ = await console_socket.connect()
+        assert not connected, "the console never accepts another site"
+        await console_socket.disconnect()
+    finally:
+        settings.CHAT_WIDGET_ORIGINS = []
+        reload(chat.routing)
+        reload(config.asgi)
+
+
+async def test_the_message_and_start_of_an_ended_conversation_can_still_be_read_by_resume():
+    visitor = await connect()
+    token, _ = await start(visitor)
+    await send(visitor, "Hello", "c1")
+    await expect(visitor, "message.created")
+    await visitor.send_json_to({"type": "conversation.end", "data": {}})
+    await expect(visitor, "message.created")
+    await expect(visitor, "conversation.updated")
+    await visitor.disconnect()
+
+    again = await connect()
+    await again.send_json_to({"type": "conversation.resume", "data": {"token": token, "last_seq": 0}})
+    snapshot = await expect(again, "state.snapshot")
+    assert snapshot["conversation"]["status"] == "ended"
+    assert snapshot["messages"][0]["body"] == "Hello"
+    assert await again.receive_nothing(timeout=0.2), "no queue position for an ended conversation"
+    await again.disconnect()
+    assert await sync_to_async(Conversation.objects.count)() == 1

@@ -1,0 +1,214 @@
+"""Webchat rules: availability, limits, read marks, rating, call backs, timeouts, transcripts."""
+
+import datetime
+
+import pytest
+from django.core import mail
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from agents_console.models import ConsoleConnection
+from chat import events, selectors, services
+from chat.availability import chat_availability
+from chat.models import CallbackRequest, ClosureDate, Conversation, Message, OpeningHours
+
+pytestmark = pytest.mark.django_db
+
+LONDON = timezone.get_fixed_timezone(0)
+MONDAY_NOON = datetime.datetime(2026, 11, 30, 12, 0, tzinfo=LONDON)
+MONDAY_EVENING = datetime.datetime(2026, 11, 30, 19, 0, tzinfo=LONDON)
+
+
+@pytest.fixture
+def weekday_hours(db):
+    for day in range(5):
+        OpeningHours.objects.create(weekday=day, opens_at=datetime.time(9), closes_at=datetime.time(17))
+
+
+def code_of(callable_, **kwargs) -> str:
+    with pytest.raises(ValidationError) as error:
+        callable_(**kwargs)
+    return error.value.code
+
+
+def test_open_inside_the_weekly_hours(weekday_hours):
+    assert chat_availability(now=MONDAY_NOON).available
+
+
+def test_closed_outside_the_hours_says_when_it_opens_again(weekday_hours):
+    availability = chat_availability(now=MONDAY_EVENING)
+    assert (availability.available, availability.reason) == (False, "closed")
+    assert timezone.localtime(availability.next_open).strftime("%A %H:%M") == "Tuesday 09:00"
+
+
+def test_a_closure_date_closes_an_open_day(weekday_hours):
+    ClosureDate.objects.create(date=MONDAY_NOON.date(), reason="Staff training")
+    availability = chat_availability(now=MONDAY_NOON)
+    assert (availability.available, availability.reason) == (False, "closed")
+
+
+def test_no_hours_configured_means_always_open():
+    assert chat_availability(now=MONDAY_EVENING).available
+
+
+@pytest.mark.real_availability
+def test_nobody_online_makes_chat_unavailable_and_a_console_makes_it_available(advisor):
+    assert chat_availability().reason == "no_helpers"
+    ConsoleConnection.objects.create(channel_name="c1", helper=advisor, last_seen_at=timezone.now())
+    assert chat_availability().available
+
+
+@pytest.mark.real_availability
+def test_a_console_silent_past_its_heartbeat_does_not_count(advisor):
+    ConsoleConnection.objects.create(
+        channel_name="c1", helper=advisor, last_seen_at=timezone.now() - datetime.timedelta(minutes=5)
+    )
+    assert chat_availability().reason == "no_helpers"
+
+
+def test_starting_while_closed_is_refused_and_creates_nothing(weekday_hours):
+    assert code_of(services.conversation_start, now=MONDAY_EVENING) == "chat_unavailable"
+    assert Conversation.objects.count() == 0
+
+
+def test_one_address_may_start_only_so_many_conversations_an_hour(settings):
+    settings.CHAT_STARTS_PER_ADDRESS_PER_HOUR = 3
+    address = services.client_address_hash("203.0.113.9")
+    for _ in range(3):
+        services.conversation_start(address_hash=address)
+
+    assert code_of(services.conversation_start, address_hash=address) == "too_many_conversations"
+    services.conversation_start(address_hash=services.client_address_hash("203.0.113.10"))
+    assert Conversation.objects.count() == 4
+
+
+def test_the_address_is_stored_only_as_a_keyed_hash():
+    hashed = services.client_address_hash("203.0.113.9")
+    assert "203.0.113.9" not in hashed
+    assert len(hashed) == 64
+    assert hashed == services.client_address_hash("203.0.113.9")
+    assert services.client_address_hash(None) == ""
+
+
+def test_messages_per_minute_are_limited_per_conversation_and_side(settings, advisor):
+    settings.CHAT_MESSAGES_PER_MINUTE = 3
+    conversation, _token = services.conversation_start()
+    services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
+    for index in range(3):
+        services.message_create(conversation_id=conversation.pk, author_kind="visitor", body=f"m{index}")
+
+    assert (
+        code_of(services.message_create, conversation_id=conversation.pk, author_kind="visitor", body="one more")
+        == "rate_limited"
+    )
+    services.message_create(conversation_id=conversation.pk, author_kind="helper", author=advisor, body="still fine")
+    assert Message.objects.filter(author_kind="visitor").count() == 3
+
+
+def test_read_marks_only_move_forward_and_tell_the_conversation(broadcasts, django_capture_on_commit_callbacks):
+    conversation, _token = services.conversation_start()
+    for index in range(3):
+        services.message_create(conversation_id=conversation.pk, author_kind="visitor", body=f"m{index}")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.conversation_mark_read(conversation_id=conversation.pk, reader="helper", seq=2)
+        services.conversation_mark_read(conversation_id=conversation.pk, reader="helper", seq=1)
+        services.conversation_mark_read(conversation_id=conversation.pk, reader="helper", seq=99)
+
+    conversation.refresh_from_db()
+    assert conversation.helper_read_seq == 3
+    assert [event["read"]["seq"] for event in broadcasts.events(events.READ_CHANGED)] == [2, 3]
+    assert broadcasts.groups(events.READ_CHANGED) == [events.conversation_group(conversation.pk)] * 2
+
+
+def test_rating_only_after_the_end_and_only_once():
+    conversation, _token = services.conversation_start()
+    assert code_of(services.conversation_rate, conversation_id=conversation.pk, rating=5) == "conversation_not_ended"
+    services.conversation_end(conversation_id=conversation.pk, ended_by="visitor")
+
+    services.conversation_rate(conversation_id=conversation.pk, rating=4, comment="Patient and clear")
+
+    assert code_of(services.conversation_rate, conversation_id=conversation.pk, rating=1) == "already_rated"
+    conversation.refresh_from_db()
+    assert (conversation.rating, conversation.rating_comment) == (4, "Patient and clear")
+
+
+def test_a_callback_needs_a_way_to_reply_and_goes_to_the_consoles_only(
+    broadcasts, django_capture_on_commit_callbacks, service
+):
+    assert code_of(services.callback_request_create, name="Pat", message="Call me") == "contact_required"
+    with django_capture_on_commit_callbacks(execute=True):
+        callback = services.callback_request_create(
+            name="Pat", message="About my bin", phone="01632 960001", service=service
+        )
+
+    assert callback.status == CallbackRequest.Status.OPEN
+    assert broadcasts.groups(events.CALLBACK_REQUESTED) == [events.queue_group()]
+    assert broadcasts.events(events.CALLBACK_REQUESTED)[0]["callback"]["service"]["name"] == service.name
+
+
+def test_unanswered_and_abandoned_conversations_end_with_a_reason(settings, advisor, broadcasts):
+    settings.CHAT_WAITING_TIMEOUT_MINUTES = 30
+    settings.CHAT_ABANDONED_TIMEOUT_MINUTES = 10
+    now = timezone.now()
+    unanswered, _ = services.conversation_start(now=now - datetime.timedelta(minutes=31))
+    services.conversation_touch_visitor(conversation_id=unanswered.pk, now=now)
+    abandoned, _ = services.conversation_start(now=now - datetime.timedelta(minutes=20))
+    services.conversation_assign(conversation_id=abandoned.pk, helper=advisor)
+    services.conversation_touch_visitor(conversation_id=abandoned.pk, now=now - datetime.timedelta(minutes=11))
+    fresh, _ = services.conversation_start(now=now - datetime.timedelta(minutes=5))
+
+    ended = services.conversation_end_expired(now=now)
+
+    assert sorted(ended) == sorted([unanswered.pk, abandoned.pk])
+    unanswered.refresh_from_db()
+    abandoned.refresh_from_db()
+    fresh.refresh_from_db()
+    assert (unanswered.status, unanswered.ended_by) == ("ended", "system")
+    assert abandoned.status == "ended"
+    assert fresh.status == "waiting"
+    assert "Nobody was free to answer" in unanswered.messages.last().body
+    assert "the resident left" in abandoned.messages.last().body
+    assert services.conversation_end_expired(now=now) == []
+
+
+def test_a_token_stops_working_a_while_after_the_end(settings):
+    settings.CHAT_TOKEN_TTL_MINUTES = 60
+    conversation, token = services.conversation_start()
+    services.conversation_end(conversation_id=conversation.pk, ended_by="visitor")
+    hashed = services.token_hash(token)
+
+    assert selectors.conversation_get_by_token(token_hash=hashed) is not None
+    later = timezone.now() + datetime.timedelta(minutes=61)
+    assert selectors.conversation_get_by_token(token_hash=hashed, now=later) is None
+
+
+def test_the_transcript_is_emailed_when_the_resident_asked_for_it(
+    advisor, django_capture_on_commit_callbacks, broadcasts
+):
+    conversation, _token = services.conversation_start(visitor_name="Pat", visitor_email="pat@example.com")
+    services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
+    services.message_create(conversation_id=conversation.pk, author_kind="visitor", body="My bin was missed")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.conversation_end(conversation_id=conversation.pk, ended_by="helper", helper=advisor)
+
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].to == ["pat@example.com"]
+    assert "Pat: My bin was missed" in mail.outbox[0].body
+    assert "Alex joined the conversation." in mail.outbox[0].body
+
+
+def test_no_email_without_an_address(django_capture_on_commit_callbacks, broadcasts):
+    conversation, _token = services.conversation_start()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.conversation_end(conversation_id=conversation.pk, ended_by="visitor")
+    assert mail.outbox == []
+
+
+def test_wait_per_place_comes_from_recent_waits(advisor, settings):
+    settings.CHAT_DEFAULT_WAIT_MINUTES = 3
+    assert selectors.queue_seconds_per_place() == 180
+    now = timezone.now()
+    for minutes in (2, 4):
+        conversation, _ = services.conversation_start(now=now - datetime.timedelta(minutes=minutes))
+        services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
+    assert 170 <= selectors.queue_seconds_per_place() <= 190

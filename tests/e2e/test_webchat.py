@@ -1,0 +1,258 @@
+"""The resident's whole webchat journey in real Chromium, on another council site, through a
+server restart, and when nobody is available; axe-core checks every state of the widget."""
+
+import http.server
+import importlib
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import Select
+
+from chat.models import CallbackRequest, Conversation, Message
+from kiosk.models import Service, ServiceCategory
+from tests.e2e.browser import axe_violations, chromium, click, describe_violations, require_browser, wait, wait_for_text
+from tests.servers import free_port, start_daphne
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+PAGE = """<!DOCTYPE html>
+<html lang="en-GB"><head><meta charset="utf-8"><title>{title} – Millbrook District Council</title></head>
+<body><header><a href="/">Millbrook District Council</a></header>
+<main><h1>{title}</h1><p>A page of the council's main website, which carries the chat widget.</p>
+<p><a href="/other">Another page</a></p></main>
+<script type="module" src="{widget}" data-dioa-chat data-service="report-missed-bin"></script>
+</body></html>"""
+
+
+@pytest.fixture
+def site(transactional_db):
+    require_browser()
+    importlib.import_module("agents_console.migrations.0002_roles").create_roles(apps, None)
+    category = ServiceCategory.objects.create(name="Bins and recycling", slug="bins")
+    Service.objects.create(name="Report a missed bin collection", slug="report-missed-bin", category=category, url="/")
+    advisor = get_user_model().objects.create_user(username="alex", password="alex-password-123", first_name="Alex")
+    advisor.groups.add(Group.objects.get(name="advisor"))
+    return advisor
+
+
+@pytest.fixture
+def council_site_port():
+    return free_port()
+
+
+@pytest.fixture
+def server(site, council_site_port):
+    """This project on its own Daphne, allowing the council site (another origin) to embed it."""
+    daphne = start_daphne(
+        settings_module="config.settings_test",
+        env_overrides={
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+            "CHAT_WIDGET_ORIGINS": f"http://localhost:{council_site_port}",
+        },
+    )
+    yield daphne
+    daphne.stop()
+
+
+@pytest.fixture
+def council_site(server, council_site_port):
+    """The council's main website on another origin (localhost, another port)."""
+    widget = f"{server.http}/static/chat/js/widget.js"
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            title = "Another page" if self.path.startswith("/other") else "Bins and recycling"
+            body = PAGE.format(title=title, widget=widget).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", council_site_port), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://localhost:{council_site_port}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def browsers(tmp_path):
+    opened = []
+
+    def open_browser():
+        driver = chromium()
+        driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
+        opened.append(driver)
+        return driver
+
+    yield open_browser
+    artifacts = Path(__file__).resolve().parents[2] / "build" / "test-artifacts"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    for index, driver in enumerate(opened):
+        driver.save_screenshot(str(artifacts / f"webchat-{index}.png"))
+        driver.quit()
+
+
+def assert_accessible(driver, state: str) -> None:
+    violations = axe_violations(driver)
+    assert violations == [], f"axe-core on {state}:\n{describe_violations(violations)}"
+
+
+def sign_in(driver, server) -> None:
+    driver.get(f"{server.http}/accounts/login/?next=/console/")
+    driver.find_element(By.ID, "id_username").send_keys("alex")
+    driver.find_element(By.ID, "id_password").send_keys("alex-password-123")
+    driver.find_element(By.CSS_SELECTOR, "#main-content form button[type=submit]").click()
+    wait_for_text(driver, "#console-connection", "Connected")
+
+
+def type_message(driver, text: str) -> None:
+    driver.find_element(By.ID, "chat-message").send_keys(text, Keys.ENTER)
+
+
+def test_the_whole_journey_on_another_council_site(server, council_site, browsers, tmp_path):
+    helper = browsers()
+    sign_in(helper, server)
+    visitor = browsers()
+    visitor.get(council_site)
+    wait(visitor).until(lambda d: d.find_element(By.CSS_SELECTOR, ".chat-launcher").is_displayed())
+    assert_accessible(visitor, "the council page with the launcher")
+
+    click(visitor, ".chat-launcher")
+    assert visitor.switch_to.active_element.get_attribute("id") == "chat-name"
+    wait(visitor).until(lambda d: len(Select(d.find_element(By.ID, "chat-topic")).options) > 1)
+    assert (
+        Select(visitor.find_element(By.ID, "chat-topic")).first_selected_option.text == "Report a missed bin collection"
+    )
+    assert_accessible(visitor, "the pre-chat form")
+    visitor.find_element(By.ID, "chat-name").send_keys("Pat")
+    visitor.find_element(By.ID, "chat-email").send_keys("pat@example.com")
+    visitor.find_element(By.CSS_SELECTOR, ".chat-start button[type=submit]").click()
+    wait_for_text(visitor, "#chat-status", "You are number 1 in the queue. Estimated wait: about 3 minutes.")
+    assert_accessible(visitor, "the queue")
+
+    wait_for_text(helper, "#queue-list", "Report a missed bin collection")
+    click(helper, "[data-accept]")
+    wait_for_text(visitor, "#chat-status", "You are chatting with Alex.")
+
+    visitor.find_element(By.ID, "chat-message").send_keys("My bin")
+    wait_for_text(helper, "#conversation-typing", "Pat is typing…")
+    visitor.find_element(By.ID, "chat-message").send_keys(" was <b>missed</b>", Keys.ENTER)
+    wait_for_text(helper, "#conversation-log", "My bin was <b>missed</b>")
+    wait_for_text(visitor, ".chat-log__item--mine .chat-log__state", "Read")
+
+    helper.find_element(By.ID, "compose-message").send_keys("Sorry")
+    wait_for_text(visitor, "#chat-typing", "Alex is typing…")
+    helper.find_element(By.ID, "compose-message").send_keys(" – report it at https://example.org/bins.", Keys.ENTER)
+    wait_for_text(visitor, ".chat-log", "report it at")
+    link = visitor.find_element(By.CSS_SELECTOR, ".chat-log a.govuk-link")
+    assert (link.get_attribute("href"), link.get_attribute("rel")) == (
+        "https://example.org/bins",
+        "noopener noreferrer nofollow",
+    )
+    assert visitor.find_elements(By.CSS_SELECTOR, ".chat-log b") == [], "message text is never HTML"
+    assert visitor.find_element(By.ID, "chat-typing").text == ""
+    assert_accessible(visitor, "a conversation")
+
+    # The resident moves to another page of the council site: the chat follows, nothing twice.
+    visitor.find_element(By.LINK_TEXT, "Another page").click()
+    wait_for_text(visitor, "h1", "Another page")
+    wait_for_text(visitor, ".chat-log", "report it at")
+    bodies = [item.text for item in visitor.find_elements(By.CSS_SELECTOR, ".chat-log__item")]
+    assert sum("missed" in body for body in bodies) == 1
+
+    click(helper, "#end-conversation")
+    wait_for_text(visitor, "#chat-status", "This chat has ended.")
+    assert_accessible(visitor, "the end of a conversation with the rating form")
+    visitor.find_element(By.CSS_SELECTOR, "label[for=chat-rating-5]").click()
+    visitor.find_element(By.ID, "chat-rating-comment").send_keys("Very patient")
+    visitor.find_element(By.CSS_SELECTOR, ".chat-rate button[type=submit]").click()
+    wait_for_text(visitor, "#chat-rated", "Thank you for your feedback.")
+    assert_accessible(visitor, "after rating")
+    click(visitor, "#chat-transcript")
+    deadline = time.monotonic() + 10
+    while not list(tmp_path.glob("conversation-*.txt")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    transcript = next(tmp_path.glob("conversation-*.txt")).read_text()
+    assert "Pat: My bin was <b>missed</b>" in transcript
+    assert "Alex: Sorry – report it at https://example.org/bins." in transcript
+
+    conversation = Conversation.objects.get()
+    assert (conversation.rating, conversation.rating_comment) == (5, "Very patient")
+    assert conversation.visitor_email == "pat@example.com"
+    assert conversation.service.slug == "report-missed-bin"
+    assert Message.objects.filter(author_kind__in=["visitor", "helper"]).count() == 2
+
+
+def test_a_server_restart_mid_chat_loses_and_duplicates_nothing(server, council_site, browsers):
+    helper = browsers()
+    sign_in(helper, server)
+    visitor = browsers()
+    visitor.get(council_site)
+    click(visitor, ".chat-launcher")
+    visitor.find_element(By.ID, "chat-name").send_keys("Pat")
+    visitor.find_element(By.CSS_SELECTOR, ".chat-start button[type=submit]").click()
+    click(helper, "[data-accept]")
+    wait_for_text(visitor, "#chat-status", "You are chatting with Alex.")
+    type_message(visitor, "Before the restart")
+    wait_for_text(helper, "#conversation-log", "Before the restart")
+
+    server.stop()
+    wait_for_text(visitor, "#chat-status", "You are offline")
+    type_message(visitor, "Typed while the server was down")
+    wait_for_text(visitor, ".chat-log", "Sending…")
+
+    restarted = start_daphne(
+        port=server.port,
+        settings_module="config.settings_test",
+        env_overrides={"DJANGO_ALLOWED_HOSTS": "127.0.0.1", "CHAT_WIDGET_ORIGINS": council_site},
+    )
+    try:
+        wait_for_text(helper, "#conversation-log", "Typed while the server was down", timeout=40)
+        wait_for_text(visitor, "#chat-status", "You are chatting with Alex.", timeout=40)
+        helper.find_element(By.ID, "compose-message").send_keys("Got it", Keys.ENTER)
+        wait_for_text(visitor, ".chat-log", "Got it")
+        visitor_texts = [item.text for item in visitor.find_elements(By.CSS_SELECTOR, ".chat-log__item")]
+        helper_texts = [item.text for item in helper.find_elements(By.CSS_SELECTOR, "#conversation-log li")]
+        for texts in (visitor_texts, helper_texts):
+            assert sum("Typed while the server was down" in text for text in texts) == 1
+            assert sum("Before the restart" in text for text in texts) == 1
+        assert list(Message.objects.filter(author_kind="visitor").values_list("body", flat=True)) == [
+            "Before the restart",
+            "Typed while the server was down",
+        ]
+    finally:
+        restarted.stop()
+
+
+def test_with_nobody_available_the_resident_can_leave_a_message(server, council_site, browsers, settings):
+    visitor = browsers()
+    visitor.get(council_site)
+    click(visitor, ".chat-launcher")
+    wait_for_text(visitor, "#chat-unavailable-reason", "All our advisors are busy or away at the moment.")
+    assert visitor.switch_to.active_element.get_attribute("id") in {"callback-name", "chat-name"}
+    assert_accessible(visitor, "the leave-a-message form")
+    visitor.find_element(By.ID, "callback-name").send_keys("Pat")
+    visitor.find_element(By.ID, "callback-message").send_keys("Please call me about my bin")
+    visitor.find_element(By.CSS_SELECTOR, ".chat-callback button[type=submit]").click()
+    wait_for_text(visitor, "#chat-error", "Enter a phone number or an email address")
+    assert CallbackRequest.objects.count() == 0
+    visitor.find_element(By.ID, "callback-phone").send_keys("01632 960001")
+    visitor.find_element(By.CSS_SELECTOR, ".chat-callback button[type=submit]").click()
+    wait_for_text(visitor, "#callback-confirmation", "Your reference is CB-")
+    assert_accessible(visitor, "the call-back confirmation")
+
+    callback = CallbackRequest.objects.get()
+    assert (callback.name, callback.phone, callback.service.slug) == ("Pat", "01632 960001", "report-missed-bin")

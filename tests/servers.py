@@ -1,0 +1,103 @@
+"""Real Daphne server processes for tests, sharing the test database."""
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection
+
+from config.settings import BASE_DIR
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_url() -> str:
+    """The URL of the test database pytest-django created, for other processes to share."""
+    db = connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.postgresql":
+        password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
+        return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    return f"sqlite:///{db['NAME']}"
+
+
+@dataclass
+class DaphneProcess:
+    port: int
+    process: subprocess.Popen
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_daphne(
+    *,
+    env_overrides: dict[str, str],
+    wait_healthy: bool = True,
+    port: int | None = None,
+    settings_module: str = "config.settings",
+) -> DaphneProcess:
+    """Start `daphne` on `port` (a free one by default) and wait until /healthz answers."""
+    port = port or free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": settings_module,
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": settings.SECRET_KEY,
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "CHANNEL_LAYER_PREFIX": settings.CHANNEL_LAYER_PREFIX,
+        "DATABASE_URL": database_url(),
+        **env_overrides,
+    }
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed with the process)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        # A file, not a pipe: a pipe nobody reads fills up and blocks the server.
+        stderr=log,
+    )
+    daphne = DaphneProcess(port=port, process=process)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            log.seek(0)
+            raise RuntimeError(f"daphne exited: {log.read().decode()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{daphne.http}/healthz", timeout=2) as response:  # noqa: S310
+                if response.status == 200 or not wait_healthy:
+                    return daphne
+        except urllib.error.HTTPError as error:
+            if not wait_healthy:
+                return daphne
+            last = error
+        except OSError as error:
+            last = error
+        time.sleep(0.2)
+    daphne.stop()
+    raise RuntimeError(f"daphne on {port} did not become ready: {last}")
