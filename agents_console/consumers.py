@@ -3,8 +3,6 @@
 import logging
 from typing import Any
 
-from channels.db import database_sync_to_async
-
 from agents_console import presence
 from agents_console.roles import helper_role
 from chat import events, selectors, services
@@ -17,7 +15,7 @@ from chat.forms import (
     EmptyForm,
 )
 from chat.models import Conversation, Message
-from chat.protocol import FrameConsumer, FrameHandler
+from chat.protocol import FrameConsumer, FrameHandler, db
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +54,7 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
     async def connect(self) -> None:
         await self.stream_init()
         self.user = self.scope.get("user")
-        self.role = await database_sync_to_async(helper_role)(self.user)
+        self.role = await db(helper_role)(self.user)
         if self.role is None:
             # Accept only to say why, then close: a bare handshake refusal tells the client nothing.
             await self.accept()
@@ -66,26 +64,22 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
             return
         await self.channel_layer.group_add(events.queue_group(), self.channel_name)
         await self.accept()
-        await database_sync_to_async(presence.console_connection_open)(
-            channel_name=self.channel_name, helper_id=self.user.pk
-        )
-        snapshot = await database_sync_to_async(console_snapshot)(helper_id=self.user.pk)
+        await db(presence.console_connection_open)(channel_name=self.channel_name, helper_id=self.user.pk)
+        snapshot = await db(console_snapshot)(helper_id=self.user.pk)
         await self.send_frame("queue.snapshot", snapshot)
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "role", None) is not None:
             await self.channel_layer.group_discard(events.queue_group(), self.channel_name)
-            await database_sync_to_async(presence.console_connection_close)(channel_name=self.channel_name)
+            await db(presence.console_connection_close)(channel_name=self.channel_name)
         await self.stream_leave_all()
 
     async def handle_accept(self, *, conversation_id: int) -> None:
-        conversation = await database_sync_to_async(services.conversation_assign)(
-            conversation_id=conversation_id, helper=self.user
-        )
+        conversation = await db(services.conversation_assign)(conversation_id=conversation_id, helper=self.user)
         await self.stream_join(conversation, after_seq=0, staff=True)
 
     async def handle_open(self, *, conversation_id: int, last_seq: int | None) -> None:
-        conversation = await database_sync_to_async(selectors.conversation_get_for_helper)(
+        conversation = await db(selectors.conversation_get_for_helper)(
             conversation_id=conversation_id, helper_id=self.user.pk
         )
         if conversation is None:
@@ -93,7 +87,7 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
         await self.stream_join(conversation, after_seq=last_seq or 0, staff=True)
 
     async def handle_message_send(self, *, conversation_id: int, client_id: str, body: str) -> None:
-        message, created = await database_sync_to_async(services.message_create)(
+        message, created = await db(services.message_create)(
             conversation_id=conversation_id,
             author_kind=Message.AuthorKind.HELPER,
             author=self.user,
@@ -104,14 +98,14 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
             await self.deliver_message(events.message_payload(message))
 
     async def handle_end(self, *, conversation_id: int) -> None:
-        await database_sync_to_async(services.conversation_end)(
+        await db(services.conversation_end)(
             conversation_id=conversation_id, ended_by=Conversation.EndedBy.HELPER, helper=self.user
         )
 
     async def handle_read(self, *, conversation_id: int, seq: int) -> None:
         if not self.following(conversation_id):
             raise services.chat_error("not_assigned")
-        await database_sync_to_async(services.conversation_mark_read)(
+        await db(services.conversation_mark_read)(
             conversation_id=conversation_id, reader=Message.AuthorKind.HELPER, seq=seq
         )
 
@@ -128,7 +122,7 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
         await self.stream_typing(conversation_id=conversation_id, author_kind="helper", typing=typing)
 
     async def handle_ping(self) -> None:
-        seqs = await database_sync_to_async(_heartbeat)(self.channel_name, list(self.delivered))
+        seqs = await db(_heartbeat)(self.channel_name, list(self.delivered))
         await self.send_frame(
             "pong", {"conversations": [{"id": pk, "last_seq": seq} for pk, seq in sorted(seqs.items())]}
         )

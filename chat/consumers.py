@@ -4,8 +4,6 @@ import logging
 import time
 from typing import Any
 
-from channels.db import database_sync_to_async
-
 from chat import events, selectors, services
 from chat.forms import (
     CallbackRequestForm,
@@ -17,7 +15,7 @@ from chat.forms import (
     ReadForm,
 )
 from chat.models import Conversation, Message
-from chat.protocol import FrameConsumer, FrameHandler
+from chat.protocol import FrameConsumer, FrameHandler, db
 from kiosk.models import Service
 
 logger = logging.getLogger(__name__)
@@ -53,9 +51,7 @@ class ConversationStreamMixin:
     async def stream_join(self, conversation: Conversation, *, after_seq: int, staff: bool) -> None:
         await self.channel_layer.group_add(events.conversation_group(conversation.pk), self.channel_name)
         delivered = self.delivered.setdefault(conversation.pk, set())
-        snapshot = await database_sync_to_async(conversation_snapshot)(
-            conversation=conversation, after_seq=after_seq, staff=staff
-        )
+        snapshot = await db(conversation_snapshot)(conversation=conversation, after_seq=after_seq, staff=staff)
         snapshot["messages"] = [m for m in snapshot["messages"] if m["seq"] not in delivered]
         delivered.update(m["seq"] for m in snapshot["messages"])
         await self.send_frame("state.snapshot", snapshot)
@@ -102,7 +98,7 @@ async def service_from_slug(slug: str) -> Service | None:
     """The active catalogue service for `slug`; ValidationError `service_not_found` if none."""
     if not slug:
         return None
-    service = await database_sync_to_async(_service_by_slug)(slug)
+    service = await db(_service_by_slug)(slug)
     if service is None:
         raise services.chat_error("service_not_found")
     return service
@@ -136,7 +132,7 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
 
     async def disconnect(self, code: int) -> None:
         if self.conversation_id is not None:
-            await database_sync_to_async(services.conversation_touch_visitor)(conversation_id=self.conversation_id)
+            await db(services.conversation_touch_visitor)(conversation_id=self.conversation_id)
         await self.leave_waiting()
         await self.stream_leave_all()
 
@@ -150,7 +146,7 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
         if not self.waiting:
             self.waiting = True
             await self.channel_layer.group_add(events.waiting_group(), self.channel_name)
-        waiting = await database_sync_to_async(_waiting_snapshot)()
+        waiting = await db(_waiting_snapshot)()
         await self.send_position(waiting["waiting"], waiting["seconds_per_place"], always=True)
 
     async def leave_waiting(self) -> None:
@@ -173,22 +169,20 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
         if self.conversation_id is not None:
             raise services.chat_error("already_joined")
         service_obj = await service_from_slug(service)
-        conversation, token = await database_sync_to_async(services.conversation_start)(
+        conversation, token = await db(services.conversation_start)(
             visitor_name=name, visitor_email=email, service=service_obj, address_hash=self.address_hash
         )
         await self.send_frame("conversation.started", {"token": token})
         await self.bind(conversation, after_seq=0)
 
     async def handle_resume(self, *, token: str, last_seq: int | None) -> None:
-        conversation = await database_sync_to_async(selectors.conversation_get_by_token)(
-            token_hash=services.token_hash(token)
-        )
+        conversation = await db(selectors.conversation_get_by_token)(token_hash=services.token_hash(token))
         if conversation is None:
             raise services.chat_error("conversation_not_found")
         if self.conversation_id not in (None, conversation.pk):
             raise services.chat_error("already_joined")
         if self.conversation_id is None and not conversation.is_ended:
-            await database_sync_to_async(services.conversation_touch_visitor)(conversation_id=conversation.pk)
+            await db(services.conversation_touch_visitor)(conversation_id=conversation.pk)
         # Resuming the same conversation again on this socket is how a client fills a gap.
         await self.bind(conversation, after_seq=last_seq or 0)
 
@@ -198,7 +192,7 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
         return self.conversation_id
 
     async def handle_message_send(self, *, client_id: str, body: str) -> None:
-        message, created = await database_sync_to_async(services.message_create)(
+        message, created = await db(services.message_create)(
             conversation_id=self.require_conversation(),
             author_kind=Message.AuthorKind.VISITOR,
             body=body,
@@ -209,7 +203,7 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
             await self.deliver_message(events.message_payload(message))
 
     async def handle_read(self, *, seq: int) -> None:
-        await database_sync_to_async(services.conversation_mark_read)(
+        await db(services.conversation_mark_read)(
             conversation_id=self.require_conversation(), reader=Message.AuthorKind.VISITOR, seq=seq
         )
 
@@ -220,19 +214,19 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
         await self.stream_typing(conversation_id=self.require_conversation(), author_kind="visitor", typing=False)
 
     async def handle_end(self) -> None:
-        await database_sync_to_async(services.conversation_end)(
+        await db(services.conversation_end)(
             conversation_id=self.require_conversation(), ended_by=Conversation.EndedBy.VISITOR
         )
 
     async def handle_rate(self, *, rating: int, comment: str) -> None:
-        await database_sync_to_async(services.conversation_rate)(
+        await db(services.conversation_rate)(
             conversation_id=self.require_conversation(), rating=rating, comment=comment
         )
         await self.send_frame("conversation.rated", {"rating": rating})
 
     async def handle_callback_request(self, *, name: str, phone: str, email: str, message: str, service: str) -> None:
         service_obj = await service_from_slug(service)
-        callback = await database_sync_to_async(services.callback_request_create)(
+        callback = await db(services.callback_request_create)(
             name=name, phone=phone, email=email, message=message, service=service_obj, address_hash=self.address_hash
         )
         await self.send_frame("callback.requested", {"reference": f"CB-{callback.pk:06d}"})
@@ -240,7 +234,7 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
     async def handle_ping(self) -> None:
         data: dict[str, Any] = {}
         if self.conversation_id is not None:
-            data["last_seq"] = await database_sync_to_async(_touch_and_last_seq)(self.conversation_id)
+            data["last_seq"] = await db(_touch_and_last_seq)(self.conversation_id)
         await self.send_frame("pong", data)
 
     async def chat_conversation_changed(self, event: dict[str, Any]) -> None:

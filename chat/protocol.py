@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from channels.db import DatabaseSyncToAsync
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import ValidationError
 
@@ -19,6 +20,16 @@ from chat.forms import FrameForm
 logger = logging.getLogger(__name__)
 
 MAX_FRAME_BYTES = 16 * 1024
+
+
+def db(func):
+    """Run a sync service or selector from a consumer, in a worker thread of the pool.
+
+    Not thread-sensitive: Channels' default runs every socket's database work of a process
+    in one thread, one call at a time, so a busy conversation would delay all the others.
+    Each socket still handles its own frames one after another.
+    """
+    return DatabaseSyncToAsync(func, thread_sensitive=False)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -40,14 +40,17 @@ def client_address_hash(address: str | None) -> str:
     return hmac.new(settings.SECRET_KEY.encode(), address.encode(), hashlib.sha256).hexdigest()
 
 
-def _locked_conversation(conversation_id: int) -> Conversation:
-    """The conversation row, locked until the transaction ends (every state change takes it)."""
+def _locked_conversation(conversation_id: int, *, related: bool = True) -> Conversation:
+    """The conversation row, locked until the transaction ends (every state change takes it).
+
+    `related=False` skips the joins for the hot path of storing a message, which needs only
+    the row's own fields.
+    """
+    queryset = Conversation.objects.select_for_update(of=("self",))
+    if related:
+        queryset = queryset.select_related("assigned_helper", "service")
     try:
-        return (
-            Conversation.objects.select_for_update(of=("self",))
-            .select_related("assigned_helper", "service")
-            .get(pk=conversation_id)
-        )
+        return queryset.get(pk=conversation_id)
     except Conversation.DoesNotExist:
         raise chat_error("conversation_not_found") from None
 
@@ -126,7 +129,7 @@ def message_create(
     announces nothing. Raises ValidationError `conversation_ended`, `not_assigned` (a helper
     who does not hold the conversation) or `duplicate_client_id` (an id reused for other text).
     """
-    conversation = _locked_conversation(conversation_id)
+    conversation = _locked_conversation(conversation_id, related=False)
     if client_id:
         existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
         if existing is not None:
@@ -148,20 +151,17 @@ def message_create(
     author_name = (
         events.helper_display_name(author) if author_kind == Message.AuthorKind.HELPER else conversation.visitor_name
     )
-    try:
-        with transaction.atomic():
-            message = Message.objects.create(
-                conversation=conversation,
-                seq=_next_seq(conversation),
-                author_kind=author_kind,
-                author=author,
-                author_name=author_name,
-                body=body,
-                client_id=client_id or None,
-            )
-    except IntegrityError:
-        # Only reachable if a database without row locks let two writers past the check above.
-        raise chat_error("duplicate_client_id") from None
+    # The conversation row lock (or SQLite's single writer) makes the client-id check above
+    # final, so no savepoint is needed around the insert.
+    message = Message.objects.create(
+        conversation=conversation,
+        seq=_next_seq(conversation),
+        author_kind=author_kind,
+        author=author,
+        author_name=author_name,
+        body=body,
+        client_id=client_id or None,
+    )
     events.broadcast_message_created(message)
     return message, True
 

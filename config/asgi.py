@@ -11,17 +11,23 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 import agents_console.routing  # noqa: E402
 import chat.routing  # noqa: E402
+
+websocket_urlpatterns = chat.routing.websocket_urlpatterns + agents_console.routing.websocket_urlpatterns
+if settings.BENCH_RELAY:
+    # The benchmark's baseline relay (bench/relay.py), never routed in production.
+    from bench.relay import websocket_urlpatterns as relay_urlpatterns
+
+    websocket_urlpatterns = websocket_urlpatterns + relay_urlpatterns
 
 # Each app's routing wraps its consumers in the Origin check they need: the console accepts
 # only this site, the resident's socket also the council sites allowed to embed the widget.
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AuthMiddlewareStack(
-            URLRouter(chat.routing.websocket_urlpatterns + agents_console.routing.websocket_urlpatterns)
-        ),
+        "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -122,11 +122,20 @@ DATABASES = {
     "default": dj_database_url.config(
         default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
         conn_max_age=int(os.environ.get("DJANGO_DB_CONN_MAX_AGE", "0")),
-        conn_health_checks=True,
+        conn_health_checks=not env_bool("DJANGO_DB_POOL", True),
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(SQLITE_OPTIONS)
+elif env_bool("DJANGO_DB_POOL", True) and DATABASES["default"]["CONN_MAX_AGE"] == 0:
+    # Consumers reach the database from worker threads many times a second; a pool saves a
+    # new PostgreSQL connection per frame (measured in docs/performance.md).
+    # Warm enough for the worker threads of one process (cores + 4) and a few HTTP requests.
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env_int("DJANGO_DB_POOL_MIN_SIZE", 8),
+        "max_size": env_int("DJANGO_DB_POOL_MAX_SIZE", 20),
+        "timeout": 10,
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -286,6 +295,8 @@ CHAT_DEFAULT_WAIT_MINUTES = env_int("CHAT_DEFAULT_WAIT_MINUTES", 3)
 # Abuse limits that hold across every server process (counted in the database).
 CHAT_STARTS_PER_ADDRESS_PER_HOUR = env_int("CHAT_STARTS_PER_ADDRESS_PER_HOUR", 10)
 CHAT_MESSAGES_PER_MINUTE = env_int("CHAT_MESSAGES_PER_MINUTE", 20)
+# Routes the benchmark's baseline relay (bench/relay.py). Benchmarks only, never production.
+BENCH_RELAY = env_bool("BENCH_RELAY", False)
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,435 @@
+"""Chat load benchmark: N conversations, each a resident socket and a helper socket.
+
+Starts its own Daphne (pinned to CPU 0; the load generator runs on CPU 1) against
+PostgreSQL and, for the Redis layers, Redis, all on 127.0.0.1. For each rate it drives the
+real chat protocol and then, on the same server, the thinnest relay (bench/relay.py) at the
+same rate, and prints latency percentiles, throughput, errors, lost and duplicated messages
+and the server's memory, with the chat-to-relay ratios. It stops by itself.
+
+    .venv/bin/python bench/chat_load.py --layer pubsub --conversations 100 --rate 0.2 --duration 30
+    .venv/bin/python bench/chat_load.py --layer core --conversations 500 --saturate
+
+`--rate` is messages per second from *each side* of each conversation (0.2: one every five
+seconds). `--saturate` raises the total rate step by step and reports the highest that keeps
+p99 under 100 ms with nothing lost, for the chat and for the relay.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import websockets
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+
+SECRET_KEY = "bench-only-secret-key-" + "b" * 40
+DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dioa_bench")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+P99_CEILING_MS = 100.0
+SETUP_BATCH = 50
+
+
+@dataclass
+class Stats:
+    latencies_ms: list[float] = field(default_factory=list)
+    sent: int = 0
+    received: int = 0
+    duplicates: int = 0
+    errors: int = 0
+    expected: set[str] = field(default_factory=set)
+
+    def lost(self) -> int:
+        return len(self.expected)
+
+    def summary(self, seconds: float) -> dict:
+        lat = sorted(self.latencies_ms)
+
+        def pct(p):
+            return round(lat[min(len(lat) - 1, int(p / 100 * len(lat)))], 1) if lat else None
+
+        return {
+            "sent": self.sent,
+            "received": self.received,
+            "msgs_per_s": round(self.received / seconds, 1),
+            "p50_ms": pct(50),
+            "p95_ms": pct(95),
+            "p99_ms": pct(99),
+            "max_ms": round(lat[-1], 1) if lat else None,
+            "errors": self.errors,
+            "lost": self.lost(),
+            "duplicated": self.duplicates,
+        }
+
+
+def server_env(layer: str, port: int) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": SECRET_KEY,
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "DATABASE_URL": DATABASE_URL,
+        "CHANNEL_LAYER_PREFIX": f"dioa-bench-{port}",
+        "BENCH_RELAY": "1",
+        "DJANGO_LOG_LEVEL": "WARNING",
+        # The benchmark measures throughput, not the abuse limits.
+        "CHAT_STARTS_PER_ADDRESS_PER_HOUR": "1000000",
+        "CHAT_MESSAGES_PER_MINUTE": "1000000",
+        "CHAT_ABANDONED_TIMEOUT_MINUTES": "600",
+        "CHAT_WAITING_TIMEOUT_MINUTES": "600",
+    }
+    env.pop("REDIS_URL", None)
+    env.pop("CHANNEL_LAYER", None)
+    if layer != "memory":
+        env["REDIS_URL"] = REDIS_URL
+        env["CHANNEL_LAYER"] = layer
+    return env
+
+
+def prepare_database(env: dict[str, str]) -> None:
+    import psycopg
+
+    admin_url = DATABASE_URL.rsplit("/", 1)[0] + "/postgres"
+    name = DATABASE_URL.rsplit("/", 1)[1]
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{name}"')
+    subprocess.run([sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=BASE_DIR, env=env, check=True)
+
+
+def helper_sessions(env: dict[str, str], count: int) -> list[str]:
+    """Create `count` advisors with signed-in sessions; return their session cookies."""
+    os.environ.update({k: v for k, v in env.items() if k.startswith(("DJANGO_", "DATABASE_", "REDIS_", "CHANNEL"))})
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+    from django.contrib.auth.models import Group
+    from django.contrib.sessions.backends.db import SessionStore
+
+    group = Group.objects.get(name="advisor")
+    cookies = []
+    for index in range(count):
+        user, _ = get_user_model().objects.get_or_create(username=f"bench-{index}", defaults={"first_name": "Bench"})
+        user.groups.add(group)
+        session = SessionStore()
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.create()
+        cookies.append(f"{settings.SESSION_COOKIE_NAME}={session.session_key}")
+    return cookies
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+class Server:
+    def __init__(self, layer: str, port: int):
+        self.port = port
+        self.env = server_env(layer, port)
+        self.process = None
+
+    def start(self) -> None:
+        command = ["taskset", "-c", "0", sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
+        self.process = subprocess.Popen(
+            [*command, "config.asgi:application"], cwd=BASE_DIR, env=self.env, stdout=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("server did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=15)
+
+
+async def read_frames(connection, on_frame) -> None:
+    try:
+        async for text in connection:
+            on_frame(json.loads(text))
+    except websockets.ConnectionClosed:
+        pass
+
+
+# Reader tasks, kept so they are not garbage-collected while they run.
+READERS: set[asyncio.Task] = set()
+
+
+def start_reader(connection, on_frame) -> None:
+    task = asyncio.create_task(read_frames(connection, on_frame))
+    READERS.add(task)
+    task.add_done_callback(READERS.discard)
+
+
+class ChatPair:
+    """One conversation: a resident socket and the helper socket that accepted it."""
+
+    def __init__(self, index: int, stats: Stats):
+        self.index = index
+        self.stats = stats
+        self.seen_by_helper: set[int] = set()
+        self.seen_by_visitor: set[int] = set()
+        self.conversation_id = None
+        self.ready = asyncio.Event()
+        self.sent_at: dict[str, float] = {}
+
+    def on_visitor(self, frame) -> None:
+        kind, data = frame["type"], frame["data"]
+        if kind == "state.snapshot":
+            self.conversation_id = data["conversation"]["id"]
+            self.ready.set()
+        elif kind == "message.created":
+            if data["seq"] in self.seen_by_visitor:
+                self.stats.duplicates += 1
+            self.seen_by_visitor.add(data["seq"])
+        elif kind == "error":
+            self.stats.errors += 1
+
+    def on_helper(self, frame) -> None:
+        kind, data = frame["type"], frame["data"]
+        if kind == "message.created" and data["conversation_id"] == self.conversation_id:
+            if data["seq"] in self.seen_by_helper:
+                self.stats.duplicates += 1
+                return
+            self.seen_by_helper.add(data["seq"])
+            client_id = data["client_id"] or ""
+            if client_id.startswith("v-") and client_id in self.sent_at:
+                self.stats.latencies_ms.append((time.monotonic() - self.sent_at.pop(client_id)) * 1000)
+                self.stats.received += 1
+                self.stats.expected.discard(client_id)
+        elif kind == "state.snapshot" and data["conversation"]["id"] == self.conversation_id:
+            self.seen_by_helper.update(m["seq"] for m in data["messages"])
+            self.accepted.set()
+        elif kind == "error":
+            self.stats.errors += 1
+
+    async def connect(self, base: str, cookie: str) -> None:
+        self.visitor = await websockets.connect(f"{base}/ws/chat/", origin="http://127.0.0.1", max_queue=None)
+        start_reader(self.visitor, self.on_visitor)
+        await self.visitor.send(json.dumps({"type": "conversation.start", "data": {"name": f"Bench {self.index}"}}))
+        await asyncio.wait_for(self.ready.wait(), 60)
+        self.helper = await websockets.connect(
+            f"{base}/ws/console/", origin="http://127.0.0.1", additional_headers={"Cookie": cookie}, max_queue=None
+        )
+        self.accepted = asyncio.Event()
+        start_reader(self.helper, self.on_helper)
+        await self.helper.send(
+            json.dumps({"type": "conversation.accept", "data": {"conversation_id": self.conversation_id}})
+        )
+        await asyncio.wait_for(self.accepted.wait(), 60)
+
+    async def drive(self, rate: float, until: float) -> None:
+        await asyncio.sleep(random.uniform(0, 1 / rate))
+        number = 0
+        while time.monotonic() < until:
+            number += 1
+            visitor_id = f"v-{self.step}-{self.index}-{number}"
+            self.sent_at[visitor_id] = time.monotonic()
+            self.stats.expected.add(visitor_id)
+            self.stats.sent += 1
+            await self.visitor.send(
+                json.dumps({"type": "message.send", "data": {"client_id": visitor_id, "body": "x" * 60}})
+            )
+            helper_frame = {
+                "conversation_id": self.conversation_id,
+                "client_id": f"h-{self.step}-{self.index}-{number}",
+                "body": "y" * 60,
+            }
+            await self.helper.send(json.dumps({"type": "message.send", "data": helper_frame}))
+            await asyncio.sleep(1 / rate)
+
+
+class RelayPair:
+    """The baseline: a resident-side and a helper-side socket on one relay group."""
+
+    def __init__(self, index: int, stats: Stats):
+        self.index = index
+        self.stats = stats
+        self.sent_at: dict[str, float] = {}
+        self.seen: set[str] = set()
+
+    def on_helper(self, text) -> None:
+        if not text["id"].startswith("v-"):
+            return
+        if text["id"] in self.seen:
+            self.stats.duplicates += 1
+            return
+        self.seen.add(text["id"])
+        if text["id"] in self.sent_at:
+            self.stats.latencies_ms.append((time.monotonic() - self.sent_at.pop(text["id"])) * 1000)
+            self.stats.received += 1
+            self.stats.expected.discard(text["id"])
+
+    async def connect(self, base: str, _cookie: str) -> None:
+        url = f"{base}/ws/bench/relay/{self.index}/"
+        self.visitor = await websockets.connect(url, origin="http://127.0.0.1", max_queue=None)
+        self.helper = await websockets.connect(url, origin="http://127.0.0.1", max_queue=None)
+        start_reader(self.visitor, lambda frame: None)
+        start_reader(self.helper, self.on_helper)
+
+    async def drive(self, rate: float, until: float) -> None:
+        await asyncio.sleep(random.uniform(0, 1 / rate))
+        number = 0
+        while time.monotonic() < until:
+            number += 1
+            visitor_id = f"v-{self.step}-{self.index}-{number}"
+            self.sent_at[visitor_id] = time.monotonic()
+            self.stats.expected.add(visitor_id)
+            self.stats.sent += 1
+            await self.visitor.send(json.dumps({"id": visitor_id, "body": "x" * 60}))
+            await self.helper.send(json.dumps({"id": f"h-{self.step}-{self.index}-{number}", "body": "y" * 60}))
+            await asyncio.sleep(1 / rate)
+
+
+async def open_pairs(kind, base, cookies, conversations):
+    """Connect every pair once; the same sockets then carry each rate step."""
+    pairs = [kind(index, Stats()) for index in range(conversations)]
+    setup_started = time.monotonic()
+    # A console open before the first resident arrives, as chat needs a helper online.
+    gatekeeper = await websockets.connect(
+        f"{base}/ws/console/", origin="http://127.0.0.1", additional_headers={"Cookie": cookies[-1]}, max_queue=None
+    )
+    start_reader(gatekeeper, lambda frame: None)
+    for start in range(0, conversations, SETUP_BATCH):
+        batch = pairs[start : start + SETUP_BATCH]
+        await asyncio.gather(*(pair.connect(base, cookies[pair.index]) for pair in batch))
+    # Let the queue events of the set-up (every console hears every arrival) drain first.
+    await asyncio.sleep(3)
+    return pairs, gatekeeper, time.monotonic() - setup_started
+
+
+async def close_pairs(pairs, gatekeeper) -> None:
+    for pair in pairs:
+        await pair.visitor.close()
+        await pair.helper.close()
+    await gatekeeper.close()
+
+
+async def drive_step(pairs, rate, duration, server, setup_seconds, step, grace=3.0) -> dict:
+    stats = Stats()
+    for pair in pairs:
+        pair.stats = stats
+        pair.step = step
+    rss_before = rss_kib(server.process.pid)
+    started = time.monotonic()
+    until = started + duration
+    await asyncio.gather(*(pair.drive(rate, until) for pair in pairs))
+    await asyncio.sleep(grace)
+    result = stats.summary(time.monotonic() - started - grace)
+    result["setup_s"] = round(setup_seconds, 1)
+    result["server_rss_mib"] = round(rss_kib(server.process.pid) / 1024, 1)
+    result["server_rss_before_mib"] = round(rss_before / 1024, 1)
+    return result
+
+
+def passes(result: dict) -> bool:
+    return (
+        result["lost"] == 0
+        and result["duplicated"] == 0
+        and result["p99_ms"] is not None
+        and result["p99_ms"] < P99_CEILING_MS
+    )
+
+
+def show(label: str, rate: float, args, chat: dict, relay: dict) -> None:
+    total = round(rate * 2 * args.conversations, 1)
+    print(f"\n== {label}: layer={args.layer} conversations={args.conversations} rate/side={rate}/s total={total} msg/s")
+    for name, result in (("chat", chat), ("relay", relay)):
+        print(f"  {name:5} " + " ".join(f"{key}={value}" for key, value in result.items()))
+    if chat["p99_ms"] and relay["p99_ms"]:
+        print(
+            f"  ratio chat/relay: p50 x{chat['p50_ms'] / max(relay['p50_ms'], 0.1):.2f}"
+            f" p99 x{chat['p99_ms'] / max(relay['p99_ms'], 0.1):.2f}"
+            f" throughput x{chat['msgs_per_s'] / max(relay['msgs_per_s'], 0.1):.2f}"
+        )
+    sys.stdout.flush()
+
+
+async def main_async(args, server: Server, cookies: list[str]) -> None:
+    server.start()
+    base = f"ws://127.0.0.1:{args.port}"
+    totals = [args.rate * 2 * args.conversations]
+    if args.saturate:
+        totals, total = [], args.start_total
+        while total <= args.max_total:
+            totals.append(total)
+            total = round(total * args.step)
+    results: dict[str, list] = {"chat": [], "relay": []}
+    try:
+        # Each kind keeps its sockets for every step; it stops at its first failing step.
+        for name, kind in (("chat", ChatPair), ("relay", RelayPair)):
+            pairs, gatekeeper, setup_seconds = await open_pairs(kind, base, cookies, args.conversations)
+            for total in totals:
+                rate = total / (2 * args.conversations)
+                result = await drive_step(pairs, rate, args.duration, server, setup_seconds, len(results[name]))
+                results[name].append((total, rate, result))
+                print(
+                    f"  {name:5} total={total} msg/s rate/side={rate:.3f}/s "
+                    + " ".join(f"{k}={v}" for k, v in result.items())
+                )
+                sys.stdout.flush()
+                if args.saturate and not passes(result):
+                    break
+            await close_pairs(pairs, gatekeeper)
+    finally:
+        server.stop()
+    label = "saturation" if args.saturate else "fixed rate"
+    print(f"\n== {label}: layer={args.layer} conversations={args.conversations}")
+    if not args.saturate:
+        show("fixed rate", totals[0] / (2 * args.conversations), args, results["chat"][0][2], results["relay"][0][2])
+        return
+    best = {name: next((r for r in reversed(steps) if passes(r[2])), None) for name, steps in results.items()}
+    for name, found in best.items():
+        if found:
+            print(
+                f"  {name:5} highest passing: {found[0]} msg/s offered: "
+                + " ".join(f"{k}={v}" for k, v in found[2].items())
+            )
+        else:
+            print(f"  {name:5} none of the rates tried passed")
+    if best["chat"] and best["relay"]:
+        print(f"  ratio chat/relay throughput x{best['chat'][2]['msgs_per_s'] / best['relay'][2]['msgs_per_s']:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--layer", choices=["memory", "core", "pubsub"], default="pubsub")
+    parser.add_argument("--conversations", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=0.2, help="messages per second from each side")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of load per phase")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--saturate", action="store_true")
+    parser.add_argument("--start-total", type=int, default=100, help="first total msg/s when saturating")
+    parser.add_argument("--max-total", type=int, default=3000)
+    parser.add_argument("--step", type=float, default=1.5)
+    args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity") and os.cpu_count() and os.cpu_count() > 1:
+        os.sched_setaffinity(0, {1})
+    server = Server(args.layer, args.port)
+    prepare_database(server.env)
+    cookies = helper_sessions(server.env, args.conversations + 1)
+    asyncio.run(main_async(args, server, cookies))
+
+
+if __name__ == "__main__":
+    main()
