@@ -51,7 +51,7 @@ build/static/vendor/govuk-frontend/govuk-frontend.min.js: node_modules/.installe
 run: setup
 	DJANGO_DEBUG=1 $(BIN)/python manage.py migrate --no-input
 	DJANGO_DEBUG=1 $(BIN)/python manage.py demo_data --base-url http://$(HOST):$(PORT)
-	DJANGO_DEBUG=1 $(BIN)/python manage.py chat_sweep --every 30 & sweeper=$$!; \
+	DJANGO_DEBUG=1 $(BIN)/python manage.py assist_sweep --every 30 & sweeper=$$!; \
 	trap 'kill $$sweeper 2>/dev/null' EXIT INT TERM; \
 	DJANGO_DEBUG=1 $(BIN)/daphne -b $(HOST) -p $(PORT) config.asgi:application
 

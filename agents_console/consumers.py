@@ -3,8 +3,12 @@
 import logging
 from typing import Any
 
+from django import forms
+from django.contrib.auth import get_user_model
+
 from agents_console import presence
-from agents_console.roles import helper_role
+from agents_console.models import HelperProfile
+from agents_console.roles import Role, helper_role
 from chat import events, selectors, services
 from chat.consumers import ConversationStreamMixin
 from chat.forms import (
@@ -13,6 +17,7 @@ from chat.forms import (
     ConversationReadForm,
     ConversationRefForm,
     EmptyForm,
+    FrameForm,
 )
 from chat.models import Conversation, Message
 from chat.protocol import FrameConsumer, FrameHandler, db
@@ -22,16 +27,94 @@ logger = logging.getLogger(__name__)
 FORBIDDEN_CLOSE_CODE = 4403
 
 
-def console_snapshot(*, helper_id: int) -> dict[str, Any]:
-    """The `queue.snapshot` data: who is waiting and what this helper holds."""
+class PresenceSetForm(FrameForm):
+    status = forms.ChoiceField(choices=HelperProfile.Status.choices)
+
+
+class TransferForm(ConversationRefForm):
+    to_helper_id = forms.IntegerField(min_value=1, required=False)
+    note = forms.CharField(max_length=1000, required=False)
+
+
+class NoteAddForm(ConversationRefForm):
+    body = forms.CharField(max_length=2000)
+
+
+def console_snapshot(*, user, role: Role) -> dict[str, Any]:
+    """The `queue.snapshot` data. Volunteers see the number waiting, not who."""
+    waiting = list(selectors.conversation_list_waiting())
+    sees_queue = role != Role.VOLUNTEER
     return {
-        "waiting": [events.conversation_staff_payload(c) for c in selectors.conversation_list_waiting()],
+        "waiting": [events.conversation_staff_payload(c) for c in waiting] if sees_queue else [],
+        "waiting_count": len(waiting),
         "mine": [
             events.conversation_staff_payload(c)
-            for c in selectors.conversation_list_active_for_helper(helper_id=helper_id)
+            for c in selectors.conversation_list_active_for_helper(helper_id=user.pk)
         ],
-        "callbacks": [events.callback_payload(c) for c in selectors.callback_list_open()],
+        "callbacks": [events.callback_payload(c) for c in selectors.callback_list_open()] if sees_queue else [],
+        "presence": presence.helper_profile(user).status,
+        "live": [events.conversation_staff_payload(c) for c in selectors.conversation_list_active()]
+        if role == Role.SUPERVISOR
+        else [],
+        "helpers": helper_list(),
     }
+
+
+def helper_list() -> list[dict[str, Any]]:
+    """Helpers online now, for transfers and the supervisor's view of the floor."""
+    online = presence.helper_ids_online()
+    profiles = {p.user_id: p for p in HelperProfile.objects.filter(user_id__in=online)}
+    load = selectors.conversation_active_counts(helper_ids=list(online))
+    users = get_user_model().objects.filter(pk__in=online).order_by("first_name", "username")
+    return [
+        {
+            "id": user.pk,
+            "name": events.helper_display_name(user),
+            "presence": profiles[user.pk].status if user.pk in profiles else HelperProfile.Status.AVAILABLE,
+            "active": load.get(user.pk, 0),
+            "capacity": profiles[user.pk].capacity if user.pk in profiles else 3,
+        }
+        for user in users
+    ]
+
+
+def _conversation_for(*, conversation_id: int, user, role: Role) -> tuple[Conversation | None, bool]:
+    """The conversation this user may follow, and whether only to watch it.
+
+    Its helper follows it; a supervisor may watch any live one; a volunteer never sees one
+    that has ended (no transcripts after the end).
+    """
+    conversation = selectors.conversation_get(conversation_id=conversation_id)
+    if conversation is None:
+        return None, False
+    if conversation.assigned_helper_id == user.pk:
+        if role == Role.VOLUNTEER and conversation.is_ended:
+            return None, False
+        return conversation, False
+    if role == Role.SUPERVISOR and not conversation.is_ended:
+        return conversation, True
+    return None, False
+
+
+def _open_console(channel_name: str, user, role: Role) -> dict[str, Any]:
+    presence.helper_profile(user)
+    presence.console_connection_open(channel_name=channel_name, helper_id=user.pk)
+    return console_snapshot(user=user, role=role)
+
+
+def _transfer(*, conversation_id: int, user, role: Role, to_helper_id: int | None, note: str) -> Conversation:
+    to_helper = None
+    if to_helper_id is not None:
+        to_helper = get_user_model().objects.filter(pk=to_helper_id, is_active=True).first()
+        if to_helper is None or helper_role(to_helper) is None:
+            raise services.chat_error("helper_not_found")
+    return services.conversation_transfer(
+        conversation_id=conversation_id,
+        by_helper=user,
+        to_helper=to_helper,
+        note=note,
+        by_supervisor=role == Role.SUPERVISOR,
+    )
 
 
 class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
@@ -42,9 +125,12 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
         "conversation.open": FrameHandler(ConversationOpenForm, "handle_open"),
         "message.send": FrameHandler(ConversationMessageSendForm, "handle_message_send"),
         "conversation.end": FrameHandler(ConversationRefForm, "handle_end"),
+        "conversation.transfer": FrameHandler(TransferForm, "handle_transfer"),
+        "note.add": FrameHandler(NoteAddForm, "handle_note"),
         "message.read": FrameHandler(ConversationReadForm, "handle_read"),
         "typing.start": FrameHandler(ConversationRefForm, "handle_typing_start"),
         "typing.stop": FrameHandler(ConversationRefForm, "handle_typing_stop"),
+        "presence.set": FrameHandler(PresenceSetForm, "handle_presence"),
         "ping": FrameHandler(EmptyForm, "handle_ping"),
     }
     # Helpers type quickly across several conversations.
@@ -53,6 +139,7 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
 
     async def connect(self) -> None:
         await self.stream_init()
+        self.watching: set[int] = set()
         self.user = self.scope.get("user")
         self.role = await db(helper_role)(self.user)
         if self.role is None:
@@ -64,27 +151,47 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
             return
         await self.channel_layer.group_add(events.queue_group(), self.channel_name)
         await self.accept()
-        await db(presence.console_connection_open)(channel_name=self.channel_name, helper_id=self.user.pk)
-        snapshot = await db(console_snapshot)(helper_id=self.user.pk)
+        snapshot = await db(_open_console)(self.channel_name, self.user, self.role)
         await self.send_frame("queue.snapshot", snapshot)
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "role", None) is not None:
             await self.channel_layer.group_discard(events.queue_group(), self.channel_name)
             await db(presence.console_connection_close)(channel_name=self.channel_name)
+        for conversation_id in list(getattr(self, "delivered", {})):
+            await self.channel_layer.group_discard(events.conversation_staff_group(conversation_id), self.channel_name)
         await self.stream_leave_all()
 
+    def deny(self, what: str) -> None:
+        logger.warning("user %s (%s) denied %s", self.user.pk, self.role, what)
+        raise services.chat_error("forbidden")
+
+    async def follow(self, conversation: Conversation, *, after_seq: int, watch: bool) -> None:
+        await self.channel_layer.group_add(events.conversation_staff_group(conversation.pk), self.channel_name)
+        if watch:
+            self.watching.add(conversation.pk)
+        else:
+            self.watching.discard(conversation.pk)
+        await self.stream_join(conversation, after_seq=after_seq, staff=True)
+        notes = await db(_notes)(conversation.pk)
+        await self.send_frame(
+            "notes.snapshot", {"conversation_id": conversation.pk, "notes": notes, "read_only": watch}
+        )
+
     async def handle_accept(self, *, conversation_id: int) -> None:
+        if self.role == Role.VOLUNTEER:
+            self.deny(f"accepting conversation {conversation_id}")
         conversation = await db(services.conversation_assign)(conversation_id=conversation_id, helper=self.user)
-        await self.stream_join(conversation, after_seq=0, staff=True)
+        await self.follow(conversation, after_seq=0, watch=False)
 
     async def handle_open(self, *, conversation_id: int, last_seq: int | None) -> None:
-        conversation = await db(selectors.conversation_get_for_helper)(
-            conversation_id=conversation_id, helper_id=self.user.pk
+        conversation, watch = await db(_conversation_for)(
+            conversation_id=conversation_id, user=self.user, role=self.role
         )
         if conversation is None:
+            logger.warning("user %s (%s) denied conversation %s", self.user.pk, self.role, conversation_id)
             raise services.chat_error("not_assigned")
-        await self.stream_join(conversation, after_seq=last_seq or 0, staff=True)
+        await self.follow(conversation, after_seq=last_seq or 0, watch=watch)
 
     async def handle_message_send(self, *, conversation_id: int, client_id: str, body: str) -> None:
         message, created = await db(services.message_create)(
@@ -102,8 +209,18 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
             conversation_id=conversation_id, ended_by=Conversation.EndedBy.HELPER, helper=self.user
         )
 
+    async def handle_transfer(self, *, conversation_id: int, to_helper_id: int | None, note: str) -> None:
+        await db(_transfer)(
+            conversation_id=conversation_id, user=self.user, role=self.role, to_helper_id=to_helper_id, note=note
+        )
+
+    async def handle_note(self, *, conversation_id: int, body: str) -> None:
+        await db(services.note_create)(
+            conversation_id=conversation_id, author=self.user, body=body, by_supervisor=self.role == Role.SUPERVISOR
+        )
+
     async def handle_read(self, *, conversation_id: int, seq: int) -> None:
-        if not self.following(conversation_id):
+        if not self.following(conversation_id) or conversation_id in self.watching:
             raise services.chat_error("not_assigned")
         await db(services.conversation_mark_read)(
             conversation_id=conversation_id, reader=Message.AuthorKind.HELPER, seq=seq
@@ -117,30 +234,54 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
 
     async def typing(self, conversation_id: int, *, typing: bool) -> None:
         # Following a conversation was authorised when it was opened; no database hop here.
-        if not self.following(conversation_id):
+        if not self.following(conversation_id) or conversation_id in self.watching:
             raise services.chat_error("not_assigned")
         await self.stream_typing(conversation_id=conversation_id, author_kind="helper", typing=typing)
 
+    async def handle_presence(self, *, status: str) -> None:
+        await db(presence.helper_status_set)(user=self.user, status=status)
+        await self.send_frame("presence.updated", {"status": status})
+        if status == HelperProfile.Status.AVAILABLE:
+            await db(_route_waiting)()
+
     async def handle_ping(self) -> None:
-        seqs = await db(_heartbeat)(self.channel_name, list(self.delivered))
-        await self.send_frame(
-            "pong", {"conversations": [{"id": pk, "last_seq": seq} for pk, seq in sorted(seqs.items())]}
-        )
+        data = await db(_heartbeat)(self.channel_name, list(self.delivered))
+        await self.send_frame("pong", data)
+
+    def sees(self, conversation: dict[str, Any]) -> bool:
+        return self.role != Role.VOLUNTEER or conversation["assigned_helper_id"] == self.user.pk
 
     async def chat_conversation_queued(self, event: dict[str, Any]) -> None:
-        await self.send_frame("conversation.queued", {"conversation": event["conversation"]})
+        if self.sees(event["conversation"]):
+            await self.send_frame("conversation.queued", {"conversation": event["conversation"]})
+        else:
+            await self.send_frame("queue.counted", {})
 
     async def chat_conversation_assigned(self, event: dict[str, Any]) -> None:
-        await self.send_frame("conversation.assigned", {"conversation": event["conversation"]})
+        if self.sees(event["conversation"]):
+            await self.send_frame("conversation.assigned", {"conversation": event["conversation"]})
+        else:
+            await self.send_frame("queue.counted", {})
 
     async def chat_conversation_ended(self, event: dict[str, Any]) -> None:
-        await self.send_frame("conversation.ended", {"conversation": event["conversation"]})
+        conversation = event["conversation"]
+        if conversation["id"] in self.watching:
+            self.watching.discard(conversation["id"])
+        if self.sees(conversation):
+            await self.send_frame("conversation.ended", {"conversation": conversation})
+        else:
+            await self.send_frame("queue.counted", {})
 
     async def chat_conversation_changed(self, event: dict[str, Any]) -> None:
         """The resident's copy of a change; this socket has the fuller queue event already."""
 
     async def chat_callback_requested(self, event: dict[str, Any]) -> None:
-        await self.send_frame("callback.requested", {"callback": event["callback"]})
+        if self.role != Role.VOLUNTEER:
+            await self.send_frame("callback.requested", {"callback": event["callback"]})
+
+    async def chat_note_created(self, event: dict[str, Any]) -> None:
+        if self.following(event["note"]["conversation_id"]):
+            await self.send_frame("note.created", {"note": event["note"]})
 
     async def chat_typing_changed(self, event: dict[str, Any]) -> None:
         if event["author_kind"] == "visitor":
@@ -154,6 +295,20 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
             await self.send_frame("read.updated", {"conversation_id": read["conversation_id"], "seq": read["seq"]})
 
 
-def _heartbeat(channel_name: str, conversation_ids: list[int]) -> dict[int, int]:
+def _notes(conversation_id: int) -> list[dict[str, Any]]:
+    return [events.note_payload(note) for note in selectors.note_list(conversation_id=conversation_id)]
+
+
+def _route_waiting() -> None:
+    from agents_console.assignment import queue_route_waiting
+
+    queue_route_waiting()
+
+
+def _heartbeat(channel_name: str, conversation_ids: list[int]) -> dict[str, Any]:
     presence.console_connection_seen(channel_name=channel_name)
-    return selectors.conversation_last_seqs(conversation_ids=conversation_ids)
+    seqs = selectors.conversation_last_seqs(conversation_ids=conversation_ids)
+    return {
+        "conversations": [{"id": pk, "last_seq": seq} for pk, seq in sorted(seqs.items())],
+        "helpers": helper_list(),
+    }

@@ -65,3 +65,18 @@ class WrapUpForm(forms.Form):
         super().__init__(*args, **kwargs)
         # A fresh queryset per form, so a service added in the admin shows without a restart.
         self.fields["services"].queryset = service_list_active()
+
+
+class WalkInForm(WrapUpForm):
+    """The wrap-up questions for help given without a chat."""
+
+    channel = forms.ChoiceField(
+        label=_("Where did you help?"),
+        choices=[
+            (AssistedTransaction.Channel.WALK_IN, AssistedTransaction.Channel.WALK_IN.label),
+            (AssistedTransaction.Channel.DROP_IN, AssistedTransaction.Channel.DROP_IN.label),
+        ],
+        widget=forms.RadioSelect,
+        error_messages={"required": _("Select where you helped.")},
+    )
+    field_order = ["channel"]

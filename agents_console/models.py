@@ -1,4 +1,4 @@
-"""The record of help given: one assisted transaction per conversation or walk-in."""
+"""Helpers, how work reaches them, what they can insert, and the log of help given."""
 
 from django.conf import settings
 from django.db import models
@@ -67,6 +67,101 @@ class AssistedTransaction(models.Model):
         return f"Assisted transaction {self.pk} ({self.get_outcome_display()})"
 
 
+class HelperProfile(models.Model):
+    """A helper's console settings: how many conversations at once, and their presence."""
+
+    class Status(models.TextChoices):
+        AVAILABLE = "available", _("Available")
+        BUSY = "busy", _("Busy")
+        AWAY = "away", _("Away")
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="helper_profile")
+    capacity = models.PositiveSmallIntegerField(
+        _("conversations at once"), default=3, help_text=_("Automatic routing never gives this helper more.")
+    )
+    # What the helper chose; with no console open they are offline whatever it says.
+    status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.AVAILABLE)
+    status_changed_at = models.DateTimeField(_("status changed"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("helper profile")
+        verbose_name_plural = _("helper profiles")
+
+    def __str__(self) -> str:
+        return f"Helper profile of {self.user}"
+
+
+class ConsoleSettings(models.Model):
+    """How the console hands out work; one row, edited by supervisors in the admin."""
+
+    class Routing(models.TextChoices):
+        MANUAL = "manual", _("Helpers pick from the queue")
+        AUTOMATIC = "automatic", _("Give each new conversation to the least busy available helper")
+
+    routing = models.CharField(_("routing"), max_length=16, choices=Routing, default=Routing.MANUAL)
+    answer_within_seconds = models.PositiveIntegerField(
+        _("answer within (seconds)"),
+        default=120,
+        help_text=_("A conversation given automatically and not answered in this time goes back to the queue."),
+    )
+    presence_grace_seconds = models.PositiveIntegerField(
+        _("offline after (seconds)"),
+        default=30,
+        help_text=_("How long after closing the last console tab a helper still counts as online."),
+    )
+
+    class Meta:
+        verbose_name = _("console settings")
+        verbose_name_plural = _("console settings")
+
+    def __str__(self) -> str:
+        return "Console settings"
+
+    @classmethod
+    def load(cls) -> "ConsoleSettings":
+        settings_row, _created = cls.objects.get_or_create(pk=1)
+        return settings_row
+
+
+class CannedResponse(models.Model):
+    """A ready answer a helper inserts into the reply box in one action."""
+
+    title = models.CharField(_("title"), max_length=120)
+    body = models.TextField(_("text"))
+    service = models.ForeignKey(
+        "kiosk.Service", on_delete=models.CASCADE, null=True, blank=True, related_name="canned_responses"
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        ordering = ["title"]
+        verbose_name = _("canned response")
+        verbose_name_plural = _("canned responses")
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Guide(models.Model):
+    """Step-by-step guidance for helping a resident through one service."""
+
+    service = models.ForeignKey("kiosk.Service", on_delete=models.CASCADE, related_name="guides")
+    title = models.CharField(_("title"), max_length=120)
+    steps = models.TextField(_("steps"), help_text=_("One step a line."))
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        ordering = ["service__name", "title"]
+        verbose_name = _("guide")
+        verbose_name_plural = _("guides")
+
+    def __str__(self) -> str:
+        return self.title
+
+    def step_list(self) -> list[str]:
+        return [line.strip() for line in self.steps.splitlines() if line.strip()]
+
+
 class ConsoleConnection(models.Model):
     """One open console socket, on any server process: the ground truth for who is online.
 
@@ -78,6 +173,8 @@ class ConsoleConnection(models.Model):
     helper = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="console_connections")
     connected_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField()
+    # Set when the tab closes; the helper stays online through the grace period after it.
+    closed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["helper", "last_seen_at"])]

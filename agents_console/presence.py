@@ -1,27 +1,72 @@
-"""Who has the console open, across every server process, kept in the database."""
+"""Who has the console open and in what state, across every server process, in the database.
+
+A helper is online while one of their console sockets has pinged within the heartbeat and
+is open, or closed less than the grace period ago. Their presence is then the status they
+chose (available, busy, away); otherwise offline. Nothing here needs a timer: presence is
+derived from rows each time it is asked for.
+"""
 
 import datetime
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from agents_console.models import ConsoleConnection
+from agents_console.models import ConsoleConnection, ConsoleSettings, HelperProfile
 
 # Console sockets ping every 25 seconds; three missed pings and the connection stops counting.
 CONNECTION_FRESH_SECONDS = 90
+OFFLINE = "offline"
 
 
-def _fresh_since(now: datetime.datetime) -> datetime.datetime:
-    return now - datetime.timedelta(seconds=CONNECTION_FRESH_SECONDS)
+def _online_q(now: datetime.datetime, grace_seconds: int) -> Q:
+    fresh = now - datetime.timedelta(seconds=CONNECTION_FRESH_SECONDS)
+    closed_recently = now - datetime.timedelta(seconds=grace_seconds)
+    return Q(last_seen_at__gte=fresh) & (Q(closed_at__isnull=True) | Q(closed_at__gte=closed_recently))
+
+
+def helper_ids_online(*, now: datetime.datetime | None = None) -> set[int]:
+    now = now or timezone.now()
+    grace = ConsoleSettings.load().presence_grace_seconds
+    return set(ConsoleConnection.objects.filter(_online_q(now, grace)).values_list("helper_id", flat=True))
+
+
+def helper_profile(user: AbstractBaseUser) -> HelperProfile:
+    profile, _created = HelperProfile.objects.get_or_create(user=user)
+    return profile
+
+
+def helper_presence(*, user: AbstractBaseUser, now: datetime.datetime | None = None) -> str:
+    """available, busy, away, or offline."""
+    if user.pk not in helper_ids_online(now=now):
+        return OFFLINE
+    return helper_profile(user).status
+
+
+def helper_ids_available(*, now: datetime.datetime | None = None) -> set[int]:
+    """Online helpers whose chosen status is available."""
+    online = helper_ids_online(now=now)
+    busy_or_away = set(
+        HelperProfile.objects.filter(user_id__in=online)
+        .exclude(status=HelperProfile.Status.AVAILABLE)
+        .values_list("user_id", flat=True)
+    )
+    return online - busy_or_away
+
+
+def helpers_available(*, now: datetime.datetime | None = None) -> bool:
+    """True when at least one helper is online and available: residents can then chat."""
+    return bool(helper_ids_available(now=now))
 
 
 def console_connection_open(*, channel_name: str, helper_id: int) -> None:
     now = timezone.now()
     ConsoleConnection.objects.update_or_create(
-        channel_name=channel_name, defaults={"helper_id": helper_id, "last_seen_at": now}
+        channel_name=channel_name, defaults={"helper_id": helper_id, "last_seen_at": now, "closed_at": None}
     )
-    # Rows left by processes that died are no longer fresh; sweep a few on the way.
-    ConsoleConnection.objects.filter(last_seen_at__lt=_fresh_since(now) - datetime.timedelta(hours=1)).delete()
+    # Rows left by processes that died, or closed long ago, no longer count; tidy them away.
+    ConsoleConnection.objects.filter(last_seen_at__lt=now - datetime.timedelta(hours=1)).delete()
 
 
 def console_connection_seen(*, channel_name: str) -> None:
@@ -30,9 +75,13 @@ def console_connection_seen(*, channel_name: str) -> None:
 
 @transaction.atomic
 def console_connection_close(*, channel_name: str) -> None:
-    ConsoleConnection.objects.filter(channel_name=channel_name).delete()
+    ConsoleConnection.objects.filter(channel_name=channel_name).update(closed_at=timezone.now())
 
 
-def helpers_online(*, now: datetime.datetime | None = None) -> bool:
-    """True when at least one helper has a console open."""
-    return ConsoleConnection.objects.filter(last_seen_at__gte=_fresh_since(now or timezone.now())).exists()
+@transaction.atomic
+def helper_status_set(*, user: AbstractBaseUser, status: str) -> HelperProfile:
+    profile = helper_profile(user)
+    profile.status = status
+    profile.status_changed_at = timezone.now()
+    profile.save(update_fields=["status", "status_changed_at"])
+    return profile

@@ -2,6 +2,7 @@
 
 from django.db.models import QuerySet
 
+from agents_console.models import CannedResponse, Guide
 from chat.models import Conversation
 
 
@@ -14,3 +15,17 @@ def conversation_list_awaiting_wrap_up(*, helper_id: int) -> QuerySet[Conversati
         .select_related("service")
         .order_by("-ended_at")
     )
+
+
+def guidance_payload() -> dict:
+    """Canned responses and guides for the console page, searched in the browser."""
+    return {
+        "responses": [
+            {"id": r.pk, "title": r.title, "body": r.body, "service": r.service.name if r.service else ""}
+            for r in CannedResponse.objects.filter(is_active=True).select_related("service")
+        ],
+        "guides": [
+            {"id": g.pk, "title": g.title, "service": g.service.name, "steps": g.step_list()}
+            for g in Guide.objects.filter(is_active=True).select_related("service")
+        ],
+    }

@@ -1,4 +1,6 @@
-"""The advisor console's pages: the live workspace and the wrap-up form."""
+"""The advisor console's pages: the live workspace, the wrap-up form and help without a chat."""
+
+import logging
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -7,11 +9,14 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from agents_console.forms import WrapUpForm
+from agents_console.forms import WalkInForm, WrapUpForm
+from agents_console.models import HelperProfile
 from agents_console.roles import Role, helper_required
-from agents_console.selectors import conversation_list_awaiting_wrap_up
+from agents_console.selectors import conversation_list_awaiting_wrap_up, guidance_payload
 from agents_console.services import assisted_transaction_create
 from chat.models import Conversation
+
+logger = logging.getLogger(__name__)
 
 
 @helper_required
@@ -22,10 +27,27 @@ def console_home(request):
         "console_config": {
             "socketPath": "/ws/console/",
             "helperId": request.user.pk,
+            "role": request.helper_role.value,
             "wrapUpUrlTemplate": reverse("agents_console:wrap_up", args=[0]).replace("/0/", "/{id}/"),
+            "guidance": guidance_payload(),
         },
+        "presence_choices": HelperProfile.Status.choices,
     }
     return render(request, "agents_console/console.html", context)
+
+
+@helper_required
+def log_help(request):
+    """Log help given without a chat: a walk-in at reception or a drop-in day."""
+    if request.method == "POST":
+        form = WalkInForm(request.POST)
+        if form.is_valid():
+            assisted_transaction_create(helper=request.user, **form.cleaned_data)
+            messages.success(request, _("What you did has been logged. Thank you."))
+            return redirect("agents_console:home")
+    else:
+        form = WalkInForm()
+    return render(request, "agents_console/log_help.html", {"form": form})
 
 
 def _elapsed_minutes(conversation: Conversation) -> int:
@@ -38,6 +60,7 @@ def _elapsed_minutes(conversation: Conversation) -> int:
 def wrap_up(request, conversation_id: int):
     conversation = get_object_or_404(Conversation.objects.select_related("service"), pk=conversation_id)
     if conversation.assigned_helper_id != request.user.pk and request.helper_role != Role.SUPERVISOR:
+        logger.warning("user %s denied the wrap-up of conversation %s", request.user.pk, conversation.pk)
         raise PermissionDenied
     if request.method == "POST":
         form = WrapUpForm(request.POST)

@@ -27,6 +27,7 @@ TYPING_CHANGED = "chat.typing_changed"
 READ_CHANGED = "chat.read_changed"
 QUEUE_MOVED = "chat.queue_moved"
 CALLBACK_REQUESTED = "chat.callback_requested"
+NOTE_CREATED = "chat.note_created"
 MESSAGE_CREATED = "chat.message_created"
 
 
@@ -45,6 +46,11 @@ def conversation_group(conversation_id: int) -> str:
     return f"chat.conversation.{conversation_id}"
 
 
+def conversation_staff_group(conversation_id: int) -> str:
+    """Only the helpers following one conversation: internal notes. Never the resident."""
+    return f"chat.conversation.{conversation_id}.staff"
+
+
 def isoformat(value) -> str | None:
     return value.isoformat() if value else None
 
@@ -57,6 +63,16 @@ def message_payload(message: Message) -> dict[str, Any]:
         "author": {"kind": message.author_kind, "name": message.author_name},
         "body": message.body,
         "created_at": isoformat(message.created_at),
+    }
+
+
+def note_payload(note) -> dict[str, Any]:
+    return {
+        "conversation_id": note.conversation_id,
+        "id": note.pk,
+        "author_name": note.author_name,
+        "body": note.body,
+        "created_at": isoformat(note.created_at),
     }
 
 
@@ -113,6 +129,7 @@ def conversation_staff_payload(conversation: Conversation) -> dict[str, Any]:
         "ended_by": conversation.ended_by or None,
         "visitor_read_seq": conversation.visitor_read_seq,
         "rating": conversation.rating,
+        "assigned_automatically": conversation.assigned_automatically,
     }
 
 
@@ -224,3 +241,12 @@ def broadcast_message_created(message: Message) -> None:
         event_type=MESSAGE_CREATED,
         message=message_payload(message),
     )
+
+
+def broadcast_note_created(note) -> None:
+    broadcast(groups=[conversation_staff_group(note.conversation_id)], event_type=NOTE_CREATED, note=note_payload(note))
+
+
+def signal_after_commit(signal, **kwargs: Any) -> None:
+    """Send a chat signal once the transaction commits, so listeners see the new state."""
+    transaction.on_commit(lambda: signal.send(sender=Conversation, **kwargs))

@@ -51,6 +51,8 @@ class Conversation(models.Model):
         related_name="assigned_conversations",
         verbose_name=_("assigned helper"),
     )
+    # Set when routing, not a person, chose the helper: unanswered, it returns to the queue.
+    assigned_automatically = models.BooleanField(default=False, editable=False)
     # The highest message sequence number handed out; incremented under the row lock.
     last_seq = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
@@ -119,6 +121,24 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"Message {self.conversation_id}#{self.seq}"
+
+
+class InternalNote(models.Model):
+    """A helper's note on a conversation: for staff only, never sent to the resident."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    author_name = models.CharField(max_length=150, blank=True)
+    body = models.TextField(_("note"))
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["conversation", "created_at"]
+        verbose_name = _("internal note")
+        verbose_name_plural = _("internal notes")
+
+    def __str__(self) -> str:
+        return f"Note on conversation {self.conversation_id}"
 
 
 class OpeningHours(models.Model):

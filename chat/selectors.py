@@ -37,6 +37,14 @@ def conversation_list_waiting() -> QuerySet[Conversation]:
     )
 
 
+def conversation_list_active() -> QuerySet[Conversation]:
+    return (
+        Conversation.objects.filter(status=Conversation.Status.ACTIVE)
+        .select_related("service", "assigned_helper")
+        .order_by("assigned_at", "pk")
+    )
+
+
 def conversation_list_active_for_helper(*, helper_id: int) -> QuerySet[Conversation]:
     return (
         Conversation.objects.filter(status=Conversation.Status.ACTIVE, assigned_helper_id=helper_id)
@@ -121,3 +129,30 @@ def conversation_transcript_text(*, conversation: Conversation) -> str:
 
 def callback_list_open() -> QuerySet[CallbackRequest]:
     return CallbackRequest.objects.filter(status=CallbackRequest.Status.OPEN).select_related("service")
+
+
+def conversation_list_unanswered_assignments(*, before: datetime.datetime) -> list[int]:
+    """Ids of conversations routing gave a helper before `before` (candidates to requeue)."""
+    return list(
+        Conversation.objects.filter(
+            status=Conversation.Status.ACTIVE, assigned_automatically=True, assigned_at__lt=before
+        ).values_list("pk", flat=True)
+    )
+
+
+def conversation_active_counts(*, helper_ids: list[int]) -> dict[int, int]:
+    """How many active conversations each of these helpers holds."""
+    from django.db.models import Count
+
+    rows = (
+        Conversation.objects.filter(status=Conversation.Status.ACTIVE, assigned_helper_id__in=helper_ids)
+        .values("assigned_helper_id")
+        .annotate(count=Count("pk"))
+    )
+    return {row["assigned_helper_id"]: row["count"] for row in rows}
+
+
+def note_list(*, conversation_id: int):
+    from chat.models import InternalNote
+
+    return InternalNote.objects.filter(conversation_id=conversation_id).order_by("created_at")

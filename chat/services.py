@@ -14,10 +14,10 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from chat import events, selectors
+from chat import events, selectors, signals
 from chat.availability import chat_availability
 from chat.error_messages import error_message
-from chat.models import CallbackRequest, Conversation, Message
+from chat.models import CallbackRequest, Conversation, InternalNote, Message
 from kiosk.models import Service
 
 logger = logging.getLogger(__name__)
@@ -110,6 +110,7 @@ def conversation_start(
         visitor_last_seen_at=now,
     )
     events.broadcast_conversation_queued(conversation)
+    events.signal_after_commit(signals.conversation_waiting, conversation_id=conversation.pk)
     logger.info("conversation %s started on %s", conversation.pk, channel)
     return conversation, token
 
@@ -167,9 +168,10 @@ def message_create(
 
 
 @transaction.atomic
-def conversation_assign(*, conversation_id: int, helper: AbstractBaseUser) -> Conversation:
+def conversation_assign(*, conversation_id: int, helper: AbstractBaseUser, automatically: bool = False) -> Conversation:
     """Give a waiting conversation to `helper`; of two helpers accepting at once, one wins.
 
+    `automatically` marks a routing decision: unanswered in time, it returns to the queue.
     Adds a "joined" system message, tells every console the conversation left the queue and
     tells the resident who is helping. Raises ValidationError `conversation_gone` when it is
     no longer waiting.
@@ -177,14 +179,121 @@ def conversation_assign(*, conversation_id: int, helper: AbstractBaseUser) -> Co
     conversation = _locked_conversation(conversation_id)
     if conversation.status != Conversation.Status.WAITING:
         raise chat_error("conversation_gone")
-    conversation.status = Conversation.Status.ACTIVE
-    conversation.assigned_helper = helper
-    conversation.assigned_at = timezone.now()
-    conversation.save(update_fields=["status", "assigned_helper", "assigned_at"])
+    _give_to(conversation, helper, automatically=automatically)
     _system_message(conversation, _("%(name)s joined the conversation.") % {"name": events.helper_display_name(helper)})
     events.broadcast_conversation_assigned(conversation)
     logger.info("conversation %s assigned to helper %s", conversation.pk, helper.pk)
     return conversation
+
+
+def _give_to(conversation: Conversation, helper: AbstractBaseUser, *, automatically: bool) -> None:
+    conversation.status = Conversation.Status.ACTIVE
+    conversation.assigned_helper = helper
+    conversation.assigned_at = timezone.now()
+    conversation.assigned_automatically = automatically
+    conversation.save(update_fields=["status", "assigned_helper", "assigned_at", "assigned_automatically"])
+
+
+def _back_to_queue(conversation: Conversation) -> None:
+    """Waiting again, keeping its original `waiting_since`: it goes back to the head of the queue."""
+    conversation.status = Conversation.Status.WAITING
+    conversation.assigned_helper = None
+    conversation.assigned_at = None
+    conversation.assigned_automatically = False
+    conversation.save(update_fields=["status", "assigned_helper", "assigned_at", "assigned_automatically"])
+
+
+@transaction.atomic
+def conversation_transfer(
+    *,
+    conversation_id: int,
+    by_helper: AbstractBaseUser,
+    to_helper: AbstractBaseUser | None = None,
+    note: str = "",
+    by_supervisor: bool = False,
+) -> Conversation:
+    """Hand an active conversation to another helper, or back to the queue, with a note.
+
+    Only its helper (or a supervisor, `by_supervisor`) may. The resident sees a system
+    message; the note stays with the staff. Raises `not_assigned`, `conversation_ended`.
+    """
+    conversation = _locked_conversation(conversation_id)
+    if conversation.is_ended:
+        raise chat_error("conversation_ended")
+    if conversation.assigned_helper_id != by_helper.pk and not by_supervisor:
+        raise chat_error("not_assigned")
+    previous_helper_id = conversation.assigned_helper_id
+    if to_helper is not None:
+        _give_to(conversation, to_helper, automatically=False)
+        text = _("You are being transferred to %(name)s.") % {"name": events.helper_display_name(to_helper)}
+    else:
+        _back_to_queue(conversation)
+        text = _("You are back in the queue. The next available helper will join you.")
+    if note:
+        _note(conversation, by_helper, _("Transfer note: %(note)s") % {"note": note})
+    _system_message(conversation, text)
+    if to_helper is not None:
+        events.broadcast_conversation_assigned(conversation)
+    else:
+        events.broadcast_conversation_queued(conversation)
+        events.broadcast_conversation_changed(conversation)
+        events.signal_after_commit(signals.conversation_waiting, conversation_id=conversation.pk)
+    if previous_helper_id:
+        events.signal_after_commit(signals.conversation_released, helper_id=previous_helper_id)
+    logger.info(
+        "conversation %s transferred by %s to %s", conversation.pk, by_helper.pk, getattr(to_helper, "pk", "queue")
+    )
+    return conversation
+
+
+def conversation_requeue_unanswered(*, answer_within_seconds: int, now: datetime.datetime | None = None) -> list[int]:
+    """Return to the queue every conversation given automatically whose helper has not
+    written within `answer_within_seconds`. Returns their ids."""
+    before = (now or timezone.now()) - datetime.timedelta(seconds=answer_within_seconds)
+    requeued = []
+    for conversation_id in selectors.conversation_list_unanswered_assignments(before=before):
+        with transaction.atomic():
+            conversation = _locked_conversation(conversation_id)
+            still_unanswered = (
+                conversation.status == Conversation.Status.ACTIVE
+                and conversation.assigned_automatically
+                and conversation.assigned_at < before
+                and not conversation.messages.filter(
+                    author_kind=Message.AuthorKind.HELPER, created_at__gte=conversation.assigned_at
+                ).exists()
+            )
+            if not still_unanswered:
+                continue
+            helper_id = conversation.assigned_helper_id
+            _back_to_queue(conversation)
+            _system_message(conversation, _("Sorry for the wait. You are back at the front of the queue."))
+            events.broadcast_conversation_queued(conversation)
+            events.broadcast_conversation_changed(conversation)
+            events.signal_after_commit(signals.conversation_released, helper_id=helper_id)
+            events.signal_after_commit(signals.conversation_waiting, conversation_id=conversation.pk)
+            requeued.append(conversation_id)
+            logger.info("conversation %s returned to the queue unanswered by helper %s", conversation_id, helper_id)
+    return requeued
+
+
+def _note(conversation: Conversation, author: AbstractBaseUser, body: str) -> InternalNote:
+    note = InternalNote.objects.create(
+        conversation=conversation, author=author, author_name=events.helper_display_name(author), body=body
+    )
+    events.broadcast_note_created(note)
+    return note
+
+
+@transaction.atomic
+def note_create(
+    *, conversation_id: int, author: AbstractBaseUser, body: str, by_supervisor: bool = False
+) -> InternalNote:
+    """Add an internal note, seen by the staff following the conversation and never by the
+    resident. Its helper or a supervisor may; raises `not_assigned` otherwise."""
+    conversation = _locked_conversation(conversation_id, related=False)
+    if conversation.assigned_helper_id != author.pk and not by_supervisor:
+        raise chat_error("not_assigned")
+    return _note(conversation, author, body)
 
 
 ENDED_TEXT = {
@@ -216,12 +325,15 @@ def conversation_end(
     if ended_by == Conversation.EndedBy.HELPER and conversation.assigned_helper_id != helper.pk:
         raise chat_error("not_assigned")
     was_waiting = conversation.status == Conversation.Status.WAITING
+    helper_id = conversation.assigned_helper_id
     conversation.status = Conversation.Status.ENDED
     conversation.ended_at = timezone.now()
     conversation.ended_by = ended_by
     conversation.save(update_fields=["status", "ended_at", "ended_by"])
     _system_message(conversation, str(ENDED_TEXT[reason or ended_by]))
     events.broadcast_conversation_ended(conversation, was_waiting=was_waiting)
+    if helper_id and not was_waiting:
+        events.signal_after_commit(signals.conversation_released, helper_id=helper_id)
     if conversation.visitor_email:
         transaction.on_commit(lambda: _email_transcript(conversation.pk))
     logger.info("conversation %s ended by %s", conversation.pk, reason or ended_by)

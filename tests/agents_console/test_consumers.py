@@ -27,6 +27,14 @@ async def console(user=None):
     return communicator
 
 
+async def expect_follow(communicator):
+    """A console that follows a conversation gets its messages, then its staff notes."""
+    snapshot = await expect(communicator, "state.snapshot")
+    notes = await expect(communicator, "notes.snapshot")
+    assert notes["conversation_id"] == snapshot["conversation"]["id"]
+    return snapshot
+
+
 async def assert_refused(communicator):
     error = await expect(communicator, "error")
     assert error["code"] == "forbidden"
@@ -48,8 +56,12 @@ async def test_each_role_gets_the_queue_snapshot(role_fixture, request):
     communicator = await console(user)
 
     snapshot = await expect(communicator, "queue.snapshot")
+    user = await sync_to_async(request.getfixturevalue)(role_fixture)
 
-    assert snapshot == {"waiting": [], "mine": [], "callbacks": []}
+    assert (snapshot["waiting"], snapshot["mine"], snapshot["callbacks"], snapshot["live"]) == ([], [], [], [])
+    assert snapshot["waiting_count"] == 0
+    assert snapshot["presence"] == "available"
+    assert [helper["id"] for helper in snapshot["helpers"]] == [user.pk]
     await communicator.disconnect()
 
 
@@ -66,7 +78,7 @@ async def test_the_whole_loop_between_a_resident_and_an_advisor(advisor):
     await expect(visitor, "message.created")
     await helper.send_json_to({"type": "conversation.accept", "data": {"conversation_id": conversation_id}})
     # The accepting socket gets its snapshot first; the queue event follows from the layer.
-    snapshot = await expect(helper, "state.snapshot")
+    snapshot = await expect_follow(helper)
     assigned = await expect(helper, "conversation.assigned")
     assert assigned["conversation"]["assigned_helper_id"] == advisor.pk
     assert [m["body"] for m in snapshot["messages"]] == ["I missed my bin", "Alex joined the conversation."]
@@ -118,7 +130,7 @@ async def test_the_second_helper_to_accept_is_told_it_is_gone(advisor, other_adv
     await expect(second, "conversation.queued")
 
     await first.send_json_to({"type": "conversation.accept", "data": {"conversation_id": conversation_id}})
-    await expect(first, "state.snapshot")
+    await expect_follow(first)
     await expect(first, "conversation.assigned")
     await second.send_json_to({"type": "conversation.accept", "data": {"conversation_id": conversation_id}})
     assigned_seen_by_second = await expect(second, "conversation.assigned")
@@ -141,7 +153,7 @@ async def test_a_helper_cannot_open_or_post_in_someone_elses_conversation(adviso
     await start(visitor)
     conversation_id = (await expect(owner, "conversation.queued"))["conversation"]["id"]
     await owner.send_json_to({"type": "conversation.accept", "data": {"conversation_id": conversation_id}})
-    await expect(owner, "state.snapshot")
+    await expect_follow(owner)
     await expect(owner, "conversation.assigned")
     await expect(intruder, "conversation.queued")
     await expect(intruder, "conversation.assigned")
@@ -170,7 +182,7 @@ async def test_a_reconnecting_helper_reopens_a_conversation_from_its_last_seq(ad
     await start(visitor)
     conversation_id = (await expect(helper, "conversation.queued"))["conversation"]["id"]
     await helper.send_json_to({"type": "conversation.accept", "data": {"conversation_id": conversation_id}})
-    await expect(helper, "state.snapshot")
+    await expect_follow(helper)
     await expect(helper, "conversation.assigned")
     await helper.disconnect()
 
@@ -179,7 +191,7 @@ async def test_a_reconnecting_helper_reopens_a_conversation_from_its_last_seq(ad
     snapshot = await expect(again, "queue.snapshot")
     assert [c["id"] for c in snapshot["mine"]] == [conversation_id]
     await again.send_json_to({"type": "conversation.open", "data": {"conversation_id": conversation_id, "last_seq": 1}})
-    reopened = await expect(again, "state.snapshot")
+    reopened = await expect_follow(again)
 
     assert [m["body"] for m in reopened["messages"]] == ["are you there?"]
     await again.disconnect()
@@ -221,5 +233,5 @@ async def test_a_bad_console_frame_gets_an_error_and_changes_nothing(advisor, fr
     assert await Conversation.objects.acount() == 0
     assert await Message.objects.acount() == 0
     await helper.send_json_to({"type": "ping", "data": {}})
-    assert await expect(helper, "pong") == {"conversations": []}
+    assert (await expect(helper, "pong"))["conversations"] == []
     await helper.disconnect()

@@ -4,9 +4,10 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
+from agents_console.models import ConsoleSettings
 from chat.models import CallbackRequest, Conversation
 from config.asgi import application
-from tests.agents_console.test_consumers import console
+from tests.agents_console.test_consumers import console, expect_follow
 from tests.chat.test_consumers import connect, expect, send, start
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 async def accept(helper, conversation_id):
     await helper.send_json_to({"type": "conversation.accept", "data": {"conversation_id": conversation_id}})
-    await expect(helper, "state.snapshot")
+    await expect_follow(helper)
     await expect(helper, "conversation.assigned")
 
 
@@ -169,17 +170,24 @@ async def test_starting_with_nobody_online_is_refused():
 
 
 @pytest.mark.real_availability
-async def test_an_open_console_makes_the_chat_available(advisor):
+async def test_an_open_console_makes_the_chat_available_until_the_grace_after_closing(advisor):
     helper = await console(advisor)
     await expect(helper, "queue.snapshot")
     visitor = await connect()
     await start(visitor)
     await helper.disconnect()
-    other = await connect()
-    await other.send_json_to({"type": "conversation.start", "data": {}})
-    assert (await expect(other, "error"))["code"] == "chat_unavailable"
-    await visitor.disconnect()
-    await other.disconnect()
+
+    # Within the grace period a helper who closed the tab (or is reloading it) still counts.
+    during_grace = await connect()
+    await during_grace.send_json_to({"type": "conversation.start", "data": {}})
+    assert (await expect(during_grace, "conversation.started"))["token"]
+
+    await sync_to_async(ConsoleSettings.objects.update_or_create)(pk=1, defaults={"presence_grace_seconds": 0})
+    after_grace = await connect()
+    await after_grace.send_json_to({"type": "conversation.start", "data": {}})
+    assert (await expect(after_grace, "error"))["code"] == "chat_unavailable"
+    for communicator in (visitor, during_grace, after_grace):
+        await communicator.disconnect()
 
 
 async def test_a_configured_council_site_may_embed_the_widget(settings):

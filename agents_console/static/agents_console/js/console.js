@@ -11,7 +11,14 @@ const CHANNEL_NAMES = { web: "Webchat", kiosk: "Kiosk", drop_in: "Drop-in" };
 const TYPING_IDLE_MS = 3000;
 const TYPING_REPEAT_MS = 2000;
 
+const SOUND_KEY = "dioa-console-sound";
+
 const state = {
+  live: new Map(),
+  helpers: [],
+  notes: new Map(),
+  watching: new Set(),
+  waitingCount: 0,
   waiting: new Map(),
   callbacks: new Map(),
   typing: new Map(),
@@ -52,11 +59,43 @@ const socket = new FrameSocket({
     "queue.snapshot": onQueueSnapshot,
     "conversation.queued": ({ conversation }) => {
       state.waiting.set(conversation.id, conversation);
+      state.live.delete(conversation.id);
+      if (state.mine.has(conversation.id)) {
+        state.mine.delete(conversation.id);
+        if (state.selected === conversation.id) select(null);
+      }
       renderQueue();
+      renderLive();
+      renderMine();
       announce(`${visitorLabel(conversation)} is waiting.`);
+      chime();
+    },
+    "queue.counted": () => socket.send("ping", {}),
+    "notes.snapshot": ({ conversation_id: id, notes, read_only: readOnly }) => {
+      state.notes.set(id, notes);
+      if (readOnly) state.watching.add(id);
+      else state.watching.delete(id);
+      if (state.selected === id) renderSelected();
+    },
+    "note.created": ({ note }) => {
+      const notes = state.notes.get(note.conversation_id) || [];
+      if (!notes.some((n) => n.id === note.id)) notes.push(note);
+      state.notes.set(note.conversation_id, notes);
+      if (state.selected === note.conversation_id) renderNotes();
+    },
+    "presence.updated": ({ status }) => {
+      byId("presence").value = status;
+      announce(`Your status is now ${byId("presence").selectedOptions[0].textContent}.`);
     },
     "conversation.assigned": ({ conversation }) => {
       state.waiting.delete(conversation.id);
+      if (config.role === "supervisor") state.live.set(conversation.id, conversation);
+      renderLive();
+      if (state.mine.has(conversation.id) && conversation.assigned_helper_id !== config.helperId && !state.watching.has(conversation.id)) {
+        // Transferred to someone else.
+        state.mine.delete(conversation.id);
+        if (state.selected === conversation.id) select(null);
+      }
       if (conversation.assigned_helper_id === config.helperId && !state.mine.has(conversation.id)) {
         state.mine.set(conversation.id, conversation);
         // Another tab of ours accepted it: follow it here too.
@@ -67,6 +106,8 @@ const socket = new FrameSocket({
     },
     "conversation.ended": ({ conversation }) => {
       state.waiting.delete(conversation.id);
+      state.live.delete(conversation.id);
+      renderLive();
       if (state.mine.has(conversation.id)) {
         state.mine.set(conversation.id, conversation);
         announce(`The conversation with ${visitorLabel(conversation)} has ended.`);
@@ -92,7 +133,9 @@ const socket = new FrameSocket({
       state.visitorRead.set(id, Math.max(state.visitorRead.get(id) || 0, seq));
       if (state.selected === id) renderSelected();
     },
-    pong: ({ conversations }) => {
+    pong: ({ conversations, helpers }) => {
+      state.helpers = helpers;
+      renderHelpers();
       for (const { id, last_seq: lastSeq } of conversations) {
         if (lastSeq > storeFor(id).contiguousSeq) {
           socket.send("conversation.open", { conversation_id: id, last_seq: storeFor(id).contiguousSeq });
@@ -114,8 +157,14 @@ const socket = new FrameSocket({
   },
 });
 
-function onQueueSnapshot({ waiting, mine, callbacks }) {
+function onQueueSnapshot({ waiting, waiting_count: waitingCount, mine, callbacks, live, helpers, presence }) {
   state.waiting = new Map(waiting.map((c) => [c.id, c]));
+  state.waitingCount = waitingCount;
+  state.live = new Map(live.map((c) => [c.id, c]));
+  state.helpers = helpers;
+  byId("presence").value = presence;
+  renderLive();
+  renderHelpers();
   state.callbacks = new Map(callbacks.map((c) => [c.id, c]));
   renderCallbacks();
   for (const conversation of mine) {
@@ -128,6 +177,7 @@ function onQueueSnapshot({ waiting, mine, callbacks }) {
 
 function onSnapshot({ conversation, messages, has_more: hasMore }) {
   state.mine.set(conversation.id, conversation);
+  if (config.role === "supervisor" && conversation.status === "active") state.live.set(conversation.id, conversation);
   state.visitorRead.set(conversation.id, Math.max(state.visitorRead.get(conversation.id) || 0, conversation.visitor_read_seq || 0));
   for (const message of messages) onMessage(message, { announce: false });
   if (hasMore) {
@@ -158,7 +208,7 @@ function onMessage(message, { announce: shouldAnnounce }) {
 
 function markRead() {
   const id = state.selected;
-  if (id === null || document.visibilityState !== "visible") return;
+  if (id === null || state.watching.has(id) || document.visibilityState !== "visible") return;
   const seq = storeFor(id).contiguousSeq;
   if (seq > (state.sentRead.get(id) || 0) && socket.send("message.read", { conversation_id: id, seq })) {
     state.sentRead.set(id, seq);
@@ -189,9 +239,37 @@ function renderCallbacks() {
   byId("callbacks-empty").hidden = callbacks.length > 0;
 }
 
+function waitedFor(since) {
+  const minutes = Math.max(0, Math.floor((Date.now() - new Date(since).getTime()) / 60000));
+  return minutes < 1 ? "under a minute" : `${minutes} minute${minutes === 1 ? "" : "s"}`;
+}
+
+function chime() {
+  if (!byId("queue-sound") || !byId("queue-sound").checked) return;
+  const AudioContext = window.AudioContext || window.webkitAudioContext;
+  if (!AudioContext) return;
+  const context = new AudioContext();
+  const tone = context.createOscillator();
+  const gain = context.createGain();
+  tone.frequency.value = 660;
+  gain.gain.setValueAtTime(0.15, context.currentTime);
+  gain.gain.exponentialRampToValueAtTime(0.001, context.currentTime + 0.4);
+  tone.connect(gain).connect(context.destination);
+  tone.start();
+  tone.stop(context.currentTime + 0.4);
+}
+
 function renderQueue() {
   const list = byId("queue-list");
-  const waiting = [...state.waiting.values()].sort((a, b) => (a.waiting_since < b.waiting_since ? -1 : 1));
+  if (!list) {
+    // Volunteers see how many are waiting, not who.
+    byId("queue-count").textContent = String(state.waitingCount);
+    document.title = state.waitingCount ? `(${state.waitingCount}) ${state.baseTitle}` : state.baseTitle;
+    return;
+  }
+  const channel = byId("queue-filter").value;
+  const all = [...state.waiting.values()].sort((a, b) => (a.waiting_since < b.waiting_since ? -1 : 1));
+  const waiting = all.filter((c) => !channel || c.channel === channel);
   list.replaceChildren(
     ...waiting.map((conversation) => {
       const button = element("button", {
@@ -208,13 +286,101 @@ function renderQueue() {
         element("br"),
         element("span", { className: "govuk-body-s", text: describe(conversation) }),
         element("br"),
+        element("span", { className: "govuk-body-s", "data-waiting-since": conversation.waiting_since, text: `Waiting ${waitedFor(conversation.waiting_since)}` }),
+        element("br"),
         button,
       ]);
     }),
   );
-  byId("queue-count").textContent = String(waiting.length);
+  byId("queue-count").textContent = String(all.length);
   byId("queue-empty").hidden = waiting.length > 0;
-  document.title = waiting.length ? `(${waiting.length}) ${state.baseTitle}` : state.baseTitle;
+  document.title = all.length ? `(${all.length}) ${state.baseTitle}` : state.baseTitle;
+}
+
+function tick() {
+  for (const node of document.querySelectorAll("[data-waiting-since]")) {
+    node.textContent = `Waiting ${waitedFor(node.dataset.waitingSince)}`;
+  }
+}
+
+function renderLive() {
+  const list = byId("live-list");
+  if (!list) return;
+  const live = [...state.live.values()];
+  list.replaceChildren(
+    ...live.map((conversation) => {
+      const button = element("button", { type: "button", className: "govuk-button govuk-button--secondary govuk-!-margin-bottom-0", "data-watch": String(conversation.id) }, [
+        "Watch",
+        element("span", { className: "govuk-visually-hidden", text: ` conversation with ${visitorLabel(conversation)}` }),
+      ]);
+      button.addEventListener("click", () => {
+        state.watching.add(conversation.id);
+        state.mine.set(conversation.id, conversation);
+        socket.send("conversation.open", { conversation_id: conversation.id, last_seq: storeFor(conversation.id).contiguousSeq });
+        select(conversation.id);
+      });
+      return element("li", { className: "govuk-!-margin-bottom-3" }, [
+        element("span", { text: `${visitorLabel(conversation)} with ${conversation.helper_name || "a helper"} · ${describe(conversation)} ` }),
+        button,
+      ]);
+    }),
+  );
+  byId("live-empty").hidden = live.length > 0;
+}
+
+function renderHelpers() {
+  const list = byId("helpers-list");
+  const select = byId("transfer-to");
+  const others = state.helpers.filter((helper) => helper.id !== config.helperId);
+  select.replaceChildren(
+    element("option", { value: "", text: "Back to the queue" }),
+    ...others.map((helper) => element("option", { value: String(helper.id), text: `${helper.name} (${helper.presence}, ${helper.active} of ${helper.capacity})` })),
+  );
+  if (!list) return;
+  list.replaceChildren(
+    ...state.helpers.map((helper) => element("li", { text: `${helper.name}: ${helper.presence}, ${helper.active} of ${helper.capacity} conversations` })),
+  );
+}
+
+function renderNotes() {
+  const notes = state.notes.get(state.selected) || [];
+  byId("notes-list").replaceChildren(
+    ...notes.map((note) => element("li", { className: "govuk-body-s" }, [element("strong", { text: `${note.author_name} (${formatTime(note.created_at)}): ` }), document.createTextNode(note.body)])),
+  );
+}
+
+function renderGuidance() {
+  const query = byId("guidance-search").value.trim().toLowerCase();
+  const matches = (text) => !query || text.toLowerCase().includes(query);
+  const responses = config.guidance.responses.filter((r) => matches(`${r.title} ${r.body} ${r.service}`));
+  const guides = config.guidance.guides.filter((g) => matches(`${g.title} ${g.service} ${g.steps.join(" ")}`));
+  byId("guidance-list").replaceChildren(
+    ...responses.map((response) => {
+      const insert = element("button", { type: "button", className: "govuk-button govuk-button--secondary govuk-!-margin-bottom-0" }, [
+        "Insert",
+        element("span", { className: "govuk-visually-hidden", text: ` ${response.title}` }),
+      ]);
+      insert.addEventListener("click", () => {
+        const box = byId("compose-message");
+        box.value = box.value ? `${box.value} ${response.body}` : response.body;
+        box.focus();
+      });
+      return element("li", { className: "govuk-!-margin-bottom-3" }, [
+        element("strong", { text: response.title }),
+        response.service ? element("span", { className: "govuk-body-s", text: ` · ${response.service}` }) : "",
+        element("br"),
+        element("span", { className: "govuk-body-s", text: response.body }),
+        element("br"),
+        insert,
+      ]);
+    }),
+    ...guides.map((guide) => element("li", { className: "govuk-!-margin-bottom-3" }, [
+      element("details", { className: "govuk-details govuk-!-margin-bottom-0" }, [
+        element("summary", { className: "govuk-details__summary" }, [element("span", { className: "govuk-details__summary-text", text: `Guide: ${guide.title} (${guide.service})` })]),
+        element("div", { className: "govuk-details__text" }, [element("ol", { className: "govuk-list govuk-list--number" }, guide.steps.map((step) => element("li", { text: step })))]),
+      ]),
+    ])),
+  );
 }
 
 function renderMine() {
@@ -241,7 +407,7 @@ function renderMine() {
 
 function select(id) {
   state.selected = id;
-  const conversation = state.mine.get(id);
+  const conversation = id === null ? null : state.mine.get(id);
   if (conversation) conversation.unread = 0;
   renderMine();
   renderSelected();
@@ -253,7 +419,21 @@ function renderSelected() {
   panel.hidden = !conversation;
   if (!conversation) return;
   byId("conversation-heading").textContent = `Conversation with ${visitorLabel(conversation)}`;
-  byId("conversation-context").textContent = describe(conversation);
+  const context = [
+    ["Channel", CHANNEL_NAMES[conversation.channel] || conversation.channel],
+    ["Service", conversation.service ? conversation.service.name : "Not chosen"],
+    ["Joined the queue", conversation.waiting_since ? `${formatTime(conversation.waiting_since)} (waited ${conversation.assigned_at ? Math.max(0, Math.round((new Date(conversation.assigned_at) - new Date(conversation.waiting_since)) / 60000)) + " min" : "still waiting"})` : ""],
+    ["Helper", conversation.helper_name || "None yet"],
+  ];
+  byId("conversation-context").replaceChildren(
+    ...context.map(([key, value]) => element("div", { className: "govuk-summary-list__row" }, [
+      element("dt", { className: "govuk-summary-list__key", text: key }),
+      element("dd", { className: "govuk-summary-list__value", text: value }),
+    ])),
+  );
+  const watching = state.watching.has(conversation.id);
+  byId("conversation-readonly").hidden = !watching;
+  renderNotes();
   const log = byId("conversation-log");
   const visitorRead = state.visitorRead.get(conversation.id) || 0;
   log.replaceChildren(
@@ -274,7 +454,8 @@ function renderSelected() {
   );
   log.scrollTop = log.scrollHeight;
   const ended = conversation.status === "ended";
-  byId("compose-form").hidden = ended;
+  byId("compose-form").hidden = ended || watching;
+  byId("transfer-details").hidden = ended || (watching && config.role !== "supervisor");
   byId("conversation-ended").hidden = !ended;
   byId("wrap-up-link").href = config.wrapUpUrlTemplate.replace("{id}", String(conversation.id));
   renderTyping();
@@ -337,6 +518,37 @@ byId("compose-message").addEventListener("input", () => {
 });
 
 document.addEventListener("visibilitychange", markRead);
+
+byId("presence").addEventListener("change", (event) => socket.send("presence.set", { status: event.target.value }));
+
+if (byId("queue-filter")) {
+  byId("queue-filter").addEventListener("change", renderQueue);
+  byId("queue-sound").checked = localStorage.getItem(SOUND_KEY) === "on";
+  byId("queue-sound").addEventListener("change", (event) => localStorage.setItem(SOUND_KEY, event.target.checked ? "on" : "off"));
+}
+
+byId("transfer-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  if (state.selected === null) return;
+  const to = byId("transfer-to").value;
+  const data = { conversation_id: state.selected, note: byId("transfer-note").value.trim() };
+  if (to) data.to_helper_id = Number(to);
+  socket.send("conversation.transfer", data);
+  byId("transfer-note").value = "";
+  byId("transfer-details").open = false;
+});
+
+byId("note-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const body = byId("note-body").value.trim();
+  if (!body || state.selected === null) return;
+  socket.send("note.add", { conversation_id: state.selected, body });
+  byId("note-body").value = "";
+});
+
+byId("guidance-search").addEventListener("input", renderGuidance);
+renderGuidance();
+setInterval(tick, 15000);
 
 byId("compose-message").addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey) {
