@@ -1,0 +1,175 @@
+"""The console's workspace frames on real sockets: transfer, notes, presence, volunteers."""
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from agents_console.models import AssistedTransaction, HelperProfile
+from chat.models import Conversation
+from tests.agents_console.test_consumers import console, expect, expect_follow
+from tests.chat.test_consumers import connect as connect_visitor
+from tests.chat.test_consumers import expect as expect_visitor
+from tests.chat.test_consumers import start
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def waiting_conversation(helper):
+    visitor = await connect_visitor()
+    await start(visitor, name="Pat")
+    conversation_id = (await expect(helper, "conversation.queued"))["conversation"]["id"]
+    return visitor, conversation_id
+
+
+async def accept(helper, conversation_id):
+    await helper.send_json_to({"type": "conversation.accept", "data": {"conversation_id": conversation_id}})
+    await expect_follow(helper)
+    await expect(helper, "conversation.assigned")
+
+
+async def test_transfer_with_a_note_reaches_the_new_helper_and_not_the_resident(advisor, other_advisor):
+    alex = await console(advisor)
+    bea = await console(other_advisor)
+    await expect(alex, "queue.snapshot")
+    await expect(bea, "queue.snapshot")
+    visitor, conversation_id = await waiting_conversation(alex)
+    await expect(bea, "conversation.queued")
+    await accept(alex, conversation_id)
+    await expect(bea, "conversation.assigned")
+    await expect_visitor(visitor, "message.created")
+    await expect_visitor(visitor, "conversation.updated")
+
+    await alex.send_json_to(
+        {
+            "type": "conversation.transfer",
+            "data": {"conversation_id": conversation_id, "to_helper_id": other_advisor.pk, "note": "Permit, step 3"},
+        }
+    )
+
+    note = (await expect(alex, "note.created"))["note"]
+    assert note["body"] == "Transfer note: Permit, step 3"
+    assert (await expect(alex, "message.created"))["body"] == "You are being transferred to Bea."
+    assigned = await expect(bea, "conversation.assigned")
+    assert assigned["conversation"]["assigned_helper_id"] == other_advisor.pk
+    await bea.send_json_to({"type": "conversation.open", "data": {"conversation_id": conversation_id}})
+    await expect(bea, "state.snapshot")
+    notes = await expect(bea, "notes.snapshot")
+    assert [n["body"] for n in notes["notes"]] == ["Transfer note: Permit, step 3"]
+
+    assert (await expect_visitor(visitor, "message.created"))["body"] == "You are being transferred to Bea."
+    updated = await expect_visitor(visitor, "conversation.updated")
+    assert updated["conversation"]["helper_name"] == "Bea"
+    assert await visitor.receive_nothing(timeout=0.3), "the note never reaches the resident"
+    for communicator in (alex, bea, visitor):
+        await communicator.disconnect()
+
+
+async def test_transfer_to_someone_who_is_not_a_helper_is_refused(advisor, resident_account):
+    alex = await console(advisor)
+    await expect(alex, "queue.snapshot")
+    visitor, conversation_id = await waiting_conversation(alex)
+    await accept(alex, conversation_id)
+    await alex.send_json_to(
+        {
+            "type": "conversation.transfer",
+            "data": {"conversation_id": conversation_id, "to_helper_id": resident_account.pk},
+        }
+    )
+    assert (await expect(alex, "error"))["code"] == "helper_not_found"
+    assert (await Conversation.objects.aget(pk=conversation_id)).assigned_helper_id == advisor.pk
+    await alex.disconnect()
+    await visitor.disconnect()
+
+
+async def test_presence_can_be_set_and_survives_reconnection(advisor):
+    alex = await console(advisor)
+    snapshot = await expect(alex, "queue.snapshot")
+    assert snapshot["presence"] == "available"
+    await alex.send_json_to({"type": "presence.set", "data": {"status": "away"}})
+    assert await expect(alex, "presence.updated") == {"status": "away"}
+    await alex.send_json_to({"type": "presence.set", "data": {"status": "asleep"}})
+    assert (await expect(alex, "error"))["code"] == "invalid_frame"
+    await alex.disconnect()
+
+    again = await console(advisor)
+    assert (await expect(again, "queue.snapshot"))["presence"] == "away"
+    assert (await HelperProfile.objects.aget(user=advisor)).status == "away"
+    await again.disconnect()
+
+
+async def test_a_volunteer_sees_no_queue_details_only_what_is_given_to_them(volunteer, advisor):
+    vic = await console(volunteer)
+    snapshot = await expect(vic, "queue.snapshot")
+    alex = await console(advisor)
+    await expect(alex, "queue.snapshot")
+    visitor, conversation_id = await waiting_conversation(alex)
+
+    assert await expect(vic, "queue.counted") == {}
+    await accept(alex, conversation_id)
+    assert await expect(vic, "queue.counted") == {}
+    await alex.send_json_to(
+        {"type": "conversation.transfer", "data": {"conversation_id": conversation_id, "to_helper_id": volunteer.pk}}
+    )
+    given = await expect(vic, "conversation.assigned")
+    assert given["conversation"]["assigned_helper_id"] == volunteer.pk
+    assert snapshot["waiting"] == [] and snapshot["callbacks"] == []
+
+    await vic.send_json_to({"type": "conversation.open", "data": {"conversation_id": conversation_id}})
+    await expect_follow(vic)
+    await vic.send_json_to({"type": "conversation.end", "data": {"conversation_id": conversation_id}})
+    await expect(vic, "message.created")
+    await expect(vic, "conversation.ended")
+    await vic.send_json_to({"type": "conversation.open", "data": {"conversation_id": conversation_id}})
+    assert (await expect(vic, "error"))["code"] == "not_assigned", "no transcript after the end"
+    for communicator in (vic, alex, visitor):
+        await communicator.disconnect()
+
+
+async def test_a_supervisor_watches_read_only_and_may_leave_a_note(supervisor, advisor):
+    alex = await console(advisor)
+    await expect(alex, "queue.snapshot")
+    visitor, conversation_id = await waiting_conversation(alex)
+    await accept(alex, conversation_id)
+    await expect_visitor(visitor, "message.created")
+    await expect_visitor(visitor, "conversation.updated")
+    sam = await console(supervisor)
+    snapshot = await expect(sam, "queue.snapshot")
+    assert [c["id"] for c in snapshot["live"]] == [conversation_id]
+
+    await sam.send_json_to({"type": "conversation.open", "data": {"conversation_id": conversation_id}})
+    await expect(sam, "state.snapshot")
+    assert (await expect(sam, "notes.snapshot"))["read_only"] is True
+    await sam.send_json_to({"type": "typing.start", "data": {"conversation_id": conversation_id}})
+    assert (await expect(sam, "error"))["code"] == "not_assigned"
+    await sam.send_json_to({"type": "note.add", "data": {"conversation_id": conversation_id, "body": "Well handled"}})
+    assert (await expect(sam, "note.created"))["note"]["body"] == "Well handled"
+    assert (await expect(alex, "note.created"))["note"]["author_name"] == "Sam"
+    assert await visitor.receive_nothing(timeout=0.3)
+    for communicator in (sam, alex, visitor):
+        await communicator.disconnect()
+
+
+@pytest.mark.django_db
+def test_help_without_a_chat_is_logged_from_the_same_form(client, advisor, service):
+    client.force_login(advisor)
+    response = client.post(
+        "/console/log/",
+        {
+            "channel": "drop_in",
+            "services": [service.pk],
+            "outcome": "done_alone",
+            "typed_by": "resident",
+            "can_do_alone_next_time": "yes",
+            "minutes_spent": "20",
+        },
+    )
+    assert response.status_code == 302
+    record = AssistedTransaction.objects.get()
+    assert (record.channel, record.conversation, record.outcome) == ("drop_in", None, "done_alone")
+
+
+@pytest.mark.django_db
+def test_help_without_a_chat_needs_where_it_was_given(client, advisor, service):
+    client.force_login(advisor)
+    response = client.post("/console/log/", {"services": [service.pk], "outcome": "done_alone"})
+    assert "Select where you helped." in response.content.decode()
+    assert AssistedTransaction.objects.count() == 0

@@ -1,0 +1,169 @@
+"""Presence across processes, automatic routing, requeue, transfer and notes, without sockets."""
+
+import datetime
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from agents_console import assignment, presence
+from agents_console.models import ConsoleConnection, ConsoleSettings, HelperProfile
+from chat import events, services
+from chat.models import Conversation, InternalNote, Message
+
+pytestmark = pytest.mark.django_db
+
+
+def online(user, channel="c", **fields):
+    ConsoleConnection.objects.create(
+        channel_name=f"{channel}-{user.pk}",
+        helper=user,
+        last_seen_at=fields.pop("last_seen_at", timezone.now()),
+        **fields,
+    )
+
+
+@pytest.fixture
+def automatic(db):
+    ConsoleSettings.objects.update_or_create(pk=1, defaults={"routing": ConsoleSettings.Routing.AUTOMATIC})
+
+
+def test_presence_is_the_chosen_status_while_a_console_is_open(advisor):
+    assert presence.helper_presence(user=advisor) == "offline"
+    online(advisor)
+    assert presence.helper_presence(user=advisor) == "available"
+    presence.helper_status_set(user=advisor, status="away")
+    assert presence.helper_presence(user=advisor) == "away"
+
+
+def test_closing_every_tab_makes_a_helper_offline_after_the_grace_period(advisor):
+    ConsoleSettings.objects.update_or_create(pk=1, defaults={"presence_grace_seconds": 30})
+    presence.console_connection_open(channel_name="tab-1", helper_id=advisor.pk)
+    presence.console_connection_open(channel_name="tab-2", helper_id=advisor.pk)
+    presence.console_connection_close(channel_name="tab-1")
+    assert presence.helper_presence(user=advisor) == "available", "one tab is still open"
+
+    presence.console_connection_close(channel_name="tab-2")
+    assert presence.helper_presence(user=advisor) == "available", "within the grace period"
+    later = timezone.now() + datetime.timedelta(seconds=31)
+    assert presence.helper_presence(user=advisor, now=later) == "offline"
+
+
+def test_a_console_whose_process_died_stops_counting_after_the_heartbeat(advisor):
+    online(advisor, last_seen_at=timezone.now() - datetime.timedelta(seconds=presence.CONNECTION_FRESH_SECONDS + 1))
+    assert presence.helper_presence(user=advisor) == "offline"
+
+
+def test_manual_routing_leaves_conversations_in_the_queue(advisor):
+    online(advisor)
+    conversation, _ = services.conversation_start()
+    assert assignment.queue_route_waiting() == []
+    conversation.refresh_from_db()
+    assert conversation.status == "waiting"
+
+
+@pytest.mark.django_db(transaction=True)  # routing reacts after each commit
+def test_automatic_routing_picks_the_least_busy_available_helper(automatic, advisor, other_advisor, volunteer):
+    for helper in (advisor, other_advisor, volunteer):
+        online(helper)
+    presence.helper_status_set(user=volunteer, status="away")
+    first, _ = services.conversation_start()
+    second, _ = services.conversation_start()
+
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert {first.assigned_helper_id, second.assigned_helper_id} == {advisor.pk, other_advisor.pk}
+    assert first.assigned_automatically and second.assigned_automatically
+
+
+@pytest.mark.django_db(transaction=True)  # routing reacts after each commit
+def test_automatic_routing_respects_capacity(automatic, advisor):
+    online(advisor)
+    HelperProfile.objects.update_or_create(user=advisor, defaults={"capacity": 1})
+    first, _ = services.conversation_start()
+    second, _ = services.conversation_start()
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, second.status) == ("active", "waiting")
+
+    services.conversation_end(conversation_id=first.pk, ended_by="helper", helper=advisor)
+
+    second.refresh_from_db()
+    assert second.assigned_helper == advisor, "a freed place is filled from the queue"
+
+
+@pytest.mark.django_db(transaction=True)  # routing reacts after each commit
+def test_an_unanswered_automatic_assignment_returns_to_the_head_of_the_queue(automatic, advisor, broadcasts):
+    online(advisor)
+    older, _ = services.conversation_start(now=timezone.now() - datetime.timedelta(minutes=5))
+    older.refresh_from_db()
+    assert older.assigned_helper == advisor
+    presence.helper_status_set(user=advisor, status="busy")
+    newer, _ = services.conversation_start()
+
+    later = timezone.now() + datetime.timedelta(seconds=121)
+    requeued = services.conversation_requeue_unanswered(answer_within_seconds=120, now=later)
+
+    older.refresh_from_db()
+    assert requeued == [older.pk]
+    assert (older.status, older.assigned_helper, older.assigned_automatically) == ("waiting", None, False)
+    waiting = list(Conversation.objects.filter(status="waiting").order_by("waiting_since").values_list("pk", flat=True))
+    assert waiting == [older.pk, newer.pk], "back at the head of the queue"
+    assert "back at the front of the queue" in older.messages.last().body
+
+
+@pytest.mark.django_db(transaction=True)  # routing reacts after each commit
+def test_an_answered_automatic_assignment_stays(automatic, advisor):
+    online(advisor)
+    conversation, _ = services.conversation_start()
+    services.message_create(conversation_id=conversation.pk, author_kind="helper", author=advisor, body="Hello")
+    later = timezone.now() + datetime.timedelta(minutes=10)
+    assert services.conversation_requeue_unanswered(answer_within_seconds=120, now=later) == []
+
+
+def test_transfer_to_a_named_helper_tells_the_resident_and_keeps_the_note_for_staff(
+    advisor, other_advisor, broadcasts, django_capture_on_commit_callbacks
+):
+    conversation, _ = services.conversation_start()
+    services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.conversation_transfer(
+            conversation_id=conversation.pk, by_helper=advisor, to_helper=other_advisor, note="Needs the permit form"
+        )
+
+    conversation.refresh_from_db()
+    assert conversation.assigned_helper == other_advisor
+    assert conversation.messages.last().body == "You are being transferred to Bea."
+    note = InternalNote.objects.get()
+    assert note.body == "Transfer note: Needs the permit form"
+    assert broadcasts.groups(events.NOTE_CREATED) == [events.conversation_staff_group(conversation.pk)]
+    resident_events = [event for group, event in broadcasts.sent if group == events.conversation_group(conversation.pk)]
+    assert "Needs the permit form" not in str(resident_events)
+
+
+def test_transfer_back_to_the_queue(advisor, broadcasts, django_capture_on_commit_callbacks):
+    conversation, _ = services.conversation_start()
+    services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.conversation_transfer(conversation_id=conversation.pk, by_helper=advisor)
+
+    conversation.refresh_from_db()
+    assert (conversation.status, conversation.assigned_helper) == ("waiting", None)
+    assert broadcasts.groups(events.CONVERSATION_QUEUED) == [events.queue_group()]
+    assert "back in the queue" in conversation.messages.last().body
+
+
+def test_only_the_helper_or_a_supervisor_may_transfer_or_note(advisor, other_advisor, supervisor):
+    conversation, _ = services.conversation_start()
+    services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
+    with pytest.raises(ValidationError) as error:
+        services.conversation_transfer(conversation_id=conversation.pk, by_helper=other_advisor)
+    assert error.value.code == "not_assigned"
+    with pytest.raises(ValidationError):
+        services.note_create(conversation_id=conversation.pk, author=other_advisor, body="x")
+
+    services.note_create(conversation_id=conversation.pk, author=supervisor, body="Checked", by_supervisor=True)
+    services.conversation_transfer(conversation_id=conversation.pk, by_helper=supervisor, by_supervisor=True)
+    conversation.refresh_from_db()
+    assert conversation.status == "waiting"
+    assert Message.objects.filter(conversation=conversation, body__contains="Checked").count() == 0
