@@ -6,7 +6,9 @@ from typing import Any
 from django import forms
 from django.contrib.auth import get_user_model
 
+from agents_console import events as console_events
 from agents_console import presence
+from agents_console import selectors as selectors_console
 from agents_console.models import HelperProfile
 from agents_console.roles import Role, helper_role
 from chat import events, selectors, services
@@ -56,26 +58,8 @@ def console_snapshot(*, user, role: Role) -> dict[str, Any]:
         "live": [events.conversation_staff_payload(c) for c in selectors.conversation_list_active()]
         if role == Role.SUPERVISOR
         else [],
-        "helpers": helper_list(),
+        "helpers": selectors_console.helper_list_online(),
     }
-
-
-def helper_list() -> list[dict[str, Any]]:
-    """Helpers online now, for transfers and the supervisor's view of the floor."""
-    online = presence.helper_ids_online()
-    profiles = {p.user_id: p for p in HelperProfile.objects.filter(user_id__in=online)}
-    load = selectors.conversation_active_counts(helper_ids=list(online))
-    users = get_user_model().objects.filter(pk__in=online).order_by("first_name", "username")
-    return [
-        {
-            "id": user.pk,
-            "name": events.helper_display_name(user),
-            "presence": profiles[user.pk].status if user.pk in profiles else HelperProfile.Status.AVAILABLE,
-            "active": load.get(user.pk, 0),
-            "capacity": profiles[user.pk].capacity if user.pk in profiles else 3,
-        }
-        for user in users
-    ]
 
 
 def _conversation_for(*, conversation_id: int, user, role: Role) -> tuple[Conversation | None, bool]:
@@ -131,6 +115,7 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
         "typing.start": FrameHandler(ConversationRefForm, "handle_typing_start"),
         "typing.stop": FrameHandler(ConversationRefForm, "handle_typing_stop"),
         "presence.set": FrameHandler(PresenceSetForm, "handle_presence"),
+        "helpers.list": FrameHandler(EmptyForm, "handle_helpers_list"),
         "ping": FrameHandler(EmptyForm, "handle_ping"),
     }
     # Helpers type quickly across several conversations.
@@ -152,11 +137,16 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
         await self.channel_layer.group_add(events.queue_group(), self.channel_name)
         await self.accept()
         snapshot = await db(_open_console)(self.channel_name, self.user, self.role)
+        if self.role == Role.SUPERVISOR:
+            # Supervisors watch the floor live (from this snapshot on; pongs refresh it too);
+            # others ask for the list when they transfer.
+            await self.channel_layer.group_add(console_events.presence_group(), self.channel_name)
         await self.send_frame("queue.snapshot", snapshot)
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "role", None) is not None:
             await self.channel_layer.group_discard(events.queue_group(), self.channel_name)
+            await self.channel_layer.group_discard(console_events.presence_group(), self.channel_name)
             await db(presence.console_connection_close)(channel_name=self.channel_name)
         for conversation_id in list(getattr(self, "delivered", {})):
             await self.channel_layer.group_discard(events.conversation_staff_group(conversation_id), self.channel_name)
@@ -244,9 +234,17 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
         if status == HelperProfile.Status.AVAILABLE:
             await db(_route_waiting)()
 
+    async def handle_helpers_list(self) -> None:
+        helpers = await db(selectors_console.helper_list_online)()
+        await self.send_frame("helpers.updated", {"helpers": helpers})
+
     async def handle_ping(self) -> None:
         data = await db(_heartbeat)(self.channel_name, list(self.delivered))
         await self.send_frame("pong", data)
+
+    async def send_queue_count(self) -> None:
+        count = await db(_waiting_count)()
+        await self.send_frame("queue.counted", {"waiting_count": count})
 
     def sees(self, conversation: dict[str, Any]) -> bool:
         return self.role != Role.VOLUNTEER or conversation["assigned_helper_id"] == self.user.pk
@@ -255,13 +253,13 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
         if self.sees(event["conversation"]):
             await self.send_frame("conversation.queued", {"conversation": event["conversation"]})
         else:
-            await self.send_frame("queue.counted", {})
+            await self.send_queue_count()
 
     async def chat_conversation_assigned(self, event: dict[str, Any]) -> None:
         if self.sees(event["conversation"]):
             await self.send_frame("conversation.assigned", {"conversation": event["conversation"]})
         else:
-            await self.send_frame("queue.counted", {})
+            await self.send_queue_count()
 
     async def chat_conversation_ended(self, event: dict[str, Any]) -> None:
         conversation = event["conversation"]
@@ -270,10 +268,13 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
         if self.sees(conversation):
             await self.send_frame("conversation.ended", {"conversation": conversation})
         else:
-            await self.send_frame("queue.counted", {})
+            await self.send_queue_count()
 
     async def chat_conversation_changed(self, event: dict[str, Any]) -> None:
         """The resident's copy of a change; this socket has the fuller queue event already."""
+
+    async def agents_presence_changed(self, event: dict[str, Any]) -> None:
+        await self.send_frame("helpers.updated", {"helpers": event["helpers"]})
 
     async def chat_callback_requested(self, event: dict[str, Any]) -> None:
         if self.role != Role.VOLUNTEER:
@@ -295,6 +296,10 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
             await self.send_frame("read.updated", {"conversation_id": read["conversation_id"], "seq": read["seq"]})
 
 
+def _waiting_count() -> int:
+    return selectors.conversation_list_waiting().count()
+
+
 def _notes(conversation_id: int) -> list[dict[str, Any]]:
     return [events.note_payload(note) for note in selectors.note_list(conversation_id=conversation_id)]
 
@@ -310,5 +315,5 @@ def _heartbeat(channel_name: str, conversation_ids: list[int]) -> dict[str, Any]
     seqs = selectors.conversation_last_seqs(conversation_ids=conversation_ids)
     return {
         "conversations": [{"id": pk, "last_seq": seq} for pk, seq in sorted(seqs.items())],
-        "helpers": helper_list(),
+        "helpers": selectors_console.helper_list_online(),
     }

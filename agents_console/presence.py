@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from agents_console import events
 from agents_console.models import ConsoleConnection, ConsoleSettings, HelperProfile
 
 # Console sockets ping every 25 seconds; three missed pings and the connection stops counting.
@@ -62,11 +63,14 @@ def helpers_available(*, now: datetime.datetime | None = None) -> bool:
 
 def console_connection_open(*, channel_name: str, helper_id: int) -> None:
     now = timezone.now()
+    was_online = helper_id in helper_ids_online(now=now)
     ConsoleConnection.objects.update_or_create(
         channel_name=channel_name, defaults={"helper_id": helper_id, "last_seen_at": now, "closed_at": None}
     )
     # Rows left by processes that died, or closed long ago, no longer count; tidy them away.
     ConsoleConnection.objects.filter(last_seen_at__lt=now - datetime.timedelta(hours=1)).delete()
+    if not was_online:
+        events.broadcast_presence_changed()
 
 
 def console_connection_seen(*, channel_name: str) -> None:
@@ -84,4 +88,5 @@ def helper_status_set(*, user: AbstractBaseUser, status: str) -> HelperProfile:
     profile.status = status
     profile.status_changed_at = timezone.now()
     profile.save(update_fields=["status", "status_changed_at"])
+    events.broadcast_presence_changed()
     return profile

@@ -1,8 +1,14 @@
 """Reads for the advisor console."""
 
+from typing import Any
+
+from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 
-from agents_console.models import CannedResponse, Guide
+from agents_console.models import CannedResponse, Guide, HelperProfile
+from agents_console.presence import helper_ids_online
+from chat import events as chat_events
+from chat import selectors as chat_selectors
 from chat.models import Conversation
 
 
@@ -29,3 +35,21 @@ def guidance_payload() -> dict:
             for g in Guide.objects.filter(is_active=True).select_related("service")
         ],
     }
+
+
+def helper_list_online() -> list[dict[str, Any]]:
+    """Helpers online now, with presence and load: for transfers and the supervisor's view."""
+    online = helper_ids_online()
+    profiles = {p.user_id: p for p in HelperProfile.objects.filter(user_id__in=online)}
+    load = chat_selectors.conversation_active_counts(helper_ids=list(online))
+    default_capacity = HelperProfile._meta.get_field("capacity").default
+    return [
+        {
+            "id": user.pk,
+            "name": chat_events.helper_display_name(user),
+            "presence": profiles[user.pk].status if user.pk in profiles else HelperProfile.Status.AVAILABLE,
+            "active": load.get(user.pk, 0),
+            "capacity": profiles[user.pk].capacity if user.pk in profiles else default_capacity,
+        }
+        for user in get_user_model().objects.filter(pk__in=online).order_by("first_name", "username")
+    ]

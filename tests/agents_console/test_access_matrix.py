@@ -68,7 +68,7 @@ def test_the_wrap_up_of_an_advisors_conversation(people, person, expected):
 @pytest.mark.django_db
 @pytest.mark.parametrize("person", PEOPLE)
 def test_a_transcript_needs_the_token_whoever_asks(people, person):
-    conversation, token = services.conversation_start()
+    _conversation, token = services.conversation_start()
     client = client_for(person, people)
     assert client.post("/chat/widget/transcript/", {"token": token}).status_code == 200
     assert client.post("/chat/widget/transcript/", {"token": "guess"}).status_code == 404

@@ -70,7 +70,10 @@ const socket = new FrameSocket({
       announce(`${visitorLabel(conversation)} is waiting.`);
       chime();
     },
-    "queue.counted": () => socket.send("ping", {}),
+    "queue.counted": ({ waiting_count: count }) => {
+      state.waitingCount = count;
+      renderQueue();
+    },
     "notes.snapshot": ({ conversation_id: id, notes, read_only: readOnly }) => {
       state.notes.set(id, notes);
       if (readOnly) state.watching.add(id);
@@ -82,6 +85,10 @@ const socket = new FrameSocket({
       if (!notes.some((n) => n.id === note.id)) notes.push(note);
       state.notes.set(note.conversation_id, notes);
       if (state.selected === note.conversation_id) renderNotes();
+    },
+    "helpers.updated": ({ helpers }) => {
+      state.helpers = helpers;
+      renderHelpers();
     },
     "presence.updated": ({ status }) => {
       byId("presence").value = status;
@@ -479,7 +486,8 @@ function addWrapUpLink(conversation) {
 }
 
 function showError(text) {
-  const box = byId("conversation-error");
+  // Errors about the open conversation show beside it; anything else at the top.
+  const box = byId("conversation-panel").hidden ? byId("console-error") : byId("conversation-error");
   box.textContent = text;
   box.hidden = false;
 }
@@ -526,6 +534,10 @@ if (byId("queue-filter")) {
   byId("queue-sound").checked = localStorage.getItem(SOUND_KEY) === "on";
   byId("queue-sound").addEventListener("change", (event) => localStorage.setItem(SOUND_KEY, event.target.checked ? "on" : "off"));
 }
+
+byId("transfer-details").addEventListener("toggle", (event) => {
+  if (event.target.open) socket.send("helpers.list", {});
+});
 
 byId("transfer-form").addEventListener("submit", (event) => {
   event.preventDefault();

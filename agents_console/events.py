@@ -1,0 +1,16 @@
+"""The console's own channel-layer group and event: who is online, for every console."""
+
+from chat.events import broadcast
+
+PRESENCE_CHANGED = "agents.presence_changed"
+
+
+def presence_group() -> str:
+    """Every console socket: told when a helper comes online, goes offline or changes status."""
+    return "agents.presence"
+
+
+def broadcast_presence_changed() -> None:
+    from agents_console.selectors import helper_list_online
+
+    broadcast(groups=[presence_group()], event_type=PRESENCE_CHANGED, helpers=helper_list_online())

@@ -1,0 +1,186 @@
+"""The console with several people at once, in real Chromium: two advisors accepting the same
+resident at the same moment, a transfer to a volunteer, a supervisor watching, the wrap-up,
+and axe-core on every console page."""
+
+import importlib
+import threading
+
+import pytest
+from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.utils import timezone
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import Select
+
+from agents_console.models import AssistedTransaction, CannedResponse, ConsoleConnection, Guide
+from chat.models import Conversation, InternalNote
+from kiosk.models import Service, ServiceCategory
+from tests.e2e.browser import chromium, click, require_browser, wait, wait_for_text
+from tests.e2e.test_webchat import assert_accessible
+from tests.servers import start_daphne
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+PEOPLE = {"alex": "advisor", "bea": "advisor", "vic": "volunteer", "sam": "supervisor"}
+
+
+@pytest.fixture
+def staff(transactional_db):
+    require_browser()
+    importlib.import_module("agents_console.migrations.0002_roles").create_roles(apps, None)
+    category = ServiceCategory.objects.create(name="Parking", slug="parking")
+    service = Service.objects.create(
+        name="Apply for a resident parking permit", slug="permit", category=category, url="/"
+    )
+    CannedResponse.objects.create(title="Proof of address", body="You can use a council tax bill as proof of address.")
+    Guide.objects.create(service=service, title="Permit application", steps="Open the form\nEnter the registration")
+    people = {}
+    for username, role in PEOPLE.items():
+        user = get_user_model().objects.create_user(
+            username=username,
+            password=f"{username}-password-1",
+            first_name=username.title(),
+            is_staff=role == "supervisor",
+        )
+        user.groups.add(Group.objects.get(name=role))
+        people[username] = user
+    return people
+
+
+@pytest.fixture
+def server(staff):
+    daphne = start_daphne(settings_module="config.settings_test", env_overrides={"DJANGO_ALLOWED_HOSTS": "127.0.0.1"})
+    yield daphne
+    daphne.stop()
+
+
+@pytest.fixture
+def browsers():
+    opened = []
+
+    def open_browser():
+        driver = chromium()
+        opened.append(driver)
+        return driver
+
+    yield open_browser
+    for driver in opened:
+        driver.quit()
+
+
+def sign_in(driver, server, username):
+    driver.get(f"{server.http}/accounts/login/?next=/console/")
+    driver.find_element(By.ID, "id_username").send_keys(username)
+    driver.find_element(By.ID, "id_password").send_keys(f"{username}-password-1")
+    driver.find_element(By.CSS_SELECTOR, "#main-content form button[type=submit]").click()
+    wait_for_text(driver, "#console-connection", "Connected")
+
+
+def resident_starts_chat(driver, server, name="Pat"):
+    driver.get(f"{server.http}/")
+    click(driver, ".chat-launcher")
+    driver.find_element(By.ID, "chat-name").send_keys(name)
+    wait(driver).until(lambda d: len(Select(d.find_element(By.ID, "chat-topic")).options) > 1)
+    Select(driver.find_element(By.ID, "chat-topic")).select_by_visible_text("Apply for a resident parking permit")
+    driver.find_element(By.CSS_SELECTOR, ".chat-start button[type=submit]").click()
+    wait_for_text(driver, "#chat-status", "in the queue")
+
+
+def test_two_advisors_accept_at_once_then_transfer_watch_and_wrap_up(server, staff, browsers):
+    alex, bea, vic, sam = (browsers() for _ in range(4))
+    for driver, username in ((alex, "alex"), (bea, "bea"), (vic, "vic"), (sam, "sam")):
+        sign_in(driver, server, username)
+    assert_accessible(alex, "the empty console")
+    resident = browsers()
+    resident_starts_chat(resident, server)
+    wait_for_text(alex, "#queue-list", "Pat")
+    wait_for_text(bea, "#queue-list", "Pat")
+    wait_for_text(vic, "#queue-count", "1")
+    assert vic.find_elements(By.ID, "queue-list") == [], "volunteers do not see who is waiting"
+    assert_accessible(alex, "the console with a resident waiting")
+
+    # Both press Accept at the same moment.
+    buttons = [driver.find_element(By.CSS_SELECTOR, "[data-accept]") for driver in (alex, bea)]
+    barrier = threading.Barrier(2)
+
+    def press(button):
+        barrier.wait()
+        button.click()
+
+    threads = [threading.Thread(target=press, args=(button,)) for button in buttons]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    conversation = None
+    for _ in range(50):
+        conversation = Conversation.objects.filter(status="active").first()
+        if conversation:
+            break
+        threading.Event().wait(0.1)
+    winner, loser = (alex, bea) if conversation.assigned_helper == staff["alex"] else (bea, alex)
+    wait_for_text(winner, "#conversation-log", "joined the conversation")
+    wait_for_text(loser, "#console-error", "Someone else has already taken this conversation")
+    assert loser.find_element(By.ID, "conversation-panel").get_attribute("hidden") is not None
+    assert Conversation.objects.get().assigned_helper in (staff["alex"], staff["bea"])
+
+    # The winner answers with a canned response found by search, then hands over to the volunteer.
+    winner.find_element(By.ID, "guidance-search").send_keys("proof")
+    click(winner, "#guidance-list button")
+    assert "council tax bill" in winner.find_element(By.ID, "compose-message").get_attribute("value")
+    winner.find_element(By.ID, "compose-message").send_keys(Keys.ENTER)
+    wait_for_text(resident, ".chat-log", "council tax bill")
+    assert_accessible(winner, "the console with an open conversation")
+
+    wait_for_text(sam, "#live-list", "Pat")
+    click(sam, "[data-watch]")
+    wait_for_text(sam, "#conversation-log", "council tax bill")
+    assert sam.find_element(By.ID, "compose-form").get_attribute("hidden") is not None
+    assert_accessible(sam, "the supervisor watching a conversation")
+
+    click(winner, "#transfer-details summary")
+    wait(winner).until(
+        lambda d: any(o.text.startswith("Vic") for o in Select(d.find_element(By.ID, "transfer-to")).options)
+    )
+    select = Select(winner.find_element(By.ID, "transfer-to"))
+    select.select_by_index(next(i for i, o in enumerate(select.options) if o.text.startswith("Vic")))
+    winner.find_element(By.ID, "transfer-note").send_keys("Needs help with step 2")
+    winner.find_element(By.CSS_SELECTOR, "#transfer-form button[type=submit]").click()
+    wait_for_text(resident, ".chat-log", "You are being transferred to Vic.")
+    wait_for_text(vic, "#conversation-log", "council tax bill")
+    wait_for_text(vic, "#notes-list", "Needs help with step 2")
+    assert "Needs help with step 2" not in resident.page_source
+
+    vic.find_element(By.ID, "compose-message").send_keys("Hello, I am Vic. Let us do step 2 together.", Keys.ENTER)
+    wait_for_text(resident, ".chat-log", "Let us do step 2 together.")
+    click(vic, "#end-conversation")
+    wait_for_text(resident, "#chat-status", "This chat has ended.")
+    click(vic, "#wrap-up-link")
+    wait_for_text(vic, "h1", "Log what was done")
+    assert_accessible(vic, "the wrap-up form")
+    for selector in ("#id_outcome_1", "#id_barriers_2", "#id_typed_by_2", "#id_can_do_alone_next_time_0"):
+        vic.find_element(By.CSS_SELECTOR, selector).click()
+    vic.find_element(By.CSS_SELECTOR, "#wrap-up-form button[type=submit]").click()
+    wait_for_text(vic, ".govuk-notification-banner", "has been logged")
+
+    record = AssistedTransaction.objects.get()
+    assert (record.helper, record.outcome, record.typed_by) == (staff["vic"], "done_with_guidance", "both")
+    assert [s.slug for s in record.services.all()] == ["permit"], "the resident's topic was ticked already"
+    assert InternalNote.objects.get().body == "Transfer note: Needs help with step 2"
+
+
+def test_the_other_console_pages_are_accessible(server, staff, browsers):
+    driver = browsers()
+    driver.get(f"{server.http}/accounts/login/")
+    assert_accessible(driver, "the sign-in page")
+    sign_in(driver, server, "sam")
+    wait_for_text(driver, "#helpers-list", "Sam")
+    assert_accessible(driver, "the supervisor's console")
+    driver.get(f"{server.http}/console/log/")
+    assert_accessible(driver, "the walk-in log form")
+    driver.find_element(By.CSS_SELECTOR, "#log-help-form button[type=submit]").click()
+    wait_for_text(driver, ".govuk-error-summary", "There is a problem")
+    assert_accessible(driver, "the walk-in log form with errors")
+    ConsoleConnection.objects.filter(helper=staff["sam"]).update(last_seen_at=timezone.now())
