@@ -56,7 +56,7 @@ def test_http_pages(people, person, path, expected):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("person", "expected"), zip(PEOPLE, [302, 302, 403, 200, 200], strict=True), ids=PEOPLE)
+@pytest.mark.parametrize(("person", "expected"), list(zip(PEOPLE, [302, 302, 403, 200, 200], strict=True)), ids=PEOPLE)
 def test_the_wrap_up_of_an_advisors_conversation(people, person, expected):
     conversation, _ = services.conversation_start()
     services.conversation_assign(conversation_id=conversation.pk, helper=people["advisor"])
@@ -75,7 +75,9 @@ def test_a_transcript_needs_the_token_whoever_asks(people, person):
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize(("person", "allowed"), zip(PEOPLE, [False, False, True, True, True], strict=True), ids=PEOPLE)
+@pytest.mark.parametrize(
+    ("person", "allowed"), list(zip(PEOPLE, [False, False, True, True, True], strict=True)), ids=PEOPLE
+)
 async def test_the_console_socket(people, person, allowed):
     communicator = await console(people[person])
     first = await communicator.receive_json_from(timeout=3)
@@ -88,7 +90,7 @@ async def test_the_console_socket(people, person, allowed):
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize(("person", "allowed"), zip(PEOPLE[2:], [False, True, True], strict=True), ids=PEOPLE[2:])
+@pytest.mark.parametrize(("person", "allowed"), list(zip(PEOPLE[2:], [False, True, True], strict=True)), ids=PEOPLE[2:])
 async def test_accepting_from_the_queue(people, person, allowed):
     visitor = await connect_visitor()
     await start(visitor)
@@ -106,7 +108,9 @@ async def test_accepting_from_the_queue(people, person, allowed):
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize(("person", "allowed"), zip(PEOPLE[2:], [False, False, True], strict=True), ids=PEOPLE[2:])
+@pytest.mark.parametrize(
+    ("person", "allowed"), list(zip(PEOPLE[2:], [False, False, True], strict=True)), ids=PEOPLE[2:]
+)
 async def test_opening_someone_elses_live_conversation(people, make_user, person, allowed):
     from agents_console.roles import Role
 
