@@ -131,6 +131,25 @@ def helper_sessions(env: dict[str, str], count: int) -> list[str]:
     return cookies
 
 
+def cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+async def wait_until_quiet(pid: int, limit: float = 60.0) -> None:
+    """Wait until the server has used under 10 % of a core for a second: the set-up's queue
+    events (every console hears every arrival) must drain before anything is measured."""
+    hz = os.sysconf("SC_CLK_TCK")
+    deadline = time.monotonic() + limit
+    before = cpu_ticks(pid)
+    while time.monotonic() < deadline:
+        await asyncio.sleep(1)
+        now = cpu_ticks(pid)
+        if now - before < 0.1 * hz:
+            return
+        before = now
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -301,7 +320,7 @@ class RelayPair:
             await asyncio.sleep(1 / rate)
 
 
-async def open_pairs(kind, base, cookies, conversations):
+async def open_pairs(kind, base, cookies, conversations, server):
     """Connect every pair once; the same sockets then carry each rate step."""
     pairs = [kind(index, Stats()) for index in range(conversations)]
     setup_started = time.monotonic()
@@ -313,8 +332,7 @@ async def open_pairs(kind, base, cookies, conversations):
     for start in range(0, conversations, SETUP_BATCH):
         batch = pairs[start : start + SETUP_BATCH]
         await asyncio.gather(*(pair.connect(base, cookies[pair.index]) for pair in batch))
-    # Let the queue events of the set-up (every console hears every arrival) drain first.
-    await asyncio.sleep(3)
+    await wait_until_quiet(server.process.pid)
     return pairs, gatekeeper, time.monotonic() - setup_started
 
 
@@ -335,6 +353,8 @@ async def drive_step(pairs, rate, duration, server, setup_seconds, step, grace=3
     until = started + duration
     await asyncio.gather(*(pair.drive(rate, until) for pair in pairs))
     await asyncio.sleep(grace)
+    # The next step starts from a quiet server too.
+    await wait_until_quiet(server.process.pid)
     result = stats.summary(time.monotonic() - started - grace)
     result["setup_s"] = round(setup_seconds, 1)
     result["server_rss_mib"] = round(rss_kib(server.process.pid) / 1024, 1)
@@ -378,7 +398,7 @@ async def main_async(args, server: Server, cookies: list[str]) -> None:
     try:
         # Each kind keeps its sockets for every step; it stops at its first failing step.
         for name, kind in (("chat", ChatPair), ("relay", RelayPair)):
-            pairs, gatekeeper, setup_seconds = await open_pairs(kind, base, cookies, args.conversations)
+            pairs, gatekeeper, setup_seconds = await open_pairs(kind, base, cookies, args.conversations, server)
             for total in totals:
                 rate = total / (2 * args.conversations)
                 result = await drive_step(pairs, rate, args.duration, server, setup_seconds, len(results[name]))

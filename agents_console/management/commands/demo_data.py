@@ -8,6 +8,7 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from agents_console.models import CannedResponse, Guide
 from agents_console.roles import Role
 from chat.models import OpeningHours
 from kiosk.models import KioskDevice, Service, ServiceCategory
@@ -110,6 +111,48 @@ CATALOGUE = [
     ),
 ]
 
+CANNED = [
+    ("Welcome", "Hello, I'm here to help. I will guide you so you can do it yourself next time.", None),
+    (
+        "Proof of address",
+        "You can use a Council Tax bill or a utility bill from the last three months.",
+        "resident-parking-permit",
+    ),
+    (
+        "Council Tax account number",
+        "Your account number is the 8-digit number at the top right of your bill.",
+        "council-tax-ebilling",
+    ),
+    (
+        "Missed bin: when",
+        "We will collect it within two working days. You do not need to do anything else.",
+        "report-missed-bin",
+    ),
+]
+
+GUIDES = [
+    (
+        "report-missed-bin",
+        "Reporting a missed bin",
+        [
+            "Ask the resident to open 'Report a missed bin collection'.",
+            "Let them type their postcode and choose their address.",
+            "Ask which bin was missed and when it was due.",
+            "They submit and note the reference number.",
+        ],
+    ),
+    (
+        "resident-parking-permit",
+        "Applying for a parking permit",
+        [
+            "Check they have the vehicle registration and proof of address.",
+            "Let them enter the registration themselves (point at the field if needed).",
+            "Explain the permit zone shown on screen.",
+            "They submit and keep the reference number.",
+        ],
+    ),
+]
+
 DEMO_USERS = [
     ("advisor", "Alex", "Advisor", Role.ADVISOR, "advisor-demo-pass"),
     ("volunteer", "Vic", "Volunteer", Role.VOLUNTEER, "volunteer-demo-pass"),
@@ -148,6 +191,14 @@ class Command(BaseCommand):
         if not OpeningHours.objects.exists():
             OpeningHours.objects.bulk_create(
                 OpeningHours(weekday=day, opens_at=datetime.time(7), closes_at=datetime.time(22)) for day in range(7)
+            )
+        for title, body, slug in CANNED:
+            CannedResponse.objects.update_or_create(
+                title=title, defaults={"body": body, "service": Service.objects.filter(slug=slug).first()}
+            )
+        for slug, title, steps in GUIDES:
+            Guide.objects.update_or_create(
+                title=title, defaults={"service": Service.objects.get(slug=slug), "steps": "\n".join(steps)}
             )
         KioskDevice.objects.get_or_create(name="Reception kiosk 1", defaults={"location": "Civic Centre, ground floor"})
         User = get_user_model()
