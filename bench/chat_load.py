@@ -19,6 +19,7 @@ import asyncio
 import json
 import os
 import random
+import socket
 import subprocess
 import sys
 import time
@@ -179,7 +180,11 @@ class Server:
 
     def stop(self) -> None:
         self.process.terminate()
-        self.process.wait(timeout=15)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 async def read_frames(connection, on_frame) -> None:
@@ -437,7 +442,7 @@ def main() -> None:
     parser.add_argument("--conversations", type=int, default=100)
     parser.add_argument("--rate", type=float, default=0.2, help="messages per second from each side")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of load per phase")
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--port", type=int, default=0, help="default: a free port")
     parser.add_argument("--saturate", action="store_true")
     parser.add_argument("--start-total", type=int, default=100, help="first total msg/s when saturating")
     parser.add_argument("--max-total", type=int, default=3000)
@@ -445,6 +450,10 @@ def main() -> None:
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity") and os.cpu_count() and os.cpu_count() > 1:
         os.sched_setaffinity(0, {1})
+    if not args.port:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            args.port = probe.getsockname()[1]
     server = Server(args.layer, args.port)
     prepare_database(server.env)
     cookies = helper_sessions(server.env, args.conversations + 1)

@@ -20,6 +20,8 @@ from chat.forms import FrameForm
 logger = logging.getLogger(__name__)
 
 MAX_FRAME_BYTES = 16 * 1024
+# Refusals worth a line in the log: someone tried something their role or ownership forbids.
+DENIAL_CODES = frozenset({"forbidden", "not_assigned"})
 
 
 def db(func):
@@ -111,6 +113,9 @@ class FrameConsumer(AsyncJsonWebsocketConsumer):
             await getattr(self, handler.method)(**form.cleaned_data)
         except ValidationError as error:
             code = error.code if error.code in ERRORS else "server_error"
+            if code in DENIAL_CODES:
+                user = self.scope.get("user")
+                logger.warning("denied %s (%s) to user %s", frame_type, code, getattr(user, "pk", None) or "anonymous")
             await self.send_error(code, frame_type=frame_type, client_id=form.cleaned_data.get("client_id"))
 
     async def send_frame(self, frame_type: str, data: dict[str, Any]) -> None:

@@ -40,7 +40,9 @@ async def _check(name: str, check) -> bool:
 @never_cache
 @require_GET
 async def healthz(request):
-    database = await _check("database", sync_to_async(_database_ok))
+    # Not thread-sensitive: a database that hangs must not hold the thread that sync middleware
+    # needs to finish this very response.
+    database = await _check("database", sync_to_async(_database_ok, thread_sensitive=False))
     channel_layer = await _check("channel layer", _channel_layer_ok)
     healthy = database and channel_layer
     return JsonResponse(

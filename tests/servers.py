@@ -89,7 +89,8 @@ def start_daphne(
             log.seek(0)
             raise RuntimeError(f"daphne exited: {log.read().decode()[-2000:]}")
         try:
-            with urllib.request.urlopen(f"{daphne.http}/healthz", timeout=2) as response:  # noqa: S310
+            # Longer than the health check's own 3-second limit per dependency.
+            with urllib.request.urlopen(f"{daphne.http}/healthz", timeout=8) as response:  # noqa: S310
                 if response.status == 200 or not wait_healthy:
                     return daphne
         except urllib.error.HTTPError as error:

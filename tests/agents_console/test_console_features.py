@@ -172,3 +172,26 @@ def test_help_without_a_chat_needs_where_it_was_given(client, advisor, service):
     response = client.post("/console/log/", {"services": [service.pk], "outcome": "done_alone"})
     assert "Select where you helped." in response.content.decode()
     assert AssistedTransaction.objects.count() == 0
+
+
+async def test_every_denied_attempt_is_logged_with_who_tried(advisor, other_advisor, volunteer, caplog):
+    alex = await console(advisor)
+    await expect(alex, "queue.snapshot")
+    visitor, conversation_id = await waiting_conversation(alex)
+    vic = await console(volunteer)
+    await expect(vic, "queue.snapshot")
+    await vic.send_json_to({"type": "conversation.accept", "data": {"conversation_id": conversation_id}})
+    assert (await expect(vic, "error"))["code"] == "forbidden"
+    await accept(alex, conversation_id)
+    bea = await console(other_advisor)
+    await expect(bea, "queue.snapshot")
+    await bea.send_json_to(
+        {"type": "message.send", "data": {"conversation_id": conversation_id, "client_id": "x", "body": "hi"}}
+    )
+    assert (await expect(bea, "error"))["code"] == "not_assigned"
+
+    logged = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert any(f"user {volunteer.pk} (volunteer) denied accepting conversation {conversation_id}" in m for m in logged)
+    assert any(f"denied message.send (not_assigned) to user {other_advisor.pk}" in m for m in logged)
+    for communicator in (alex, vic, bea, visitor):
+        await communicator.disconnect()

@@ -64,6 +64,7 @@ async def test_visitor_and_advisor_on_different_processes_exchange_messages_and_
 
     await helper.send("conversation.accept", conversation_id=conversation_id)
     await helper.expect("state.snapshot")
+    await helper.expect("notes.snapshot")
     await helper.expect("conversation.assigned")
     await visitor.expect("message.created")  # "Alex joined the conversation."
     await visitor.expect("conversation.updated")
