@@ -47,7 +47,13 @@ def log_help(request):
             return redirect("agents_console:home")
     else:
         form = WalkInForm()
-    return render(request, "agents_console/log_help.html", {"form": form})
+    context = {
+        "form": form,
+        "form_id": "log-help-form",
+        "heading": _("Log help without a chat"),
+        "lead": _("For a resident you helped in person at reception or on a drop-in day."),
+    }
+    return render(request, "agents_console/help_form_page.html", context)
 
 
 def _elapsed_minutes(conversation: Conversation) -> int:
@@ -77,4 +83,11 @@ def wrap_up(request, conversation_id: int):
         if conversation.service_id:
             initial["services"] = [conversation.service_id]
         form = WrapUpForm(initial=initial)
-    return render(request, "agents_console/wrap_up.html", {"form": form, "conversation": conversation})
+    context = {
+        "form": form,
+        "form_id": "wrap-up-form",
+        "heading": _("Log what was done"),
+        "caption": _("Conversation %(id)s · %(channel)s")
+        % {"id": conversation.pk, "channel": conversation.get_channel_display()},
+    }
+    return render(request, "agents_console/help_form_page.html", context)
