@@ -3,7 +3,7 @@
 import asyncio
 import logging
 
-from asgiref.sync import sync_to_async
+from channels.db import DatabaseSyncToAsync
 from channels.layers import get_channel_layer
 from django.db import connection
 from django.http import JsonResponse
@@ -41,8 +41,8 @@ async def _check(name: str, check) -> bool:
 @require_GET
 async def healthz(request):
     # Not thread-sensitive: a database that hangs must not hold the thread that sync middleware
-    # needs to finish this very response.
-    database = await _check("database", sync_to_async(_database_ok, thread_sensitive=False))
+    # needs to finish this very response. Channels' wrapper hands the connection back after.
+    database = await _check("database", DatabaseSyncToAsync(_database_ok, thread_sensitive=False))
     channel_layer = await _check("channel layer", _channel_layer_ok)
     healthy = database and channel_layer
     return JsonResponse(

@@ -36,13 +36,18 @@ def need(condition: bool, reason: str) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def close_async_thread_connections(django_db_setup, django_db_blocker):
-    """Close the connection async tests opened in asgiref's worker thread before the test
-    database is dropped (PostgreSQL refuses to drop a database still in use)."""
+    """Close the connections async tests opened in worker threads, and the connection pool,
+    before the test database is dropped (PostgreSQL refuses to drop a database in use)."""
     yield
     from asgiref.sync import SyncToAsync
     from django.db import connections
 
     SyncToAsync.single_thread_executor.submit(connections.close_all).result()
+    # Consumers' worker threads borrow from the PostgreSQL pool, which keeps connections
+    # open until it is closed.
+    for connection in connections.all():
+        if getattr(connection, "pool", None) is not None:
+            connection.close_pool()
 
 
 @pytest.fixture
