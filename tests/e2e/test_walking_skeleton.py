@@ -12,6 +12,7 @@ from daphne.testing import DaphneProcess
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.db import connections
 from django.utils import timezone
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -39,13 +40,19 @@ class ForkedDaphneProcess(DaphneProcess):
     """Daphne in a forked child, cleared of what the fork copied but cannot use.
 
     Earlier async tests in this process leave asgiref's worker-thread executor (its thread
-    does not survive the fork, so database work would wait forever) and a channel layer
-    whose queues belong to their closed event loops.
+    does not survive the fork, so database work would wait forever), a channel layer whose
+    queues belong to their closed event loops, and database connections.
     """
 
     def run(self):
         SyncToAsync.single_thread_executor = ThreadPoolExecutor(max_workers=1)
         channel_layers.backends.clear()
+        # Nor may it share the parent's database sockets: forget (never close, which would
+        # end them for the parent too) the inherited connections and PostgreSQL pool.
+        for connection in connections.all(initialized_only=True):
+            connection.connection = None
+        if hasattr(type(connections["default"]), "_connection_pools"):
+            type(connections["default"])._connection_pools.clear()
         super().run()
 
 
