@@ -72,3 +72,21 @@ def test_production_settings_start_with_a_real_key_and_hosts():
     )
     assert result.returncode == 0, result.stderr
     assert '"debug": false' in result.stdout
+
+
+def run_manage(*args, **env):
+    clean = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "DATABASE_", "REDIS_"))}
+    clean.update(env)
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, env=clean, capture_output=True, text=True)
+
+
+def test_management_commands_run_in_a_checkout_with_nothing_configured():
+    result = run_manage("makemigrations", "--check", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "No changes detected" in result.stdout
+
+
+def test_a_configured_deployment_keeps_its_guard_for_management_commands():
+    result = run_manage("check", DJANGO_SECRET_KEY="a-long-random-production-key-" + "z" * 30)
+    assert result.returncode != 0
+    assert "DJANGO_ALLOWED_HOSTS must list" in result.stderr
