@@ -42,7 +42,8 @@ async def test_waiting_residents_see_their_place_move_up(advisor):
         await communicator.disconnect()
 
 
-async def test_typing_is_relayed_to_the_other_side_only_and_throttled(advisor):
+async def active_conversation(advisor):
+    """A helper console and a resident in a conversation it has accepted, both drained."""
     helper = await console(advisor)
     await expect(helper, "queue.snapshot")
     visitor = await connect()
@@ -51,6 +52,11 @@ async def test_typing_is_relayed_to_the_other_side_only_and_throttled(advisor):
     await accept(helper, conversation_id)
     await expect(visitor, "message.created")
     await expect(visitor, "conversation.updated")
+    return helper, visitor, conversation_id
+
+
+async def test_typing_is_relayed_to_the_other_side_only_and_throttled(advisor):
+    helper, visitor, conversation_id = await active_conversation(advisor)
 
     await visitor.send_json_to({"type": "typing.start", "data": {}})
     await visitor.send_json_to({"type": "typing.start", "data": {}})
@@ -79,14 +85,7 @@ async def test_typing_in_a_conversation_you_do_not_follow_is_refused(advisor):
 
 
 async def test_read_marks_reach_the_writer(advisor):
-    helper = await console(advisor)
-    await expect(helper, "queue.snapshot")
-    visitor = await connect()
-    await start(visitor)
-    conversation_id = (await expect(helper, "conversation.queued"))["conversation"]["id"]
-    await accept(helper, conversation_id)
-    await expect(visitor, "message.created")
-    await expect(visitor, "conversation.updated")
+    helper, visitor, conversation_id = await active_conversation(advisor)
     await helper.send_json_to(
         {"type": "message.send", "data": {"conversation_id": conversation_id, "client_id": "h1", "body": "Hello"}}
     )
