@@ -80,7 +80,7 @@ def test_a_transcript_needs_the_token_whoever_asks(people, person):
 )
 async def test_the_console_socket(people, person, allowed):
     communicator = await console(people[person])
-    first = await communicator.receive_json_from(timeout=3)
+    first = await communicator.receive_json_from(timeout=10)
     if allowed:
         assert first["type"] == "queue.snapshot"
         await communicator.disconnect()
@@ -98,7 +98,7 @@ async def test_accepting_from_the_queue(people, person, allowed):
     helper = await console(people[person])
     await expect(helper, "queue.snapshot")
     await helper.send_json_to({"type": "conversation.accept", "data": {"conversation_id": conversation.pk}})
-    frame = await helper.receive_json_from(timeout=3)
+    frame = await helper.receive_json_from(timeout=10)
     if allowed:
         assert frame["type"] == "state.snapshot"
     else:
@@ -120,7 +120,7 @@ async def test_opening_someone_elses_live_conversation(people, make_user, person
     helper = await console(people[person])
     await expect(helper, "queue.snapshot")
     await helper.send_json_to({"type": "conversation.open", "data": {"conversation_id": conversation.pk}})
-    frame = await helper.receive_json_from(timeout=3)
+    frame = await helper.receive_json_from(timeout=10)
     if allowed:
         assert frame["type"] == "state.snapshot"
         notes = await expect(helper, "notes.snapshot")
