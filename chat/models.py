@@ -43,6 +43,16 @@ class Conversation(models.Model):
         related_name="conversations",
         verbose_name=_("service"),
     )
+    kiosk_visit = models.ForeignKey(
+        "kiosk.KioskVisit",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="conversations",
+        verbose_name=_("kiosk visit"),
+    )
+    # A kiosk resident may ask for a helper to walk over instead of chatting on screen.
+    helper_in_person = models.BooleanField(_("helper asked to come over"), default=False)
     assigned_helper = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,

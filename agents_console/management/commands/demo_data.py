@@ -11,7 +11,7 @@ from django.db import transaction
 from agents_console.models import CannedResponse, Guide
 from agents_console.roles import Role
 from chat.models import OpeningHours
-from kiosk.models import KioskDevice, Service, ServiceCategory
+from kiosk.models import Service, ServiceCategory
 
 CATALOGUE = [
     (
@@ -200,7 +200,6 @@ class Command(BaseCommand):
             Guide.objects.update_or_create(
                 title=title, defaults={"service": Service.objects.get(slug=slug), "steps": "\n".join(steps)}
             )
-        KioskDevice.objects.get_or_create(name="Reception kiosk 1", defaults={"location": "Civic Centre, ground floor"})
         User = get_user_model()
         for username, first, last, role, password in DEMO_USERS:
             user, _ = User.objects.get_or_create(username=username, defaults={"first_name": first, "last_name": last})
@@ -213,6 +212,7 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS("\nDo It Online Assist demo is ready."))
         self.stdout.write(f"  Council website with chat widget: {base}/")
         self.stdout.write(f"  Reception kiosk:                  {base}/kiosk/")
+        self.stdout.write("    (it shows a pairing code: approve it as the supervisor under Kiosks in the console)")
         self.stdout.write(f"  Advisor console:                  {base}/console/")
         self.stdout.write(f"  Admin (supervisors):              {base}/admin/")
         self.stdout.write("  Webchat answers 07:00-22:00 every day (change it in the admin); start a console")
