@@ -1,6 +1,6 @@
 """The console's own channel-layer group and event: who is online, for every console."""
 
-from chat.events import broadcast
+from config.realtime import broadcast
 
 PRESENCE_CHANGED = "agents.presence_changed"
 

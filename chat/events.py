@@ -6,14 +6,12 @@ Payloads hold only JSON primitives so that they survive the Redis layers' msgpac
 
 import logging
 import time
-from collections.abc import Iterable
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import transaction
 
 from chat.models import Conversation, Message
+from config import realtime
 
 logger = logging.getLogger(__name__)
 
@@ -133,34 +131,8 @@ def conversation_staff_payload(conversation: Conversation) -> dict[str, Any]:
     }
 
 
-def group_send(group: str, event: dict[str, Any]) -> None:
-    """Deliver one event to one group now. The single place chat touches the channel layer."""
-    async_to_sync(get_channel_layer().group_send)(group, event)
-
-
-def broadcast(*, groups: Iterable[str], event_type: str, **payload: Any) -> None:
-    """Send an event to each group once the current transaction commits.
-
-    Nothing is announced that the database might still roll back; a client that misses the
-    event because the layer dropped it recovers it from the database on resume.
-    """
-    event = {"type": event_type, **payload}
-    targets = list(groups)
-
-    def send() -> None:
-        for group in targets:
-            try:
-                group_send(group, event)
-            except Exception:
-                # The write has committed; the layer is transport only. Clients resume from
-                # the database, so a failed send loses nothing.
-                logger.exception("broadcast of %s to %s failed", event_type, group)
-
-    transaction.on_commit(send)
-
-
 def broadcast_conversation_queued(conversation: Conversation) -> None:
-    broadcast(
+    realtime.broadcast(
         groups=[queue_group()],
         event_type=CONVERSATION_QUEUED,
         conversation=conversation_staff_payload(conversation),
@@ -182,7 +154,7 @@ def broadcast_queue_moved() -> None:
             "at": time.time(),
         }
         try:
-            group_send(waiting_group(), event)
+            realtime.group_send(waiting_group(), event)
         except Exception:
             logger.exception("broadcast of %s failed", QUEUE_MOVED)
 
@@ -195,7 +167,7 @@ def typing_changed_event(*, conversation_id: int, author_kind: str, typing: bool
 
 
 def broadcast_read_changed(conversation: Conversation, *, reader: str, seq: int) -> None:
-    broadcast(
+    realtime.broadcast(
         groups=[conversation_group(conversation.pk)],
         event_type=READ_CHANGED,
         read={"conversation_id": conversation.pk, "reader": reader, "seq": seq},
@@ -203,11 +175,11 @@ def broadcast_read_changed(conversation: Conversation, *, reader: str, seq: int)
 
 
 def broadcast_callback_requested(callback) -> None:
-    broadcast(groups=[queue_group()], event_type=CALLBACK_REQUESTED, callback=callback_payload(callback))
+    realtime.broadcast(groups=[queue_group()], event_type=CALLBACK_REQUESTED, callback=callback_payload(callback))
 
 
 def broadcast_conversation_changed(conversation: Conversation) -> None:
-    broadcast(
+    realtime.broadcast(
         groups=[conversation_group(conversation.pk)],
         event_type=CONVERSATION_CHANGED,
         conversation=conversation_public_payload(conversation),
@@ -215,7 +187,7 @@ def broadcast_conversation_changed(conversation: Conversation) -> None:
 
 
 def broadcast_conversation_assigned(conversation: Conversation) -> None:
-    broadcast(
+    realtime.broadcast(
         groups=[queue_group()],
         event_type=CONVERSATION_ASSIGNED,
         conversation=conversation_staff_payload(conversation),
@@ -225,7 +197,7 @@ def broadcast_conversation_assigned(conversation: Conversation) -> None:
 
 
 def broadcast_conversation_ended(conversation: Conversation, *, was_waiting: bool) -> None:
-    broadcast(
+    realtime.broadcast(
         groups=[queue_group()],
         event_type=CONVERSATION_ENDED,
         conversation=conversation_staff_payload(conversation),
@@ -236,7 +208,7 @@ def broadcast_conversation_ended(conversation: Conversation, *, was_waiting: boo
 
 
 def broadcast_message_created(message: Message) -> None:
-    broadcast(
+    realtime.broadcast(
         groups=[conversation_group(message.conversation_id)],
         event_type=MESSAGE_CREATED,
         message=message_payload(message),
@@ -244,7 +216,9 @@ def broadcast_message_created(message: Message) -> None:
 
 
 def broadcast_note_created(note) -> None:
-    broadcast(groups=[conversation_staff_group(note.conversation_id)], event_type=NOTE_CREATED, note=note_payload(note))
+    realtime.broadcast(
+        groups=[conversation_staff_group(note.conversation_id)], event_type=NOTE_CREATED, note=note_payload(note)
+    )
 
 
 def signal_after_commit(signal, **kwargs: Any) -> None:

@@ -124,7 +124,7 @@ class Broadcasts:
 def broadcasts(monkeypatch):
     """Every group_send the code under test makes, in order (Zulip's capture_send_event_calls)."""
     captured = Broadcasts()
-    monkeypatch.setattr("chat.events.group_send", lambda group, event: captured.sent.append((group, event)))
+    monkeypatch.setattr("config.realtime.group_send", lambda group, event: captured.sent.append((group, event)))
     return captured
 
 

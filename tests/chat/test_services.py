@@ -238,7 +238,7 @@ def test_a_broadcast_failure_after_commit_loses_nothing(monkeypatch, django_capt
     def broken(group, event):
         raise ConnectionError("layer down")
 
-    monkeypatch.setattr("chat.events.group_send", broken)
+    monkeypatch.setattr("config.realtime.group_send", broken)
     conversation, _token = start()
     with django_capture_on_commit_callbacks(execute=True):
         message, created = services.message_create(conversation_id=conversation.pk, author_kind="visitor", body="Hi")
