@@ -23,6 +23,8 @@ from chat.forms import (
 )
 from chat.models import Conversation, Message
 from chat.protocol import FrameConsumer, FrameHandler, db
+from kiosk import events as kiosk_events
+from kiosk import selectors as kiosk_selectors
 
 logger = logging.getLogger(__name__)
 
@@ -317,3 +319,35 @@ def _heartbeat(channel_name: str, conversation_ids: list[int]) -> dict[str, Any]
         "conversations": [{"id": pk, "last_seq": seq} for pk, seq in sorted(seqs.items())],
         "helpers": selectors_console.helper_list_online(),
     }
+
+
+class KioskStatusConsumer(FrameConsumer):
+    """Supervisors' kiosks page: every kiosk's state, live. Nobody else may listen."""
+
+    frame_handlers = {"ping": FrameHandler(EmptyForm, "handle_ping")}
+
+    async def connect(self) -> None:
+        self.user = self.scope.get("user")
+        role = await db(helper_role)(self.user)
+        await self.accept()
+        if role != Role.SUPERVISOR:
+            await self.send_error("forbidden")
+            await self.close(code=FORBIDDEN_CLOSE_CODE)
+            logger.warning("kiosk status socket refused for user %s", getattr(self.user, "pk", None))
+            return
+        await self.channel_layer.group_add(kiosk_events.devices_group(), self.channel_name)
+        kiosks = await db(_kiosk_payloads)()
+        await self.send_frame("kiosks.snapshot", {"kiosks": kiosks})
+
+    async def disconnect(self, code: int) -> None:
+        await self.channel_layer.group_discard(kiosk_events.devices_group(), self.channel_name)
+
+    async def handle_ping(self) -> None:
+        await self.send_frame("pong", {})
+
+    async def kiosk_device_changed(self, event: dict[str, Any]) -> None:
+        await self.send_frame("kiosk.updated", {"kiosk": event["device"]})
+
+
+def _kiosk_payloads() -> list[dict[str, Any]]:
+    return [kiosk_selectors.device_payload(device) for device in kiosk_selectors.device_list()]

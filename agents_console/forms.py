@@ -80,3 +80,20 @@ class WalkInForm(WrapUpForm):
         error_messages={"required": _("Select where you helped.")},
     )
     field_order = ["channel"]
+
+
+class KioskApproveForm(forms.Form):
+    pairing_code = forms.CharField(
+        label=_("Pairing code"),
+        max_length=16,
+        help_text=_("The code on the kiosk's screen, for example K7PM-4QXZ."),
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", "class": "govuk-input--width-10"}),
+    )
+    name = forms.CharField(label=_("Kiosk name"), max_length=80, help_text=_("For example, Reception kiosk 2."))
+    location = forms.CharField(
+        label=_("Where is it?"),
+        max_length=160,
+        help_text=_(
+            "Shown to helpers and to residents who need someone in person, for example Civic Centre, ground floor."
+        ),
+    )

@@ -48,3 +48,17 @@ def helper_required(view):
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def supervisor_required(view):
+    """Like `helper_required`, then only supervisors: others get 403, logged."""
+
+    @helper_required
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.helper_role != Role.SUPERVISOR:
+            logger.warning("user %s (%s) denied %s", request.user.pk, request.helper_role, request.path)
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapper

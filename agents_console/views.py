@@ -8,13 +8,17 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
 
-from agents_console.forms import WalkInForm, WrapUpForm
+from agents_console.forms import KioskApproveForm, WalkInForm, WrapUpForm
 from agents_console.models import HelperProfile
-from agents_console.roles import Role, helper_required
+from agents_console.roles import Role, helper_required, supervisor_required
 from agents_console.selectors import conversation_list_awaiting_wrap_up, guidance_payload
 from agents_console.services import assisted_transaction_create
 from chat.models import Conversation
+from kiosk import selectors as kiosk_selectors
+from kiosk import services as kiosk_services
+from kiosk.models import KioskDevice
 
 logger = logging.getLogger(__name__)
 
@@ -91,3 +95,62 @@ def wrap_up(request, conversation_id: int):
         % {"id": conversation.pk, "channel": conversation.get_channel_display()},
     }
     return render(request, "agents_console/help_form_page.html", context)
+
+
+@supervisor_required
+def kiosk_list(request):
+    """Every kiosk with its live state; the ones waiting for approval first to catch the eye."""
+    devices = list(kiosk_selectors.device_list())
+    rows = [{"device": device, "payload": kiosk_selectors.device_payload(device)} for device in devices]
+    context = {
+        "rows": rows,
+        "pending": [row for row in rows if row["device"].status == KioskDevice.Status.PENDING],
+        "kiosks_config": {"socketPath": "/ws/console/kiosks/", "offlineAfterSeconds": 90},
+    }
+    return render(request, "agents_console/kiosks.html", context)
+
+
+@supervisor_required
+def kiosk_approve(request):
+    """Enrol a kiosk by the pairing code on its screen (its QR code opens this page)."""
+    if request.method == "POST":
+        form = KioskApproveForm(request.POST)
+        if form.is_valid():
+            try:
+                device = kiosk_services.device_approve(**form.cleaned_data, approved_by=request.user)
+            except ValidationError as error:
+                form.add_error("pairing_code", error)
+            else:
+                messages.success(
+                    request,
+                    _("%(name)s is enrolled. Its screen will show the services in a moment.") % {"name": device.name},
+                )
+                return redirect("agents_console:kiosk_list")
+    else:
+        form = KioskApproveForm(initial={"pairing_code": request.GET.get("code", "")[:16]})
+    context = {
+        "form": form,
+        "form_id": "kiosk-approve-form",
+        "heading": _("Approve a kiosk"),
+        "lead": _("Check the code matches the one on the kiosk's screen in front of you."),
+        "submit_label": _("Approve this kiosk"),
+    }
+    return render(request, "agents_console/help_form_page.html", context)
+
+
+@require_POST
+@supervisor_required
+def kiosk_revoke(request, device_id: int):
+    device = get_object_or_404(KioskDevice, pk=device_id)
+    kiosk_services.device_revoke(device_id=device.pk, revoked_by=request.user)
+    messages.success(request, _("%(name)s is revoked: its screen is back at the pairing code.") % {"name": device.name})
+    return redirect("agents_console:kiosk_list")
+
+
+@require_POST
+@supervisor_required
+def kiosk_wipe(request, device_id: int):
+    device = get_object_or_404(KioskDevice, pk=device_id, status=KioskDevice.Status.ACTIVE)
+    kiosk_services.device_request_wipe(device_id=device.pk, requested_by=request.user)
+    messages.success(request, _("%(name)s is being cleared for the next resident.") % {"name": device.name})
+    return redirect("agents_console:kiosk_list")

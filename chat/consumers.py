@@ -1,4 +1,5 @@
-"""The resident's websocket: start or resume one conversation, chat, end and rate it."""
+"""The resident's websockets: the chat (start or resume one conversation, chat, end, rate) and an
+enrolled kiosk's shell (heartbeats, wipe and revocation orders)."""
 
 import logging
 import time
@@ -10,13 +11,17 @@ from chat.forms import (
     ConversationResumeForm,
     ConversationStartForm,
     EmptyForm,
+    KioskHeartbeatForm,
     MessageSendForm,
     RateForm,
     ReadForm,
 )
 from chat.models import Conversation, Message
 from chat.protocol import FrameConsumer, FrameHandler, db
-from kiosk.models import Service
+from kiosk import events as kiosk_events
+from kiosk import services as kiosk_services
+from kiosk.middleware import DEVICE_COOKIE
+from kiosk.models import KioskDevice, Service
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +133,8 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
         self.position_sent: tuple[int, int] | None = None
         client = self.scope.get("client") or (None, None)
         self.address_hash = services.client_address_hash(client[0])
+        # On an enrolled kiosk the widget asks for help as the kiosk (with its location).
+        self.kiosk_device = await kiosk_device_from_scope(self.scope)
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
@@ -165,12 +172,17 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
         self.position_sent = current
         await self.send_frame("queue.position", {"position": current[0], "estimated_wait_seconds": current[1]})
 
-    async def handle_start(self, *, name: str, email: str, service: str) -> None:
+    async def handle_start(self, *, name: str, email: str, service: str, in_person: bool) -> None:
         if self.conversation_id is not None:
             raise services.chat_error("already_joined")
         service_obj = await service_from_slug(service)
         conversation, token = await db(services.conversation_start)(
-            visitor_name=name, visitor_email=email, service=service_obj, address_hash=self.address_hash
+            visitor_name=name,
+            visitor_email=email,
+            service=service_obj,
+            address_hash=self.address_hash,
+            kiosk_device=self.kiosk_device,
+            helper_in_person=in_person,
         )
         await self.send_frame("conversation.started", {"token": token})
         await self.bind(conversation, after_seq=0)
@@ -268,3 +280,55 @@ def _waiting_snapshot() -> dict[str, Any]:
 def _touch_and_last_seq(conversation_id: int) -> int:
     services.conversation_touch_visitor(conversation_id=conversation_id)
     return selectors.conversation_last_seqs(conversation_ids=[conversation_id]).get(conversation_id, 0)
+
+
+async def kiosk_device_from_scope(scope) -> KioskDevice | None:
+    credential = (scope.get("cookies") or {}).get(DEVICE_COOKIE, "")
+    return await db(kiosk_services.device_authenticate)(credential) if credential else None
+
+
+class KioskConsumer(FrameConsumer):
+    """An enrolled kiosk's shell: heartbeats in; wipe and revocation orders out."""
+
+    frame_handlers = {
+        "kiosk.heartbeat": FrameHandler(KioskHeartbeatForm, "handle_heartbeat"),
+        "ping": FrameHandler(EmptyForm, "handle_ping"),
+    }
+    rate_per_second = 1.0
+    rate_burst = 10
+
+    async def connect(self) -> None:
+        self.device = await kiosk_device_from_scope(self.scope)
+        if self.device is None:
+            await self.close(code=4403)
+            return
+        await self.channel_layer.group_add(kiosk_events.device_group(self.device.pk), self.channel_name)
+        await self.accept()
+        await db(kiosk_services.device_socket_changed)(device_id=self.device.pk, opened=True)
+        await self.send_frame(
+            "kiosk.ready",
+            {
+                "name": self.device.name,
+                "location": self.device.location,
+                "idle_timeout_seconds": self.device.idle_timeout_seconds,
+            },
+        )
+
+    async def disconnect(self, code: int) -> None:
+        if getattr(self, "device", None) is None:
+            return
+        await self.channel_layer.group_discard(kiosk_events.device_group(self.device.pk), self.channel_name)
+        await db(kiosk_services.device_socket_changed)(device_id=self.device.pk, opened=False)
+
+    async def handle_heartbeat(self, *, activity: str) -> None:
+        await db(kiosk_services.device_heartbeat)(device_id=self.device.pk, activity=activity)
+
+    async def handle_ping(self) -> None:
+        await self.send_frame("pong", {})
+
+    async def kiosk_wipe_requested(self, event: dict[str, Any]) -> None:
+        await self.send_frame("kiosk.wipe", {})
+
+    async def kiosk_credential_revoked(self, event: dict[str, Any]) -> None:
+        await self.send_frame("kiosk.revoked", {})
+        await self.close(code=4401)

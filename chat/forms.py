@@ -5,6 +5,7 @@ from django.core.validators import RegexValidator
 from django.utils.translation import gettext_lazy as _
 
 from chat.services import MAX_MESSAGE_LENGTH
+from kiosk.models import KioskDevice
 
 
 class FrameForm(forms.Form):
@@ -24,6 +25,9 @@ class FrameForm(forms.Form):
             if isinstance(field, forms.IntegerField):
                 ok = isinstance(value, int) and not isinstance(value, bool)
                 expected = _("a whole number")
+            elif isinstance(field, forms.BooleanField):
+                ok = isinstance(value, bool)
+                expected = _("true or false")
             elif isinstance(field, forms.CharField):
                 ok = isinstance(value, str)
                 expected = _("a string")
@@ -51,6 +55,8 @@ class ConversationStartForm(FrameForm):
     name = forms.CharField(max_length=80, required=False)
     email = forms.EmailField(max_length=254, required=False)
     service = forms.SlugField(max_length=80, required=False)
+    # On an enrolled kiosk: the resident asks for a helper to come over instead of chatting.
+    in_person = forms.BooleanField(required=False)
 
 
 class CallbackRequestForm(FrameForm):
@@ -87,6 +93,10 @@ class MessageSendForm(FrameForm):
 
 class EmptyForm(FrameForm):
     pass
+
+
+class KioskHeartbeatForm(FrameForm):
+    activity = forms.ChoiceField(choices=KioskDevice.Activity.choices)
 
 
 class ConversationRefForm(FrameForm):

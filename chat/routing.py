@@ -1,8 +1,8 @@
-from channels.security.websocket import OriginValidator
+from channels.security.websocket import AllowedHostsOriginValidator, OriginValidator
 from django.conf import settings
 from django.urls import path
 
-from chat.consumers import VisitorConsumer
+from chat.consumers import KioskConsumer, VisitorConsumer
 
 
 def widget_origins() -> list[str]:
@@ -13,4 +13,5 @@ def widget_origins() -> list[str]:
 # The resident's socket accepts the embedding sites too; the console socket stays same-site.
 websocket_urlpatterns = [
     path("ws/chat/", OriginValidator(VisitorConsumer.as_asgi(), widget_origins())),
+    path("ws/kiosk/", AllowedHostsOriginValidator(KioskConsumer.as_asgi())),
 ]

@@ -18,7 +18,8 @@ from chat import events, selectors, signals
 from chat.availability import chat_availability
 from chat.error_messages import error_message
 from chat.models import CallbackRequest, Conversation, InternalNote, Message
-from kiosk.models import Service
+from kiosk import services as kiosk_services
+from kiosk.models import KioskDevice, Service
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,50 @@ def chat_error(code: str) -> ValidationError:
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _after_commit_kiosk_help_changed(device_id: int) -> None:
+    """Tell the kiosk app whether its device still has a help request open."""
+
+    def update() -> None:
+        open_requests = Conversation.objects.filter(
+            kiosk_visit__device_id=device_id, status__in=[Conversation.Status.WAITING, Conversation.Status.ACTIVE]
+        ).exists()
+        kiosk_services.device_set_help_requested(device_id=device_id, requested=open_requests)
+
+    transaction.on_commit(update)
+
+
+def _rotate_token(conversation: Conversation) -> str:
+    """Give the conversation a new token: the old one opens nothing from now on."""
+    token = secrets.token_urlsafe(32)
+    conversation.token_hash = token_hash(token)
+    conversation.save(update_fields=["token_hash"])
+    return token
+
+
+def kiosk_visit_wipe(*, visit_id: int) -> None:
+    """A kiosk visit ended: end its open conversations and make all its tokens useless."""
+    for conversation in Conversation.objects.filter(kiosk_visit_id=visit_id):
+        if not conversation.is_ended:
+            conversation_end(
+                conversation_id=conversation.pk, ended_by=Conversation.EndedBy.SYSTEM, reason="kiosk_wiped"
+            )
+        with transaction.atomic():
+            _rotate_token(Conversation.objects.select_for_update().get(pk=conversation.pk))
+
+
+@transaction.atomic
+def kiosk_visit_handover(visit_id: int) -> str | None:
+    """Move the visit's open conversation to the resident's phone: a new token, returned once;
+    the kiosk's copy stops working."""
+    conversation = (
+        Conversation.objects.select_for_update()
+        .filter(kiosk_visit_id=visit_id, status__in=[Conversation.Status.WAITING, Conversation.Status.ACTIVE])
+        .order_by("-created_at")
+        .first()
+    )
+    return None if conversation is None else _rotate_token(conversation)
 
 
 def client_address_hash(address: str | None) -> str:
@@ -80,19 +125,30 @@ def conversation_start(
     visitor_email: str = "",
     service: Service | None = None,
     address_hash: str = "",
+    kiosk_device: KioskDevice | None = None,
+    helper_in_person: bool = False,
     now: datetime.datetime | None = None,
 ) -> tuple[Conversation, str]:
     """Open a conversation in the waiting queue and return it with the resident's secret token.
 
     The token is returned once and only its hash is stored. Helpers' consoles are told
     (`chat.conversation_queued`) and waiting residents see the queue move, after the commit.
+    From an enrolled kiosk it is a kiosk help request, part of the kiosk's current visit
+    (started if need be); only there may the resident ask for a helper in person.
     Raises ValidationError `chat_unavailable` outside opening hours or with no helper online,
     and `too_many_conversations` past the per-address hourly limit.
     """
     now = now or timezone.now()
     if not chat_availability(now=now).available:
         raise chat_error("chat_unavailable")
-    if address_hash:
+    visit = None
+    if kiosk_device is not None:
+        # One kiosk serves many residents from one address: the address limit does not apply.
+        channel = Conversation.Channel.KIOSK
+        visit = kiosk_services.visit_start(kiosk_device)
+    else:
+        helper_in_person = False
+    if address_hash and visit is None:
         recent = Conversation.objects.filter(
             client_address_hash=address_hash, created_at__gte=now - datetime.timedelta(hours=1)
         ).count()
@@ -108,7 +164,11 @@ def conversation_start(
         client_address_hash=address_hash,
         waiting_since=now,
         visitor_last_seen_at=now,
+        kiosk_visit=visit,
+        helper_in_person=helper_in_person,
     )
+    if visit is not None:
+        _after_commit_kiosk_help_changed(visit.device_id)
     events.broadcast_conversation_queued(conversation)
     events.signal_after_commit(signals.conversation_waiting, conversation_id=conversation.pk)
     logger.info("conversation %s started on %s", conversation.pk, channel)
@@ -302,6 +362,7 @@ ENDED_TEXT = {
     "system": _("The conversation was closed."),
     "unanswered": _("Nobody was free to answer in time. You can leave a message and we will get back to you."),
     "abandoned": _("The conversation was closed because the resident left."),
+    "kiosk_wiped": _("The resident finished at the kiosk and their details were cleared."),
 }
 
 
@@ -332,6 +393,8 @@ def conversation_end(
     conversation.save(update_fields=["status", "ended_at", "ended_by"])
     _system_message(conversation, str(ENDED_TEXT[reason or ended_by]))
     events.broadcast_conversation_ended(conversation, was_waiting=was_waiting)
+    if conversation.kiosk_visit_id:
+        _after_commit_kiosk_help_changed(conversation.kiosk_visit.device_id)
     if helper_id and not was_waiting:
         events.signal_after_commit(signals.conversation_released, helper_id=helper_id)
     if conversation.visitor_email:

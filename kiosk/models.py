@@ -143,8 +143,8 @@ class HandoffLink(models.Model):
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
     visit = models.ForeignKey(KioskVisit, on_delete=models.CASCADE, related_name="handoff_links")
     path = models.CharField(max_length=500)
-    # A conversation of the visit to carry over; its token is rotated when the link is used.
-    conversation_id = models.PositiveIntegerField(null=True, blank=True)
+    # Carry the visit's open conversation over too: its token is rotated when the link is used.
+    with_conversation = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)

@@ -1,0 +1,54 @@
+// The supervisors' kiosks page: each kiosk's state follows the `kiosk.updated` frames of its
+// socket; a kiosk that stops sending heartbeats turns offline here without waiting for one.
+import { FrameSocket, formatTime, socketUrl } from "../../chat/js/socket.js";
+
+const config = JSON.parse(document.getElementById("kiosks-config").textContent);
+const status = document.querySelector("[data-kiosks-connection]");
+function setState(row, state, label, tagClass) {
+  row.dataset.state = state;
+  const tag = row.querySelector("[data-kiosk-state]");
+  tag.className = `govuk-tag ${tagClass}`.trim();
+  tag.textContent = label;
+}
+
+function update(kiosk) {
+  const row = document.querySelector(`[data-kiosk-id="${kiosk.id}"]`);
+  if (!row) {
+    // A kiosk this page has not listed yet (a new pairing code): show it with its actions.
+    window.location.reload();
+    return;
+  }
+  row.dataset.lastSeen = kiosk.last_seen_at || "";
+  setState(row, kiosk.state, kiosk.state_label, kiosk.state_tag);
+  if (kiosk.last_seen_at) row.querySelector("[data-kiosk-last-seen]").textContent = formatTime(kiosk.last_seen_at);
+}
+
+function markSilentOffline() {
+  const limit = Date.now() - config.offlineAfterSeconds * 1000;
+  for (const row of document.querySelectorAll("[data-kiosk-id]")) {
+    const live = ["idle", "in_use", "needs_help"].includes(row.dataset.state);
+    if (live && (!row.dataset.lastSeen || Date.parse(row.dataset.lastSeen) < limit)) setState(row, "offline", "Offline", "govuk-tag--grey");
+  }
+}
+
+for (const form of document.querySelectorAll("form[data-confirm]")) {
+  form.addEventListener("submit", (event) => {
+    if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+  });
+}
+
+const socket = new FrameSocket({
+  url: socketUrl(config.socketPath),
+  handlers: {
+    "kiosks.snapshot": (data) => data.kiosks.forEach(update),
+    "kiosk.updated": (data) => update(data.kiosk),
+  },
+  onOpen: () => {
+    status.textContent = "";
+  },
+  onClose: () => {
+    status.textContent = "Live updates paused: reconnecting…";
+  },
+});
+socket.connect();
+setInterval(markSilentOffline, 15000);
