@@ -14,5 +14,7 @@ class ChatConfig(AppConfig):
         def end_visit_conversations(sender, *, visit_id: int, **kwargs) -> None:
             services.kiosk_visit_wipe(visit_id=visit_id)
 
-        visit_ended.connect(end_visit_conversations, sender=KioskVisit, dispatch_uid="chat.kiosk_visit_wipe")
+        visit_ended.connect(
+            end_visit_conversations, sender=KioskVisit, weak=False, dispatch_uid="chat.kiosk_visit_wipe"
+        )
         kiosk_services.register_conversation_handover(services.kiosk_visit_handover)

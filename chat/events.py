@@ -128,6 +128,32 @@ def conversation_staff_payload(conversation: Conversation) -> dict[str, Any]:
         "visitor_read_seq": conversation.visitor_read_seq,
         "rating": conversation.rating,
         "assigned_automatically": conversation.assigned_automatically,
+        "helper_in_person": conversation.helper_in_person,
+        "kiosk": kiosk_context(conversation) if conversation.kiosk_visit_id else None,
+    }
+
+
+def kiosk_context(conversation: Conversation) -> dict[str, Any]:
+    """Where the kiosk is, and what the same resident asked earlier in this kiosk visit."""
+    visit = conversation.kiosk_visit
+    earlier = (
+        Conversation.objects.filter(kiosk_visit_id=visit.pk, created_at__lt=conversation.created_at)
+        .select_related("service")
+        .order_by("created_at")
+    )
+    return {
+        "name": visit.device.name,
+        "location": visit.device.location,
+        "visit_id": visit.pk,
+        "earlier_in_visit": [
+            {
+                "id": other.pk,
+                "status": other.status,
+                "created_at": isoformat(other.created_at),
+                "service": other.service.name if other.service else None,
+            }
+            for other in earlier
+        ],
     }
 
 

@@ -291,6 +291,9 @@ COUNCIL_NAME = os.environ.get("COUNCIL_NAME", "Millbrook District Council")
 
 
 # Origins (scheme://host[:port]) of other council sites allowed to embed the chat widget.
+# The kiosk's "Are you still there?" countdown before the privacy wipe (the idle time before
+# it is set per kiosk in the console).
+KIOSK_IDLE_WARNING_SECONDS = env_int("KIOSK_IDLE_WARNING_SECONDS", 30)
 CHAT_WIDGET_ORIGINS = env_list("CHAT_WIDGET_ORIGINS")
 # Those sites read the widget's configuration and transcript across origins: CORS on just
 # those paths, never with credentials (the widget's secret travels in the request body).

@@ -156,6 +156,7 @@ def handoff_create(request):
     return JsonResponse(
         {
             "qr_svg": qr_svg(url),
+            "url": url,
             "minutes": int(services.HANDOFF_LIFETIME.total_seconds() // 60),
             "expires_at": (timezone.now() + services.HANDOFF_LIFETIME).isoformat(),
         }

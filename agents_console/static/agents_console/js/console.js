@@ -43,6 +43,8 @@ function visitorLabel(conversation) {
 
 function describe(conversation) {
   const parts = [CHANNEL_NAMES[conversation.channel] || conversation.channel];
+  if (conversation.kiosk) parts.push(conversation.kiosk.location);
+  if (conversation.helper_in_person) parts.push("asks for a helper in person");
   if (conversation.service) parts.push(conversation.service.name);
   if (conversation.waiting_since) parts.push(`waiting since ${formatTime(conversation.waiting_since)}`);
   return parts.join(" · ");
@@ -432,6 +434,16 @@ function renderSelected() {
     ["Joined the queue", conversation.waiting_since ? `${formatTime(conversation.waiting_since)} (waited ${conversation.assigned_at ? Math.max(0, Math.round((new Date(conversation.assigned_at) - new Date(conversation.waiting_since)) / 60000)) + " min" : "still waiting"})` : ""],
     ["Helper", conversation.helper_name || "None yet"],
   ];
+  if (conversation.kiosk) {
+    const earlier = conversation.kiosk.earlier_in_visit;
+    context.splice(1, 0,
+      ["Kiosk", `${conversation.kiosk.name}, ${conversation.kiosk.location}`],
+      ["Help wanted", conversation.helper_in_person ? "A helper in person, at the kiosk" : "Chat on the kiosk screen"],
+      ["Earlier in this kiosk visit", earlier.length
+        ? earlier.map((other) => `Conversation ${other.id} at ${formatTime(other.created_at)}${other.service ? ` (${other.service})` : ""}`).join("; ")
+        : "Nothing earlier"],
+    );
+  }
   byId("conversation-context").replaceChildren(
     ...context.map(([key, value]) => element("div", { className: "govuk-summary-list__row" }, [
       element("dt", { className: "govuk-summary-list__key", text: key }),

@@ -128,6 +128,7 @@ class KioskShell {
       svg.setAttribute("role", "img");
       svg.setAttribute("aria-label", "QR code linking to this service on your phone");
       holder.append(document.importNode(svg, true));
+      dialog.querySelector("[data-kiosk-handoff-url]").textContent = data.url;
       note.textContent = TEXT.handoffNote(data.minutes);
     } catch {
       note.textContent = TEXT.handoffFailed;

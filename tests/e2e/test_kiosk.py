@@ -1,0 +1,216 @@
+"""The reception kiosk in real Chromium: enrolment and revocation, a help request reaching the
+console live, the phone hand-off working once, the idle warning and privacy wipe with the
+back button, a reload and a remembered address showing nothing, and axe-core on every screen."""
+
+import importlib
+import re
+
+import pytest
+from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from selenium.webdriver.common.by import By
+
+from chat.models import Conversation
+from kiosk.models import KioskDevice, KioskVisit, Service, ServiceCategory, ServiceSubmission
+from tests.e2e.browser import chromium, click, require_browser, wait, wait_for_text
+from tests.e2e.test_webchat import assert_accessible
+from tests.servers import start_daphne
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+RESIDENT_ADDRESS = "12 Privet Lane"
+
+
+@pytest.fixture
+def catalogue(transactional_db):
+    require_browser()
+    importlib.import_module("agents_console.migrations.0002_roles").create_roles(apps, None)
+    bins = ServiceCategory.objects.create(name="Bins and recycling", slug="bins")
+    Service.objects.create(
+        name="Report a missed bin collection",
+        slug="report-missed-bin",
+        category=bins,
+        url="/services/report-missed-bin/",
+        kiosk_allowed=True,
+    )
+    Service.objects.create(
+        name="Pay a parking fine", slug="parking-fine", category=bins, url="https://example.org/", kiosk_allowed=False
+    )
+    for username, role in (("sam", "supervisor"), ("alex", "advisor")):
+        user = get_user_model().objects.create_user(
+            username=username, password=f"{username}-password-1", first_name=username.title()
+        )
+        user.groups.add(Group.objects.get(name=role))
+
+
+@pytest.fixture
+def server(catalogue):
+    daphne = start_daphne(
+        settings_module="config.settings_test",
+        env_overrides={"DJANGO_ALLOWED_HOSTS": "127.0.0.1", "KIOSK_IDLE_WARNING_SECONDS": "3"},
+    )
+    yield daphne
+    daphne.stop()
+
+
+@pytest.fixture
+def browsers():
+    opened = []
+
+    def open_browser():
+        driver = chromium()
+        opened.append(driver)
+        return driver
+
+    yield open_browser
+    for driver in opened:
+        driver.quit()
+
+
+def sign_in(driver, server, username, next_path):
+    driver.get(f"{server.http}/accounts/login/?next={next_path}")
+    driver.find_element(By.ID, "id_username").send_keys(username)
+    driver.find_element(By.ID, "id_password").send_keys(f"{username}-password-1")
+    submit = driver.find_element(By.CSS_SELECTOR, "#main-content form button[type=submit]")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", submit)
+    submit.click()
+
+
+def enrol(kiosk, supervisor, server):
+    kiosk.get(f"{server.http}/kiosk/")
+    code = kiosk.find_element(By.CSS_SELECTOR, "[data-pairing-code]").text
+    assert re.fullmatch(r"[A-Z2-9]{4}-[A-Z2-9]{4}", code)
+    assert kiosk.find_element(By.CSS_SELECTOR, ".kiosk-qr svg")
+    assert not kiosk.find_elements(By.CSS_SELECTOR, "[data-kiosk-shell]"), "no kiosk features before approval"
+    assert_accessible(kiosk, "the pairing screen")
+
+    sign_in(supervisor, server, "sam", f"/console/kiosks/approve/?code={code}")
+    assert supervisor.find_element(By.ID, "id_pairing_code").get_attribute("value") == code
+    assert_accessible(supervisor, "the kiosk approval form")
+    supervisor.find_element(By.ID, "id_name").send_keys("Reception kiosk 1")
+    supervisor.find_element(By.ID, "id_location").send_keys("Civic Centre, ground floor")
+    supervisor.find_element(By.CSS_SELECTOR, "#kiosk-approve-form button[type=submit]").click()
+    wait_for_text(supervisor, "[data-kiosks-table]", "Reception kiosk 1")
+
+    # The pairing screen notices by itself and becomes the launcher.
+    wait_for_text(kiosk, "h1", "What would you like to do?", timeout=15)
+    device = KioskDevice.objects.get(name="Reception kiosk 1")
+    assert device.status == KioskDevice.Status.ACTIVE and len(device.credential_hash) == 64
+    wait_for_text(supervisor, "[data-kiosk-state]", "Idle", timeout=15)
+    assert_accessible(supervisor, "the kiosks page")
+    return device
+
+
+def test_enrol_get_help_hand_off_wipe_and_revoke(server, browsers):
+    kiosk, supervisor, advisor, phone = browsers(), browsers(), browsers(), browsers()
+    device = enrol(kiosk, supervisor, server)
+    assert_accessible(kiosk, "the kiosk launcher")
+
+    # Search narrows the launcher; the accessibility panel is a dialog.
+    kiosk.find_element(By.ID, "kiosk-search").send_keys("zzz")
+    wait(kiosk).until(lambda d: d.find_element(By.CSS_SELECTOR, "[data-kiosk-no-results]").is_displayed())
+    kiosk.find_element(By.ID, "kiosk-search").clear()
+    click(kiosk, '[data-kiosk-action="accessibility"]')
+    click(kiosk, "label[for=kiosk-large-text]")
+    assert "kiosk-large-text" in kiosk.find_element(By.TAG_NAME, "html").get_attribute("class")
+    assert_accessible(kiosk, "the accessibility panel")
+    click(kiosk, '[data-kiosk-dialog="accessibility"] [data-kiosk-close]')
+
+    # Anything not allowed on kiosks is refused with a friendly page.
+    kiosk.get(f"{server.http}/console/")
+    wait_for_text(kiosk, "h1", "This page is not available on the kiosk")
+    assert_accessible(kiosk, "the refusal page")
+
+    # A service: the resident starts typing.
+    kiosk.get(f"{server.http}/services/report-missed-bin/")
+    kiosk.find_element(By.ID, "id_address_line_1").send_keys(RESIDENT_ADDRESS)
+    assert_accessible(kiosk, "a sample service on the kiosk")
+
+    # Get help in person: it reaches the console live, with the kiosk's location.
+    sign_in(advisor, server, "alex", "/console/")
+    wait_for_text(advisor, "#console-connection", "Connected")
+    click(kiosk, '[data-kiosk-action="help"]')
+    click(kiosk, '[data-kiosk-action="help-in-person"]')
+    wait_for_text(kiosk, "[data-kiosk-help-text]", "You have asked for a helper")
+    wait_for_text(advisor, "#queue-list", "Civic Centre, ground floor", timeout=15)
+    wait_for_text(supervisor, "[data-kiosk-state]", "Needs help", timeout=15)
+    conversation = Conversation.objects.get()
+    assert conversation.channel == Conversation.Channel.KIOSK and conversation.helper_in_person
+    assert conversation.kiosk_visit.device_id == device.pk
+    click(advisor, f'[data-accept="{conversation.pk}"]')
+    wait_for_text(kiosk, "[data-kiosk-help-text]", "Alex is on the way to you", timeout=15)
+    assert_accessible(kiosk, "a helper on the way")
+
+    # Continue on the phone: the link works once.
+    click(kiosk, '[data-kiosk-action="phone"]')
+    wait(kiosk).until(lambda d: d.find_element(By.CSS_SELECTOR, "[data-kiosk-handoff-url]").text.startswith("http"))
+    assert kiosk.find_element(By.CSS_SELECTOR, "[data-kiosk-qr] svg")
+    assert_accessible(kiosk, "the phone hand-off code")
+    link = kiosk.find_element(By.CSS_SELECTOR, "[data-kiosk-handoff-url]").text
+    click(kiosk, '[data-kiosk-dialog="phone"] [data-kiosk-close]')
+    phone.get(link)
+    wait(phone).until(lambda d: d.current_url.endswith("/services/report-missed-bin/"))
+    phone.get(link)
+    wait_for_text(phone, "h1", "This link no longer works")
+
+    # Idle: the kiosk asks, counts down, then wipes everything of this visit.
+    KioskDevice.objects.filter(pk=device.pk).update(idle_timeout_seconds=2)
+    kiosk.refresh()  # the page (and its socket) learn the new idle time
+    kiosk.find_element(By.ID, "id_address_line_1").send_keys(RESIDENT_ADDRESS)
+    wait(kiosk, 15).until(lambda d: d.find_element(By.CSS_SELECTOR, '[data-kiosk-dialog="idle"]').is_displayed())
+    assert "Are you still there?" in kiosk.find_element(By.CSS_SELECTOR, '[data-kiosk-dialog="idle"]').text
+    assert_accessible(kiosk, "the idle warning")
+    wait(kiosk, 15).until(lambda d: d.current_url.endswith("/kiosk/") and "What would you like" in d.page_source)
+    visit = KioskVisit.objects.get()
+    assert visit.end_reason == KioskVisit.EndReason.IDLE
+    conversation.refresh_from_db()
+    assert conversation.status == Conversation.Status.ENDED
+
+    # Nothing of that resident comes back: not by Back, nor a reload, nor a remembered address.
+    kiosk.back()
+    wait(kiosk, 10).until(lambda d: d.current_url.endswith("/kiosk/"))
+    assert RESIDENT_ADDRESS not in kiosk.page_source
+    kiosk.refresh()
+    assert RESIDENT_ADDRESS not in kiosk.page_source
+    assert kiosk.execute_script("return sessionStorage.length + localStorage.length") == 0
+
+    # A completed service's confirmation is gone after "Finish and clear my details".
+    KioskDevice.objects.filter(pk=device.pk).update(idle_timeout_seconds=600)
+    kiosk.get(f"{server.http}/services/report-missed-bin/")
+    fill_missed_bin(kiosk)
+    wait(kiosk).until(lambda d: "/done/" in d.current_url or "error-summary" in d.page_source)
+    assert "/done/" in kiosk.current_url, kiosk.find_element(By.ID, "main-content").text
+    wait_for_text(kiosk, ".govuk-panel", "MB-")
+    reference = ServiceSubmission.objects.get().reference
+    done_url = kiosk.current_url
+    click(kiosk, '[data-kiosk-action="finish"]')
+    wait(kiosk, 10).until(lambda d: d.current_url.endswith("/kiosk/"))
+    kiosk.back()
+    wait(kiosk, 10).until(lambda d: reference not in d.page_source and d.current_url.endswith("/kiosk/"))
+    kiosk.get(done_url)
+    assert reference not in kiosk.page_source
+
+    # Revoking sends the kiosk back to pairing at once.
+    supervisor.get(f"{server.http}/console/kiosks/")
+    click(supervisor, f'form[action="/console/kiosks/{device.pk}/revoke/"] button')
+    supervisor.switch_to.alert.accept()
+    wait_for_text(kiosk, "h1", "This kiosk is not set up yet", timeout=15)
+    device.refresh_from_db()
+    assert device.status == KioskDevice.Status.REVOKED and device.credential_hash == ""
+
+
+def fill_missed_bin(driver):
+    import datetime
+
+    yesterday = datetime.date.today() - datetime.timedelta(days=1)
+    driver.execute_script("document.querySelector('input[name=bin_type]').click()")
+    driver.find_element(By.ID, "id_address_line_1").send_keys(RESIDENT_ADDRESS)
+    driver.find_element(By.ID, "id_postcode").send_keys("SW1A 1AA")
+    driver.find_element(By.ID, "id_missed_on").send_keys(str(yesterday.day))
+    driver.find_element(By.ID, "id_missed_on_month").send_keys(str(yesterday.month))
+    driver.find_element(By.ID, "id_missed_on_year").send_keys(str(yesterday.year))
+    driver.execute_script("document.querySelector('input[name=put_out_by_6am][value=yes]').click()")
+    submit = driver.find_element(By.CSS_SELECTOR, "#main-content form button[type=submit]")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", submit)
+    submit.click()

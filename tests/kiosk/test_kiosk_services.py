@@ -1,0 +1,129 @@
+"""Kiosk rules without sockets or browsers: pairing, enrolment, revocation, visits, hand-off."""
+
+import datetime
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from chat import selectors as chat_selectors
+from chat import services as chat_services
+from chat.models import Conversation
+from kiosk import selectors, services
+from kiosk.models import HandoffLink, KioskDevice, KioskVisit
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def enrolled(supervisor):
+    device, secret = services.device_begin_pairing()
+    services.device_approve(
+        pairing_code=device.pairing_code.lower().replace("-", " "),
+        name="Kiosk 1",
+        location="Civic Centre",
+        approved_by=supervisor,
+    )
+    device, credential = services.device_claim_credential(pairing_secret=secret)
+    return device, credential
+
+
+def test_a_pending_kiosk_has_a_readable_code_and_only_hashes_are_stored():
+    device, secret = services.device_begin_pairing()
+    assert device.status == KioskDevice.Status.PENDING
+    assert len(device.pairing_code) == 9 and device.pairing_code[4] == "-"
+    assert not set(device.pairing_code) & set("01IOL")
+    assert secret not in device.pairing_secret_hash and len(device.pairing_secret_hash) == 64
+    assert services.device_for_pairing_secret(secret) == device
+    assert services.device_claim_credential(pairing_secret=secret) is None, "not approved yet"
+
+
+def test_approval_then_exactly_one_credential_which_authenticates(enrolled, supervisor):
+    device, credential = enrolled
+    assert device.name == "Kiosk 1" and device.approved_by == supervisor
+    assert device.credential_hash == services.secret_hash(credential) != credential
+    assert services.device_authenticate(credential) == device
+    assert services.device_authenticate("guess") is None
+    assert services.device_authenticate("") is None
+    assert device.pairing_code is None and device.pairing_secret_hash == ""
+
+
+def test_an_unknown_or_expired_code_enrols_nothing(supervisor):
+    with pytest.raises(ValidationError):
+        services.device_approve(pairing_code="AAAA-BBBB", name="X", location="Y", approved_by=supervisor)
+    device, _secret = services.device_begin_pairing(now=timezone.now() - datetime.timedelta(hours=2))
+    with pytest.raises(ValidationError):
+        services.device_approve(pairing_code=device.pairing_code, name="X", location="Y", approved_by=supervisor)
+    device.refresh_from_db()
+    assert device.status == KioskDevice.Status.PENDING
+
+
+def test_revoking_withdraws_the_credential_and_ends_the_visit(enrolled, supervisor, broadcasts):
+    device, credential = enrolled
+    visit = services.visit_start(device)
+    services.device_revoke(device_id=device.pk, revoked_by=supervisor)
+    assert services.device_authenticate(credential) is None
+    visit.refresh_from_db()
+    assert visit.end_reason == KioskVisit.EndReason.REVOKED
+    assert (
+        "kiosk.device.%s" % device.pk,
+        {"type": "kiosk.credential_revoked", "device_id": device.pk},
+    ) in broadcasts.sent
+
+
+def test_ending_a_visit_ends_its_conversations_and_their_tokens_stop_working(enrolled):
+    device, _credential = enrolled
+    conversation, token = chat_services.conversation_start(kiosk_device=device, helper_in_person=True)
+    assert conversation.channel == Conversation.Channel.KIOSK and conversation.helper_in_person
+    device.refresh_from_db()
+    assert device.help_requested and selectors.device_state(device) == "offline", "no socket open yet"
+    device.open_sockets, device.last_seen_at = 1, timezone.now()
+    assert selectors.device_state(device) == "needs_help"
+
+    services.visit_end(device=device, reason=KioskVisit.EndReason.IDLE)
+
+    conversation.refresh_from_db()
+    assert conversation.status == Conversation.Status.ENDED
+    assert chat_selectors.conversation_get_by_token(token_hash=chat_services.token_hash(token)) is None
+    device.refresh_from_db()
+    assert not device.help_requested
+
+
+def test_in_person_help_is_only_for_kiosks():
+    conversation, _token = chat_services.conversation_start(helper_in_person=True)
+    assert conversation.channel == Conversation.Channel.WEB and not conversation.helper_in_person
+
+
+def test_a_handoff_link_works_once_carries_the_conversation_and_dies_with_the_visit(enrolled):
+    device, _credential = enrolled
+    conversation, kiosk_token = chat_services.conversation_start(kiosk_device=device)
+    visit = conversation.kiosk_visit
+    token = services.handoff_create(visit=visit, path="/services/report-missed-bin/", with_conversation=True)
+    assert HandoffLink.objects.get().token_hash != token
+
+    link, phone_token = services.handoff_redeem(token)
+    assert link.path == "/services/report-missed-bin/"
+    assert chat_selectors.conversation_get_by_token(token_hash=chat_services.token_hash(phone_token)) == conversation
+    assert chat_selectors.conversation_get_by_token(token_hash=chat_services.token_hash(kiosk_token)) is None
+    assert services.handoff_redeem(token) is None, "a second use"
+
+    unused = services.handoff_create(visit=visit, path="/services/report-missed-bin/", with_conversation=False)
+    services.visit_end(device=device, reason=KioskVisit.EndReason.FINISHED)
+    assert services.handoff_redeem(unused) is None, "the visit ended"
+
+
+def test_an_expired_handoff_link_opens_nothing(enrolled):
+    device, _credential = enrolled
+    visit = services.visit_start(device)
+    token = services.handoff_create(visit=visit, path="/services/report-missed-bin/", with_conversation=False)
+    HandoffLink.objects.update(expires_at=timezone.now() - datetime.timedelta(seconds=1))
+    assert services.handoff_redeem(token) is None
+
+
+def test_the_lock_down_allows_only_kiosk_services_and_the_shell():
+    paths = ["/services/report-missed-bin/"]
+    assert selectors.path_allowed_on_kiosk("/services/report-missed-bin/done/", paths)
+    assert selectors.path_allowed_on_kiosk("/kiosk/", paths)
+    assert selectors.path_allowed_on_kiosk("/static/council/css/council.css", paths)
+    for path in ["/console/", "/admin/", "/", "/services/resident-parking-permit/", "/services/report-missed-bin-x/"]:
+        assert not selectors.path_allowed_on_kiosk(path, paths), path
