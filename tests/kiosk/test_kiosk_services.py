@@ -127,3 +127,28 @@ def test_the_lock_down_allows_only_kiosk_services_and_the_shell():
     assert selectors.path_allowed_on_kiosk("/static/council/css/council.css", paths)
     for path in ["/console/", "/admin/", "/", "/services/resident-parking-permit/", "/services/report-missed-bin-x/"]:
         assert not selectors.path_allowed_on_kiosk(path, paths), path
+
+
+def test_the_chromium_policy_allows_exactly_the_kiosk_services(service):
+    import json
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    service.kiosk_allowed = True
+    service.url = "/services/report-missed-bin/"
+    service.save()
+    type(service).objects.create(
+        name="Other", slug="other", category=service.category, url="/other/", kiosk_allowed=False
+    )
+    out = StringIO()
+    call_command("kiosk_chromium_policy", "https://assist.example.gov.uk", stdout=out)
+    policy = json.loads(out.getvalue())
+    assert policy["URLBlocklist"] == ["*"]
+    assert "https://assist.example.gov.uk/services/report-missed-bin/" in policy["URLAllowlist"]
+    assert not any("/other/" in url for url in policy["URLAllowlist"])
+    assert policy["DownloadRestrictions"] == 3 and policy["DeveloperToolsAvailability"] == 2
+    assert "clear_cookies_and_other_site_data" in policy["IdleTimeoutActions"]
+    with pytest.raises(CommandError):
+        call_command("kiosk_chromium_policy", "not a url")
