@@ -74,7 +74,7 @@ async def test_only_supervisors_watch_kiosk_states(advisor, supervisor, credenti
         await client.aforce_login(user)
         cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
         communicator = WebsocketCommunicator(application, "/ws/console/kiosks/", headers=[ORIGIN, (b"cookie", cookie)])
-        connected, _ = await communicator.connect()
+        await communicator.connect()
         frame = await communicator.receive_json_from(timeout=10)
         if allowed:
             assert frame["type"] == "kiosks.snapshot"

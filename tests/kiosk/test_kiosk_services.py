@@ -66,7 +66,7 @@ def test_revoking_withdraws_the_credential_and_ends_the_visit(enrolled, supervis
     visit.refresh_from_db()
     assert visit.end_reason == KioskVisit.EndReason.REVOKED
     assert (
-        "kiosk.device.%s" % device.pk,
+        f"kiosk.device.{device.pk}",
         {"type": "kiosk.credential_revoked", "device_id": device.pk},
     ) in broadcasts.sent
 
