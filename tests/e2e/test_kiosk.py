@@ -131,6 +131,8 @@ def test_enrol_get_help_hand_off_wipe_and_revoke(server, browsers):
     sign_in(advisor, server, "alex", "/console/")
     wait_for_text(advisor, "#console-connection", "Connected")
     click(kiosk, '[data-kiosk-action="help"]')
+    wait(kiosk).until(lambda d: d.find_element(By.CSS_SELECTOR, '[data-kiosk-action="help-in-person"]').is_displayed())
+    assert_accessible(kiosk, "the get-help choices")
     click(kiosk, '[data-kiosk-action="help-in-person"]')
     wait_for_text(kiosk, "[data-kiosk-help-text]", "You have asked for a helper")
     wait_for_text(advisor, "#queue-list", "Civic Centre, ground floor", timeout=15)
@@ -153,6 +155,7 @@ def test_enrol_get_help_hand_off_wipe_and_revoke(server, browsers):
     wait(phone).until(lambda d: d.current_url.endswith("/services/report-missed-bin/"))
     phone.get(link)
     wait_for_text(phone, "h1", "This link no longer works")
+    assert_accessible(phone, "a used hand-off link")
 
     # Idle: the kiosk asks, counts down, then wipes everything of this visit.
     KioskDevice.objects.filter(pk=device.pk).update(idle_timeout_seconds=2)
@@ -182,6 +185,7 @@ def test_enrol_get_help_hand_off_wipe_and_revoke(server, browsers):
     wait(kiosk).until(lambda d: "/done/" in d.current_url or "error-summary" in d.page_source)
     assert "/done/" in kiosk.current_url, kiosk.find_element(By.ID, "main-content").text
     wait_for_text(kiosk, ".govuk-panel", "MB-")
+    assert_accessible(kiosk, "a completed service on the kiosk")
     reference = ServiceSubmission.objects.get().reference
     done_url = kiosk.current_url
     click(kiosk, '[data-kiosk-action="finish"]')

@@ -198,12 +198,13 @@ class AccessibilityTests(BrowserTestCase):
         wait_for_text(helper, "#conversation-log", "joined the conversation")
         self.assert_accessible(helper, "the console with an open conversation")
 
-    def test_kiosk_home_and_sign_in_pages_have_no_violations(self):
+    def test_kiosk_pairing_and_sign_in_pages_have_no_violations(self):
         driver = self.browser()
+        # An unenrolled browser gets the pairing screen, never the launcher (tests/e2e/test_kiosk.py).
         driver.get(f"{self.live_server_url}/kiosk/")
-        wait_for_text(driver, "h1", "What would you like to do?")
-        self.assertIn("Report a missed bin collection", driver.page_source)
-        self.assert_accessible(driver, "the kiosk home page")
+        wait_for_text(driver, "h1", "This kiosk is not set up yet")
+        self.assertNotIn("Report a missed bin collection", driver.page_source)
+        self.assert_accessible(driver, "the kiosk pairing page")
         driver.get(f"{self.live_server_url}/accounts/login/")
         driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
         wait_for_text(driver, ".govuk-error-summary", "There is a problem")
