@@ -218,3 +218,69 @@ def fill_missed_bin(driver):
     submit = driver.find_element(By.CSS_SELECTOR, "#main-content form button[type=submit]")
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", submit)
     submit.click()
+
+
+def test_help_unavailable_chat_on_screen_cancel_remote_wipe_and_offline(server, browsers):
+    kiosk, supervisor, advisor = browsers(), browsers(), browsers()
+    device = enrol(kiosk, supervisor, server)
+
+    # Nobody in the console: the kiosk says plainly where to get help in person.
+    click(kiosk, '[data-kiosk-action="help"]')
+    unavailable = '[data-kiosk-dialog="help"] [data-kiosk-help-unavailable]'
+    wait(kiosk).until(lambda d: d.find_element(By.CSS_SELECTOR, unavailable).is_displayed())
+    assert "Civic Centre, ground floor" in kiosk.find_element(By.CSS_SELECTOR, unavailable).text
+    assert_accessible(kiosk, "help unavailable")
+    click(kiosk, '[data-kiosk-dialog="help"] [data-kiosk-close]')
+
+    # Chat on the kiosk screen: the widget opens and its conversation is a kiosk one.
+    sign_in(advisor, server, "alex", "/console/")
+    wait_for_text(advisor, "#console-connection", "Connected")
+    kiosk.get(f"{server.http}/services/report-missed-bin/")
+    click(kiosk, '[data-kiosk-action="help"]')
+    click(kiosk, '[data-kiosk-action="help-chat"]')
+    wait(kiosk).until(lambda d: d.find_element(By.ID, "chat-name").is_displayed())
+    kiosk.find_element(By.ID, "chat-name").send_keys("Pat")
+    kiosk.find_element(By.CSS_SELECTOR, ".chat-start button[type=submit]").click()
+    wait_for_text(advisor, "#queue-list", "Civic Centre, ground floor", timeout=15)
+    chat = Conversation.objects.get()
+    assert chat.channel == Conversation.Channel.KIOSK and not chat.helper_in_person
+
+    # A second request in the same visit, in person: the console shows the earlier one; the
+    # resident cancels it.
+    click(kiosk, '[data-kiosk-action="help"]')
+    click(kiosk, '[data-kiosk-action="help-in-person"]')
+    wait(kiosk).until(lambda d: Conversation.objects.filter(helper_in_person=True).exists())
+    in_person = Conversation.objects.get(helper_in_person=True)
+    click(advisor, f'[data-accept="{in_person.pk}"]')
+    wait_for_text(advisor, "#conversation-context", f"Conversation {chat.pk}", timeout=15)
+    wait_for_text(kiosk, "[data-kiosk-help-text]", "Alex is on the way to you", timeout=15)
+    click(kiosk, '[data-kiosk-action="cancel-help"]')
+    wait_for_text(kiosk, "[data-kiosk-help-text]", "Your request for help has ended")
+    wait(kiosk).until(lambda d: Conversation.objects.get(pk=in_person.pk).status == Conversation.Status.ENDED)
+    assert Conversation.objects.get(pk=in_person.pk).ended_by == Conversation.EndedBy.VISITOR
+
+    # A supervisor wipes the kiosk remotely: the resident's text and chat are gone.
+    kiosk.find_element(By.ID, "id_address_line_1").send_keys(RESIDENT_ADDRESS)
+    supervisor.get(f"{server.http}/console/kiosks/")
+    click(supervisor, f'form[action="/console/kiosks/{device.pk}/wipe/"] button')
+    wait(kiosk, 15).until(lambda d: d.current_url.endswith("/kiosk/") and "What would you like" in d.page_source)
+    assert RESIDENT_ADDRESS not in kiosk.page_source
+    assert KioskVisit.objects.get().end_reason == KioskVisit.EndReason.REMOTE
+    assert Conversation.objects.get(pk=chat.pk).status == Conversation.Status.ENDED
+    assert not kiosk.find_elements(By.CSS_SELECTOR, ".chat-log__item"), "the widget starts afresh"
+
+    # The connection drops: the kiosk says so, keeps working, and recovers by itself.
+    server.stop()
+    wait_for_text(kiosk, "[data-kiosk-connection]", "lost its connection", timeout=15)
+    assert_accessible(kiosk, "the kiosk offline")
+    restarted = start_daphne(
+        port=server.port,
+        settings_module="config.settings_test",
+        env_overrides={"DJANGO_ALLOWED_HOSTS": "127.0.0.1", "KIOSK_IDLE_WARNING_SECONDS": "3"},
+    )
+    try:
+        wait(kiosk, 40).until(lambda d: d.find_element(By.CSS_SELECTOR, "[data-kiosk-connection]").text == "")
+        device.refresh_from_db()
+        assert device.open_sockets >= 1
+    finally:
+        restarted.stop()
