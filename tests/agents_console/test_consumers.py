@@ -14,14 +14,17 @@ from tests.chat.test_consumers import expect, send, start
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def console(user=None):
+async def console(user=None, *, path="/ws/console/", cookies=None):
+    """A staff socket (the console by default) signed in as `user`, with any extra `cookies`."""
     headers = [(b"origin", b"http://testserver")]
+    cookies = dict(cookies or {})
     if user is not None:
         client = Client()
         await sync_to_async(client.force_login)(user)
-        cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
-        headers.append((b"cookie", cookie.encode()))
-    communicator = WebsocketCommunicator(application, "/ws/console/", headers=headers)
+        cookies[settings.SESSION_COOKIE_NAME] = client.cookies[settings.SESSION_COOKIE_NAME].value
+    if cookies:
+        headers.append((b"cookie", "; ".join(f"{name}={value}" for name, value in cookies.items()).encode()))
+    communicator = WebsocketCommunicator(application, path, headers=headers)
     connected, _ = await communicator.connect()
     assert connected
     return communicator
