@@ -111,11 +111,35 @@ def test_enrol_get_help_hand_off_wipe_and_revoke(server, browsers):
     kiosk.find_element(By.ID, "kiosk-search").send_keys("zzz")
     wait(kiosk).until(lambda d: d.find_element(By.CSS_SELECTOR, "[data-kiosk-no-results]").is_displayed())
     kiosk.find_element(By.ID, "kiosk-search").clear()
+    kiosk.find_element(By.ID, "kiosk-search").send_keys("bin")
+    wait_for_text(kiosk, "#kiosk-search-count", "1 service found")
+
+    # Every touch target is at least 44 by 44 CSS pixels.
+    small = kiosk.execute_script(
+        "return [...document.querySelectorAll('.kiosk-tile, .kiosk-bar a, .kiosk-bar button')]"
+        ".filter(e => e.offsetParent).map(e => e.getBoundingClientRect())"
+        ".filter(r => r.width < 44 || r.height < 44).length"
+    )
+    assert small == 0
+
     click(kiosk, '[data-kiosk-action="accessibility"]')
     click(kiosk, "label[for=kiosk-large-text]")
-    assert "kiosk-large-text" in kiosk.find_element(By.TAG_NAME, "html").get_attribute("class")
-    assert_accessible(kiosk, "the accessibility panel")
+    click(kiosk, "label[for=kiosk-high-contrast]")
+    classes = kiosk.find_element(By.TAG_NAME, "html").get_attribute("class")
+    assert "kiosk-large-text" in classes and "kiosk-high-contrast" in classes
+    assert_accessible(kiosk, "the accessibility panel with larger text and high contrast")
+    # Read aloud speaks the page through the browser's own speech synthesis.
+    kiosk.execute_script(
+        "window.spoken = []; const speak = speechSynthesis.speak.bind(speechSynthesis);"
+        "speechSynthesis.speak = (u) => { window.spoken.push(u.text); speak(u); };"
+    )
+    click(kiosk, '[data-kiosk-action="read-aloud"]')
+    assert "What would you like to do?" in kiosk.execute_script("return window.spoken.join(' ')")
     click(kiosk, '[data-kiosk-dialog="accessibility"] [data-kiosk-close]')
+    # The choices last for the visit: they are still on after moving page.
+    kiosk.get(f"{server.http}/kiosk/")
+    assert "kiosk-high-contrast" in kiosk.find_element(By.TAG_NAME, "html").get_attribute("class")
+    assert_accessible(kiosk, "the launcher in high contrast")
 
     # Anything not allowed on kiosks is refused with a friendly page.
     kiosk.get(f"{server.http}/console/")
@@ -153,6 +177,8 @@ def test_enrol_get_help_hand_off_wipe_and_revoke(server, browsers):
     click(kiosk, '[data-kiosk-dialog="phone"] [data-kiosk-close]')
     phone.get(link)
     wait(phone).until(lambda d: d.current_url.endswith("/services/report-missed-bin/"))
+    # The conversation came too: the phone's widget holds it, the kiosk's token is void.
+    wait_for_text(phone, "#chat-status", "Alex", timeout=15)
     phone.get(link)
     wait_for_text(phone, "h1", "This link no longer works")
     assert_accessible(phone, "a used hand-off link")

@@ -115,13 +115,26 @@ class KioskShell {
 
   async continueOnPhone() {
     const dialog = this.showDialog("phone");
+    const choice = dialog.querySelector("[data-kiosk-handoff-chat]");
+    const box = choice.querySelector("input");
+    // Offer to bring the conversation only when there is one; a new code follows each change.
+    choice.hidden = !(this.helpRequest.active || window.dioaChat?.state?.token);
+    if (!this.handoffChoiceBound) {
+      box.addEventListener("change", () => this.showHandoffCode(dialog, !choice.hidden && box.checked));
+      this.handoffChoiceBound = true;
+    }
+    await this.showHandoffCode(dialog, !choice.hidden && box.checked);
+  }
+
+  async showHandoffCode(dialog, withConversation) {
     const holder = dialog.querySelector("[data-kiosk-qr]");
     const note = dialog.querySelector("[data-kiosk-qr-note]");
     holder.replaceChildren();
+    dialog.querySelector("[data-kiosk-handoff-url]").textContent = "";
     try {
       const data = await post(this.root.dataset.handoffUrl, {
         path: window.location.pathname,
-        with_conversation: this.helpRequest.active || window.dioaChat?.state?.token ? "1" : "0",
+        with_conversation: withConversation ? "1" : "0",
       });
       // The server's own SVG, made by the qrcode library from our link: no resident text in it.
       const svg = new DOMParser().parseFromString(data.qr_svg, "image/svg+xml").documentElement;
