@@ -12,6 +12,7 @@ const TEXT = {
   waiting: (position) => (position ? `You have asked for a helper. You are number ${position} in the queue.` : "You have asked for a helper."),
   onTheWay: (name) => `${name || "A helper"} is on the way to you.`,
   ended: "Your request for help has ended.",
+  endedOrMoved: "Your request for help has ended, or continues on your phone.",
   handoffFailed: "Sorry, this page cannot be opened on a phone. Please try again or ask for help.",
   handoffNote: (minutes) => `The code works once, for ${minutes} minutes. Your details are not on it.`,
 };
@@ -359,7 +360,9 @@ class HelpRequest {
           this.text.textContent = TEXT.waiting(data.position);
         },
         error: (data) => {
-          if (data.frame_type === "conversation.resume" || data.code === "chat_unavailable") this.finish(data.message);
+          // A token that no longer opens the conversation: it ended, or moved to the phone.
+          if (data.frame_type === "conversation.resume") this.finish(TEXT.endedOrMoved);
+          else if (data.code === "chat_unavailable") this.finish(data.message);
         },
       },
       onOpen: () => {
