@@ -11,7 +11,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
 ASSETS := build/static/council/css/council.css build/static/chat/css/widget.css \
-	build/static/vendor/govuk-frontend/govuk-frontend.min.js
+	build/static/vendor/govuk-frontend/govuk-frontend.min.js build/static/vendor/rrweb/rrweb.js
 
 .PHONY: setup run test test-embedded test-services test-fast lint format assets clean
 
@@ -46,6 +46,13 @@ build/static/vendor/govuk-frontend/govuk-frontend.min.js: node_modules/.installe
 	mkdir -p build/static/vendor/govuk-frontend
 	cp node_modules/govuk-frontend/dist/govuk/govuk-frontend.min.js build/static/vendor/govuk-frontend/
 	cp -r node_modules/govuk-frontend/dist/govuk/assets build/static/vendor/govuk-frontend/assets
+
+# rrweb records the resident's page and replays it in the console (co-browse); an ES module,
+# loaded only when sharing starts.
+build/static/vendor/rrweb/rrweb.js: node_modules/.installed
+	rm -rf build/static/vendor/rrweb
+	mkdir -p build/static/vendor/rrweb
+	cp node_modules/rrweb/dist/rrweb.js node_modules/rrweb/dist/rrweb.js.map node_modules/rrweb/dist/style.css build/static/vendor/rrweb/
 
 # Daphne serves the site; beside it the sweeper ends unanswered and abandoned chats.
 run: setup

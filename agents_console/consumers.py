@@ -14,6 +14,11 @@ from agents_console.roles import Role, helper_role
 from chat import events, selectors, services
 from chat.consumers import ConversationStreamMixin
 from chat.forms import (
+    CobrowseCodeForm,
+    CobrowseConversationForm,
+    CobrowseGuideForm,
+    CobrowseRefForm,
+    CobrowseStopForm,
     ConversationMessageSendForm,
     ConversationOpenForm,
     ConversationReadForm,
@@ -118,6 +123,11 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
         "typing.stop": FrameHandler(ConversationRefForm, "handle_typing_stop"),
         "presence.set": FrameHandler(PresenceSetForm, "handle_presence"),
         "helpers.list": FrameHandler(EmptyForm, "handle_helpers_list"),
+        "cobrowse.request": FrameHandler(CobrowseConversationForm, "handle_cobrowse_request"),
+        "cobrowse.join_code": FrameHandler(CobrowseCodeForm, "handle_cobrowse_join_code"),
+        "cobrowse.view": FrameHandler(CobrowseRefForm, "handle_cobrowse_view"),
+        "cobrowse.stop": FrameHandler(CobrowseStopForm, "handle_cobrowse_stop"),
+        "cobrowse.guide": FrameHandler(CobrowseGuideForm, "handle_cobrowse_guide"),
         "ping": FrameHandler(EmptyForm, "handle_ping"),
     }
     # Helpers type quickly across several conversations.
@@ -127,6 +137,8 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
     async def connect(self) -> None:
         await self.stream_init()
         self.watching: set[int] = set()
+        # Co-browse sessions this tab shows: session id -> conversation id.
+        self.viewing: dict[int, int] = {}
         self.user = self.scope.get("user")
         self.role = await db(helper_role)(self.user)
         if self.role is None:
@@ -152,6 +164,8 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
             await db(presence.console_connection_close)(channel_name=self.channel_name)
         for conversation_id in list(getattr(self, "delivered", {})):
             await self.channel_layer.group_discard(events.conversation_staff_group(conversation_id), self.channel_name)
+        for session_id in list(getattr(self, "viewing", {})):
+            await self.stop_viewing(session_id)
         await self.stream_leave_all()
 
     def deny(self, what: str) -> None:
@@ -291,6 +305,61 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
             await self.send_frame(
                 "typing.updated", {"conversation_id": event["conversation_id"], "typing": event["typing"]}
             )
+
+    # --- Co-browse ----------------------------------------------------------------------------
+
+    async def handle_cobrowse_request(self, *, conversation_id: int) -> None:
+        await db(services.cobrowse_request)(conversation_id=conversation_id, helper=self.user)
+
+    async def handle_cobrowse_join_code(self, *, code: str) -> None:
+        session = await db(services.cobrowse_code_join)(code=code, helper=self.user)
+        await self.send_frame(
+            "cobrowse.code_joined", {"conversation_id": session.conversation_id, "session_id": session.pk}
+        )
+
+    async def handle_cobrowse_view(self, *, session_id: int) -> None:
+        """Start (or restart, after a reconnect) showing a session: the resident's page sends a
+        fresh full snapshot, so the view is never blank."""
+        session = await db(services.cobrowse_viewable)(session_id=session_id, helper=self.user)
+        if session is None:
+            raise services.chat_error("cobrowse_not_found")
+        self.viewing[session.pk] = session.conversation_id
+        await self.channel_layer.group_add(events.cobrowse_viewer_group(session.pk), self.channel_name)
+        await self.guide(session.pk, {"kind": "snapshot"})
+
+    async def handle_cobrowse_stop(self, *, conversation_id: int, session_id: int) -> None:
+        await db(services.cobrowse_stop)(
+            conversation_id=conversation_id,
+            session_id=session_id,
+            stopped_by=Conversation.EndedBy.HELPER,
+            helper=self.user,
+        )
+
+    async def handle_cobrowse_guide(self, *, session_id: int, **guidance: Any) -> None:
+        if session_id not in self.viewing:
+            raise services.chat_error("cobrowse_not_active")
+        await self.guide(session_id, {key: value for key, value in guidance.items() if value not in (None, "")})
+
+    async def guide(self, session_id: int, guidance: dict[str, Any]) -> None:
+        await self.channel_layer.group_send(
+            events.cobrowse_resident_group(self.viewing[session_id]),
+            {"type": events.COBROWSE_GUIDANCE, "session_id": session_id, "guidance": guidance},
+        )
+
+    async def stop_viewing(self, session_id: int) -> None:
+        self.viewing.pop(session_id, None)
+        await self.channel_layer.group_discard(events.cobrowse_viewer_group(session_id), self.channel_name)
+
+    async def chat_cobrowse_events(self, event: dict[str, Any]) -> None:
+        if event["session_id"] in self.viewing:
+            await self.send_frame("cobrowse.events", {k: v for k, v in event.items() if k != "type"})
+
+    async def chat_cobrowse_changed(self, event: dict[str, Any]) -> None:
+        cobrowse = event["cobrowse"]
+        if cobrowse["status"] != "active" and cobrowse["id"] in self.viewing:
+            await self.stop_viewing(cobrowse["id"])
+        if self.following(cobrowse["conversation_id"]):
+            await self.send_frame("cobrowse.updated", {"cobrowse": cobrowse})
 
     async def chat_read_changed(self, event: dict[str, Any]) -> None:
         read = event["read"]

@@ -8,6 +8,9 @@ from typing import Any
 from chat import events, selectors, services
 from chat.forms import (
     CallbackRequestForm,
+    CobrowseEventsForm,
+    CobrowseRefForm,
+    CobrowseRespondForm,
     ConversationResumeForm,
     ConversationStartForm,
     EmptyForm,
@@ -33,10 +36,12 @@ def conversation_snapshot(*, conversation: Conversation, after_seq: int, staff: 
     """The `state.snapshot` data: the conversation and the messages after `after_seq`."""
     messages = selectors.message_list_after(conversation_id=conversation.pk, after_seq=after_seq)
     build = events.conversation_staff_payload if staff else events.conversation_public_payload
+    cobrowse = services.cobrowse_live_for(conversation.pk)
     return {
         "conversation": build(conversation),
         "messages": [events.message_payload(message) for message in messages],
         "has_more": bool(messages) and messages[-1].seq < conversation.last_seq,
+        "cobrowse": events.cobrowse_payload(cobrowse) if cobrowse else None,
     }
 
 
@@ -57,9 +62,13 @@ class ConversationStreamMixin:
         await self.channel_layer.group_add(events.conversation_group(conversation.pk), self.channel_name)
         delivered = self.delivered.setdefault(conversation.pk, set())
         snapshot = await db(conversation_snapshot)(conversation=conversation, after_seq=after_seq, staff=staff)
+        await self.on_snapshot(conversation.pk, snapshot)
         snapshot["messages"] = [m for m in snapshot["messages"] if m["seq"] not in delivered]
         delivered.update(m["seq"] for m in snapshot["messages"])
         await self.send_frame("state.snapshot", snapshot)
+
+    async def on_snapshot(self, conversation_id: int, snapshot: dict[str, Any]) -> None:
+        """Called with each `state.snapshot` before it is sent."""
 
     async def stream_leave(self, conversation_id: int) -> None:
         await self.channel_layer.group_discard(events.conversation_group(conversation_id), self.channel_name)
@@ -122,12 +131,21 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
         "conversation.end": FrameHandler(EmptyForm, "handle_end"),
         "conversation.rate": FrameHandler(RateForm, "handle_rate"),
         "callback.request": FrameHandler(CallbackRequestForm, "handle_callback_request"),
+        "cobrowse.respond": FrameHandler(CobrowseRespondForm, "handle_cobrowse_respond"),
+        "cobrowse.stop": FrameHandler(CobrowseRefForm, "handle_cobrowse_stop"),
+        "cobrowse.events": FrameHandler(CobrowseEventsForm, "handle_cobrowse_events"),
+        "cobrowse.code.request": FrameHandler(EmptyForm, "handle_cobrowse_code_request"),
         "ping": FrameHandler(EmptyForm, "handle_ping"),
     }
+    bulk_frame_types = frozenset({"cobrowse.events"})
 
     async def connect(self) -> None:
         await self.stream_init()
         self.conversation_id: int | None = None
+        # The co-browse session this socket may send page events for: set only while the
+        # resident's consent stands, cleared the moment they stop or the conversation ends.
+        self.sharing_session_id: int | None = None
+        self.code_session_id: int | None = None
         self.waiting = False
         self.queue_event_at = 0.0
         self.position_sent: tuple[int, int] | None = None
@@ -141,10 +159,17 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
         if self.conversation_id is not None:
             await db(services.conversation_touch_visitor)(conversation_id=self.conversation_id)
         await self.leave_waiting()
+        if self.conversation_id is not None:
+            await self.channel_layer.group_discard(
+                events.cobrowse_resident_group(self.conversation_id), self.channel_name
+            )
+        if self.code_session_id is not None:
+            await self.channel_layer.group_discard(events.cobrowse_code_group(self.code_session_id), self.channel_name)
         await self.stream_leave_all()
 
     async def bind(self, conversation: Conversation, *, after_seq: int) -> None:
         self.conversation_id = conversation.pk
+        await self.channel_layer.group_add(events.cobrowse_resident_group(conversation.pk), self.channel_name)
         await self.stream_join(conversation, after_seq=after_seq, staff=False)
         if conversation.status == Conversation.Status.WAITING:
             await self.join_waiting()
@@ -242,6 +267,59 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
             name=name, phone=phone, email=email, message=message, service=service_obj, address_hash=self.address_hash
         )
         await self.send_frame("callback.requested", {"reference": f"CB-{callback.pk:06d}"})
+
+    async def handle_cobrowse_respond(self, *, session_id: int, accept: bool) -> None:
+        await db(services.cobrowse_respond)(
+            conversation_id=self.require_conversation(), session_id=session_id, accept=accept
+        )
+
+    async def handle_cobrowse_stop(self, *, session_id: int) -> None:
+        conversation_id = self.require_conversation()
+        # Nothing more is relayed from here on, whatever is still in flight.
+        self.sharing_session_id = None
+        await db(services.cobrowse_stop)(
+            conversation_id=conversation_id, session_id=session_id, stopped_by=Conversation.EndedBy.VISITOR
+        )
+
+    async def handle_cobrowse_events(self, **part: Any) -> None:
+        self.require_conversation()
+        if part["session_id"] != self.sharing_session_id:
+            raise services.chat_error("cobrowse_not_active")
+        await self.channel_layer.group_send(
+            events.cobrowse_viewer_group(part["session_id"]), {"type": events.COBROWSE_EVENTS, **part}
+        )
+
+    async def handle_cobrowse_code_request(self) -> None:
+        if self.conversation_id is not None or self.code_session_id is not None:
+            raise services.chat_error("already_joined")
+        session, code = await db(services.cobrowse_code_issue)()
+        self.code_session_id = session.pk
+        await self.channel_layer.group_add(events.cobrowse_code_group(session.pk), self.channel_name)
+        await self.send_frame("cobrowse.code", {"code": code, "expires_at": events.isoformat(session.code_expires_at)})
+
+    async def on_snapshot(self, conversation_id: int, snapshot: dict[str, Any]) -> None:
+        self.follow_cobrowse(snapshot.get("cobrowse"))
+
+    def follow_cobrowse(self, cobrowse: dict[str, Any] | None) -> None:
+        active = cobrowse is not None and cobrowse["status"] == "active"
+        self.sharing_session_id = cobrowse["id"] if active else None
+
+    async def chat_cobrowse_changed(self, event: dict[str, Any]) -> None:
+        if event["cobrowse"]["conversation_id"] != self.conversation_id:
+            return
+        self.follow_cobrowse(event["cobrowse"])
+        await self.send_frame("cobrowse.updated", {"cobrowse": event["cobrowse"]})
+
+    async def chat_cobrowse_guidance(self, event: dict[str, Any]) -> None:
+        if event["session_id"] == self.sharing_session_id:
+            await self.send_frame("cobrowse.guidance", event["guidance"])
+
+    async def chat_cobrowse_joined(self, event: dict[str, Any]) -> None:
+        if event["session_id"] != self.code_session_id:
+            return
+        await self.channel_layer.group_discard(events.cobrowse_code_group(self.code_session_id), self.channel_name)
+        self.code_session_id = None
+        await self.send_frame("cobrowse.joined", {"token": event["token"]})
 
     async def handle_ping(self) -> None:
         data: dict[str, Any] = {}

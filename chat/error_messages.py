@@ -30,6 +30,10 @@ ERRORS = {
     "conversation_not_ended": _("You can rate the conversation once it has ended."),
     "already_rated": _("You have already rated this conversation. Thank you."),
     "contact_required": _("Enter a phone number or an email address so we can get back to you."),
+    "cobrowse_not_found": _("That screen-sharing session does not exist or has ended."),
+    "cobrowse_code_invalid": _("That code is not right or has expired. Ask the resident to read it out again."),
+    "cobrowse_not_requested": _("Your helper has not asked to see your screen, or you have already answered."),
+    "cobrowse_not_active": _("Screen sharing is not on."),
     "server_error": _("Something went wrong on our side. Try again."),
 }
 

@@ -27,6 +27,13 @@ QUEUE_MOVED = "chat.queue_moved"
 CALLBACK_REQUESTED = "chat.callback_requested"
 NOTE_CREATED = "chat.note_created"
 MESSAGE_CREATED = "chat.message_created"
+# Co-browse: the session's state (to the conversation group), and to one side only: the
+# resident's page events (to the viewer), the helper's pointer, highlights and snapshot
+# requests (to the resident), and a code redeemed (to the resident's socket showing it).
+COBROWSE_CHANGED = "chat.cobrowse_changed"
+COBROWSE_EVENTS = "chat.cobrowse_events"
+COBROWSE_GUIDANCE = "chat.cobrowse_guidance"
+COBROWSE_JOINED = "chat.cobrowse_joined"
 
 
 def queue_group() -> str:
@@ -47,6 +54,21 @@ def conversation_group(conversation_id: int) -> str:
 def conversation_staff_group(conversation_id: int) -> str:
     """Only the helpers following one conversation: internal notes. Never the resident."""
     return f"chat.conversation.{conversation_id}.staff"
+
+
+def cobrowse_viewer_group(session_id: int) -> str:
+    """The helper's consoles viewing one co-browse session. Never the resident."""
+    return f"chat.cobrowse.{session_id}.viewer"
+
+
+def cobrowse_resident_group(conversation_id: int) -> str:
+    """The resident's sockets in one conversation: guidance and snapshot requests. No helper."""
+    return f"chat.conversation.{conversation_id}.resident"
+
+
+def cobrowse_code_group(session_id: int) -> str:
+    """The resident's socket that showed a screen-sharing code, until a helper uses it."""
+    return f"chat.cobrowse.{session_id}.code"
 
 
 def isoformat(value) -> str | None:
@@ -250,3 +272,30 @@ def broadcast_note_created(note) -> None:
 def signal_after_commit(signal, **kwargs: Any) -> None:
     """Send a chat signal once the transaction commits, so listeners see the new state."""
     transaction.on_commit(lambda: signal.send(sender=Conversation, **kwargs))
+
+
+def cobrowse_payload(session) -> dict[str, Any]:
+    return {
+        "id": session.pk,
+        "conversation_id": session.conversation_id,
+        "status": session.status,
+        "helper_name": helper_display_name(session.helper),
+        "requested_at": isoformat(session.requested_at),
+        "responded_at": isoformat(session.responded_at),
+        "stopped_at": isoformat(session.stopped_at),
+        "stopped_by": session.stopped_by or None,
+    }
+
+
+def broadcast_cobrowse_changed(session) -> None:
+    realtime.broadcast(
+        groups=[conversation_group(session.conversation_id)],
+        event_type=COBROWSE_CHANGED,
+        cobrowse=cobrowse_payload(session),
+    )
+
+
+def broadcast_cobrowse_joined(session, *, token: str) -> None:
+    realtime.broadcast(
+        groups=[cobrowse_code_group(session.pk)], event_type=COBROWSE_JOINED, session_id=session.pk, token=token
+    )

@@ -113,3 +113,66 @@ class ConversationMessageSendForm(ConversationRefForm, MessageSendForm):
 
 class ConversationReadForm(ConversationRefForm, ReadForm):
     pass
+
+
+class CobrowseRefForm(FrameForm):
+    session_id = forms.IntegerField(min_value=1)
+
+
+class CobrowseRespondForm(CobrowseRefForm):
+    accept = forms.BooleanField(required=False)
+
+    def clean(self):
+        cleaned = super().clean()
+        if "accept" not in self.data:
+            self.add_error("accept", _("Say true to share the screen or false to decline."))
+        return cleaned
+
+
+class CobrowseEventsForm(CobrowseRefForm):
+    """One part of a batch of rrweb events: the batch's JSON text, cut into parts in order."""
+
+    page = forms.RegexField(regex=r"^[A-Za-z0-9_-]{1,64}$", max_length=64)
+    batch = forms.IntegerField(min_value=0)
+    part = forms.IntegerField(min_value=0, max_value=511)
+    parts = forms.IntegerField(min_value=1, max_value=512)
+    data = forms.CharField(max_length=15 * 1024, strip=False)
+
+    def clean(self):
+        cleaned = super().clean()
+        if "part" in cleaned and "parts" in cleaned and cleaned["part"] >= cleaned["parts"]:
+            self.add_error("part", _("Must be less than parts."))
+        return cleaned
+
+
+class CobrowseConversationForm(FrameForm):
+    conversation_id = forms.IntegerField(min_value=1)
+
+
+class CobrowseStopForm(CobrowseRefForm):
+    conversation_id = forms.IntegerField(min_value=1)
+
+
+class CobrowseCodeForm(FrameForm):
+    code = forms.RegexField(regex=r"^\s*\d{3}\s?\d{3}\s*$", max_length=9)
+
+
+class CobrowseGuideForm(CobrowseRefForm):
+    """The helper's pointer (x, y in the page's CSS pixels), a highlight of a node (rrweb's id
+    of it, with an optional short note, and whether to scroll the resident to it), or clear."""
+
+    kind = forms.ChoiceField(choices=[("pointer", "pointer"), ("highlight", "highlight"), ("clear", "clear")])
+    x = forms.IntegerField(min_value=0, max_value=100000, required=False)
+    y = forms.IntegerField(min_value=0, max_value=1000000, required=False)
+    node_id = forms.IntegerField(min_value=1, required=False)
+    note = forms.CharField(max_length=200, required=False)
+    scroll = forms.BooleanField(required=False)
+
+    def clean(self):
+        cleaned = super().clean()
+        kind = cleaned.get("kind")
+        if kind == "pointer" and (cleaned.get("x") is None or cleaned.get("y") is None):
+            self.add_error("x", _("A pointer needs x and y."))
+        if kind == "highlight" and cleaned.get("node_id") is None:
+            self.add_error("node_id", _("A highlight needs the node's id."))
+        return cleaned

@@ -226,3 +226,47 @@ class CallbackRequest(models.Model):
 
     def __str__(self) -> str:
         return f"Callback request {self.pk} ({self.get_status_display()})"
+
+
+class CobrowseSession(models.Model):
+    """A helper seeing a resident's page, with the resident's consent: the audit record.
+
+    The page events themselves are relayed, never stored. A resident who starts from a code
+    (on the phone to the council, no chat yet) has a session before any conversation: joining
+    by the code gives it one, so the rest follows the same path as a request in a chat.
+    """
+
+    class Status(models.TextChoices):
+        CODE_ISSUED = "code_issued", _("Code shown, waiting for a helper")
+        REQUESTED = "requested", _("Consent asked")
+        ACTIVE = "active", _("Sharing")
+        DECLINED = "declined", _("Declined")
+        STOPPED = "stopped", _("Stopped")
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, null=True, blank=True, related_name="cobrowse_sessions"
+    )
+    status = models.CharField(_("status"), max_length=16, choices=Status)
+    helper = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # A keyed hash of the six-digit code; the code itself is shown to the resident only.
+    code_hash = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
+    code_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    requested_at = models.DateTimeField(_("consent asked"), null=True, blank=True)
+    responded_at = models.DateTimeField(_("resident answered"), null=True, blank=True)
+    stopped_at = models.DateTimeField(_("stopped"), null=True, blank=True)
+    stopped_by = models.CharField(_("stopped by"), max_length=16, choices=Conversation.EndedBy, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("co-browse session")
+        verbose_name_plural = _("co-browse sessions")
+
+    def __str__(self) -> str:
+        return f"Co-browse {self.pk} ({self.status})"
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in (self.Status.REQUESTED, self.Status.ACTIVE)

@@ -20,6 +20,10 @@ from chat.forms import FrameForm
 logger = logging.getLogger(__name__)
 
 MAX_FRAME_BYTES = 16 * 1024
+# Co-browse page events arrive in many frames at once (a page's full snapshot is split into
+# parts of at most MAX_FRAME_BYTES): a page of up to 4 MiB may be sent at once, then 1 MiB/s.
+BULK_BURST_BYTES = 4 * 1024 * 1024
+BULK_BYTES_PER_SECOND = 1024 * 1024
 # Refusals worth a line in the log: someone tried something their role or ownership forbids.
 DENIAL_CODES = frozenset({"forbidden", "not_assigned"})
 
@@ -49,12 +53,12 @@ class TokenBucket:
         self.tokens = float(burst)
         self.updated = time.monotonic()
 
-    def take(self) -> bool:
+    def take(self, cost: float = 1) -> bool:
         now = time.monotonic()
         self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
         self.updated = now
-        if self.tokens >= 1:
-            self.tokens -= 1
+        if self.tokens >= cost:
+            self.tokens -= cost
             return True
         return False
 
@@ -65,30 +69,39 @@ class FrameConsumer(AsyncJsonWebsocketConsumer):
     frame_handlers: dict[str, FrameHandler] = {}
     rate_per_second = 5.0
     rate_burst = 20
+    bulk_frame_types: frozenset[str] = frozenset()
 
     async def websocket_connect(self, message):
         self.bucket = TokenBucket(rate=self.rate_per_second, burst=self.rate_burst)
+        self.bulk_bucket = TokenBucket(rate=BULK_BYTES_PER_SECOND, burst=BULK_BURST_BYTES)
         self.rate_limit_reported_at = 0.0
         await super().websocket_connect(message)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
-        if not self.bucket.take():
+        content, problem = None, None
+        if text_data is None:
+            problem = "binary_not_supported"
+        elif len(text_data) > MAX_FRAME_BYTES or len(text_data.encode()) > MAX_FRAME_BYTES:
+            problem = "frame_too_large"
+        else:
+            try:
+                content = json.loads(text_data)
+            except ValueError:
+                problem = "malformed_json"
+        # Bulk frames (co-browse page events) are limited by bytes, everything else by count.
+        if isinstance(content, dict) and content.get("type") in self.bulk_frame_types:
+            allowed = self.bulk_bucket.take(len(text_data))
+        else:
+            allowed = self.bucket.take()
+        if not allowed:
             # One error a second at most, so a flood is not answered by a flood.
             now = time.monotonic()
             if now - self.rate_limit_reported_at >= 1:
                 self.rate_limit_reported_at = now
                 await self.send_error("rate_limited")
             return
-        if text_data is None:
-            await self.send_error("binary_not_supported")
-            return
-        if len(text_data) > MAX_FRAME_BYTES or len(text_data.encode()) > MAX_FRAME_BYTES:
-            await self.send_error("frame_too_large")
-            return
-        try:
-            content = json.loads(text_data)
-        except ValueError:
-            await self.send_error("malformed_json")
+        if problem is not None:
+            await self.send_error(problem)
             return
         await self.receive_json(content)
 

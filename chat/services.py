@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from chat import events, selectors, signals
 from chat.availability import chat_availability
 from chat.error_messages import error_message
-from chat.models import CallbackRequest, Conversation, InternalNote, Message
+from chat.models import CallbackRequest, CobrowseSession, Conversation, InternalNote, Message
 from kiosk import services as kiosk_services
 from kiosk.models import KioskDevice, Service
 
@@ -283,6 +283,8 @@ def conversation_transfer(
     if conversation.assigned_helper_id != by_helper.pk and not by_supervisor:
         raise chat_error("not_assigned")
     previous_helper_id = conversation.assigned_helper_id
+    # Consent was given to one helper: it does not pass to the next.
+    _cobrowse_stop_live(conversation, text=_("Screen sharing stopped because another helper is taking over."))
     if to_helper is not None:
         _give_to(conversation, to_helper, automatically=False)
         text = _("You are being transferred to %(name)s.") % {"name": events.helper_display_name(to_helper)}
@@ -391,6 +393,7 @@ def conversation_end(
     conversation.ended_at = timezone.now()
     conversation.ended_by = ended_by
     conversation.save(update_fields=["status", "ended_at", "ended_by"])
+    _cobrowse_stop_live(conversation, text=_("Screen sharing stopped because the conversation ended."))
     _system_message(conversation, str(ENDED_TEXT[reason or ended_by]))
     events.broadcast_conversation_ended(conversation, was_waiting=was_waiting)
     if conversation.kiosk_visit_id:
@@ -513,3 +516,185 @@ def callback_request_create(
     events.broadcast_callback_requested(callback)
     logger.info("callback request %s left", callback.pk)
     return callback
+
+
+# --- Co-browse ------------------------------------------------------------------------------
+
+COBROWSE_CODE_LIFETIME = datetime.timedelta(minutes=20)
+LIVE_COBROWSE = [CobrowseSession.Status.REQUESTED, CobrowseSession.Status.ACTIVE]
+
+
+def cobrowse_code_hash(code: str) -> str:
+    """Keyed, because a million six-digit codes are quickly hashed: without the key a copy of
+    the database gives no code away."""
+    return hmac.new(settings.SECRET_KEY.encode(), f"cobrowse:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def _cobrowse_stop_live(conversation: Conversation, *, text, stopped_by: str = Conversation.EndedBy.SYSTEM) -> None:
+    """Stop any sharing in this conversation (ended, transferred): the helper sees no more."""
+    for session in conversation.cobrowse_sessions.select_for_update().filter(status__in=LIVE_COBROWSE):
+        session.status = CobrowseSession.Status.STOPPED
+        session.stopped_at = timezone.now()
+        session.stopped_by = stopped_by
+        session.save(update_fields=["status", "stopped_at", "stopped_by"])
+        _system_message(conversation, str(text))
+        events.broadcast_cobrowse_changed(session)
+
+
+@transaction.atomic
+def cobrowse_request(*, conversation_id: int, helper: AbstractBaseUser) -> CobrowseSession:
+    """The helper holding the conversation asks to see the resident's page.
+
+    Asking again while a request or a share is live returns that session. Raises
+    ValidationError `conversation_ended` or `not_assigned`.
+    """
+    conversation = _locked_conversation(conversation_id)
+    if conversation.is_ended:
+        raise chat_error("conversation_ended")
+    if conversation.assigned_helper_id != helper.pk:
+        raise chat_error("not_assigned")
+    live = conversation.cobrowse_sessions.filter(status__in=LIVE_COBROWSE).first()
+    if live is not None:
+        return live
+    session = CobrowseSession.objects.create(
+        conversation=conversation, status=CobrowseSession.Status.REQUESTED, helper=helper, requested_at=timezone.now()
+    )
+    name = events.helper_display_name(helper)
+    _system_message(conversation, _("%(helper)s asked to see your screen.") % {"helper": name})
+    events.broadcast_cobrowse_changed(session)
+    logger.info("co-browse %s requested in conversation %s by %s", session.pk, conversation.pk, helper.pk)
+    return session
+
+
+@transaction.atomic
+def cobrowse_respond(*, conversation_id: int, session_id: int, accept: bool) -> CobrowseSession:
+    """The resident's answer. Raises ValidationError `cobrowse_not_found` (not this
+    conversation's) or `cobrowse_not_requested` (already answered, stopped)."""
+    conversation = _locked_conversation(conversation_id)
+    session = conversation.cobrowse_sessions.select_for_update().filter(pk=session_id).first()
+    if session is None:
+        raise chat_error("cobrowse_not_found")
+    if session.status != CobrowseSession.Status.REQUESTED or conversation.is_ended:
+        raise chat_error("cobrowse_not_requested")
+    session.status = CobrowseSession.Status.ACTIVE if accept else CobrowseSession.Status.DECLINED
+    session.responded_at = timezone.now()
+    session.save(update_fields=["status", "responded_at"])
+    text = (
+        _("The resident agreed to share their screen.") if accept else _("The resident declined to share their screen.")
+    )
+    _system_message(conversation, str(text))
+    events.broadcast_cobrowse_changed(session)
+    logger.info("co-browse %s %s", session.pk, "accepted" if accept else "declined")
+    return session
+
+
+@transaction.atomic
+def cobrowse_stop(
+    *, conversation_id: int, session_id: int, stopped_by: str, helper: AbstractBaseUser | None = None
+) -> CobrowseSession:
+    """Either side stops sharing (or withdraws the request); stopping twice changes nothing.
+    Raises ValidationError `cobrowse_not_found`, or `not_assigned` for another helper."""
+    conversation = _locked_conversation(conversation_id)
+    session = conversation.cobrowse_sessions.select_for_update().filter(pk=session_id).first()
+    if session is None:
+        raise chat_error("cobrowse_not_found")
+    if stopped_by == Conversation.EndedBy.HELPER and conversation.assigned_helper_id != helper.pk:
+        raise chat_error("not_assigned")
+    if not session.is_live:
+        return session
+    session.status = CobrowseSession.Status.STOPPED
+    session.stopped_at = timezone.now()
+    session.stopped_by = stopped_by
+    session.save(update_fields=["status", "stopped_at", "stopped_by"])
+    who = _("the resident") if stopped_by == Conversation.EndedBy.VISITOR else _("the helper")
+    _system_message(conversation, _("Screen sharing was stopped by %(who)s.") % {"who": who})
+    events.broadcast_cobrowse_changed(session)
+    return session
+
+
+@transaction.atomic
+def cobrowse_code_issue(*, now: datetime.datetime | None = None) -> tuple[CobrowseSession, str]:
+    """A six-digit code a resident reads out on the phone; it works once, for 20 minutes."""
+    now = now or timezone.now()
+    for _attempt in range(20):
+        code = f"{secrets.randbelow(10**6):06d}"
+        hashed = cobrowse_code_hash(code)
+        clash = CobrowseSession.objects.filter(
+            code_hash=hashed, status=CobrowseSession.Status.CODE_ISSUED, code_expires_at__gt=now
+        ).exists()
+        if not clash:
+            session = CobrowseSession.objects.create(
+                status=CobrowseSession.Status.CODE_ISSUED,
+                code_hash=hashed,
+                code_expires_at=now + COBROWSE_CODE_LIFETIME,
+            )
+            return session, code
+    raise chat_error("server_error")
+
+
+@transaction.atomic
+def cobrowse_code_join(*, code: str, helper: AbstractBaseUser) -> CobrowseSession:
+    """A helper types the resident's code: a conversation between them starts, held by the
+    helper, and consent is asked as in any chat. Raises ValidationError
+    `cobrowse_code_invalid` for a wrong, used or expired code."""
+    now = timezone.now()
+    code = code.strip().replace(" ", "")
+    session = None
+    if len(code) == 6 and code.isdigit():
+        session = (
+            CobrowseSession.objects.select_for_update()
+            .filter(
+                code_hash=cobrowse_code_hash(code),
+                status=CobrowseSession.Status.CODE_ISSUED,
+                code_expires_at__gt=now,
+            )
+            .first()
+        )
+    if session is None:
+        logger.warning("wrong or expired co-browse code tried by user %s", helper.pk)
+        raise chat_error("cobrowse_code_invalid")
+    token = secrets.token_urlsafe(32)
+    conversation = Conversation.objects.create(
+        channel=Conversation.Channel.WEB,
+        status=Conversation.Status.ACTIVE,
+        token_hash=token_hash(token),
+        assigned_helper=helper,
+        assigned_at=now,
+        waiting_since=now,
+        visitor_last_seen_at=now,
+    )
+    session.conversation = conversation
+    session.status = CobrowseSession.Status.REQUESTED
+    session.helper = helper
+    session.requested_at = now
+    session.code_hash = ""
+    session.save(update_fields=["conversation", "status", "helper", "requested_at", "code_hash"])
+    name = events.helper_display_name(helper)
+    _system_message(conversation, _("%(helper)s used your code and asked to see your screen.") % {"helper": name})
+    events.broadcast_conversation_assigned(conversation)
+    events.broadcast_cobrowse_joined(session, token=token)
+    events.broadcast_cobrowse_changed(session)
+    logger.info("co-browse %s joined by code by %s in conversation %s", session.pk, helper.pk, conversation.pk)
+    return session
+
+
+def cobrowse_live_for(conversation_id: int) -> CobrowseSession | None:
+    return (
+        CobrowseSession.objects.select_related("helper")
+        .filter(conversation_id=conversation_id, status__in=LIVE_COBROWSE)
+        .first()
+    )
+
+
+def cobrowse_viewable(*, session_id: int, helper: AbstractBaseUser) -> CobrowseSession | None:
+    """The live session this helper may watch: theirs, in a conversation they still hold."""
+    return (
+        CobrowseSession.objects.select_related("conversation")
+        .filter(
+            pk=session_id,
+            status=CobrowseSession.Status.ACTIVE,
+            helper_id=helper.pk,
+            conversation__assigned_helper_id=helper.pk,
+        )
+        .first()
+    )

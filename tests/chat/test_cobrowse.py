@@ -1,0 +1,179 @@
+"""Co-browse over the real ASGI app: consent before anything flows, events only to the
+session's helper, stop and end cut the flow, and the six-digit code path."""
+
+import json
+
+import pytest
+
+from chat.models import CobrowseSession, Conversation, Message
+from tests.agents_console.test_consumers import console, expect_follow
+from tests.chat.test_consumers import connect, expect, start
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CARD = "4111 1111 1111 1111"
+
+
+async def until(communicator, frame_type, *, limit=20):
+    """The next frame of this type, skipping others (system messages, queue updates)."""
+    for _ in range(limit):
+        frame = await communicator.receive_json_from(timeout=10)
+        if frame["type"] == frame_type:
+            return frame["data"]
+    raise AssertionError(f"no {frame_type} frame")
+
+
+async def until_status(communicator, status):
+    for _ in range(20):
+        cobrowse = (await until(communicator, "cobrowse.updated"))["cobrowse"]
+        if cobrowse["status"] == status:
+            return cobrowse
+    raise AssertionError(f"no co-browse update to {status}")
+
+
+async def drain(communicator):
+    frames = []
+    while not await communicator.receive_nothing(timeout=0.3):
+        frames.append(await communicator.receive_json_from())
+    return frames
+
+
+async def accepted_conversation(advisor):
+    helper = await console(advisor)
+    await expect(helper, "queue.snapshot")
+    visitor = await connect()
+    await start(visitor, name="Pat")
+    queued = await until(helper, "conversation.queued")
+    conversation_id = queued["conversation"]["id"]
+    await helper.send_json_to({"type": "conversation.accept", "data": {"conversation_id": conversation_id}})
+    await expect_follow(helper)
+    await drain(helper)
+    await drain(visitor)
+    return helper, visitor, conversation_id
+
+
+def events_frame(session_id, data, part=0, parts=1, batch=0):
+    return {
+        "type": "cobrowse.events",
+        "data": {"session_id": session_id, "page": "p1", "batch": batch, "part": part, "parts": parts, "data": data},
+    }
+
+
+async def test_nothing_flows_before_consent_then_only_to_the_helper_until_stop(advisor):
+    helper, visitor, conversation_id = await accepted_conversation(advisor)
+    await helper.send_json_to({"type": "cobrowse.request", "data": {"conversation_id": conversation_id}})
+    requested = (await until(visitor, "cobrowse.updated"))["cobrowse"]
+    assert requested["status"] == "requested" and requested["helper_name"] == "Alex"
+    session_id = requested["id"]
+
+    # Before consent: refused, and nothing reaches the helper.
+    await visitor.send_json_to(events_frame(session_id, "[]"))
+    assert (await until(visitor, "error"))["code"] == "cobrowse_not_active"
+    await helper.send_json_to({"type": "cobrowse.view", "data": {"session_id": session_id}})
+    assert (await until(helper, "error"))["code"] == "cobrowse_not_found"
+
+    await visitor.send_json_to({"type": "cobrowse.respond", "data": {"session_id": session_id, "accept": True}})
+    await until_status(helper, "active")
+    await helper.send_json_to({"type": "cobrowse.view", "data": {"session_id": session_id}})
+    assert await until(visitor, "cobrowse.guidance") == {"kind": "snapshot"}, "a late viewer gets a fresh snapshot"
+
+    batch = json.dumps([{"type": 3, "data": {"source": 5, "text": "*" * len(CARD)}}])
+    await visitor.send_json_to(events_frame(session_id, batch))
+    relayed = await until(helper, "cobrowse.events")
+    assert relayed["data"] == batch and relayed["session_id"] == session_id
+
+    await helper.send_json_to(
+        {
+            "type": "cobrowse.guide",
+            "data": {"session_id": session_id, "kind": "highlight", "node_id": 42, "note": "Here"},
+        }
+    )
+    assert await until(visitor, "cobrowse.guidance") == {
+        "kind": "highlight",
+        "node_id": 42,
+        "note": "Here",
+        "scroll": False,
+    }
+
+    await visitor.send_json_to({"type": "cobrowse.stop", "data": {"session_id": session_id}})
+    await until_status(helper, "stopped")
+    await visitor.send_json_to(events_frame(session_id, "[1]", batch=1))
+    assert (await until(visitor, "error"))["code"] == "cobrowse_not_active"
+    assert not [f for f in await drain(helper) if f["type"] == "cobrowse.events"], "nothing after stop"
+
+    session = await CobrowseSession.objects.aget()
+    assert (session.status, session.stopped_by) == ("stopped", "visitor")
+    assert session.requested_at and session.responded_at and session.stopped_at
+    bodies = [m.body async for m in Message.objects.filter(conversation_id=conversation_id).order_by("seq")]
+    assert "Alex asked to see your screen." in bodies
+    assert "The resident agreed to share their screen." in bodies
+    assert "Screen sharing was stopped by the resident." in bodies
+    for communicator in (helper, visitor):
+        await communicator.disconnect()
+
+
+async def test_declining_and_ending_the_conversation(advisor):
+    helper, visitor, conversation_id = await accepted_conversation(advisor)
+    await helper.send_json_to({"type": "cobrowse.request", "data": {"conversation_id": conversation_id}})
+    session_id = (await until(visitor, "cobrowse.updated"))["cobrowse"]["id"]
+    await visitor.send_json_to({"type": "cobrowse.respond", "data": {"session_id": session_id, "accept": False}})
+    await until_status(helper, "declined")
+    await visitor.send_json_to({"type": "cobrowse.respond", "data": {"session_id": session_id, "accept": True}})
+    assert (await until(visitor, "error"))["code"] == "cobrowse_not_requested", "an answer is final"
+
+    await helper.send_json_to({"type": "cobrowse.request", "data": {"conversation_id": conversation_id}})
+    second = (await until_status(visitor, "requested"))["id"]
+    await visitor.send_json_to({"type": "cobrowse.respond", "data": {"session_id": second, "accept": True}})
+    await until_status(helper, "active")
+    await helper.send_json_to({"type": "conversation.end", "data": {"conversation_id": conversation_id}})
+    stopped = await until_status(visitor, "stopped")
+    assert stopped["stopped_by"] == "system"
+    await visitor.send_json_to(events_frame(second, "[]"))
+    assert (await until(visitor, "error"))["code"] == "cobrowse_not_active"
+    for communicator in (helper, visitor):
+        await communicator.disconnect()
+
+
+async def test_another_helper_cannot_ask_or_watch(advisor, other_advisor):
+    helper, visitor, conversation_id = await accepted_conversation(advisor)
+    intruder = await console(other_advisor)
+    await expect(intruder, "queue.snapshot")
+    await intruder.send_json_to({"type": "cobrowse.request", "data": {"conversation_id": conversation_id}})
+    assert (await until(intruder, "error"))["code"] == "not_assigned"
+    await helper.send_json_to({"type": "cobrowse.request", "data": {"conversation_id": conversation_id}})
+    session_id = (await until(visitor, "cobrowse.updated"))["cobrowse"]["id"]
+    await visitor.send_json_to({"type": "cobrowse.respond", "data": {"session_id": session_id, "accept": True}})
+    await until_status(helper, "active")
+    await intruder.send_json_to({"type": "cobrowse.view", "data": {"session_id": session_id}})
+    assert (await until(intruder, "error"))["code"] == "cobrowse_not_found"
+    await visitor.send_json_to(events_frame(session_id, "[]"))
+    assert not [f for f in await drain(intruder) if f["type"] == "cobrowse.events"]
+    for communicator in (helper, visitor, intruder):
+        await communicator.disconnect()
+
+
+async def test_a_code_starts_a_conversation_and_asks_consent(advisor):
+    visitor = await connect()
+    await visitor.send_json_to({"type": "cobrowse.code.request", "data": {}})
+    code = (await expect(visitor, "cobrowse.code"))["code"]
+    assert len(code) == 6 and code.isdigit()
+    assert code not in (await CobrowseSession.objects.aget()).code_hash
+
+    helper = await console(advisor)
+    await expect(helper, "queue.snapshot")
+    wrong = "000000" if code != "000000" else "111111"
+    await helper.send_json_to({"type": "cobrowse.join_code", "data": {"code": wrong}})
+    assert (await until(helper, "error"))["code"] == "cobrowse_code_invalid"
+    assert await Conversation.objects.acount() == 0
+
+    await helper.send_json_to({"type": "cobrowse.join_code", "data": {"code": f"{code[:3]} {code[3:]}"}})
+    joined = await until(helper, "cobrowse.code_joined")
+    token = (await until(visitor, "cobrowse.joined"))["token"]
+    await visitor.send_json_to({"type": "conversation.resume", "data": {"token": token}})
+    snapshot = await until(visitor, "state.snapshot")
+    assert snapshot["cobrowse"]["status"] == "requested" and snapshot["conversation"]["id"] == joined["conversation_id"]
+
+    await helper.send_json_to({"type": "cobrowse.join_code", "data": {"code": code}})
+    assert (await until(helper, "error"))["code"] == "cobrowse_code_invalid", "a code works once"
+    for communicator in (helper, visitor):
+        await communicator.disconnect()
