@@ -2,6 +2,8 @@
 
 import logging
 
+from csp.constants import UNSAFE_INLINE
+from csp.decorators import csp_update
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
@@ -23,6 +25,10 @@ from kiosk.models import KioskDevice
 logger = logging.getLogger(__name__)
 
 
+# The co-browse viewer rebuilds the resident's page (its <style> elements and style
+# attributes) inside a sandboxed frame that inherits this page's policy; scripts stay
+# nonce-only.
+@csp_update({"style-src": [UNSAFE_INLINE]})
 @helper_required
 def console_home(request):
     context = {

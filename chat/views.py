@@ -4,6 +4,7 @@ Both are read by the widget from any allowed council site (CORS, without credent
 transcript is reached only with the conversation's secret token, sent in the request body.
 """
 
+from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -35,6 +36,7 @@ def widget_config(request):
                 for hours in OpeningHours.objects.all()
             ],
             "services": [{"slug": service.slug, "name": service.name} for service in service_list_active()],
+            "cobrowse_mask_all_inputs": settings.COBROWSE_MASK_ALL_INPUTS,
         }
     )
 

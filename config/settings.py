@@ -291,6 +291,9 @@ COUNCIL_NAME = os.environ.get("COUNCIL_NAME", "Millbrook District Council")
 
 
 # Origins (scheme://host[:port]) of other council sites allowed to embed the chat widget.
+# Co-browse: mask the value of every input, not only passwords, card fields and anything
+# marked data-private (which are always masked).
+COBROWSE_MASK_ALL_INPUTS = env_bool("COBROWSE_MASK_ALL_INPUTS", False)
 # The kiosk's "Are you still there?" countdown before the privacy wipe (the idle time before
 # it is set per kiosk in the console).
 KIOSK_IDLE_WARNING_SECONDS = env_int("KIOSK_IDLE_WARNING_SECONDS", 30)

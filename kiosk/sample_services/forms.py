@@ -91,6 +91,16 @@ class GovukDateField(forms.MultiValueField):
             raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
 
 
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
 class ServiceForm(forms.Form):
     """A sample service's form; `submission_data` is what a submission stores."""
 
@@ -254,6 +264,22 @@ class ParkingPermitForm(ServiceForm):
         widget=forms.EmailInput(attrs={"autocomplete": "email"}),
         error_messages={"required": _("Enter your email address"), "invalid": EMAIL_INVALID},
     )
+    card_number = forms.CharField(
+        label=_("Payment card number"),
+        help_text=_("A permit costs £25 for 3 months or £80 for 12 months. We keep only the last 4 digits."),
+        max_length=23,
+        # cc-number: browsers offer saved cards, and co-browsing never shows its value.
+        widget=forms.TextInput(attrs={"autocomplete": "cc-number", "inputmode": "numeric", "spellcheck": "false"}),
+        error_messages={"required": _("Enter the long number on the front of your card")},
+    )
+
+    def clean_card_number(self) -> str:
+        """Check the number (Luhn) and keep only its last four digits: the demo takes no payment
+        and the full number is never stored."""
+        digits = re.sub(r"[\s-]+", "", self.cleaned_data["card_number"])
+        if not digits.isdigit() or not 12 <= len(digits) <= 19 or not luhn_valid(digits):
+            raise forms.ValidationError(_("Enter a valid card number, like 4111 1111 1111 1111"), code="invalid")
+        return f"ending {digits[-4:]}"
 
     def clean_vehicle_registration(self) -> str:
         registration = re.sub(r"\s+", "", self.cleaned_data["vehicle_registration"]).upper()

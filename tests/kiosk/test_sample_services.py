@@ -53,6 +53,7 @@ def valid_post(slug: str) -> dict[str, str]:
             "vehicle_make": "Ford",
             "permit_length": "12",
             "email": "sam@example.com",
+            "card_number": "4111 1111 1111 1111",
         }
     return {
         "account_number": "1234 5678",
@@ -81,6 +82,7 @@ EXPECTED_DATA = {
         "vehicle_make": "Ford",
         "permit_length": "12",
         "email": "sam@example.com",
+        "card_number": "ending 1111",
     },
     EBILLING: {
         "account_number": "12345678",
@@ -293,6 +295,8 @@ INVALID_CASES = [
         "Enter a vehicle registration number of 2 to 8 letters and numbers",
     ),
     (PARKING, {"vehicle_make": ""}, "vehicle_make", "id_vehicle_make", "Enter the vehicle make"),
+    (PARKING, {"card_number": "4111 1111 1111 1112"}, "card_number", "id_card_number", "Enter a valid card number"),
+    (PARKING, {"card_number": "1234"}, "card_number", "id_card_number", "Enter a valid card number"),
     (
         PARKING,
         {"permit_length": "6"},

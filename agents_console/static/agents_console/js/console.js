@@ -2,6 +2,7 @@
 
 import { announce as announceIn, element, linkify } from "../../chat/js/dom.js";
 import { FrameSocket, MessageStore, formatTime, newClientId, socketUrl } from "../../chat/js/socket.js";
+import { CobrowseViewer } from "./cobrowse_viewer.js";
 
 const config = JSON.parse(document.getElementById("console-config").textContent);
 const byId = (id) => document.getElementById(id);
@@ -31,6 +32,16 @@ const state = {
   outbox: new Map(),
   selected: null,
   baseTitle: document.title,
+  // Co-browse session per conversation, and a conversation to select once it arrives.
+  cobrowse: new Map(),
+  selectWhenOpen: null,
+};
+
+const COBROWSE_STATUS = {
+  requested: "Waiting for the resident to agree to share their screen…",
+  active: "You can see their page. They see a banner and can stop at any time.",
+  declined: "The resident chose not to share their screen.",
+  stopped: "Screen sharing has stopped.",
 };
 
 function announce(text) {
@@ -151,13 +162,33 @@ const socket = new FrameSocket({
         }
       }
     },
-    error: ({ code, message }) => {
+    "cobrowse.updated": ({ cobrowse }) => {
+      const previous = state.cobrowse.get(cobrowse.conversation_id);
+      state.cobrowse.set(cobrowse.conversation_id, cobrowse);
+      if (state.selected === cobrowse.conversation_id) renderCobrowse();
+      if (!previous || previous.status !== cobrowse.status) announce(COBROWSE_STATUS[cobrowse.status] || "");
+    },
+    "cobrowse.events": (frame) => viewer.receive(frame),
+    "cobrowse.code_joined": ({ conversation_id: id }) => {
+      byId("cobrowse-code-input").value = "";
+      byId("cobrowse-code-error").hidden = true;
+      if (state.mine.has(id) && state.stores.has(id)) select(id);
+      else state.selectWhenOpen = id;
+      announce("Joined. The resident is asked to agree before you see their screen.");
+    },
+    error: ({ code, message, frame_type: frameType }) => {
       if (code === "conversation_gone") announce(message);
+      if (frameType === "cobrowse.join_code") {
+        byId("cobrowse-code-error").textContent = message;
+        byId("cobrowse-code-error").hidden = false;
+        return;
+      }
       showError(message);
     },
   },
   onOpen: () => {
     byId("console-connection").textContent = "Connected. The queue updates live.";
+    viewer.reattach();
   },
   onClose: (event) => {
     byId("console-connection").textContent =
@@ -184,8 +215,9 @@ function onQueueSnapshot({ waiting, waiting_count: waitingCount, mine, callbacks
   renderMine();
 }
 
-function onSnapshot({ conversation, messages, has_more: hasMore }) {
+function onSnapshot({ conversation, messages, has_more: hasMore, cobrowse }) {
   state.mine.set(conversation.id, conversation);
+  if (cobrowse !== undefined) state.cobrowse.set(conversation.id, cobrowse);
   if (config.role === "supervisor" && conversation.status === "active") state.live.set(conversation.id, conversation);
   state.visitorRead.set(conversation.id, Math.max(state.visitorRead.get(conversation.id) || 0, conversation.visitor_read_seq || 0));
   for (const message of messages) onMessage(message, { announce: false });
@@ -196,7 +228,10 @@ function onSnapshot({ conversation, messages, has_more: hasMore }) {
   for (const pending of state.outbox.values()) {
     if (pending.conversation_id === conversation.id) socket.send("message.send", pending);
   }
-  if (state.selected === null) select(conversation.id);
+  if (state.selected === null || state.selectWhenOpen === conversation.id) {
+    state.selectWhenOpen = null;
+    select(conversation.id);
+  }
   renderMine();
   if (state.selected === conversation.id) renderSelected();
 }
@@ -422,11 +457,58 @@ function select(id) {
   renderSelected();
 }
 
+const viewer = new CobrowseViewer({
+  container: byId("cobrowse-view"),
+  send: (type, data) => socket.send(type, data),
+  onStatus: (status) => {
+    if (status === "live") byId("cobrowse-status").textContent = COBROWSE_STATUS.active;
+    if (status === "waiting") byId("cobrowse-status").textContent = "Loading their page…";
+  },
+});
+window.dioaConsole = { viewer };
+
+function renderCobrowse() {
+  const conversation = state.mine.get(state.selected);
+  const section = byId("cobrowse");
+  const mineAndLive = conversation && conversation.status === "active" && conversation.assigned_helper_id === config.helperId && !state.watching.has(conversation.id);
+  section.hidden = !mineAndLive;
+  const session = conversation ? state.cobrowse.get(conversation.id) : null;
+  const live = session && (session.status === "requested" || session.status === "active");
+  if (!mineAndLive || !session || session.status !== "active") viewer.hide();
+  if (!mineAndLive) return;
+  byId("cobrowse-request").hidden = Boolean(live);
+  byId("cobrowse-stop").hidden = !live;
+  byId("cobrowse-tools").hidden = !(session && session.status === "active");
+  if (session && session.status === "active") viewer.show(session.id);
+  byId("cobrowse-status").textContent = session ? COBROWSE_STATUS[session.status] || "" : "";
+}
+
+byId("cobrowse-request").addEventListener("click", () => {
+  socket.send("cobrowse.request", { conversation_id: state.selected });
+});
+byId("cobrowse-stop").addEventListener("click", () => {
+  const session = state.cobrowse.get(state.selected);
+  if (session) socket.send("cobrowse.stop", { conversation_id: state.selected, session_id: session.id });
+});
+byId("cobrowse-highlight").addEventListener("click", (event) => {
+  viewer.highlightMode = !viewer.highlightMode;
+  event.currentTarget.setAttribute("aria-pressed", String(viewer.highlightMode));
+  byId("cobrowse-view").classList.toggle("cobrowse-view--picking", viewer.highlightMode);
+});
+byId("cobrowse-clear").addEventListener("click", () => viewer.clear());
+byId("cobrowse-code-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  socket.send("cobrowse.join_code", { code: byId("cobrowse-code-input").value.trim() });
+});
+
 function renderSelected() {
   const conversation = state.mine.get(state.selected);
   const panel = byId("conversation-panel");
   panel.hidden = !conversation;
-  if (!conversation) return;
+  if (!conversation) {
+    viewer.hide();
+    return;
+  }
   byId("conversation-heading").textContent = `Conversation with ${visitorLabel(conversation)}`;
   const context = [
     ["Channel", CHANNEL_NAMES[conversation.channel] || conversation.channel],
@@ -452,6 +534,7 @@ function renderSelected() {
   );
   const watching = state.watching.has(conversation.id);
   byId("conversation-readonly").hidden = !watching;
+  renderCobrowse();
   renderNotes();
   const log = byId("conversation-log");
   const visitorRead = state.visitorRead.get(conversation.id) || 0;

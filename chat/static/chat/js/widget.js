@@ -10,6 +10,7 @@
 
 import { announce, element, linkify } from "./dom.js";
 import { FrameSocket, MessageStore, formatTime, newClientId, socketUrl } from "./socket.js";
+import { ResidentCobrowse, codeView } from "./cobrowse.js";
 
 const ORIGIN = new URL(import.meta.url).origin;
 const SCRIPT = document.querySelector("script[data-dioa-chat]") || document.createElement("script");
@@ -69,6 +70,8 @@ const TEXT = {
   rateSubmit: "Send feedback",
   rated: "Thank you for your feedback.",
   transcript: "Download the conversation",
+  shareScreen: "Share my screen with an adviser",
+  shareScreenHint: "On the phone to us? Get a code to read to the adviser.",
 };
 
 function loadStylesheet() {
@@ -104,6 +107,7 @@ class ChatWidget {
     this.config = { available: true, services: [] };
     loadStylesheet();
     this.build();
+    this.cobrowse = new ResidentCobrowse({ send: (type, data) => this.socket.send(type, data), root: this.root });
     this.socket = new FrameSocket({
       url: socketUrl("/ws/chat/", ORIGIN),
       handlers: {
@@ -116,6 +120,10 @@ class ChatWidget {
         "read.updated": (data) => this.onRead(data),
         "conversation.rated": () => this.onRated(),
         "callback.requested": (data) => this.onCallbackRequested(data),
+        "cobrowse.updated": (data) => this.cobrowse.update(data.cobrowse),
+        "cobrowse.guidance": (data) => this.cobrowse.guidance(data),
+        "cobrowse.code": (data) => this.onCobrowseCode(data),
+        "cobrowse.joined": (data) => this.onCobrowseJoined(data),
         pong: (data) => this.onPong(data),
         error: (data) => this.onError(data),
       },
@@ -151,6 +159,7 @@ class ChatWidget {
     try {
       const response = await fetch(`${ORIGIN}/chat/widget/config.json`, { credentials: "omit" });
       if (response.ok) this.config = await response.json();
+      this.cobrowse.maskAllInputs = Boolean(this.config.cobrowse_mask_all_inputs);
     } catch {
       // Offline: keep the defaults; starting a chat will say so.
     }
@@ -200,6 +209,7 @@ class ChatWidget {
           this.log,
           this.typingLine,
           this.startForm,
+          this.codeBox.box,
           this.unavailable,
           this.endedBox,
         ]),
@@ -230,6 +240,13 @@ class ChatWidget {
       email.group,
       element("button", { type: "submit", className: "govuk-button", text: TEXT.start }),
     ]);
+    this.shareButton = element("button", { type: "button", className: "govuk-button govuk-button--secondary", id: "chat-share-screen", "aria-describedby": "chat-share-screen-hint", text: TEXT.shareScreen });
+    this.shareButton.addEventListener("click", () => this.requestCobrowseCode());
+    this.codeBox = codeView();
+    this.startForm.append(
+      element("p", { className: "govuk-hint", id: "chat-share-screen-hint", text: TEXT.shareScreenHint }),
+      this.shareButton,
+    );
     this.fillTopics();
     this.startForm.addEventListener("submit", (event) => {
       event.preventDefault();
@@ -419,14 +436,34 @@ class ChatWidget {
     this.pendingFrame = null;
   }
 
+  requestCobrowseCode() {
+    this.hideError();
+    this.send("cobrowse.code.request", {});
+  }
+
+  onCobrowseCode({ code }) {
+    this.codeBox.show(code);
+    this.announce(this.codeBox.box.textContent);
+  }
+
+  // An adviser used the code: the conversation they started is this widget's from now on.
+  onCobrowseJoined({ token }) {
+    this.codeBox.hide();
+    this.state.token = token;
+    this.save();
+    this.render();
+    this.resume();
+  }
+
   onStarted({ token }) {
     this.state.token = token;
     this.save();
   }
 
-  onSnapshot({ conversation, messages, has_more: hasMore }) {
+  onSnapshot({ conversation, messages, has_more: hasMore, cobrowse }) {
     for (const message of messages) this.onMessage(message, { announce: false });
     this.onConversation(conversation);
+    if (conversation.status !== "ended") this.cobrowse.update(cobrowse);
     if (hasMore) {
       this.resume();
       return;
@@ -449,6 +486,7 @@ class ChatWidget {
     this.helperReadSeq = Math.max(this.helperReadSeq, conversation.helper_read_seq || 0);
     if (conversation.rating) this.rated = true;
     if (conversation.status !== "waiting") this.position = null;
+    if (conversation.status === "ended") this.cobrowse.conversationEnded();
     this.render();
     this.refreshStates();
     if (previous && previous.status !== conversation.status) this.announce(this.status.textContent);

@@ -1,0 +1,211 @@
+"""Co-browse in two real Chromium browsers: the resident fills the parking permit form while
+the helper watches, the helper points and highlights, masking keeps a card number out of every
+frame the helper receives and out of the database, Stop stops the flow; the code path; axe on
+the consent dialog, the code screen and the banner."""
+
+import importlib
+import time
+
+import pytest
+from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+
+from chat.models import CobrowseSession, Message
+from kiosk.models import Service, ServiceCategory
+from tests.e2e.browser import chromium, click, require_browser, wait, wait_for_text
+from tests.e2e.test_webchat import assert_accessible
+from tests.servers import start_daphne
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CARD = "4111111111111111"
+PERMIT = "/services/resident-parking-permit/"
+
+# Keeps every frame the console's socket receives, to prove what the helper never got.
+RECORD_FRAMES = """
+window.__frames = [];
+const NativeWebSocket = window.WebSocket;
+window.WebSocket = class extends NativeWebSocket {
+  constructor(...args) {
+    super(...args);
+    this.addEventListener("message", (event) => window.__frames.push(String(event.data)));
+  }
+};
+"""
+
+
+@pytest.fixture
+def site(transactional_db):
+    require_browser()
+    importlib.import_module("agents_console.migrations.0002_roles").create_roles(apps, None)
+    category = ServiceCategory.objects.create(name="Parking", slug="parking")
+    Service.objects.create(
+        name="Apply for a resident parking permit", slug="resident-parking-permit", category=category, url=PERMIT
+    )
+    Service.objects.create(
+        name="Report a missed bin collection",
+        slug="report-missed-bin",
+        category=category,
+        url="/services/report-missed-bin/",
+    )
+    advisor = get_user_model().objects.create_user(username="alex", password="alex-password-1", first_name="Alex")
+    advisor.groups.add(Group.objects.get(name="advisor"))
+
+
+@pytest.fixture
+def server(site):
+    daphne = start_daphne(settings_module="config.settings_test", env_overrides={"DJANGO_ALLOWED_HOSTS": "127.0.0.1"})
+    yield daphne
+    daphne.stop()
+
+
+@pytest.fixture
+def browsers():
+    opened = []
+
+    def open_browser():
+        driver = chromium()
+        opened.append(driver)
+        return driver
+
+    yield open_browser
+    for driver in opened:
+        driver.quit()
+
+
+def helper_console(driver, server):
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RECORD_FRAMES})
+    driver.get(f"{server.http}/accounts/login/?next=/console/")
+    driver.find_element(By.ID, "id_username").send_keys("alex")
+    driver.find_element(By.ID, "id_password").send_keys("alex-password-1")
+    driver.find_element(By.CSS_SELECTOR, "#main-content form button[type=submit]").click()
+    wait_for_text(driver, "#console-connection", "Connected")
+
+
+def replayed_text(helper):
+    """The text of the resident's page as the helper's live view shows it."""
+    return helper.execute_script(
+        "const f = document.querySelector('#cobrowse-view iframe');"
+        "return f && f.contentDocument && f.contentDocument.body ? f.contentDocument.body.innerText : '';"
+    )
+
+
+def replayed_value(helper, selector):
+    return helper.execute_script(
+        "const f = document.querySelector('#cobrowse-view iframe');"
+        "const el = f && f.contentDocument && f.contentDocument.querySelector(arguments[0]);"
+        "return el ? el.value : null;",
+        selector,
+    )
+
+
+def cobrowse_frames(helper):
+    return [frame for frame in helper.execute_script("return window.__frames") if '"cobrowse.events"' in frame]
+
+
+def test_the_helper_watches_points_and_highlights_nothing_masked_leaks_and_stop_stops(server, browsers):
+    helper, resident = browsers(), browsers()
+    helper_console(helper, server)
+
+    resident.get(f"{server.http}{PERMIT}")
+    click(resident, ".chat-launcher")
+    resident.find_element(By.ID, "chat-name").send_keys("Pat")
+    resident.find_element(By.CSS_SELECTOR, ".chat-start button[type=submit]").click()
+    click(helper, "[data-accept]")
+    wait_for_text(resident, "#chat-status", "You are chatting with Alex.")
+
+    # Consent first: nothing is recorded or sent before the resident agrees.
+    click(helper, "#cobrowse-request")
+    wait(resident).until(lambda d: d.find_element(By.CSS_SELECTOR, ".cobrowse-consent").is_displayed())
+    consent = resident.find_element(By.CSS_SELECTOR, ".cobrowse-consent").text
+    assert "Alex would like to see your screen" in consent and "Passwords and bank card details" in consent
+    assert_accessible(resident, "the co-browse consent dialog")
+    assert cobrowse_frames(helper) == []
+    resident.find_element(By.CSS_SELECTOR, ".cobrowse-consent .govuk-button:not(.govuk-button--secondary)").click()
+
+    wait(resident).until(lambda d: d.find_element(By.CSS_SELECTOR, ".cobrowse-banner").is_displayed())
+    assert "Your helper can see this page" in resident.find_element(By.CSS_SELECTOR, ".cobrowse-banner").text
+    assert "1 field is hidden from your helper" in resident.find_element(By.CSS_SELECTOR, ".cobrowse-banner").text
+    assert resident.find_element(By.ID, "id_card_number").get_attribute("data-dioa-masked") is not None
+    assert_accessible(resident, "the page with the sharing banner")
+
+    # The helper sees the form, live, and where the hidden field is.
+    wait(helper, 15).until(lambda d: "Vehicle registration number" in replayed_text(d))
+    assert "Hidden from your helper" in replayed_text(helper)
+    resident.find_element(By.ID, "id_vehicle_registration").send_keys("AB12 CDE")
+    wait(helper, 10).until(lambda d: replayed_value(d, "#id_vehicle_registration") == "AB12 CDE")
+    resident.find_element(By.ID, "id_card_number").send_keys(CARD)
+    wait(helper, 10).until(lambda d: replayed_value(d, "#id_card_number") == "*" * len(CARD))
+
+    # The helper's pointer and a highlight of the vehicle registration field.
+    overlay = helper.find_element(By.CSS_SELECTOR, ".cobrowse-view__overlay")
+    ActionChains(helper).move_to_element_with_offset(overlay, 20, 20).move_by_offset(15, 15).perform()
+    wait(resident, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".dioa-cobrowse-pointer"))
+    helper.find_element(By.ID, "cobrowse-note").send_keys("Type your number plate here")
+    assert helper.execute_script("return window.dioaConsole.viewer.highlightSelector('#id_vehicle_registration')")
+    wait(resident, 10).until(
+        lambda d: "dioa-cobrowse-highlight" in d.find_element(By.ID, "id_vehicle_registration").get_attribute("class")
+    )
+    wait_for_text(resident, ".dioa-cobrowse-callout", "Type your number plate here")
+    wait_for_text(resident, "#cobrowse-announcer", "Your helper highlighted part of the page")
+    assert_accessible(resident, "the page with a highlight")
+
+    # The view follows the resident to another page of the site.
+    resident.get(f"{server.http}/services/report-missed-bin/")
+    wait(helper, 15).until(lambda d: "Which bin was missed?" in replayed_text(d))
+    wait(resident).until(lambda d: d.find_element(By.CSS_SELECTOR, ".cobrowse-banner").is_displayed())
+
+    # Stop: no further event reaches the helper.
+    click(resident, ".cobrowse-banner__stop")
+    wait_for_text(helper, "#cobrowse-status", "Screen sharing has stopped.")
+    time.sleep(0.5)
+    before = len(cobrowse_frames(helper))
+    resident.find_element(By.ID, "id_address_line_1").send_keys("After stop")
+    time.sleep(1.5)
+    assert len(cobrowse_frames(helper)) == before
+    assert not any("After stop" in frame for frame in cobrowse_frames(helper))
+
+    # The card number left the resident's browser in no frame and is nowhere in the database.
+    all_frames = " ".join(helper.execute_script("return window.__frames"))
+    assert CARD not in all_frames and "4111 1111" not in all_frames
+    assert "AB12 CDE" in all_frames, "the frames are the real stream, not empty"
+    assert_nowhere_in_database(CARD)
+
+    session = CobrowseSession.objects.get()
+    assert (session.status, session.stopped_by) == ("stopped", "visitor")
+    history = list(Message.objects.filter(author_kind="system").values_list("body", flat=True))
+    assert "Alex asked to see your screen." in history
+    assert "The resident agreed to share their screen." in history
+    assert "Screen sharing was stopped by the resident." in history
+
+
+def test_sharing_by_code_without_a_chat(server, browsers):
+    helper, resident = browsers(), browsers()
+    helper_console(helper, server)
+    resident.get(f"{server.http}{PERMIT}")
+    click(resident, ".chat-launcher")
+    click(resident, "#chat-share-screen")
+    wait_for_text(resident, "#cobrowse-code", "Your code is")
+    code = resident.find_element(By.ID, "cobrowse-code").text.removeprefix("Your code is ").replace(" ", "")
+    assert len(code) == 6 and code.isdigit()
+    assert_accessible(resident, "the screen-sharing code")
+
+    helper.find_element(By.ID, "cobrowse-code-input").send_keys("000000" if code != "000000" else "111111")
+    helper.find_element(By.CSS_SELECTOR, "#cobrowse-code-form button").click()
+    wait_for_text(helper, "#cobrowse-code-error", "That code is not right or has expired")
+
+    helper.find_element(By.ID, "cobrowse-code-input").clear()
+    helper.find_element(By.ID, "cobrowse-code-input").send_keys(code)
+    helper.find_element(By.CSS_SELECTOR, "#cobrowse-code-form button").click()
+    wait(resident, 15).until(lambda d: d.find_element(By.CSS_SELECTOR, ".cobrowse-consent").is_displayed())
+    resident.find_element(By.CSS_SELECTOR, ".cobrowse-consent .govuk-button:not(.govuk-button--secondary)").click()
+    wait(helper, 15).until(lambda d: "Vehicle registration number" in replayed_text(d))
+
+
+def assert_nowhere_in_database(text):
+    for model in apps.get_models():
+        for row in model.objects.all().values():
+            assert text not in repr(row), f"{text!r} found in {model.__name__}"
