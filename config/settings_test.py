@@ -6,6 +6,13 @@ import uuid
 os.environ.setdefault("DJANGO_DEBUG", "0")
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-" + "x" * 40)
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,testserver")
+# No PostgreSQL pool in the test process: every async test and every async_to_sync call runs
+# its own event loop with its own worker threads, and a pooled connection left in a thread that
+# ends with its loop is never handed back, so a long run exhausts the pool (seen as minutes of
+# 10-second waits in the fuzz tests). Servers the tests start get DJANGO_DB_POOL=1 back (see
+# tests/servers.py), so the pooled configuration is still what the browser and two-process
+# tests run on.
+os.environ.setdefault("DJANGO_DB_POOL", "0")
 # Each test run gets its own channel-layer namespace on a shared Redis.
 os.environ.setdefault("CHANNEL_LAYER_PREFIX", f"dioa-test-{uuid.uuid4().hex[:8]}")
 

@@ -71,6 +71,8 @@ def start_daphne(
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "CHANNEL_LAYER_PREFIX": settings.CHANNEL_LAYER_PREFIX,
         "DATABASE_URL": database_url(),
+        # A server runs one event loop for its life: the production pool setting applies.
+        "DJANGO_DB_POOL": "1",
         **env_overrides,
     }
     log = tempfile.TemporaryFile()  # noqa: SIM115 (closed with the process)

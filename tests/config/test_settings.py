@@ -18,6 +18,7 @@ def load_settings(**env):
         "import config.settings as s, json;"
         "print(json.dumps({'engine': s.DATABASES['default']['ENGINE'],"
         " 'layer': s.CHANNEL_LAYERS['default']['BACKEND'], 'debug': s.DEBUG,"
+        " 'pool': s.DATABASES['default'].get('OPTIONS', {}).get('pool'),"
         " 'config': {k: v for k, v in s.CHANNEL_LAYERS['default'].get('CONFIG', {}).items() if k != 'hosts'}}))"
     )
     return subprocess.run([sys.executable, "-c", code], cwd=BASE_DIR, env=clean, capture_output=True, text=True)
@@ -37,6 +38,8 @@ def test_database_url_switches_to_postgresql_and_redis_url_to_the_redis_layer():
     assert result.returncode == 0, result.stderr
     assert '"engine": "django.db.backends.postgresql"' in result.stdout
     assert '"layer": "channels_redis.pubsub.RedisPubSubChannelLayer"' in result.stdout
+    # Deployments pool PostgreSQL connections by default (the test process alone does not).
+    assert '"pool": {"min_size": 8, "max_size": 20, "timeout": 10}' in result.stdout
 
 
 def test_the_core_redis_layer_has_deliberate_capacity_and_expiry():
