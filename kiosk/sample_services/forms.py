@@ -300,6 +300,8 @@ class CouncilTaxEbillingForm(ServiceForm):
         label=_("Council Tax account number"),
         help_text=_("This is 8 numbers. You can find it at the top of your last bill."),
         max_length=16,
+        # data-private: a helper co-browsing with the resident never sees it.
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "data-private": ""}),
         error_messages={"required": _("Enter your Council Tax account number")},
     )
     full_name = forms.CharField(

@@ -153,6 +153,11 @@ def test_the_helper_watches_points_and_highlights_nothing_masked_leaks_and_stop_
     wait_for_text(resident, "#cobrowse-announcer", "Your helper highlighted part of the page")
     assert_accessible(resident, "the page with a highlight")
 
+    # The helper reloads the console: the view comes back from a fresh full snapshot.
+    helper.refresh()
+    wait_for_text(helper, "#console-connection", "Connected")
+    wait(helper, 15).until(lambda d: replayed_value(d, "#id_vehicle_registration") == "AB12 CDE")
+
     # The view follows the resident to another page of the site.
     resident.get(f"{server.http}/services/report-missed-bin/")
     wait(helper, 15).until(lambda d: "Which bin was missed?" in replayed_text(d))
@@ -203,6 +208,14 @@ def test_sharing_by_code_without_a_chat(server, browsers):
     wait(resident, 15).until(lambda d: d.find_element(By.CSS_SELECTOR, ".cobrowse-consent").is_displayed())
     resident.find_element(By.CSS_SELECTOR, ".cobrowse-consent .govuk-button:not(.govuk-button--secondary)").click()
     wait(helper, 15).until(lambda d: "Vehicle registration number" in replayed_text(d))
+
+    # A field marked data-private is hidden too, on the next page, without asking again.
+    resident.get(f"{server.http}/services/council-tax-ebilling/")
+    wait(helper, 15).until(lambda d: "Council Tax account number" in replayed_text(d))
+    assert not resident.find_elements(By.CSS_SELECTOR, ".cobrowse-consent[open]")
+    resident.find_element(By.ID, "id_account_number").send_keys("12345678")
+    wait(helper, 10).until(lambda d: replayed_value(d, "#id_account_number") == "********")
+    assert "12345678" not in " ".join(cobrowse_frames(helper))
 
 
 def assert_nowhere_in_database(text):

@@ -121,3 +121,49 @@ def test_healthz_is_unavailable_when_the_database_is_unreachable(transactional_d
         }
     finally:
         broken.stop()
+
+
+async def until(socket, frame_type, limit=20):
+    for _ in range(limit):
+        frame = json.loads(await asyncio.wait_for(socket.connection.recv(), 5))
+        if frame["type"] == frame_type:
+            return frame["data"]
+    raise AssertionError(f"no {frame_type}")
+
+
+async def test_cobrowse_events_cross_processes_and_stop_cuts_them(daphne_pair, advisor):
+    """The resident shares from process A, the helper watches on process B, through Redis."""
+    process_a, process_b = daphne_pair
+    helper = await open_socket(process_b, "/ws/console/", await session_cookie(advisor))
+    await helper.expect("queue.snapshot")
+    visitor = await open_socket(process_a, "/ws/chat/")
+    await visitor.send("conversation.start", name="Pat")
+    conversation_id = (await until(helper, "conversation.queued"))["conversation"]["id"]
+    await helper.send("conversation.accept", conversation_id=conversation_id)
+    await until(helper, "notes.snapshot")
+
+    await helper.send("cobrowse.request", conversation_id=conversation_id)
+    session_id = (await until(visitor, "cobrowse.updated"))["cobrowse"]["id"]
+    await visitor.send("cobrowse.respond", session_id=session_id, accept=True)
+    while (await until(helper, "cobrowse.updated"))["cobrowse"]["status"] != "active":
+        pass
+    await helper.send("cobrowse.view", session_id=session_id)
+    assert await until(visitor, "cobrowse.guidance") == {"kind": "snapshot"}
+
+    # A batch in three parts, as a page snapshot is sent: relayed in order, unchanged.
+    text = json.dumps([{"type": 4, "data": {"href": "/", "width": 800, "height": 600}, "timestamp": 1}] * 900)
+    parts = [text[i : i + 12000] for i in range(0, len(text), 12000)]
+    for index, data in enumerate(parts):
+        await visitor.send(
+            "cobrowse.events", session_id=session_id, page="p", batch=0, part=index, parts=len(parts), data=data
+        )
+    received = [await until(helper, "cobrowse.events") for _ in parts]
+    assert "".join(frame["data"] for frame in sorted(received, key=lambda f: f["part"])) == text
+
+    await visitor.send("cobrowse.stop", session_id=session_id)
+    await visitor.send("cobrowse.events", session_id=session_id, page="p", batch=1, part=0, parts=1, data="[]")
+    assert (await until(visitor, "error"))["code"] == "cobrowse_not_active"
+    assert (await until(helper, "cobrowse.updated"))["cobrowse"]["status"] == "stopped"
+    await helper.nothing()
+    await visitor.connection.close()
+    await helper.connection.close()
