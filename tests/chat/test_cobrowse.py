@@ -177,3 +177,22 @@ async def test_a_code_starts_a_conversation_and_asks_consent(advisor):
     assert (await until(helper, "error"))["code"] == "cobrowse_code_invalid", "a code works once"
     for communicator in (helper, visitor):
         await communicator.disconnect()
+
+
+async def test_an_expired_code_gives_nothing(advisor):
+    import datetime
+
+    from asgiref.sync import sync_to_async
+    from django.utils import timezone
+
+    from chat import services
+
+    _session, code = await sync_to_async(services.cobrowse_code_issue)(
+        now=timezone.now() - services.COBROWSE_CODE_LIFETIME - datetime.timedelta(seconds=1)
+    )
+    helper = await console(advisor)
+    await expect(helper, "queue.snapshot")
+    await helper.send_json_to({"type": "cobrowse.join_code", "data": {"code": code}})
+    assert (await until(helper, "error"))["code"] == "cobrowse_code_invalid"
+    assert await Conversation.objects.acount() == 0
+    await helper.disconnect()

@@ -135,8 +135,8 @@ def test_the_helper_watches_points_and_highlights_nothing_masked_leaks_and_stop_
     # The helper sees the form, live, and where the hidden field is.
     wait(helper, 15).until(lambda d: "Vehicle registration number" in replayed_text(d))
     assert "Hidden from your helper" in replayed_text(helper)
-    resident.find_element(By.ID, "id_vehicle_registration").send_keys("AB12 CDE")
-    wait(helper, 10).until(lambda d: replayed_value(d, "#id_vehicle_registration") == "AB12 CDE")
+    resident.find_element(By.ID, "id_vehicle_registration").send_keys("XY34 ZZZ")
+    wait(helper, 10).until(lambda d: replayed_value(d, "#id_vehicle_registration") == "XY34 ZZZ")
     resident.find_element(By.ID, "id_card_number").send_keys(CARD)
     wait(helper, 10).until(lambda d: replayed_value(d, "#id_card_number") == "*" * len(CARD))
 
@@ -156,7 +156,7 @@ def test_the_helper_watches_points_and_highlights_nothing_masked_leaks_and_stop_
     # The helper reloads the console: the view comes back from a fresh full snapshot.
     helper.refresh()
     wait_for_text(helper, "#console-connection", "Connected")
-    wait(helper, 15).until(lambda d: replayed_value(d, "#id_vehicle_registration") == "AB12 CDE")
+    wait(helper, 15).until(lambda d: replayed_value(d, "#id_vehicle_registration") == "XY34 ZZZ")
 
     # The view follows the resident to another page of the site.
     resident.get(f"{server.http}/services/report-missed-bin/")
@@ -176,7 +176,7 @@ def test_the_helper_watches_points_and_highlights_nothing_masked_leaks_and_stop_
     # The card number left the resident's browser in no frame and is nowhere in the database.
     all_frames = " ".join(helper.execute_script("return window.__frames"))
     assert CARD not in all_frames and "4111 1111" not in all_frames
-    assert "AB12 CDE" in all_frames, "the frames are the real stream, not empty"
+    assert "XY34 ZZZ" in all_frames, "the frames are the real stream, not empty"
     assert_nowhere_in_database(CARD)
 
     session = CobrowseSession.objects.get()
@@ -222,3 +222,30 @@ def assert_nowhere_in_database(text):
     for model in apps.get_models():
         for row in model.objects.all().values():
             assert text not in repr(row), f"{text!r} found in {model.__name__}"
+
+
+@pytest.fixture
+def mask_all_server(site):
+    daphne = start_daphne(
+        settings_module="config.settings_test",
+        env_overrides={"DJANGO_ALLOWED_HOSTS": "127.0.0.1", "COBROWSE_MASK_ALL_INPUTS": "1"},
+    )
+    yield daphne
+    daphne.stop()
+
+
+def test_the_mask_everything_setting_hides_every_value(mask_all_server, browsers):
+    server = mask_all_server
+    helper, resident = browsers(), browsers()
+    helper_console(helper, server)
+    resident.get(f"{server.http}{PERMIT}")
+    click(resident, ".chat-launcher")
+    resident.find_element(By.CSS_SELECTOR, ".chat-start button[type=submit]").click()
+    click(helper, "[data-accept]")
+    click(helper, "#cobrowse-request")
+    wait(resident).until(lambda d: d.find_element(By.CSS_SELECTOR, ".cobrowse-consent").is_displayed())
+    resident.find_element(By.CSS_SELECTOR, ".cobrowse-consent .govuk-button:not(.govuk-button--secondary)").click()
+    wait(helper, 15).until(lambda d: "Vehicle registration number" in replayed_text(d))
+    resident.find_element(By.ID, "id_vehicle_registration").send_keys("XY34 ZZZ")
+    wait(helper, 10).until(lambda d: replayed_value(d, "#id_vehicle_registration") == "********")
+    assert "XY34 ZZZ" not in " ".join(cobrowse_frames(helper))
