@@ -63,13 +63,22 @@ run: setup
 	DJANGO_DEBUG=1 $(BIN)/daphne -b $(HOST) -p $(PORT) config.asgi:application
 
 # Two passes: the embedded defaults (SQLite, in-memory layer), then real PostgreSQL and
-# Redis. Without those services the second pass is skipped with a message, except under
-# CI=true, where a missing service fails the run.
-test: setup test-embedded test-services
+# Redis. The browser tests run once, in the second pass, on the real services; only when
+# those are missing do they run in the first. Without the services the second pass is
+# skipped with a message, except under CI=true, where a missing service fails the run.
+test: setup
+	@if $(BIN)/python -m tests.services_available "$(TEST_DATABASE_URL)" "$(TEST_REDIS_URL)"; then \
+		$(MAKE) --no-print-directory test-embedded EMBEDDED_MARKERS="not services and not browser" && \
+		$(MAKE) --no-print-directory test-services; \
+	else \
+		$(MAKE) --no-print-directory test-embedded && $(MAKE) --no-print-directory test-services; \
+	fi
+
+EMBEDDED_MARKERS ?= not services
 
 test-embedded: setup
-	@echo "== make test: pass 1 of 2, SQLite and the in-memory channel layer"
-	env -u DATABASE_URL -u REDIS_URL $(BIN)/python -m pytest -m "not services"
+	@echo "== make test: pass 1 of 2, SQLite and the in-memory channel layer ($(EMBEDDED_MARKERS))"
+	env -u DATABASE_URL -u REDIS_URL $(BIN)/python -m pytest -m "$(EMBEDDED_MARKERS)"
 
 test-services: setup
 	@echo "== make test: pass 2 of 2, PostgreSQL and Redis"

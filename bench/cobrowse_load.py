@@ -16,10 +16,11 @@ point of its first 100 ms) sends:
 
 - one full-snapshot batch: a Meta event and an rrweb-like FullSnapshot whose node tree is
   the HTML of /services/resident-parking-permit/ as this server serves it (fetched once over
-  HTTP), about 40 KB of JSON, cut into parts of 12,000 characters as the widget does.
-  Stylesheets are not inlined (rrweb would add the CSS text of same-origin stylesheets);
+  HTTP; about 6 kB of HTML, 15 kB of JSON in two parts of at most 12,000 characters, cut as
+  the widget cuts them). rrweb would also inline the page's same-origin stylesheet (the
+  council's CSS, about 150 kB); `--inline-css` does that too, for a worst-case snapshot;
 - every 100 ms (the widget's batching interval) one incremental batch: one to three mouse
-  move events of two or three positions each and an input event, 300-800 characters of JSON.
+  move events of three positions each and an input event, 300-720 characters of JSON.
 
 Latency runs from handing a batch's first part to the resident socket to the helper socket
 receiving its last part, and is reported for incremental batches; the snapshots' delivery
@@ -103,8 +104,9 @@ def catalogue_service_ensure() -> None:
     )
 
 
-def page_fetch(port: int) -> str:
-    url = f"http://127.0.0.1:{port}{PAGE_PATH}"
+def http_get(port: int, path: str) -> str:
+    """The body of a page this server serves; stops the benchmark clearly if it is not a 200."""
+    url = f"http://127.0.0.1:{port}{path}"
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
             return response.read().decode()
@@ -123,8 +125,11 @@ def page_fetch(port: int) -> str:
 class SnapshotBuilder(HTMLParser):
     """Turns HTML into a node tree in rrweb-snapshot's serialised format, ids in document order."""
 
-    def __init__(self):
+    def __init__(self, stylesheet=None):
         super().__init__(convert_charrefs=True)
+        # href -> CSS text, or None: rrweb inlines a same-origin stylesheet as `_cssText`.
+        self.stylesheet = stylesheet
+        self.inlined_css_chars = 0
         self.next_id = 1
         self.document = self.node(type=0, childNodes=[])
         self.stack = [self.document]
@@ -144,7 +149,13 @@ class SnapshotBuilder(HTMLParser):
             self.append(self.node(type=1, name="html", publicId="", systemId=""))
 
     def element(self, tag: str, attrs: list[tuple[str, str | None]]) -> dict:
-        fields = {"type": 2, "tagName": tag, "attributes": {k: v or "" for k, v in attrs}, "childNodes": []}
+        attributes = {k: v or "" for k, v in attrs}
+        if tag == "link" and attributes.get("rel") == "stylesheet" and attributes.get("href") and self.stylesheet:
+            css = self.stylesheet(attributes.pop("href"))
+            attributes.pop("rel")
+            attributes["_cssText"] = css
+            self.inlined_css_chars += len(css)
+        fields = {"type": 2, "tagName": tag, "attributes": attributes, "childNodes": []}
         if tag == "svg" or self.stack[-1].get("isSVG"):
             fields["isSVG"] = True
         element = self.node(**fields)
@@ -198,7 +209,7 @@ def incremental_events(page: SnapshotBuilder) -> list[dict]:
     stamp = now_ms()
     events = []
     for _ in range(random.randint(1, 3)):
-        count = random.randint(2, 3)
+        count = 3
         positions = [
             {
                 "x": random.randint(0, 1279),
@@ -427,8 +438,8 @@ async def main_async(args, server: Server, cookies: list[str]) -> dict:
     base = f"ws://127.0.0.1:{args.port}"
     origin = f"http://127.0.0.1:{args.port}"
     try:
-        html = page_fetch(args.port)
-        page = SnapshotBuilder()
+        html = http_get(args.port, PAGE_PATH)
+        page = SnapshotBuilder(stylesheet=(lambda href: http_get(args.port, href)) if args.inline_css else None)
         page.feed(html)
         page.close()
         run = Run()
@@ -457,6 +468,7 @@ async def main_async(args, server: Server, cookies: list[str]) -> dict:
         server.stop()
     return {
         "html_chars": len(html),
+        "css_chars": page.inlined_css_chars,
         "run": run,
         "setup_seconds": setup_seconds,
         "setup_errors": setup_errors,
@@ -480,6 +492,7 @@ def report(args, result: dict) -> None:
         f"== co-browse load: layer={args.layer} sessions={args.sessions} duration={args.duration:g}s",
         f"  command: {command}",
         f"  page: GET {PAGE_PATH} 200, {result['html_chars'] / 1000:.1f} kB of HTML;"
+        f" {result['css_chars'] / 1000:.1f} kB of CSS inlined;"
         f" full snapshot {snapshot_chars / 1000:.1f} kB of JSON in {snapshot_parts} parts;"
         f" incremental batches {min(sizes)}-{max(sizes)} B (mean {sum(sizes) / len(sizes):.0f} B)",
         f"  incremental latency ms: p50={percentile(lat, 50)} p90={percentile(lat, 90)}"
@@ -509,6 +522,9 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=20, help="concurrent resident/helper pairs")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of sending")
     parser.add_argument("--port", type=int, default=0, help="default: a free port")
+    parser.add_argument(
+        "--inline-css", action="store_true", help="put the page's stylesheets into the snapshot, as rrweb does"
+    )
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity") and os.cpu_count() and os.cpu_count() > 1:
         os.sched_setaffinity(0, {1})
