@@ -38,6 +38,7 @@ import os
 import random
 import shlex
 import socket
+import subprocess
 import sys
 import time
 import urllib.error
@@ -113,10 +114,7 @@ def http_get(port: int, path: str) -> str:
     except urllib.error.HTTPError as error:
         hint = ""
         if error.code == 500:
-            hint = (
-                " With DJANGO_DEBUG=0 the page needs the static files manifest: run"
-                " `.venv/bin/python manage.py collectstatic --no-input` first."
-            )
+            hint = " With DJANGO_DEBUG=0 the page needs the static files manifest (see collectstatic above)."
         raise SystemExit(f"GET {url} returned {error.code}, not 200.{hint}") from None
     except OSError as error:
         raise SystemExit(f"GET {url} failed: {error}") from None
@@ -538,6 +536,13 @@ def main() -> None:
     args.port = args.port or free_port()
     server = Server(args.layer, args.port)
     prepare_database(server.env)
+    # The server runs with DJANGO_DEBUG=0, so pages need the static files manifest.
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--no-input", "-v", "0"],
+        cwd=BASE_DIR,
+        env=server.env,
+        check=True,
+    )
     cookies = helper_sessions(server.env, args.sessions)
     catalogue_service_ensure()
     result = asyncio.run(main_async(args, server, cookies))
