@@ -217,6 +217,23 @@ def test_sharing_by_code_without_a_chat(server, browsers):
     wait(helper, 10).until(lambda d: replayed_value(d, "#id_account_number") == "********")
     assert "12345678" not in " ".join(cobrowse_frames(helper))
 
+    # The server restarts under both: sharing comes back by itself, without asking again, and
+    # the helper's view starts afresh from a new snapshot.
+    server.stop()
+    wait_for_text(resident, "#chat-status", "You are offline", timeout=15)
+    restarted = start_daphne(
+        port=server.port, settings_module="config.settings_test", env_overrides={"DJANGO_ALLOWED_HOSTS": "127.0.0.1"}
+    )
+    try:
+        wait_for_text(resident, "#chat-status", "You are chatting with Alex", timeout=40)
+        wait_for_text(helper, "#console-connection", "Connected", timeout=40)
+        resident.find_element(By.ID, "id_full_name").send_keys("Pat Example")
+        wait(helper, 20).until(lambda d: replayed_value(d, "#id_full_name") == "Pat Example")
+        assert not resident.find_elements(By.CSS_SELECTOR, ".cobrowse-consent[open]")
+        assert resident.find_element(By.CSS_SELECTOR, ".cobrowse-banner").is_displayed()
+    finally:
+        restarted.stop()
+
 
 def assert_nowhere_in_database(text):
     for model in apps.get_models():

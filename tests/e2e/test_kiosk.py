@@ -75,6 +75,7 @@ def sign_in(driver, server, username, next_path):
     submit = driver.find_element(By.CSS_SELECTOR, "#main-content form button[type=submit]")
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", submit)
     submit.click()
+    wait(driver).until(lambda d: "/accounts/login/" not in d.current_url)
 
 
 def enrol(kiosk, supervisor, server):
@@ -86,6 +87,7 @@ def enrol(kiosk, supervisor, server):
     assert_accessible(kiosk, "the pairing screen")
 
     sign_in(supervisor, server, "sam", f"/console/kiosks/approve/?code={code}")
+    wait(supervisor).until(lambda d: d.find_elements(By.ID, "id_pairing_code"))
     assert supervisor.find_element(By.ID, "id_pairing_code").get_attribute("value") == code
     assert_accessible(supervisor, "the kiosk approval form")
     supervisor.find_element(By.ID, "id_name").send_keys("Reception kiosk 1")

@@ -158,7 +158,12 @@ export class ResidentCobrowse {
   }
 
   async startRecording(sessionId) {
-    if (this.sharingId === sessionId) return;
+    if (this.sharingId === sessionId) {
+      // Back after a lost connection: events made meanwhile were dropped, so start the
+      // helper's view afresh rather than leave it out of step.
+      this.takeSnapshot();
+      return;
+    }
     this.sharingId = sessionId;
     this.banner.hidden = false;
     document.documentElement.classList.add("dioa-cobrowsing");
