@@ -18,6 +18,45 @@ ACCOUNT_NUMBER_RE = re.compile(r"^[0-9]{8}$")
 EMAIL_INVALID = _("Enter an email address in the correct format, like name@example.com")
 
 
+def full_name_field(**kwargs) -> forms.CharField:
+    return forms.CharField(
+        label=_("Full name"),
+        max_length=120,
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
+        error_messages={"required": _("Enter your full name")},
+        **kwargs,
+    )
+
+
+def address_line_1_field() -> forms.CharField:
+    return forms.CharField(
+        label=_("Address line 1"),
+        max_length=120,
+        widget=forms.TextInput(attrs={"autocomplete": "address-line1"}),
+        error_messages={"required": _("Enter address line 1, typically the building and street")},
+    )
+
+
+def postcode_field(*, label=None) -> forms.CharField:
+    """Normalised by `ServiceForm.clean_postcode`."""
+    return forms.CharField(
+        label=label or _("Postcode"),
+        max_length=16,
+        widget=forms.TextInput(attrs={"autocomplete": "postal-code"}),
+        error_messages={"required": _("Enter a postcode")},
+    )
+
+
+def email_field(*, label=None, required: bool = True, **kwargs) -> forms.EmailField:
+    return forms.EmailField(
+        label=label or _("Email address"),
+        required=required,
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+        error_messages={"required": _("Enter your email address"), "invalid": EMAIL_INVALID},
+        **kwargs,
+    )
+
+
 def normalise_postcode(value: str) -> str:
     """A UK postcode in upper case with one space before the inward code, or a ValidationError."""
     compact = re.sub(r"\s+", "", value).upper()
@@ -140,24 +179,14 @@ class MissedBinForm(ServiceForm):
             "invalid_choice": _("Select which bin was missed"),
         },
     )
-    address_line_1 = forms.CharField(
-        label=_("Address line 1"),
-        max_length=120,
-        widget=forms.TextInput(attrs={"autocomplete": "address-line1"}),
-        error_messages={"required": _("Enter address line 1, typically the building and street")},
-    )
+    address_line_1 = address_line_1_field()
     town = forms.CharField(
         label=_("Town or city (optional)"),
         max_length=80,
         required=False,
         widget=forms.TextInput(attrs={"autocomplete": "address-level2"}),
     )
-    postcode = forms.CharField(
-        label=_("Postcode"),
-        max_length=16,
-        widget=forms.TextInput(attrs={"autocomplete": "postal-code"}),
-        error_messages={"required": _("Enter a postcode")},
-    )
+    postcode = postcode_field()
     missed_on = GovukDateField(
         label=_("When was the bin due to be collected?"),
         error_messages={"required": _("Enter the date of the missed collection")},
@@ -171,12 +200,10 @@ class MissedBinForm(ServiceForm):
             "invalid_choice": _("Select yes if the bin was out by 6am on the collection day"),
         },
     )
-    email = forms.EmailField(
+    email = email_field(
         label=_("Email address (optional)"),
-        help_text=_("We will only use this to tell you when the bin has been collected."),
         required=False,
-        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
-        error_messages={"invalid": EMAIL_INVALID},
+        help_text=_("We will only use this to tell you when the bin has been collected."),
     )
 
     def __init__(self, *args, **kwargs):
@@ -219,24 +246,9 @@ class ParkingPermitForm(ServiceForm):
 
     PERMIT_LENGTH_CHOICES = [("3", _("3 months")), ("12", _("12 months"))]
 
-    full_name = forms.CharField(
-        label=_("Full name"),
-        max_length=120,
-        widget=forms.TextInput(attrs={"autocomplete": "name"}),
-        error_messages={"required": _("Enter your full name")},
-    )
-    address_line_1 = forms.CharField(
-        label=_("Address line 1"),
-        max_length=120,
-        widget=forms.TextInput(attrs={"autocomplete": "address-line1"}),
-        error_messages={"required": _("Enter address line 1, typically the building and street")},
-    )
-    postcode = forms.CharField(
-        label=_("Postcode"),
-        max_length=16,
-        widget=forms.TextInput(attrs={"autocomplete": "postal-code"}),
-        error_messages={"required": _("Enter a postcode")},
-    )
+    full_name = full_name_field()
+    address_line_1 = address_line_1_field()
+    postcode = postcode_field()
     vehicle_registration = forms.CharField(
         label=_("Vehicle registration number"),
         help_text=_("For example, AB12 CDE"),
@@ -258,12 +270,7 @@ class ParkingPermitForm(ServiceForm):
             "invalid_choice": _("Select how long you want the permit for"),
         },
     )
-    email = forms.EmailField(
-        label=_("Email address"),
-        help_text=_("We will send the permit and your receipt to this address."),
-        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
-        error_messages={"required": _("Enter your email address"), "invalid": EMAIL_INVALID},
-    )
+    email = email_field(help_text=_("We will send the permit and your receipt to this address."))
     card_number = forms.CharField(
         label=_("Payment card number"),
         help_text=_("A permit costs £25 for 3 months or £80 for 12 months. We keep only the last 4 digits."),
@@ -304,25 +311,9 @@ class CouncilTaxEbillingForm(ServiceForm):
         widget=forms.TextInput(attrs={"inputmode": "numeric", "data-private": ""}),
         error_messages={"required": _("Enter your Council Tax account number")},
     )
-    full_name = forms.CharField(
-        label=_("Full name"),
-        help_text=_("The name on the Council Tax bill."),
-        max_length=120,
-        widget=forms.TextInput(attrs={"autocomplete": "name"}),
-        error_messages={"required": _("Enter your full name")},
-    )
-    postcode = forms.CharField(
-        label=_("Postcode of the property"),
-        max_length=16,
-        widget=forms.TextInput(attrs={"autocomplete": "postal-code"}),
-        error_messages={"required": _("Enter a postcode")},
-    )
-    email = forms.EmailField(
-        label=_("Email address"),
-        help_text=_("We will send your bills to this address."),
-        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
-        error_messages={"required": _("Enter your email address"), "invalid": EMAIL_INVALID},
-    )
+    full_name = full_name_field(help_text=_("The name on the Council Tax bill."))
+    postcode = postcode_field(label=_("Postcode of the property"))
+    email = email_field(help_text=_("We will send your bills to this address."))
     confirm_email = forms.EmailField(
         label=_("Confirm email address"),
         widget=forms.EmailInput(attrs={"autocomplete": "email"}),

@@ -80,3 +80,19 @@ def describe_violations(violations: list[dict]) -> str:
         targets = [node.get("target") for node in violation.get("nodes", [])]
         lines.append(f"{violation['id']}: {violation['help']} at {targets}")
     return "\n".join(lines)
+
+
+def assert_accessible(driver, state: str) -> None:
+    violations = axe_violations(driver)
+    assert violations == [], f"axe-core on {state}:\n{describe_violations(violations)}"
+
+
+def sign_in(driver, base_url: str, username: str, password: str, next_path: str = "/console/") -> None:
+    """Sign in through the real form and wait until it has taken the browser on."""
+    driver.get(f"{base_url}/accounts/login/?next={next_path}")
+    driver.find_element(By.ID, "id_username").send_keys(username)
+    driver.find_element(By.ID, "id_password").send_keys(password)
+    submit = driver.find_element(By.CSS_SELECTOR, "#main-content form button[type=submit]")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", submit)
+    submit.click()
+    wait(driver).until(lambda d: "/accounts/login/" not in d.current_url)

@@ -15,8 +15,8 @@ from selenium.webdriver.common.by import By
 
 from chat.models import CobrowseSession, Message
 from kiosk.models import Service, ServiceCategory
-from tests.e2e.browser import chromium, click, require_browser, wait, wait_for_text
-from tests.e2e.test_webchat import assert_accessible
+from tests.e2e import browser
+from tests.e2e.browser import assert_accessible, click, require_browser, wait, wait_for_text
 from tests.servers import start_daphne
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -62,26 +62,9 @@ def server(site):
     daphne.stop()
 
 
-@pytest.fixture
-def browsers():
-    opened = []
-
-    def open_browser():
-        driver = chromium()
-        opened.append(driver)
-        return driver
-
-    yield open_browser
-    for driver in opened:
-        driver.quit()
-
-
 def helper_console(driver, server):
     driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RECORD_FRAMES})
-    driver.get(f"{server.http}/accounts/login/?next=/console/")
-    driver.find_element(By.ID, "id_username").send_keys("alex")
-    driver.find_element(By.ID, "id_password").send_keys("alex-password-1")
-    driver.find_element(By.CSS_SELECTOR, "#main-content form button[type=submit]").click()
+    browser.sign_in(driver, server.http, "alex", "alex-password-1")
     wait_for_text(driver, "#console-connection", "Connected")
 
 

@@ -17,8 +17,8 @@ from selenium.webdriver.support.ui import Select
 from agents_console.models import AssistedTransaction, CannedResponse, ConsoleConnection, Guide
 from chat.models import Conversation, InternalNote
 from kiosk.models import Service, ServiceCategory
-from tests.e2e.browser import chromium, click, require_browser, wait, wait_for_text
-from tests.e2e.test_webchat import assert_accessible
+from tests.e2e import browser
+from tests.e2e.browser import assert_accessible, click, require_browser, wait, wait_for_text
 from tests.servers import start_daphne
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -56,25 +56,8 @@ def server(staff):
     daphne.stop()
 
 
-@pytest.fixture
-def browsers():
-    opened = []
-
-    def open_browser():
-        driver = chromium()
-        opened.append(driver)
-        return driver
-
-    yield open_browser
-    for driver in opened:
-        driver.quit()
-
-
 def sign_in(driver, server, username):
-    driver.get(f"{server.http}/accounts/login/?next=/console/")
-    driver.find_element(By.ID, "id_username").send_keys(username)
-    driver.find_element(By.ID, "id_password").send_keys(f"{username}-password-1")
-    driver.find_element(By.CSS_SELECTOR, "#main-content form button[type=submit]").click()
+    browser.sign_in(driver, server.http, username, f"{username}-password-1")
     wait_for_text(driver, "#console-connection", "Connected")
 
 

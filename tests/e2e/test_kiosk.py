@@ -13,8 +13,8 @@ from selenium.webdriver.common.by import By
 
 from chat.models import Conversation
 from kiosk.models import KioskDevice, KioskVisit, Service, ServiceCategory, ServiceSubmission
-from tests.e2e.browser import chromium, click, require_browser, wait, wait_for_text
-from tests.e2e.test_webchat import assert_accessible
+from tests.e2e import browser
+from tests.e2e.browser import assert_accessible, click, require_browser, wait, wait_for_text
 from tests.servers import start_daphne
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -54,28 +54,8 @@ def server(catalogue):
     daphne.stop()
 
 
-@pytest.fixture
-def browsers():
-    opened = []
-
-    def open_browser():
-        driver = chromium()
-        opened.append(driver)
-        return driver
-
-    yield open_browser
-    for driver in opened:
-        driver.quit()
-
-
 def sign_in(driver, server, username, next_path):
-    driver.get(f"{server.http}/accounts/login/?next={next_path}")
-    driver.find_element(By.ID, "id_username").send_keys(username)
-    driver.find_element(By.ID, "id_password").send_keys(f"{username}-password-1")
-    submit = driver.find_element(By.CSS_SELECTOR, "#main-content form button[type=submit]")
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", submit)
-    submit.click()
-    wait(driver).until(lambda d: "/accounts/login/" not in d.current_url)
+    browser.sign_in(driver, server.http, username, f"{username}-password-1", next_path)
 
 
 def enrol(kiosk, supervisor, server):

@@ -5,7 +5,6 @@ import http.server
 import importlib
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from django.apps import apps
@@ -17,7 +16,14 @@ from selenium.webdriver.support.ui import Select
 
 from chat.models import CallbackRequest, Conversation, Message
 from kiosk.models import Service, ServiceCategory
-from tests.e2e.browser import axe_violations, chromium, click, describe_violations, require_browser, wait, wait_for_text
+from tests.e2e import browser
+from tests.e2e.browser import (
+    assert_accessible,
+    click,
+    require_browser,
+    wait,
+    wait_for_text,
+)
 from tests.servers import free_port, start_daphne
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -87,34 +93,8 @@ def council_site(server, council_site_port):
     httpd.server_close()
 
 
-@pytest.fixture
-def browsers(tmp_path):
-    opened = []
-
-    def open_browser():
-        driver = chromium()
-        driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
-        opened.append(driver)
-        return driver
-
-    yield open_browser
-    artifacts = Path(__file__).resolve().parents[2] / "build" / "test-artifacts"
-    artifacts.mkdir(parents=True, exist_ok=True)
-    for index, driver in enumerate(opened):
-        driver.save_screenshot(str(artifacts / f"webchat-{index}.png"))
-        driver.quit()
-
-
-def assert_accessible(driver, state: str) -> None:
-    violations = axe_violations(driver)
-    assert violations == [], f"axe-core on {state}:\n{describe_violations(violations)}"
-
-
 def sign_in(driver, server) -> None:
-    driver.get(f"{server.http}/accounts/login/?next=/console/")
-    driver.find_element(By.ID, "id_username").send_keys("alex")
-    driver.find_element(By.ID, "id_password").send_keys("alex-password-123")
-    driver.find_element(By.CSS_SELECTOR, "#main-content form button[type=submit]").click()
+    browser.sign_in(driver, server.http, "alex", "alex-password-123")
     wait_for_text(driver, "#console-connection", "Connected")
 
 
