@@ -133,6 +133,17 @@ def test_the_helper_watches_points_and_highlights_nothing_masked_leaks_and_stop_
         lambda d: "dioa-cobrowse-highlight" in d.find_element(By.ID, "id_vehicle_registration").get_attribute("class")
     )
     wait_for_text(resident, ".dioa-cobrowse-callout", "Type your number plate here")
+    # The helper's view shows the highlight as the resident sees it.
+    wait(helper, 10).until(
+        lambda d: (
+            d.execute_script(
+                "const f = document.querySelector('#cobrowse-view iframe');"
+                "const el = f && f.contentDocument.querySelector('.dioa-cobrowse-highlight');"
+                "return el ? f.contentWindow.getComputedStyle(el).outlineStyle : null;"
+            )
+            == "solid"
+        )
+    )
     wait_for_text(resident, "#cobrowse-announcer", "Your helper highlighted part of the page")
     assert_accessible(resident, "the page with a highlight")
 

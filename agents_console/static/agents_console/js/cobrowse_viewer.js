@@ -6,10 +6,14 @@ const RRWEB_URL = new URL("../../vendor/rrweb/rrweb.js", import.meta.url).href;
 const RRWEB_CSS_URL = new URL("../../vendor/rrweb/style.css", import.meta.url).href;
 const POINTER_EVERY_MS = 120;
 const META = 4;
-// The helper sees where masked fields are: rrweb replays them as asterisks; this outlines them.
+// The widget's stylesheet is not recorded, so the view gets the marks it puts on the page
+// here: where masked fields are (rrweb replays their values as asterisks), and the helper's
+// own highlight and note as the resident sees them.
 const MASK_STYLE = [
   "[data-dioa-masked] { outline: 3px dashed #d4351c !important; }",
-  ".dioa-masked-note { color: #d4351c !important; font-weight: bold !important; }",
+  ".dioa-masked-note { display: block; color: #d4351c !important; font: bold 16px/1.3 arial, sans-serif !important; }",
+  ".dioa-cobrowse-highlight { outline: 4px solid #ffdd00 !important; box-shadow: 0 0 0 8px #0b0c0c !important; }",
+  ".dioa-cobrowse-callout { display: inline-block; margin: 8px 0; padding: 4px 8px; background: #0b0c0c; color: #ffffff; font: bold 19px/1.3 arial, sans-serif; }",
 ];
 
 function loadReplayerStyles() {
