@@ -17,6 +17,7 @@ p99 under 100 ms with nothing lost, for the chat and for the relay.
 import argparse
 import asyncio
 import json
+import math
 import os
 import random
 import socket
@@ -205,8 +206,33 @@ def start_reader(connection, on_frame) -> None:
     task.add_done_callback(READERS.discard)
 
 
+class HelperConnection:
+    """One helper's console socket, carrying every conversation that helper accepted, as a
+    real helper's tab does. Frames go to the conversation they name."""
+
+    def __init__(self, cookie: str):
+        self.cookie = cookie
+        self.pairs: dict[int, ChatPair] = {}
+
+    async def open(self, base: str) -> None:
+        self.socket = await websockets.connect(
+            f"{base}/ws/console/", origin="http://127.0.0.1", additional_headers={"Cookie": self.cookie}, max_queue=None
+        )
+        start_reader(self.socket, self.on_frame)
+
+    def on_frame(self, frame) -> None:
+        data = frame["data"]
+        conversation_id = data.get("conversation_id") or (data.get("conversation") or {}).get("id")
+        pair = self.pairs.get(conversation_id)
+        if pair is not None:
+            pair.on_helper(frame)
+        elif frame["type"] == "error" and self.pairs:
+            # An error names no conversation: count it against one of this helper's.
+            next(iter(self.pairs.values())).stats.errors += 1
+
+
 class ChatPair:
-    """One conversation: a resident socket and the helper socket that accepted it."""
+    """One conversation: a resident socket and the helper connection that accepted it."""
 
     def __init__(self, index: int, stats: Stats):
         self.index = index
@@ -247,16 +273,14 @@ class ChatPair:
         elif kind == "error":
             self.stats.errors += 1
 
-    async def connect(self, base: str, cookie: str) -> None:
+    async def connect(self, base: str, helper: HelperConnection) -> None:
         self.visitor = await websockets.connect(f"{base}/ws/chat/", origin="http://127.0.0.1", max_queue=None)
         start_reader(self.visitor, self.on_visitor)
         await self.visitor.send(json.dumps({"type": "conversation.start", "data": {"name": f"Bench {self.index}"}}))
         await asyncio.wait_for(self.ready.wait(), 60)
-        self.helper = await websockets.connect(
-            f"{base}/ws/console/", origin="http://127.0.0.1", additional_headers={"Cookie": cookie}, max_queue=None
-        )
+        self.helper = helper.socket
         self.accepted = asyncio.Event()
-        start_reader(self.helper, self.on_helper)
+        helper.pairs[self.conversation_id] = self
         await self.helper.send(
             json.dumps({"type": "conversation.accept", "data": {"conversation_id": self.conversation_id}})
         )
@@ -304,7 +328,7 @@ class RelayPair:
             self.stats.received += 1
             self.stats.expected.discard(text["id"])
 
-    async def connect(self, base: str, _cookie: str) -> None:
+    async def connect(self, base: str, _helper: None) -> None:
         url = f"{base}/ws/bench/relay/{self.index}/"
         self.visitor = await websockets.connect(url, origin="http://127.0.0.1", max_queue=None)
         self.helper = await websockets.connect(url, origin="http://127.0.0.1", max_queue=None)
@@ -325,27 +349,31 @@ class RelayPair:
             await asyncio.sleep(1 / rate)
 
 
-async def open_pairs(kind, base, cookies, conversations, server):
-    """Connect every pair once; the same sockets then carry each rate step."""
+async def open_pairs(kind, base, cookies, conversations, server, per_helper=1):
+    """Connect every pair once; the same sockets then carry each rate step. Helpers' consoles
+    open first (chat needs a helper online), each then accepting `per_helper` residents."""
     pairs = [kind(index, Stats()) for index in range(conversations)]
     setup_started = time.monotonic()
-    # A console open before the first resident arrives, as chat needs a helper online.
-    gatekeeper = await websockets.connect(
-        f"{base}/ws/console/", origin="http://127.0.0.1", additional_headers={"Cookie": cookies[-1]}, max_queue=None
-    )
-    start_reader(gatekeeper, lambda frame: None)
+    helpers = []
+    if kind is ChatPair:
+        helpers = [HelperConnection(cookie) for cookie in cookies[: math.ceil(conversations / per_helper)]]
+        await asyncio.gather(*(helper.open(base) for helper in helpers))
     for start in range(0, conversations, SETUP_BATCH):
         batch = pairs[start : start + SETUP_BATCH]
-        await asyncio.gather(*(pair.connect(base, cookies[pair.index]) for pair in batch))
+        await asyncio.gather(
+            *(pair.connect(base, helpers[pair.index // per_helper] if helpers else None) for pair in batch)
+        )
     await wait_until_quiet(server.process.pid)
-    return pairs, gatekeeper, time.monotonic() - setup_started
+    return pairs, helpers, time.monotonic() - setup_started
 
 
-async def close_pairs(pairs, gatekeeper) -> None:
+async def close_pairs(pairs, helpers) -> None:
     for pair in pairs:
         await pair.visitor.close()
-        await pair.helper.close()
-    await gatekeeper.close()
+        if isinstance(pair, RelayPair):
+            await pair.helper.close()
+    for helper in helpers:
+        await helper.socket.close()
 
 
 async def drive_step(pairs, rate, duration, server, setup_seconds, step, grace=3.0) -> dict:
@@ -403,7 +431,9 @@ async def main_async(args, server: Server, cookies: list[str]) -> None:
     try:
         # Each kind keeps its sockets for every step; it stops at its first failing step.
         for name, kind in (("chat", ChatPair), ("relay", RelayPair)):
-            pairs, gatekeeper, setup_seconds = await open_pairs(kind, base, cookies, args.conversations, server)
+            pairs, helpers, setup_seconds = await open_pairs(
+                kind, base, cookies, args.conversations, server, args.per_helper
+            )
             for total in totals:
                 rate = total / (2 * args.conversations)
                 result = await drive_step(pairs, rate, args.duration, server, setup_seconds, len(results[name]))
@@ -415,11 +445,11 @@ async def main_async(args, server: Server, cookies: list[str]) -> None:
                 sys.stdout.flush()
                 if args.saturate and not passes(result):
                     break
-            await close_pairs(pairs, gatekeeper)
+            await close_pairs(pairs, helpers)
     finally:
         server.stop()
     label = "saturation" if args.saturate else "fixed rate"
-    print(f"\n== {label}: layer={args.layer} conversations={args.conversations}")
+    print(f"\n== {label}: layer={args.layer} conversations={args.conversations} per_helper={args.per_helper}")
     if not args.saturate:
         show("fixed rate", totals[0] / (2 * args.conversations), args, results["chat"][0][2], results["relay"][0][2])
         return
@@ -443,6 +473,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.2, help="messages per second from each side")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of load per phase")
     parser.add_argument("--port", type=int, default=0, help="default: a free port")
+    parser.add_argument(
+        "--per-helper", type=int, default=1, help="conversations each helper's console holds (a floor has few helpers)"
+    )
     parser.add_argument("--saturate", action="store_true")
     parser.add_argument("--start-total", type=int, default=100, help="first total msg/s when saturating")
     parser.add_argument("--max-total", type=int, default=3000)
@@ -456,7 +489,7 @@ def main() -> None:
             args.port = probe.getsockname()[1]
     server = Server(args.layer, args.port)
     prepare_database(server.env)
-    cookies = helper_sessions(server.env, args.conversations + 1)
+    cookies = helper_sessions(server.env, math.ceil(args.conversations / args.per_helper))
     asyncio.run(main_async(args, server, cookies))
 
 
