@@ -108,6 +108,14 @@ def _transfer(*, conversation_id: int, user, role: Role, to_helper_id: int | Non
     )
 
 
+async def refuse(consumer: FrameConsumer, what: str) -> None:
+    """Accept only to say why, then close: a bare handshake refusal tells the client nothing."""
+    await consumer.accept()
+    await consumer.send_error("forbidden")
+    await consumer.close(code=FORBIDDEN_CLOSE_CODE)
+    logger.warning("%s refused for user %s", what, getattr(consumer.user, "pk", None))
+
+
 class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
     """One console tab of a signed-in advisor, volunteer or supervisor."""
 
@@ -142,11 +150,7 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
         self.user = self.scope.get("user")
         self.role = await db(helper_role)(self.user)
         if self.role is None:
-            # Accept only to say why, then close: a bare handshake refusal tells the client nothing.
-            await self.accept()
-            await self.send_error("forbidden")
-            await self.close(code=FORBIDDEN_CLOSE_CODE)
-            logger.warning("console socket refused for user %s", getattr(self.user, "pk", None))
+            await refuse(self, "console socket")
             return
         await self.channel_layer.group_add(events.queue_group(), self.channel_name)
         await self.accept()
@@ -397,14 +401,11 @@ class KioskStatusConsumer(FrameConsumer):
 
     async def connect(self) -> None:
         self.user = self.scope.get("user")
-        role = await db(helper_role)(self.user)
-        await self.accept()
-        if role != Role.SUPERVISOR:
-            await self.send_error("forbidden")
-            await self.close(code=FORBIDDEN_CLOSE_CODE)
-            logger.warning("kiosk status socket refused for user %s", getattr(self.user, "pk", None))
+        if await db(helper_role)(self.user) != Role.SUPERVISOR:
+            await refuse(self, "kiosk status socket")
             return
         await self.channel_layer.group_add(kiosk_events.devices_group(), self.channel_name)
+        await self.accept()
         kiosks = await db(_kiosk_payloads)()
         await self.send_frame("kiosks.snapshot", {"kiosks": kiosks})
 

@@ -11,11 +11,13 @@ from chat.models import CallbackRequest, Conversation, Message
 SNAPSHOT_MESSAGE_LIMIT = 200
 
 
+# What the conversation payloads read (chat.events): fetched with the row, not per payload.
+PAYLOAD_RELATIONS = ("assigned_helper", "service", "kiosk_visit__device")
+
+
 def conversation_get_by_token(*, token_hash: str, now: datetime.datetime | None = None) -> Conversation | None:
     """The conversation this token opens, or None once it ended more than the token's lifetime ago."""
-    conversation = (
-        Conversation.objects.select_related("assigned_helper", "service").filter(token_hash=token_hash).first()
-    )
+    conversation = Conversation.objects.select_related(*PAYLOAD_RELATIONS).filter(token_hash=token_hash).first()
     if conversation is None:
         return None
     expired_before = (now or timezone.now()) - datetime.timedelta(minutes=settings.CHAT_TOKEN_TTL_MINUTES)
@@ -25,14 +27,14 @@ def conversation_get_by_token(*, token_hash: str, now: datetime.datetime | None 
 
 
 def conversation_get(*, conversation_id: int) -> Conversation | None:
-    return Conversation.objects.select_related("assigned_helper", "service").filter(pk=conversation_id).first()
+    return Conversation.objects.select_related(*PAYLOAD_RELATIONS).filter(pk=conversation_id).first()
 
 
 def conversation_list_waiting() -> QuerySet[Conversation]:
     """The queue, oldest first."""
     return (
         Conversation.objects.filter(status=Conversation.Status.WAITING)
-        .select_related("service", "assigned_helper")
+        .select_related(*PAYLOAD_RELATIONS)
         .order_by("waiting_since", "pk")
     )
 
@@ -40,7 +42,7 @@ def conversation_list_waiting() -> QuerySet[Conversation]:
 def conversation_list_active() -> QuerySet[Conversation]:
     return (
         Conversation.objects.filter(status=Conversation.Status.ACTIVE)
-        .select_related("service", "assigned_helper")
+        .select_related(*PAYLOAD_RELATIONS)
         .order_by("assigned_at", "pk")
     )
 
@@ -48,7 +50,7 @@ def conversation_list_active() -> QuerySet[Conversation]:
 def conversation_list_active_for_helper(*, helper_id: int) -> QuerySet[Conversation]:
     return (
         Conversation.objects.filter(status=Conversation.Status.ACTIVE, assigned_helper_id=helper_id)
-        .select_related("service", "assigned_helper")
+        .select_related(*PAYLOAD_RELATIONS)
         .order_by("assigned_at", "pk")
     )
 
@@ -65,7 +67,7 @@ def conversation_last_seqs(*, conversation_ids: list[int]) -> dict[int, int]:
 def conversation_get_for_helper(*, conversation_id: int, helper_id: int) -> Conversation | None:
     """The conversation if it is assigned to this helper, else None."""
     return (
-        Conversation.objects.select_related("assigned_helper", "service")
+        Conversation.objects.select_related(*PAYLOAD_RELATIONS)
         .filter(pk=conversation_id, assigned_helper_id=helper_id)
         .first()
     )

@@ -56,13 +56,12 @@ def _rotate_token(conversation: Conversation) -> str:
 
 def kiosk_visit_wipe(*, visit_id: int) -> None:
     """A kiosk visit ended: end its open conversations and make all its tokens useless."""
-    for conversation in Conversation.objects.filter(kiosk_visit_id=visit_id):
-        if not conversation.is_ended:
-            conversation_end(
-                conversation_id=conversation.pk, ended_by=Conversation.EndedBy.SYSTEM, reason="kiosk_wiped"
-            )
+    for conversation_id in Conversation.objects.filter(kiosk_visit_id=visit_id).values_list("pk", flat=True):
         with transaction.atomic():
-            _rotate_token(Conversation.objects.select_for_update().get(pk=conversation.pk))
+            conversation, _ended = conversation_end(
+                conversation_id=conversation_id, ended_by=Conversation.EndedBy.SYSTEM, reason="kiosk_wiped"
+            )
+            _rotate_token(conversation)
 
 
 @transaction.atomic

@@ -4,8 +4,6 @@ The advisor console listens to `kiosk.devices`; each kiosk's own socket listens 
 group. Payloads hold only JSON primitives (they cross Redis as msgpack).
 """
 
-from typing import Any
-
 from config import realtime
 from kiosk.models import KioskDevice
 
@@ -33,7 +31,3 @@ def broadcast_device_changed(device: KioskDevice) -> None:
 
 def broadcast_to_device(device_id: int, event_type: str) -> None:
     realtime.broadcast(groups=[device_group(device_id)], event_type=event_type, device_id=device_id)
-
-
-def device_event(device: dict[str, Any]) -> dict[str, Any]:
-    return {"type": DEVICE_CHANGED, "device": device}

@@ -35,7 +35,7 @@ class KioskMiddleware:
             # kept for it in the session may reach the next resident.
             request.session.flush()
 
-        if not selectors.path_allowed_on_kiosk(request.path, selectors.kiosk_service_paths()):
+        if not selectors.path_allowed_on_kiosk(request.path):
             response = render(request, "kiosk/not_allowed.html", status=403)
         else:
             if request.kiosk_visit is None and not request.path.startswith(selectors.KIOSK_SHELL_PREFIXES):

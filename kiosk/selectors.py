@@ -30,9 +30,13 @@ def kiosk_service_paths() -> list[str]:
     return sorted({url for url in urls if url.startswith("/")})
 
 
-def path_allowed_on_kiosk(path: str, service_paths: list[str]) -> bool:
+def path_allowed_on_kiosk(path: str, service_paths: list[str] | None = None) -> bool:
+    """The shell's own paths, or a kiosk service's (read from the catalogue only when needed:
+    the middleware asks on every request an enrolled kiosk makes)."""
     if path.startswith(KIOSK_SHELL_PREFIXES):
         return True
+    if service_paths is None:
+        service_paths = kiosk_service_paths()
     return any(path == prefix or path.startswith(prefix.rstrip("/") + "/") for prefix in service_paths)
 
 

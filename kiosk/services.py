@@ -141,15 +141,6 @@ def device_revoke(*, device_id: int, revoked_by) -> KioskDevice:
 
 
 @transaction.atomic
-def device_update(*, device_id: int, name: str, location: str, idle_timeout_seconds: int) -> KioskDevice:
-    device = KioskDevice.objects.select_for_update().get(pk=device_id)
-    device.name, device.location, device.idle_timeout_seconds = name, location, idle_timeout_seconds
-    device.save(update_fields=["name", "location", "idle_timeout_seconds"])
-    events.broadcast_device_changed(device)
-    return device
-
-
-@transaction.atomic
 def device_request_wipe(*, device_id: int, requested_by) -> KioskDevice:
     """Wipe a kiosk from the console: its visit ends now and its screen clears itself."""
     device = KioskDevice.objects.select_for_update().get(pk=device_id, status=KioskDevice.Status.ACTIVE)

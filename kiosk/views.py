@@ -1,5 +1,6 @@
 """The demo council website, the kiosk's pairing screen and launcher, visits and hand-off links."""
 
+import functools
 import io
 import json
 
@@ -23,11 +24,7 @@ APPROVAL_PATH = "/console/kiosks/approve/"
 
 def council_home(request):
     """A council's home page as residents meet it, carrying the chat widget."""
-    return render(request, "kiosk/council_home.html", {"services": service_list_active()})
-
-
-def service_list_active():
-    return selectors.service_list_active()
+    return render(request, "kiosk/council_home.html", {"services": selectors.service_list_active()})
 
 
 def qr_svg(data: str) -> str:
@@ -93,13 +90,12 @@ def pairing_status(request):
 def kiosk_only(view):
     """Shell endpoints answer only an enrolled kiosk's browser."""
 
+    @functools.wraps(view)
     def wrapped(request, *args, **kwargs):
         if request.kiosk_device is None:
             return HttpResponseForbidden(_("Only an enrolled kiosk can do this."))
         return view(request, *args, **kwargs)
 
-    wrapped.__name__ = view.__name__
-    wrapped.__doc__ = view.__doc__
     return wrapped
 
 
@@ -142,12 +138,7 @@ def handoff_create(request):
     """A QR code with a one-time, short-lived link to the current service on the resident's phone."""
     path = request.POST.get("path", "")
     with_conversation = request.POST.get("with_conversation") == "1"
-    service_paths = selectors.kiosk_service_paths()
-    if (
-        not path.startswith("/")
-        or path.startswith("/kiosk/")
-        or not selectors.path_allowed_on_kiosk(path, service_paths)
-    ):
+    if not path.startswith("/") or path.startswith("/kiosk/") or not selectors.path_allowed_on_kiosk(path):
         return JsonResponse({"error": _("Only a council service can continue on a phone.")}, status=400)
     visit = request.kiosk_visit or services.visit_start(request.kiosk_device)
     request.kiosk_visit = visit
