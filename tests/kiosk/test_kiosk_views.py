@@ -1,0 +1,104 @@
+"""The kiosk's HTTP side, failure paths included: pairing, stale credentials and visits, the
+privacy wipe's response, and hand-off links that must not open."""
+
+import pytest
+from django.contrib.sessions.backends.db import SessionStore
+from django.test import Client
+
+from kiosk import services
+from kiosk.middleware import DEVICE_COOKIE, PAIRING_COOKIE, VISIT_COOKIE
+from kiosk.models import HandoffLink, KioskDevice, KioskVisit
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def kiosk(supervisor, service):
+    """A browser holding an enrolled kiosk's credential, and the device."""
+    device, secret = services.device_begin_pairing()
+    services.device_approve(
+        pairing_code=device.pairing_code, name="Kiosk 1", location="Library", approved_by=supervisor
+    )
+    device, credential = services.device_claim_credential(pairing_secret=secret)
+    client = Client()
+    client.cookies[DEVICE_COOKIE] = credential
+    return client, device
+
+
+def test_pairing_then_approval_hands_the_browser_its_credential_once(supervisor):
+    browser = Client()
+    first = browser.get("/kiosk/")
+    assert "This kiosk is not set up yet" in first.content.decode()
+    device = KioskDevice.objects.get()
+    assert browser.get("/kiosk/pairing/status/").json() == {"status": "pending"}
+    assert browser.get("/kiosk/").context["device"] == device, "the same code while pending"
+
+    services.device_approve(pairing_code=device.pairing_code, name="K", location="L", approved_by=supervisor)
+    assert browser.get("/kiosk/pairing/status/").json() == {"status": "approved"}
+    enrolled = browser.get("/kiosk/")
+    assert enrolled.status_code == 302 and enrolled.cookies[DEVICE_COOKIE].value
+    assert enrolled.cookies[PAIRING_COOKIE].value == "", "the pairing secret is spent"
+    assert "What would you like to do?" in browser.get("/kiosk/").content.decode()
+
+
+def test_a_revoked_credential_goes_back_to_pairing_and_is_forgotten(kiosk, supervisor):
+    client, device = kiosk
+    services.device_revoke(device_id=device.pk, revoked_by=supervisor)
+    response = client.get("/kiosk/")
+    assert "This kiosk is not set up yet" in response.content.decode()
+    assert response.cookies[DEVICE_COOKIE].value == ""
+    assert client.post("/kiosk/visit/start/").status_code == 403
+
+
+def test_the_wipe_ends_the_visit_and_clears_session_cookies_and_storage(kiosk):
+    client, device = kiosk
+    client.get("/services/report-missed-bin/")
+    visit = KioskVisit.objects.get(device=device, ended_at__isnull=True)
+    assert client.cookies[VISIT_COOKIE].value == visit.public_id
+    session = client.session
+    session["something"] = "of this resident"
+    session.save()
+    assert client.session["something"] == "of this resident"
+    session_key = session.session_key
+
+    response = client.post("/kiosk/visit/finish/", {"reason": "idle"})
+
+    assert response.status_code == 200 and response.json() == {"home": "/kiosk/"}
+    assert response["Clear-Site-Data"] == '"cache", "storage"'
+    assert response.cookies[VISIT_COOKIE].value == ""
+    assert DEVICE_COOKIE not in response.cookies, "the kiosk stays enrolled"
+    visit.refresh_from_db()
+    assert visit.end_reason == KioskVisit.EndReason.IDLE
+    assert "something" not in client.session
+    assert not SessionStore().exists(session_key), "flushed on the server too, not only forgotten"
+
+
+def test_a_visit_wiped_elsewhere_shows_nothing_of_it(kiosk, supervisor):
+    client, device = kiosk
+    client.get("/services/report-missed-bin/")
+    session_key = client.session.session_key
+    services.device_request_wipe(device_id=device.pk, requested_by=supervisor)
+    response = client.get("/kiosk/")
+    assert client.session.session_key != session_key, "the wiped visit's session is flushed"
+    assert response.cookies[VISIT_COOKIE].value == ""
+
+
+@pytest.mark.parametrize(
+    "path", ["/console/", "/kiosk/", "https://example.org/", "services/report-missed-bin/", "/admin/", ""]
+)
+def test_only_a_kiosk_service_can_continue_on_a_phone(kiosk, path):
+    client, _device = kiosk
+    response = client.post("/kiosk/handoff/", {"path": path})
+    assert response.status_code == 400 and response.json()["error"]
+    assert HandoffLink.objects.count() == 0
+
+
+def test_a_handoff_link_opens_on_a_phone_once_and_never_on_a_kiosk(kiosk):
+    client, _device = kiosk
+    url = client.post("/kiosk/handoff/", {"path": "/services/report-missed-bin/"}).json()["url"]
+    path = url.removeprefix("http://testserver")
+    assert client.get(path).status_code == 403, "the kiosk itself does not redeem it"
+    phone = Client()
+    assert phone.get(path).status_code == 200
+    assert phone.get(path).status_code == 410
+    assert phone.get("/kiosk/handoff/not-a-token/").status_code == 410
