@@ -196,3 +196,26 @@ async def test_an_expired_code_gives_nothing(advisor):
     assert (await until(helper, "error"))["code"] == "cobrowse_code_invalid"
     assert await Conversation.objects.acount() == 0
     await helper.disconnect()
+
+
+async def test_page_events_past_the_byte_budget_are_refused_and_not_relayed(advisor):
+    from chat.protocol import BULK_BURST_BYTES
+
+    helper, visitor, conversation_id = await accepted_conversation(advisor)
+    await helper.send_json_to({"type": "cobrowse.request", "data": {"conversation_id": conversation_id}})
+    session_id = (await until_status(visitor, "requested"))["id"]
+    await visitor.send_json_to({"type": "cobrowse.respond", "data": {"session_id": session_id, "accept": True}})
+    await until_status(helper, "active")
+    await helper.send_json_to({"type": "cobrowse.view", "data": {"session_id": session_id}})
+    await until(visitor, "cobrowse.guidance")
+
+    part = "x" * 15000
+    frames = BULK_BURST_BYTES // 15000 + 40
+    for index in range(frames):
+        await visitor.send_json_to(events_frame(session_id, part, part=index % 512, parts=512, batch=index // 512))
+    assert (await until(visitor, "error", limit=5))["code"] == "rate_limited"
+    relayed = [f for f in await drain(helper) if f["type"] == "cobrowse.events"]
+    # Counted in bytes, not frames: a whole 4 MiB burst of 16 KiB frames passes, the rest not.
+    assert BULK_BURST_BYTES // 16384 <= len(relayed) < frames
+    for communicator in (helper, visitor):
+        await communicator.disconnect()
