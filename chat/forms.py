@@ -37,7 +37,9 @@ class FrameForm(forms.Form):
                 self.type_errors[name] = [str(_("Must be %(type)s.") % {"type": expected})]
 
     def is_valid(self) -> bool:
-        return not self.type_errors and super().is_valid()
+        # Clean even when a type is wrong, so the fields that are valid (a message's client
+        # id, say) can still be named in the error.
+        return super().is_valid() and not self.type_errors
 
     def error_fields(self) -> dict[str, list[str]]:
         if self.type_errors:

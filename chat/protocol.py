@@ -120,7 +120,13 @@ class FrameConsumer(AsyncJsonWebsocketConsumer):
             return
         form = handler.form(data)
         if not form.is_valid():
-            await self.send_error("invalid_frame", frame_type=frame_type, fields=form.error_fields())
+            # A valid client id still names the message that failed, so the client can mark it.
+            await self.send_error(
+                "invalid_frame",
+                frame_type=frame_type,
+                fields=form.error_fields(),
+                client_id=form.cleaned_data.get("client_id"),
+            )
             return
         try:
             await getattr(self, handler.method)(**form.cleaned_data)

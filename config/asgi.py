@@ -10,11 +10,22 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
 import agents_console.routing  # noqa: E402
 import chat.routing  # noqa: E402
+
+
+class UnknownPathConsumer(AsyncWebsocketConsumer):
+    """Refuses the handshake (HTTP 403) for a path no app routes, where Channels would fail
+    with a server error and a traceback in the log."""
+
+    async def connect(self):
+        await self.close()
+
 
 websocket_urlpatterns = chat.routing.websocket_urlpatterns + agents_console.routing.websocket_urlpatterns
 if settings.BENCH_RELAY:
@@ -22,6 +33,7 @@ if settings.BENCH_RELAY:
     from bench.relay import websocket_urlpatterns as relay_urlpatterns
 
     websocket_urlpatterns = websocket_urlpatterns + relay_urlpatterns
+websocket_urlpatterns = [*websocket_urlpatterns, re_path(r"", UnknownPathConsumer.as_asgi())]
 
 # Each app's routing wraps its consumers in the Origin check they need: the console accepts
 # only this site, the resident's socket also the council sites allowed to embed the widget.

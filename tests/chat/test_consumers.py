@@ -231,6 +231,23 @@ async def test_a_bad_frame_gets_an_error_and_changes_nothing(raw, code):
     await communicator.disconnect()
 
 
+async def test_an_invalid_message_names_its_valid_client_id_so_the_client_can_mark_it_failed():
+    communicator = await connect()
+    await start(communicator)
+    await communicator.send_json_to({"type": "message.send", "data": {"client_id": "m-1", "body": "   "}})
+    error = await expect(communicator, "error")
+    await communicator.send_json_to({"type": "message.send", "data": {"client_id": "m-2", "body": ["x"]}})
+    wrong_type_error = await expect(communicator, "error")
+    await communicator.send_json_to({"type": "message.send", "data": {"client_id": "bad id!", "body": "   "}})
+    error_without_id = await expect(communicator, "error")
+
+    assert (error["code"], error["client_id"]) == ("invalid_frame", "m-1")
+    assert (wrong_type_error["code"], wrong_type_error["client_id"]) == ("invalid_frame", "m-2")
+    assert "client_id" not in error_without_id
+    assert await Message.objects.acount() == 0
+    await communicator.disconnect()
+
+
 async def test_binary_frames_are_refused():
     communicator = await connect()
     await communicator.send_to(bytes_data=b"\x00\x01")
@@ -262,6 +279,15 @@ async def test_a_flood_is_rate_limited_with_one_error_and_stores_only_what_was_a
 
 async def test_a_foreign_origin_is_refused_at_the_handshake():
     communicator = WebsocketCommunicator(application, "/ws/chat/", headers=[(b"origin", b"https://evil.example")])
+    connected, _ = await communicator.connect()
+
+    assert not connected
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize("path", ["/ws/nope/", "/ws/chat/extra/", "/"])
+async def test_an_unknown_path_is_refused_at_the_handshake(path):
+    communicator = WebsocketCommunicator(application, path, headers=[(b"origin", b"http://testserver")])
     connected, _ = await communicator.connect()
 
     assert not connected
