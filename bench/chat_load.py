@@ -10,8 +10,10 @@ and the server's memory, with the chat-to-relay ratios. It stops by itself.
     .venv/bin/python bench/chat_load.py --layer core --conversations 500 --saturate
 
 `--rate` is messages per second from *each side* of each conversation (0.2: one every five
-seconds). `--saturate` raises the total rate step by step and reports the highest that keeps
-p99 under 100 ms with nothing lost, for the chat and for the relay.
+seconds); each side keeps its own schedule, or with `--lockstep` both sides send at the same
+instant every time (the worst case for the chat, whose two messages then queue on one row
+lock). `--saturate` raises the total rate step by step and reports the highest that keeps p99
+under 100 ms with nothing lost, for the chat and for the relay.
 """
 
 import argparse
@@ -231,7 +233,39 @@ class HelperConnection:
             next(iter(self.pairs.values())).stats.errors += 1
 
 
-class ChatPair:
+class LoadPair:
+    """Drives both sides of one conversation; only the resident's messages are timed."""
+
+    lockstep = False
+
+    async def drive(self, rate: float, until: float) -> None:
+        if self.lockstep:
+            # The worst case: both people send at the same instant, every time.
+            offset = random.uniform(0, 1 / rate)
+            await asyncio.gather(self.drive_side("v", rate, until, offset), self.drive_side("h", rate, until, offset))
+        else:
+            # Each side keeps its own schedule, as two people typing do.
+            await asyncio.gather(
+                self.drive_side("v", rate, until, random.uniform(0, 1 / rate)),
+                self.drive_side("h", rate, until, random.uniform(0, 1 / rate)),
+            )
+
+    async def drive_side(self, side: str, rate: float, until: float, offset: float) -> None:
+        await asyncio.sleep(offset)
+        socket = self.visitor if side == "v" else self.helper
+        number = 0
+        while time.monotonic() < until:
+            number += 1
+            client_id = f"{side}-{self.step}-{self.index}-{number}"
+            if side == "v":
+                self.sent_at[client_id] = time.monotonic()
+                self.stats.expected.add(client_id)
+                self.stats.sent += 1
+            await socket.send(self.frame(side, client_id))
+            await asyncio.sleep(1 / rate)
+
+
+class ChatPair(LoadPair):
     """One conversation: a resident socket and the helper connection that accepted it."""
 
     def __init__(self, index: int, stats: Stats):
@@ -286,28 +320,14 @@ class ChatPair:
         )
         await asyncio.wait_for(self.accepted.wait(), 60)
 
-    async def drive(self, rate: float, until: float) -> None:
-        await asyncio.sleep(random.uniform(0, 1 / rate))
-        number = 0
-        while time.monotonic() < until:
-            number += 1
-            visitor_id = f"v-{self.step}-{self.index}-{number}"
-            self.sent_at[visitor_id] = time.monotonic()
-            self.stats.expected.add(visitor_id)
-            self.stats.sent += 1
-            await self.visitor.send(
-                json.dumps({"type": "message.send", "data": {"client_id": visitor_id, "body": "x" * 60}})
-            )
-            helper_frame = {
-                "conversation_id": self.conversation_id,
-                "client_id": f"h-{self.step}-{self.index}-{number}",
-                "body": "y" * 60,
-            }
-            await self.helper.send(json.dumps({"type": "message.send", "data": helper_frame}))
-            await asyncio.sleep(1 / rate)
+    def frame(self, side: str, client_id: str) -> str:
+        data = {"client_id": client_id, "body": ("x" if side == "v" else "y") * 60}
+        if side == "h":
+            data["conversation_id"] = self.conversation_id
+        return json.dumps({"type": "message.send", "data": data})
 
 
-class RelayPair:
+class RelayPair(LoadPair):
     """The baseline: a resident-side and a helper-side socket on one relay group."""
 
     def __init__(self, index: int, stats: Stats):
@@ -335,18 +355,8 @@ class RelayPair:
         start_reader(self.visitor, lambda frame: None)
         start_reader(self.helper, self.on_helper)
 
-    async def drive(self, rate: float, until: float) -> None:
-        await asyncio.sleep(random.uniform(0, 1 / rate))
-        number = 0
-        while time.monotonic() < until:
-            number += 1
-            visitor_id = f"v-{self.step}-{self.index}-{number}"
-            self.sent_at[visitor_id] = time.monotonic()
-            self.stats.expected.add(visitor_id)
-            self.stats.sent += 1
-            await self.visitor.send(json.dumps({"id": visitor_id, "body": "x" * 60}))
-            await self.helper.send(json.dumps({"id": f"h-{self.step}-{self.index}-{number}", "body": "y" * 60}))
-            await asyncio.sleep(1 / rate)
+    def frame(self, side: str, client_id: str) -> str:
+        return json.dumps({"id": client_id, "body": ("x" if side == "v" else "y") * 60})
 
 
 async def open_pairs(kind, base, cookies, conversations, server, per_helper=1):
@@ -419,6 +429,7 @@ def show(label: str, rate: float, args, chat: dict, relay: dict) -> None:
 
 
 async def main_async(args, server: Server, cookies: list[str]) -> None:
+    LoadPair.lockstep = args.lockstep
     server.start()
     base = f"ws://127.0.0.1:{args.port}"
     totals = [args.rate * 2 * args.conversations]
@@ -449,7 +460,10 @@ async def main_async(args, server: Server, cookies: list[str]) -> None:
     finally:
         server.stop()
     label = "saturation" if args.saturate else "fixed rate"
-    print(f"\n== {label}: layer={args.layer} conversations={args.conversations} per_helper={args.per_helper}")
+    print(
+        f"\n== {label}: layer={args.layer} conversations={args.conversations} per_helper={args.per_helper}"
+        f" lockstep={args.lockstep}"
+    )
     if not args.saturate:
         show("fixed rate", totals[0] / (2 * args.conversations), args, results["chat"][0][2], results["relay"][0][2])
         return
@@ -477,6 +491,9 @@ def main() -> None:
         "--per-helper", type=int, default=1, help="conversations each helper's console holds (a floor has few helpers)"
     )
     parser.add_argument("--saturate", action="store_true")
+    parser.add_argument(
+        "--lockstep", action="store_true", help="both sides of a conversation send at the same instant (worst case)"
+    )
     parser.add_argument("--start-total", type=int, default=100, help="first total msg/s when saturating")
     parser.add_argument("--max-total", type=int, default=3000)
     parser.add_argument("--step", type=float, default=1.5)
