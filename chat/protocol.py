@@ -4,6 +4,7 @@ Every frame is a JSON object `{"type": str, "data": object}` (docs/protocol.md).
 is answered with an `error` frame and changes nothing; the socket stays open.
 """
 
+import functools
 import json
 import logging
 import time
@@ -16,6 +17,7 @@ from django.core.exceptions import ValidationError
 
 from chat.error_messages import ERRORS, error_message
 from chat.forms import FrameForm
+from config import realtime
 
 logger = logging.getLogger(__name__)
 
@@ -33,9 +35,20 @@ def db(func):
 
     Not thread-sensitive: Channels' default runs every socket's database work of a process
     in one thread, one call at a time, so a busy conversation would delay all the others.
-    Each socket still handles its own frames one after another.
+    Each socket still handles its own frames one after another. What the service broadcasts
+    after its commit is sent from this event loop once it returns (config.realtime).
     """
-    return DatabaseSyncToAsync(func, thread_sensitive=False)
+    run = DatabaseSyncToAsync(func, thread_sensitive=False)
+
+    @functools.wraps(func)
+    async def call(*args, **kwargs):
+        with realtime.events_sent_on_return() as held:
+            try:
+                return await run(*args, **kwargs)
+            finally:
+                await realtime.send_held(held)
+
+    return call
 
 
 @dataclass(frozen=True)
