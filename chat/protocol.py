@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import DatabaseSyncToAsync
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import ValidationError
@@ -83,6 +84,16 @@ class FrameConsumer(AsyncJsonWebsocketConsumer):
     rate_per_second = 5.0
     rate_burst = 20
     bulk_frame_types: frozenset[str] = frozenset()
+
+    async def dispatch(self, message):
+        # Channels runs `close_old_connections` before every handler, a hop to its one sync
+        # thread per frame and per layer event (a convoy under load). These consumers reach
+        # the database only through `db`, whose worker threads close their connections
+        # before and after each call, so nothing stale can be left for the hop to close.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def websocket_connect(self, message):
         self.bucket = TokenBucket(rate=self.rate_per_second, burst=self.rate_burst)
