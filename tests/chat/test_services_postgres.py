@@ -1,4 +1,6 @@
-"""Two helpers pressing Accept at the same moment: the row lock lets exactly one win."""
+"""Simultaneous writes on PostgreSQL's row lock: of two helpers pressing Accept exactly one
+wins; messages sent at once from many sockets are numbered without gaps or repeats, and the
+same message resent on two sockets at once is stored once."""
 
 import threading
 
@@ -7,32 +9,43 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 
 from chat import services
-from chat.models import Conversation
+from chat.models import Conversation, Message
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 
-def accept_together(conversation_id: int, helpers) -> dict[int, str]:
-    """Every helper calls conversation_assign at once, each on its own connection."""
-    barrier = threading.Barrier(len(helpers))
-    results: dict[int, str] = {}
+def together(calls) -> list:
+    """Run every call at the same moment, each in its own thread on its own connection;
+    return each one's result, or the code of the ValidationError it raised."""
+    barrier = threading.Barrier(len(calls))
+    results: list = [None] * len(calls)
 
-    def accept(helper):
+    def run(index, call):
         barrier.wait()
         try:
-            services.conversation_assign(conversation_id=conversation_id, helper=helper)
-            results[helper.pk] = "won"
+            results[index] = call()
         except ValidationError as error:
-            results[helper.pk] = error.code
+            results[index] = error.code
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=accept, args=(helper,)) for helper in helpers]
+    threads = [threading.Thread(target=run, args=(index, call)) for index, call in enumerate(calls)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     return results
+
+
+def accept_together(conversation_id: int, helpers) -> dict[int, str]:
+    """Every helper calls conversation_assign at once."""
+
+    def accept(helper):
+        services.conversation_assign(conversation_id=conversation_id, helper=helper)
+        return "won"
+
+    results = together([lambda helper=helper: accept(helper) for helper in helpers])
+    return {helper.pk: result for helper, result in zip(helpers, results, strict=True)}
 
 
 def test_simultaneous_accepts_resolve_to_one_winner(postgres, advisor, other_advisor):
@@ -47,3 +60,44 @@ def test_simultaneous_accepts_resolve_to_one_winner(postgres, advisor, other_adv
         assert conversation.assigned_helper_id == winner
         assert conversation.status == "active"
         assert conversation.messages.filter(author_kind="system").count() == 1
+
+
+def test_messages_sent_at_once_are_numbered_without_gaps_or_repeats(postgres, advisor):
+    conversation, _token = services.conversation_start()
+    services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
+
+    def send(index):
+        kind = "visitor" if index % 2 else "helper"
+        message, created = services.message_create(
+            conversation_id=conversation.pk,
+            author_kind=kind,
+            author=advisor if kind == "helper" else None,
+            body=f"at once {index}",
+            client_id=f"c-{index}",
+        )
+        return message.seq, created
+
+    results = together([lambda index=index: send(index) for index in range(12)])
+
+    # Seq 1 is the "joined" system message.
+    assert sorted(seq for seq, _created in results) == list(range(2, 14))
+    assert all(created for _seq, created in results)
+    assert Conversation.objects.get(pk=conversation.pk).last_seq == 13
+    assert list(Message.objects.filter(conversation=conversation).values_list("seq", flat=True)) == list(range(1, 14))
+
+
+def test_one_message_resent_on_several_sockets_at_once_is_stored_once(postgres):
+    conversation, _token = services.conversation_start()
+
+    def resend():
+        message, created = services.message_create(
+            conversation_id=conversation.pk, author_kind="visitor", body="Hello", client_id="same-1"
+        )
+        return message.pk, message.seq, created
+
+    results = together([resend] * 6)
+
+    assert len({(pk, seq) for pk, seq, _created in results}) == 1
+    assert sorted(created for _pk, _seq, created in results) == [False] * 5 + [True]
+    assert Message.objects.filter(conversation=conversation).count() == 1
+    assert Conversation.objects.get(pk=conversation.pk).last_seq == 1

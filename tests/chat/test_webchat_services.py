@@ -105,6 +105,35 @@ def test_messages_per_minute_are_limited_per_conversation_and_side(settings, adv
     assert Message.objects.filter(author_kind="visitor").count() == 3
 
 
+def test_a_refused_message_takes_no_number_and_a_resend_over_the_limit_gets_the_stored_one(settings):
+    settings.CHAT_MESSAGES_PER_MINUTE = 2
+    conversation, _token = services.conversation_start()
+    first, _ = services.message_create(conversation_id=conversation.pk, author_kind="visitor", body="a", client_id="a")
+    services.message_create(conversation_id=conversation.pk, author_kind="visitor", body="b", client_id="b")
+
+    assert code_of(services.message_create, conversation_id=conversation.pk, author_kind="visitor", body="c") == (
+        "rate_limited"
+    )
+    resent, created = services.message_create(
+        conversation_id=conversation.pk, author_kind="visitor", body="a", client_id="a"
+    )
+    assert (resent.pk, created) == (first.pk, False)
+    conversation.refresh_from_db()
+    assert conversation.last_seq == 2
+
+
+def test_only_the_last_minute_counts_toward_the_message_limit(settings):
+    settings.CHAT_MESSAGES_PER_MINUTE = 2
+    conversation, _token = services.conversation_start()
+    for body in ("a", "b"):
+        services.message_create(conversation_id=conversation.pk, author_kind="visitor", body=body)
+    Message.objects.filter(conversation=conversation).update(created_at=timezone.now() - datetime.timedelta(seconds=61))
+
+    message, created = services.message_create(conversation_id=conversation.pk, author_kind="visitor", body="c")
+
+    assert (message.seq, created) == (3, True)
+
+
 def test_read_marks_only_move_forward_and_tell_the_conversation(broadcasts, django_capture_on_commit_callbacks):
     conversation, _token = services.conversation_start()
     for index in range(3):
