@@ -392,13 +392,17 @@ async def drive_step(pairs, rate, duration, server, setup_seconds, step, grace=3
         pair.stats = stats
         pair.step = step
     rss_before = rss_kib(server.process.pid)
+    cpu_before = cpu_ticks(server.process.pid)
     started = time.monotonic()
     until = started + duration
     await asyncio.gather(*(pair.drive(rate, until) for pair in pairs))
     await asyncio.sleep(grace)
+    cpu_seconds = (cpu_ticks(server.process.pid) - cpu_before) / os.sysconf("SC_CLK_TCK")
     # The next step starts from a quiet server too.
     await wait_until_quiet(server.process.pid)
     result = stats.summary(time.monotonic() - started - grace)
+    # Both sides' messages, each stored (chat) and delivered to two sockets.
+    result["server_cpu_ms_per_msg"] = round(cpu_seconds * 1000 / max(1, 2 * stats.sent), 2)
     result["setup_s"] = round(setup_seconds, 1)
     result["server_rss_mib"] = round(rss_kib(server.process.pid) / 1024, 1)
     result["server_rss_before_mib"] = round(rss_before / 1024, 1)
