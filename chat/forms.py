@@ -8,7 +8,26 @@ from chat.services import MAX_MESSAGE_LENGTH
 from kiosk.models import KioskDevice
 
 
-class FrameForm(forms.Form):
+class SharedFields(dict):
+    """A frame form's fields, shared by every instance instead of deep-copied for each one.
+
+    Django copies a form's fields per instance so that one form can change its own (choices,
+    widgets); frame forms only clean, and the copy took 40 % of validating a chat message
+    (69 µs against 41 µs here), on the event loop that serves every socket.
+    """
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+class FrameFormMetaclass(forms.forms.DeclarativeFieldsMetaclass):
+    def __new__(mcs, name, bases, attrs):
+        new_class = super().__new__(mcs, name, bases, attrs)
+        new_class.base_fields = SharedFields(new_class.base_fields)
+        return new_class
+
+
+class FrameForm(forms.Form, metaclass=FrameFormMetaclass):
     """A form over a decoded JSON object: values must already have the right JSON type.
 
     Django's fields would turn a list into its string form; a client that sends the wrong
