@@ -35,9 +35,8 @@ class FrameForm(forms.Form, metaclass=FrameFormMetaclass):
     """
 
     def __init__(self, data: dict):
-        super().__init__(data=data)
         self.type_errors = {}
-        for name, field in self.fields.items():
+        for name, field in self.base_fields.items():
             value = data.get(name)
             if value is None:
                 continue
@@ -54,10 +53,11 @@ class FrameForm(forms.Form, metaclass=FrameFormMetaclass):
                 ok = True
             if not ok:
                 self.type_errors[name] = [str(_("Must be %(type)s.") % {"type": expected})]
+        # The fields of the right type are still cleaned, so a valid one (a message's client
+        # id) can be named in the error; a wrong-typed value is never turned into a string.
+        super().__init__(data={name: value for name, value in data.items() if name not in self.type_errors})
 
     def is_valid(self) -> bool:
-        # Clean even when a type is wrong, so the fields that are valid (a message's client
-        # id, say) can still be named in the error.
         return super().is_valid() and not self.type_errors
 
     def error_fields(self) -> dict[str, list[str]]:

@@ -37,17 +37,13 @@ def db(func):
     Not thread-sensitive: Channels' default runs every socket's database work of a process
     in one thread, one call at a time, so a busy conversation would delay all the others.
     Each socket still handles its own frames one after another. What the service broadcasts
-    after its commit is sent from this event loop once it returns (config.realtime).
+    after its commits is sent from this event loop (config.realtime).
     """
     run = DatabaseSyncToAsync(func, thread_sensitive=False)
 
     @functools.wraps(func)
     async def call(*args, **kwargs):
-        with realtime.events_sent_on_return() as held:
-            try:
-                return await run(*args, **kwargs)
-            finally:
-                await realtime.send_held(held)
+        return await realtime.run_sending_from_loop(lambda: run(*args, **kwargs))
 
     return call
 
@@ -90,6 +86,8 @@ class FrameConsumer(AsyncJsonWebsocketConsumer):
         # thread per frame and per layer event (a convoy under load). These consumers reach
         # the database only through `db`, whose worker threads close their connections
         # before and after each call, so nothing stale can be left for the hop to close.
+        # Keep it so: an async ORM call (`aget`, `acount`…) in a handler would hold a
+        # connection in that sync thread that nothing here checks or closes.
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")

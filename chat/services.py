@@ -175,7 +175,8 @@ def conversation_start(
 
 
 class _AlreadyStored(Exception):
-    """Raised inside the message transaction to roll back the sequence number it took."""
+    """Raised inside the message transaction for a resend of a stored message, so that the
+    transaction gives back the sequence number it took."""
 
     def __init__(self, message_id: int):
         self.message_id = message_id
@@ -201,9 +202,9 @@ def message_create(
             conversation_id=conversation_id, author_kind=author_kind, body=body, client_id=client_id, author=author
         )
     except _AlreadyStored as stored:
-        existing = Message.objects.get(pk=stored.message_id)
-        if existing.author_kind != author_kind or existing.body != body:
-            raise chat_error("duplicate_client_id") from None
+        existing = Message.objects.filter(pk=stored.message_id).first()
+        if existing is None:  # purged with its conversation since
+            raise chat_error("conversation_not_found") from None
         return existing, False
     events.broadcast_message_created(message)
     return message, True
@@ -228,7 +229,7 @@ INSERT_MESSAGE_SQL = """
     ) < %s
     RETURNING id
 """
-STORED_CLIENT_ID_SQL = "SELECT id FROM chat_message WHERE conversation_id = %s AND client_id = %s"
+STORED_CLIENT_ID_SQL = "SELECT id, author_kind, body FROM chat_message WHERE conversation_id = %s AND client_id = %s"
 
 
 @transaction.atomic
@@ -236,7 +237,6 @@ def _message_insert(
     *, conversation_id: int, author_kind: str, body: str, client_id: str | None, author: AbstractBaseUser | None
 ) -> Message:
     """The locked write of `message_create`; raises `_AlreadyStored` for a stored client id."""
-    now = timezone.now()
     db_time = Message._meta.get_field("created_at").get_db_prep_value
     with connection.cursor() as cursor:
         # The update takes the row lock (SQLite: the write lock) and the next number at once;
@@ -246,11 +246,13 @@ def _message_insert(
         if row is None:
             raise chat_error("conversation_not_found")
         seq, status, assigned_helper_id, visitor_name = row
+        # Read once the lock is held, so times follow sequence numbers.
+        now = timezone.now()
         if status == Conversation.Status.ENDED:
-            _raise_if_stored(cursor, conversation_id, client_id)
+            _raise_if_stored(cursor, conversation_id, client_id, author_kind, body)
             raise chat_error("conversation_ended")
         if author_kind == Message.AuthorKind.HELPER and assigned_helper_id != author.pk:
-            _raise_if_stored(cursor, conversation_id, client_id)
+            _raise_if_stored(cursor, conversation_id, client_id, author_kind, body)
             raise chat_error("not_assigned")
         author_name = events.helper_display_name(author) if author_kind == Message.AuthorKind.HELPER else visitor_name
         message = Message(
@@ -281,19 +283,26 @@ def _message_insert(
         )
         inserted = cursor.fetchone()
         if inserted is None:
-            _raise_if_stored(cursor, conversation_id, client_id)
+            _raise_if_stored(cursor, conversation_id, client_id, author_kind, body)
             raise chat_error("rate_limited")
         message.pk = inserted[0]
+    # The row is stored: a later save() updates it rather than inserting another.
+    message._state.adding = False
+    message._state.db = connection.alias
     return message
 
 
-def _raise_if_stored(cursor, conversation_id: int, client_id: str | None) -> None:
-    """A resend of a stored message gets it back, whatever has changed since it was stored."""
+def _raise_if_stored(cursor, conversation_id: int, client_id: str | None, author_kind: str, body: str) -> None:
+    """A resend of a stored message gets it back, whatever has changed since it was stored;
+    the same id with other text, or from the other side, is refused."""
     if client_id:
         cursor.execute(STORED_CLIENT_ID_SQL, [conversation_id, client_id])
         stored = cursor.fetchone()
         if stored is not None:
-            raise _AlreadyStored(stored[0])
+            message_id, stored_author_kind, stored_body = stored
+            if (stored_author_kind, stored_body) != (author_kind, body):
+                raise chat_error("duplicate_client_id")
+            raise _AlreadyStored(message_id)
 
 
 @transaction.atomic

@@ -4,57 +4,106 @@ Events are sent after the surrounding transaction commits: the database is the s
 truth and the layer is transport, so nothing is announced that might still roll back.
 """
 
-import contextlib
+import asyncio
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
 
-# Events committed by a service that a consumer runs in a worker thread: the consumer's event
-# loop sends them when the service returns. Sending from the worker instead would hold it
-# (and the database connection it took) while it waits for the loop, once per event.
-_held_events: ContextVar[list[tuple[str, dict[str, Any]]] | None] = ContextVar("held_events", default=None)
+
+class LoopSender:
+    """Sends, from the event loop that made it, the events a worker thread commits.
+
+    A worker thread that sent through `async_to_sync` would wait for the loop once per event,
+    holding its database connection meanwhile. Here the thread only queues the event (in
+    commit order) and goes on; one task on the loop sends the queue in order, as soon as
+    each event is committed.
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.queue: asyncio.Queue[tuple[str, dict[str, Any]] | None] = asyncio.Queue()
+        self.task: asyncio.Task | None = None
+
+    def put(self, group: str, event: dict[str, Any]) -> None:
+        """Called from the worker thread."""
+        self.loop.call_soon_threadsafe(self._put, (group, event))
+
+    def _put(self, item: tuple[str, dict[str, Any]] | None) -> None:
+        if self.task is None:
+            self.task = self.loop.create_task(self._send_all())
+        self.queue.put_nowait(item)
+
+    async def _send_all(self) -> None:
+        layer = get_channel_layer()
+        while (item := await self.queue.get()) is not None:
+            group, event = item
+            try:
+                await layer.group_send(group, event)
+            except Exception:
+                # As in `broadcast`: committed already, and clients resume from the database.
+                logger.exception("broadcast of %s to %s failed", event["type"], group)
+
+    async def close(self) -> None:
+        """Wait until every event queued so far has been sent."""
+        if self.task is not None:
+            self.queue.put_nowait(None)
+            await self.task
+
+
+_loop_sender: ContextVar[LoopSender | None] = ContextVar("loop_sender", default=None)
+
+
+async def run_sending_from_loop(call: Callable[[], Awaitable[Any]]) -> Any:
+    """Await `call` (sync code run in a worker thread) with its committed events sent from
+    this loop, and return once they are sent.
+
+    Shielded: if the caller is cancelled (its socket closed, the server stopping), the work
+    already started in the thread still finishes and what it commits is still sent.
+    """
+
+    async def run() -> Any:
+        sender = LoopSender()
+        _loop_sender.set(sender)  # this task's own context, copied into the worker thread
+        try:
+            return await call()
+        finally:
+            await sender.close()
+
+    task = asyncio.ensure_future(run())
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(_log_unexpected_failure)
+        raise
+
+
+def _log_unexpected_failure(task: asyncio.Task) -> None:
+    """Nobody is left to answer a cancelled caller; an unexpected failure still gets logged."""
+    failure = None if task.cancelled() else task.exception()
+    # A ValidationError is a refusal meant for the caller, not a failure.
+    if failure is not None and not isinstance(failure, ValidationError):
+        logger.error("work of a cancelled caller failed", exc_info=failure)
 
 
 def group_send(group: str, event: dict[str, Any]) -> None:
     """Deliver one event to one group. The single place chat touches the channel layer.
 
-    Inside `events_sent_on_return` the event waits for the calling coroutine; elsewhere (HTTP
-    views, commands) it is sent now.
+    From code run through `run_sending_from_loop` the event is queued for that loop; from
+    anywhere else (HTTP views, commands) it is sent now.
     """
-    held = _held_events.get()
-    if held is not None:
-        held.append((group, event))
+    sender = _loop_sender.get()
+    if sender is not None:
+        sender.put(group, event)
         return
     async_to_sync(get_channel_layer().group_send)(group, event)
-
-
-@contextlib.contextmanager
-def events_sent_on_return() -> Iterator[list[tuple[str, dict[str, Any]]]]:
-    """Hold the events that synchronous code run from here commits; send them with `send_held`."""
-    held: list[tuple[str, dict[str, Any]]] = []
-    token = _held_events.set(held)
-    try:
-        yield held
-    finally:
-        _held_events.reset(token)
-
-
-async def send_held(held: list[tuple[str, dict[str, Any]]]) -> None:
-    """Send held events in the order they were committed."""
-    layer = get_channel_layer()
-    for group, event in held:
-        try:
-            await layer.group_send(group, event)
-        except Exception:
-            # As in `broadcast`: committed already, and clients resume from the database.
-            logger.exception("broadcast of %s to %s failed", event["type"], group)
 
 
 def broadcast(*, groups: Iterable[str], event_type: str, **payload: Any) -> None:

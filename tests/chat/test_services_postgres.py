@@ -101,3 +101,21 @@ def test_one_message_resent_on_several_sockets_at_once_is_stored_once(postgres):
     assert sorted(created for _pk, _seq, created in results) == [False] * 5 + [True]
     assert Message.objects.filter(conversation=conversation).count() == 1
     assert Conversation.objects.get(pk=conversation.pk).last_seq == 1
+
+
+def test_the_per_minute_limit_holds_for_messages_sent_at_once(postgres, settings):
+    settings.CHAT_MESSAGES_PER_MINUTE = 3
+    conversation, _token = services.conversation_start()
+
+    def send(index):
+        message, _created = services.message_create(
+            conversation_id=conversation.pk, author_kind="visitor", body=f"burst {index}", client_id=f"b-{index}"
+        )
+        return message.seq
+
+    results = together([lambda index=index: send(index) for index in range(8)])
+
+    assert sorted(result for result in results if isinstance(result, int)) == [1, 2, 3]
+    assert results.count("rate_limited") == 5
+    assert Message.objects.filter(conversation=conversation).count() == 3
+    assert Conversation.objects.get(pk=conversation.pk).last_seq == 3

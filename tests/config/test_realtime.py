@@ -1,8 +1,10 @@
-"""Events a service commits while a consumer runs it are sent by the consumer's event loop,
-after the service returns, in commit order; nothing rolled back is ever sent."""
+"""Events a service commits while a consumer runs it are sent by the consumer's event loop as
+each commit happens, in commit order, even if the consumer is cancelled meanwhile; nothing
+rolled back is ever sent."""
 
 import asyncio
 import logging
+import threading
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -28,25 +30,63 @@ async def received(layer, channel, count: int) -> list[int]:
     return [(await asyncio.wait_for(layer.receive(channel), 10))["n"] for _ in range(count)]
 
 
+async def nothing_more(layer, channel) -> bool:
+    try:
+        await asyncio.wait_for(layer.receive(channel), 0.5)
+    except TimeoutError:
+        return True
+    return False
+
+
 def commit_events(*numbers: int) -> None:
     for number in numbers:
         with transaction.atomic():
             realtime.broadcast(groups=[GROUP], event_type="test.event", n=number)
 
 
-async def test_committed_events_are_sent_after_the_service_returns_in_commit_order():
+async def test_committed_events_are_sent_in_commit_order():
     layer, channel = await listener()
-    sent_while_running = []
+
+    assert await db(lambda: commit_events(1, 2, 3) or "done")() == "done"
+
+    assert await received(layer, channel, 3) == [1, 2, 3]
+
+
+async def test_an_event_is_sent_at_its_commit_while_the_service_is_still_working():
+    layer, channel = await listener()
+    may_finish = threading.Event()
 
     def service():
-        commit_events(1, 2, 3)
-        # Still in the worker thread: everything committed so far is held, not sent.
-        sent_while_running.extend(event["n"] for _, event in realtime._held_events.get())
-        return "done"
+        commit_events(1)
+        # Slow work after the commit (a transcript email, say) must not hold the event back.
+        assert may_finish.wait(10)
+        commit_events(2)
 
-    assert await db(service)() == "done"
-    assert sent_while_running == [1, 2, 3]
-    assert await received(layer, channel, 3) == [1, 2, 3]
+    call = asyncio.ensure_future(db(service)())
+    assert await received(layer, channel, 1) == [1]
+    assert not call.done()
+    may_finish.set()
+    await call
+    assert await received(layer, channel, 1) == [2]
+
+
+async def test_a_cancelled_caller_still_has_what_the_service_commits_sent():
+    layer, channel = await listener()
+    started, may_commit = threading.Event(), threading.Event()
+
+    def service():
+        started.set()
+        assert may_commit.wait(10)
+        commit_events(1)
+
+    call = asyncio.ensure_future(db(service)())
+    await sync_to_async(started.wait)(10)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    may_commit.set()
+
+    assert await received(layer, channel, 1) == [1]
 
 
 async def test_events_committed_before_a_failure_are_still_sent_and_rolled_back_ones_never():
@@ -62,8 +102,7 @@ async def test_events_committed_before_a_failure_are_still_sent_and_rolled_back_
         await db(service)()
 
     assert await received(layer, channel, 1) == [1]
-    with pytest.raises(asyncio.TimeoutError):
-        await asyncio.wait_for(layer.receive(channel), 0.5)
+    assert await nothing_more(layer, channel)
 
 
 async def test_a_layer_failure_is_logged_and_the_service_result_still_returned(monkeypatch, caplog):
@@ -82,7 +121,7 @@ async def test_a_layer_failure_is_logged_and_the_service_result_still_returned(m
 async def test_outside_a_consumer_events_are_sent_at_commit():
     layer, channel = await listener()
 
-    # As an HTTP view or a management command runs a service: no consumer holds the events.
+    # As an HTTP view or a management command runs a service: no consumer's loop sends for it.
     await sync_to_async(commit_events)(7)
 
     assert await received(layer, channel, 1) == [7]

@@ -1,0 +1,84 @@
+"""Time storing one chat message, as a consumer does it: `chat.services.message_create` run
+through `chat.protocol.db` (a worker thread, a pooled PostgreSQL connection, the commit and
+the broadcast to the in-memory layer), one message after another on one conversation.
+
+    .venv/bin/python bench/store_message.py --messages 1000
+
+It creates (and drops first) its own database, so it can run beside bench/chat_load.py. Run
+it pinned to one core (`taskset -c 0`) to compare with the figures in docs/performance.md.
+"""
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+DATABASE_URL = os.environ.get("BENCH_STORE_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dioa_bench_store")
+
+
+def prepare() -> None:
+    import psycopg
+
+    admin_url, name = DATABASE_URL.rsplit("/", 1)
+    with psycopg.connect(f"{admin_url}/postgres", autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{name}"')
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": "bench-only-secret-key-" + "s" * 40,
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+            "DATABASE_URL": DATABASE_URL,
+            "CHAT_MESSAGES_PER_MINUTE": "1000000000",
+            "DJANGO_LOG_LEVEL": "WARNING",
+        }
+    )
+    os.environ.pop("REDIS_URL", None)
+    subprocess.run([sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=BASE_DIR, check=True)
+
+
+async def measure(count: int) -> list[float]:
+    from chat import services
+    from chat.models import Conversation
+    from chat.protocol import db
+
+    # Created directly: starting one through the service needs a helper online.
+    conversation = await db(Conversation.objects.create)(token_hash="bench-" + "0" * 58)
+    store = db(services.message_create)
+    timings = []
+    for number in range(count + 50):
+        started = time.perf_counter()
+        await store(conversation_id=conversation.pk, author_kind="visitor", body="x" * 60, client_id=f"m-{number}")
+        if number >= 50:  # the first ones warm the pool and the caches
+            timings.append((time.perf_counter() - started) * 1000)
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=1000)
+    args = parser.parse_args()
+    prepare()
+    import django
+
+    django.setup()
+    timings = sorted(asyncio.run(measure(args.messages)))
+
+    def pct(p: float) -> float:
+        return timings[min(len(timings) - 1, int(p / 100 * len(timings)))]
+
+    print(
+        f"message_create through db(): {len(timings)} messages, p50 {pct(50):.2f} ms, p90 {pct(90):.2f} ms, "
+        f"p99 {pct(99):.2f} ms, mean {statistics.fmean(timings):.2f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()
