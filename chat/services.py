@@ -212,8 +212,9 @@ def message_create(
 
 # Every chat message runs these statements, so they are written in SQL that PostgreSQL and
 # SQLite both take: building the same queries with the ORM cost more than the database did
-# (bench/store_message.py: 5.5 ms a message with the ORM, 2 ms now; docs/performance.md). The steps are those of every other write
-# here: lock the conversation row, check, number, insert.
+# (bench/store_message.py: 5.5 ms a message with the ORM, 2 ms now; docs/performance.md).
+# The steps are those of every other write here: lock the conversation row, check, number,
+# insert.
 LOCK_AND_NUMBER_SQL = """
     UPDATE chat_conversation SET last_seq = last_seq + 1 WHERE id = %s
     RETURNING last_seq, status, assigned_helper_id, visitor_name
