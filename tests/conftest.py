@@ -1,12 +1,15 @@
 """Shared fixtures: people in each role, a catalogue service, broadcast capture, real services."""
 
+import asyncio
 import importlib
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.contrib.auth.models import Group
+from django.db import connections
 
 from agents_console.roles import Role
 from kiosk.models import Service, ServiceCategory
@@ -153,3 +156,12 @@ def helpers_online(request, monkeypatch):
     if "real_availability" in request.keywords:
         return
     monkeypatch.setattr("chat.availability._helper_available", lambda: True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def close_the_sync_threads_connections(django_db_setup):
+    """Async tests run database code through `sync_to_async`, in asgiref's one sync thread,
+    whose connection outlives every test; closed here, before the test database is dropped
+    (PostgreSQL refuses to drop a database with a session open)."""
+    yield
+    asyncio.run(sync_to_async(connections.close_all)())
