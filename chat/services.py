@@ -178,8 +178,8 @@ class _AlreadyStored(Exception):
     """Raised inside the message transaction for a resend of a stored message, so that the
     transaction gives back the sequence number it took."""
 
-    def __init__(self, message_id: int):
-        self.message_id = message_id
+    def __init__(self, message: Message):
+        self.message = message
 
 
 def message_create(
@@ -202,10 +202,7 @@ def message_create(
             conversation_id=conversation_id, author_kind=author_kind, body=body, client_id=client_id, author=author
         )
     except _AlreadyStored as stored:
-        existing = Message.objects.filter(pk=stored.message_id).first()
-        if existing is None:  # purged with its conversation since
-            raise chat_error("conversation_not_found") from None
-        return existing, False
+        return stored.message, False
     events.broadcast_message_created(message)
     return message, True
 
@@ -216,21 +213,25 @@ def message_create(
 # The steps are those of every other write here: lock the conversation row, check, number,
 # insert.
 LOCK_AND_NUMBER_SQL = """
-    UPDATE chat_conversation SET last_seq = last_seq + 1 WHERE id = %s
+    UPDATE chat_conversation SET last_seq = last_seq + 1 WHERE id = %(conversation_id)s
     RETURNING last_seq, status, assigned_helper_id, visitor_name
 """
 # Inserts nothing when the client id is stored already or the author has reached the
 # per-minute limit. Run after the lock is taken, it sees every message committed before.
 INSERT_MESSAGE_SQL = """
     INSERT INTO chat_message (conversation_id, seq, author_kind, author_id, author_name, body, client_id, created_at)
-    SELECT %s, %s, %s, %s, %s, %s, %s, %s
-    WHERE NOT EXISTS (SELECT 1 FROM chat_message WHERE conversation_id = %s AND client_id = %s)
+    SELECT
+        %(conversation_id)s, %(seq)s, %(author_kind)s, %(author_id)s, %(author_name)s, %(body)s, %(client_id)s,
+        %(created_at)s
+    WHERE NOT EXISTS (
+        SELECT 1 FROM chat_message WHERE conversation_id = %(conversation_id)s AND client_id = %(client_id)s
+    )
     AND (
-        SELECT COUNT(*) FROM chat_message WHERE conversation_id = %s AND author_kind = %s AND created_at >= %s
-    ) < %s
+        SELECT COUNT(*) FROM chat_message
+        WHERE conversation_id = %(conversation_id)s AND author_kind = %(author_kind)s AND created_at >= %(since)s
+    ) < %(limit)s
     RETURNING id
 """
-STORED_CLIENT_ID_SQL = "SELECT id, author_kind, body FROM chat_message WHERE conversation_id = %s AND client_id = %s"
 
 
 @transaction.atomic
@@ -242,7 +243,7 @@ def _message_insert(
     with connection.cursor() as cursor:
         # The update takes the row lock (SQLite: the write lock) and the next number at once;
         # every refusal below rolls the number back with the transaction.
-        cursor.execute(LOCK_AND_NUMBER_SQL, [conversation_id])
+        cursor.execute(LOCK_AND_NUMBER_SQL, {"conversation_id": conversation_id})
         row = cursor.fetchone()
         if row is None:
             raise chat_error("conversation_not_found")
@@ -250,41 +251,43 @@ def _message_insert(
         # Read once the lock is held, so times follow sequence numbers.
         now = timezone.now()
         if status == Conversation.Status.ENDED:
-            _raise_if_stored(cursor, conversation_id, client_id, author_kind, body)
+            _raise_if_stored(conversation_id, client_id, author_kind, body)
             raise chat_error("conversation_ended")
         if author_kind == Message.AuthorKind.HELPER and assigned_helper_id != author.pk:
-            _raise_if_stored(cursor, conversation_id, client_id, author_kind, body)
+            _raise_if_stored(conversation_id, client_id, author_kind, body)
             raise chat_error("not_assigned")
-        author_name = events.helper_display_name(author) if author_kind == Message.AuthorKind.HELPER else visitor_name
         message = Message(
             conversation_id=conversation_id,
             seq=seq,
             author_kind=author_kind,
             author_id=author.pk if author is not None else None,
-            author_name=author_name,
+            author_name=(
+                events.helper_display_name(author) if author_kind == Message.AuthorKind.HELPER else visitor_name
+            ),
             body=body,
             client_id=client_id or None,
             created_at=now,
         )
-        values = [conversation_id, seq, author_kind, message.author_id, author_name, body, message.client_id]
-        # Counted in the database so the limit holds however many sockets or processes are used.
-        since = now - datetime.timedelta(minutes=1)
         cursor.execute(
             INSERT_MESSAGE_SQL,
-            [
-                *values,
-                db_time(now, connection),
-                conversation_id,
-                message.client_id,
-                conversation_id,
-                author_kind,
-                db_time(since, connection),
-                settings.CHAT_MESSAGES_PER_MINUTE,
-            ],
+            {
+                "conversation_id": conversation_id,
+                "seq": seq,
+                "author_kind": author_kind,
+                "author_id": message.author_id,
+                "author_name": message.author_name,
+                "body": body,
+                "client_id": message.client_id,
+                "created_at": db_time(now, connection),
+                # Counted in the database so the limit holds however many sockets or processes
+                # are used.
+                "since": db_time(now - datetime.timedelta(minutes=1), connection),
+                "limit": settings.CHAT_MESSAGES_PER_MINUTE,
+            },
         )
         inserted = cursor.fetchone()
         if inserted is None:
-            _raise_if_stored(cursor, conversation_id, client_id, author_kind, body)
+            _raise_if_stored(conversation_id, client_id, author_kind, body)
             raise chat_error("rate_limited")
         message.pk = inserted[0]
     # The row is stored: a later save() updates it rather than inserting another.
@@ -293,17 +296,18 @@ def _message_insert(
     return message
 
 
-def _raise_if_stored(cursor, conversation_id: int, client_id: str | None, author_kind: str, body: str) -> None:
+def _raise_if_stored(conversation_id: int, client_id: str | None, author_kind: str, body: str) -> None:
     """A resend of a stored message gets it back, whatever has changed since it was stored;
-    the same id with other text, or from the other side, is refused."""
-    if client_id:
-        cursor.execute(STORED_CLIENT_ID_SQL, [conversation_id, client_id])
-        stored = cursor.fetchone()
-        if stored is not None:
-            message_id, stored_author_kind, stored_body = stored
-            if (stored_author_kind, stored_body) != (author_kind, body):
-                raise chat_error("duplicate_client_id")
-            raise _AlreadyStored(message_id)
+    the same id with other text, or from the other side, is refused. Only on refusals, so
+    the ORM is fine here."""
+    if not client_id:
+        return
+    stored = Message.objects.filter(conversation_id=conversation_id, client_id=client_id).first()
+    if stored is None:
+        return
+    if (stored.author_kind, stored.body) != (author_kind, body):
+        raise chat_error("duplicate_client_id")
+    raise _AlreadyStored(stored)
 
 
 @transaction.atomic
