@@ -100,10 +100,11 @@ def server_env(layer: str, port: int) -> dict[str, str]:
 
 
 def prepare_database(env: dict[str, str]) -> None:
+    """A fresh, migrated database at the env's DATABASE_URL (dropped first if it exists)."""
     import psycopg
 
-    admin_url = DATABASE_URL.rsplit("/", 1)[0] + "/postgres"
-    name = DATABASE_URL.rsplit("/", 1)[1]
+    server_url, name = env["DATABASE_URL"].rsplit("/", 1)
+    admin_url = server_url + "/postgres"
     with psycopg.connect(admin_url, autocommit=True) as connection:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         connection.execute(f'CREATE DATABASE "{name}"')

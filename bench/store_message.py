@@ -12,23 +12,19 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
+
+from bench.chat_load import prepare_database  # noqa: E402
+
 DATABASE_URL = os.environ.get("BENCH_STORE_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dioa_bench_store")
 
 
 def prepare() -> None:
-    import psycopg
-
-    admin_url, name = DATABASE_URL.rsplit("/", 1)
-    with psycopg.connect(f"{admin_url}/postgres", autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
     os.environ.update(
         {
             "DJANGO_SETTINGS_MODULE": "config.settings",
@@ -41,7 +37,7 @@ def prepare() -> None:
         }
     )
     os.environ.pop("REDIS_URL", None)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=BASE_DIR, check=True)
+    prepare_database(dict(os.environ))
 
 
 async def measure(count: int) -> list[float]:
