@@ -27,13 +27,13 @@ class UnknownPathConsumer(AsyncWebsocketConsumer):
         await self.close()
 
 
-websocket_urlpatterns = chat.routing.websocket_urlpatterns + agents_console.routing.websocket_urlpatterns
+websocket_urlpatterns = [*chat.routing.websocket_urlpatterns, *agents_console.routing.websocket_urlpatterns]
 if settings.BENCH_RELAY:
     # The benchmark's baseline relay (bench/relay.py), never routed in production.
     from bench.relay import websocket_urlpatterns as relay_urlpatterns
 
-    websocket_urlpatterns = websocket_urlpatterns + relay_urlpatterns
-websocket_urlpatterns = [*websocket_urlpatterns, re_path(r"", UnknownPathConsumer.as_asgi())]
+    websocket_urlpatterns += relay_urlpatterns
+websocket_urlpatterns.append(re_path(r"", UnknownPathConsumer.as_asgi()))
 
 # Each app's routing wraps its consumers in the Origin check they need: the console accepts
 # only this site, the resident's socket also the council sites allowed to embed the widget.
