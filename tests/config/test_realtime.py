@@ -9,6 +9,7 @@ import threading
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from chat.protocol import db
@@ -36,6 +37,17 @@ async def nothing_more(layer, channel) -> bool:
     except TimeoutError:
         return True
     return False
+
+
+async def shielded_work_finished() -> None:
+    """Wait until the work a cancelled caller left running has finished and been seen to."""
+    for _ in range(200):
+        running = [task for task in asyncio.all_tasks() if "run_sending_from_loop" in task.get_coro().__qualname__]
+        if not running:
+            await asyncio.sleep(0)  # its done-callbacks run on the next turn of the loop
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the shielded work did not finish")
 
 
 def commit_events(*numbers: int) -> None:
@@ -125,3 +137,24 @@ async def test_outside_a_consumer_events_are_sent_at_commit():
     await sync_to_async(commit_events)(7)
 
     assert await received(layer, channel, 1) == [7]
+
+
+@pytest.mark.parametrize(("failure", "logged"), [(RuntimeError("broken"), True), (ValidationError("no"), False)])
+async def test_a_cancelled_callers_work_that_fails_is_logged_unless_it_was_a_refusal(caplog, failure, logged):
+    started, may_fail = threading.Event(), threading.Event()
+
+    def service():
+        started.set()
+        assert may_fail.wait(10)
+        raise failure
+
+    call = asyncio.ensure_future(db(service)())
+    await sync_to_async(started.wait)(10)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    with caplog.at_level(logging.ERROR, logger="config.realtime"):
+        may_fail.set()
+        await shielded_work_finished()
+
+    assert ("work of a cancelled caller failed" in caplog.text) is logged
