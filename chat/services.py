@@ -87,8 +87,7 @@ def client_address_hash(address: str | None) -> str:
 def _locked_conversation(conversation_id: int, *, related: bool = True) -> Conversation:
     """The conversation row, locked until the transaction ends (every state change takes it).
 
-    `related=False` skips the joins for the hot path of storing a message, which needs only
-    the row's own fields.
+    `related=False` skips the joins for writes that need only the row's own fields (a note).
     """
     queryset = Conversation.objects.select_for_update(of=("self",))
     if related:
