@@ -7,6 +7,15 @@ import pytest
 from tests.e2e.browser import chromium
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Note on the test whether its body failed, for the `browsers` fixture's teardown."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.body_failed = report.failed
+
+
 @pytest.fixture
 def browsers(request, tmp_path):
     """Call it to open one more real Chromium (downloads go to `tmp_path`). Each one's last
@@ -20,8 +29,10 @@ def browsers(request, tmp_path):
         return driver
 
     yield open_browser
+    failed = getattr(request.node, "body_failed", True)
     artifacts = Path(__file__).resolve().parents[2] / "build" / "test-artifacts"
-    artifacts.mkdir(parents=True, exist_ok=True)
     for index, driver in enumerate(opened):
-        driver.save_screenshot(str(artifacts / f"{request.node.name[:80]}-{index}.png"))
+        if failed:
+            artifacts.mkdir(parents=True, exist_ok=True)
+            driver.save_screenshot(str(artifacts / f"{request.node.name[:80]}-{index}.png"))
         driver.quit()

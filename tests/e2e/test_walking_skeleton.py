@@ -21,15 +21,8 @@ from agents_console.models import AssistedTransaction, ConsoleConnection
 from chat.models import Message
 from config.settings import BASE_DIR
 from kiosk.models import Service, ServiceCategory
-from tests.e2e.browser import (
-    axe_violations,
-    chromium,
-    click,
-    describe_violations,
-    require_browser,
-    wait,
-    wait_for_text,
-)
+from tests.e2e import browser
+from tests.e2e.browser import chromium, click, require_browser, wait, wait_for_text
 
 pytestmark = pytest.mark.browser
 
@@ -91,15 +84,8 @@ class BrowserTestCase(ChannelsLiveServerTestCase):
         self.drivers.append(driver)
         return driver
 
-    def assert_accessible(self, driver, page: str):
-        violations = axe_violations(driver)
-        self.assertEqual(violations, [], f"axe-core on {page}:\n{describe_violations(violations)}")
-
     def sign_in(self, driver):
-        driver.get(f"{self.live_server_url}/accounts/login/?next=/console/")
-        driver.find_element(By.ID, "id_username").send_keys("alex")
-        driver.find_element(By.ID, "id_password").send_keys("alex-password-123")
-        driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+        browser.sign_in(driver, self.live_server_url, "alex", "alex-password-123")
         wait_for_text(driver, "#console-connection", "Connected")
 
     def open_widget_and_start(self, driver, name="Pat"):
@@ -139,7 +125,7 @@ class WalkingSkeletonTests(BrowserTestCase):
         wait_for_text(helper, "#conversation-ended", "This conversation has ended")
         click(helper, "#wrap-up-link")
         wait_for_text(helper, "h1", "Log what was done")
-        self.assert_accessible(helper, "the wrap-up form")
+        browser.assert_accessible(helper, "the wrap-up form")
 
         for selector in ("#id_outcome_1", "#id_barriers_2", "#id_typed_by_0", "#id_can_do_alone_next_time_1"):
             helper.find_element(By.CSS_SELECTOR, selector).click()
@@ -176,27 +162,27 @@ class AccessibilityTests(BrowserTestCase):
         visitor = self.browser()
         visitor.get(f"{self.live_server_url}/")
         wait(visitor).until(lambda d: d.find_element(By.CSS_SELECTOR, ".chat-launcher"))
-        self.assert_accessible(visitor, "the demo page with the widget closed")
+        browser.assert_accessible(visitor, "the demo page with the widget closed")
         click(visitor, ".chat-launcher")
         self.assertEqual(visitor.switch_to.active_element.get_attribute("id"), "chat-name")
-        self.assert_accessible(visitor, "the demo page with the widget open")
+        browser.assert_accessible(visitor, "the demo page with the widget open")
         visitor.find_element(By.CSS_SELECTOR, ".chat-start button[type=submit]").click()
         wait_for_text(visitor, "#chat-status", "in the queue")
         visitor.find_element(By.ID, "chat-message").send_keys("Hello", Keys.ENTER)
         wait_for_text(visitor, ".chat-log", "Sent")
-        self.assert_accessible(visitor, "the widget in a conversation")
+        browser.assert_accessible(visitor, "the widget in a conversation")
 
     def test_console_queue_has_no_violations(self):
         visitor = self.browser()
         helper = self.browser()
         self.sign_in(helper)
-        self.assert_accessible(helper, "the empty console")
+        browser.assert_accessible(helper, "the empty console")
         self.open_widget_and_start(visitor)
         wait_for_text(helper, "#queue-list", "Pat")
-        self.assert_accessible(helper, "the console with a waiting resident")
+        browser.assert_accessible(helper, "the console with a waiting resident")
         click(helper, "[data-accept]")
         wait_for_text(helper, "#conversation-log", "joined the conversation")
-        self.assert_accessible(helper, "the console with an open conversation")
+        browser.assert_accessible(helper, "the console with an open conversation")
 
     def test_kiosk_pairing_and_sign_in_pages_have_no_violations(self):
         driver = self.browser()
@@ -204,11 +190,11 @@ class AccessibilityTests(BrowserTestCase):
         driver.get(f"{self.live_server_url}/kiosk/")
         wait_for_text(driver, "h1", "This kiosk is not set up yet")
         self.assertNotIn("Report a missed bin collection", driver.page_source)
-        self.assert_accessible(driver, "the kiosk pairing page")
+        browser.assert_accessible(driver, "the kiosk pairing page")
         driver.get(f"{self.live_server_url}/accounts/login/")
         driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
         wait_for_text(driver, ".govuk-error-summary", "There is a problem")
-        self.assert_accessible(driver, "the sign-in page with errors")
+        browser.assert_accessible(driver, "the sign-in page with errors")
 
     def test_the_widget_works_at_320_pixels_wide(self):
         driver = self.browser()
@@ -222,4 +208,4 @@ class AccessibilityTests(BrowserTestCase):
         self.assertGreaterEqual(panel.rect["x"], 0)
         self.assertLessEqual(panel.rect["x"] + panel.rect["width"], 320)
         self.assertLessEqual(driver.execute_script("return document.documentElement.scrollWidth"), 320)
-        self.assert_accessible(driver, "the widget at 320 px")
+        browser.assert_accessible(driver, "the widget at 320 px")
