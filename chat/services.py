@@ -196,8 +196,9 @@ def message_create(
     `not_assigned` (a helper who does not hold the conversation), `duplicate_client_id` (an
     id reused for other text) or `rate_limited`.
     """
+    store = _message_store_postgresql if connection.vendor == "postgresql" else _message_store_generic
     try:
-        message = _message_insert(
+        message = store(
             conversation_id=conversation_id, author_kind=author_kind, body=body, client_id=client_id, author=author
         )
     except _AlreadyStored as stored:
@@ -206,11 +207,87 @@ def message_create(
     return message, True
 
 
-# Every chat message runs these statements, so they are written in SQL that PostgreSQL and
-# SQLite both take: building the same queries with the ORM cost more than the database did
-# (bench/store_message.py: 5.5 ms a message with the ORM, 2 ms now; docs/performance.md).
-# The steps are those of every other write here: lock the conversation row, check, number,
-# insert.
+# Every chat message is stored here, so this path is written in SQL rather than with the ORM,
+# whose query building cost more than the database did (bench/store_message.py; the figures
+# are in docs/performance.md). Whichever path, the steps are those of every other write
+# here: lock the conversation row, check, number, insert.
+
+# PostgreSQL: one round trip and no BEGIN/COMMIT; the function (migration 0006) does the
+# steps below in PL/pgSQL and refuses without writing anything.
+STORE_MESSAGE_SQL = """
+    SELECT outcome, message_id, message_seq, message_author_name, message_created_at
+    FROM chat_message_store(
+        %(conversation_id)s, %(author_kind)s, %(author_id)s, %(helper_name)s, %(body)s, %(client_id)s, %(limit)s
+    )
+"""
+
+
+def _message_store_postgresql(
+    *, conversation_id: int, author_kind: str, body: str, client_id: str | None, author: AbstractBaseUser | None
+) -> Message:
+    params = message_store_params(
+        conversation_id=conversation_id, author_kind=author_kind, body=body, client_id=client_id, author=author
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(STORE_MESSAGE_SQL, params)
+        row = cursor.fetchone()
+    message = message_from_store_row(row, params)
+    if message is None:
+        raise _AlreadyStored(stored_resend(row[1], author_kind=author_kind, body=body))
+    return message
+
+
+def message_store_params(
+    *, conversation_id: int, author_kind: str, body: str, client_id: str | None, author: AbstractBaseUser | None
+) -> dict:
+    return {
+        "conversation_id": conversation_id,
+        "author_kind": author_kind,
+        "author_id": author.pk if author is not None else None,
+        "helper_name": events.helper_display_name(author) if author_kind == Message.AuthorKind.HELPER else None,
+        "body": body,
+        "client_id": client_id or None,
+        # Counted in the database so the limit holds however many sockets or processes are used.
+        "limit": settings.CHAT_MESSAGES_PER_MINUTE,
+    }
+
+
+def message_from_store_row(row: tuple, params: dict) -> Message | None:
+    """The message `chat_message_store` created from `params`; None for a resend of a stored
+    message (its id is the row's second column); raises the refusal's ValidationError."""
+    outcome, pk, seq, author_name, created_at = row
+    if outcome == "stored":
+        return None
+    if outcome != "created":
+        raise chat_error(outcome)
+    return _stored_message(params, pk=pk, seq=seq, author_name=author_name, created_at=created_at)
+
+
+def _stored_message(params: dict, **stored) -> Message:
+    message = Message(
+        conversation_id=params["conversation_id"],
+        author_kind=params["author_kind"],
+        author_id=params["author_id"],
+        body=params["body"],
+        client_id=params["client_id"],
+        **stored,
+    )
+    # The row is stored: a later save() updates it rather than inserting another.
+    message._state.adding = False
+    message._state.db = connection.alias
+    return message
+
+
+def stored_resend(pk: int, *, author_kind: str, body: str) -> Message:
+    """The stored message a resend names; the same id with other text, or from the other
+    side, is refused. Only on resends, so the ORM is fine here."""
+    stored = Message.objects.get(pk=pk)
+    if (stored.author_kind, stored.body) != (author_kind, body):
+        raise chat_error("duplicate_client_id")
+    return stored
+
+
+# SQLite (and any other database): two statements in a transaction.
 LOCK_AND_NUMBER_SQL = """
     UPDATE chat_conversation SET last_seq = last_seq + 1 WHERE id = %(conversation_id)s
     RETURNING last_seq, status, assigned_helper_id, visitor_name
@@ -234,10 +311,13 @@ INSERT_MESSAGE_SQL = """
 
 
 @transaction.atomic
-def _message_insert(
+def _message_store_generic(
     *, conversation_id: int, author_kind: str, body: str, client_id: str | None, author: AbstractBaseUser | None
 ) -> Message:
-    """The locked write of `message_create`; raises `_AlreadyStored` for a stored client id."""
+    """Lock, number, check and insert in a transaction; raises `_AlreadyStored` for a resend."""
+    params = message_store_params(
+        conversation_id=conversation_id, author_kind=author_kind, body=body, client_id=client_id, author=author
+    )
     db_time = Message._meta.get_field("created_at").get_db_prep_value
     with connection.cursor() as cursor:
         # The update takes the row lock (SQLite: the write lock) and the next number at once;
@@ -255,58 +335,36 @@ def _message_insert(
         if author_kind == Message.AuthorKind.HELPER and assigned_helper_id != author.pk:
             _raise_if_stored(conversation_id, client_id, author_kind, body)
             raise chat_error("not_assigned")
-        message = Message(
-            conversation_id=conversation_id,
-            seq=seq,
-            author_kind=author_kind,
-            author_id=author.pk if author is not None else None,
-            author_name=(
-                events.helper_display_name(author) if author_kind == Message.AuthorKind.HELPER else visitor_name
-            ),
-            body=body,
-            client_id=client_id or None,
-            created_at=now,
-        )
+        author_name = params["helper_name"] if author_kind == Message.AuthorKind.HELPER else visitor_name
         cursor.execute(
             INSERT_MESSAGE_SQL,
             {
-                "conversation_id": conversation_id,
+                **params,
                 "seq": seq,
-                "author_kind": author_kind,
-                "author_id": message.author_id,
-                "author_name": message.author_name,
-                "body": body,
-                "client_id": message.client_id,
+                "author_name": author_name,
                 "created_at": db_time(now, connection),
-                # Counted in the database so the limit holds however many sockets or processes
-                # are used.
                 "since": db_time(now - datetime.timedelta(minutes=1), connection),
-                "limit": settings.CHAT_MESSAGES_PER_MINUTE,
             },
         )
         inserted = cursor.fetchone()
         if inserted is None:
             _raise_if_stored(conversation_id, client_id, author_kind, body)
             raise chat_error("rate_limited")
-        message.pk = inserted[0]
-    # The row is stored: a later save() updates it rather than inserting another.
-    message._state.adding = False
-    message._state.db = connection.alias
-    return message
+    return _stored_message(params, pk=inserted[0], seq=seq, author_name=author_name, created_at=now)
 
 
 def _raise_if_stored(conversation_id: int, client_id: str | None, author_kind: str, body: str) -> None:
-    """A resend of a stored message gets it back, whatever has changed since it was stored;
-    the same id with other text, or from the other side, is refused. Only on refusals, so
-    the ORM is fine here."""
+    """A resend of a stored message gets it back, whatever has changed since it was stored.
+    Only on refusals, so the ORM is fine here."""
     if not client_id:
         return
-    stored = Message.objects.filter(conversation_id=conversation_id, client_id=client_id).first()
-    if stored is None:
-        return
-    if (stored.author_kind, stored.body) != (author_kind, body):
-        raise chat_error("duplicate_client_id")
-    raise _AlreadyStored(stored)
+    stored_pk = (
+        Message.objects.filter(conversation_id=conversation_id, client_id=client_id)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if stored_pk is not None:
+        raise _AlreadyStored(stored_resend(stored_pk, author_kind=author_kind, body=body))
 
 
 @transaction.atomic
