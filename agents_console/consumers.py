@@ -27,7 +27,8 @@ from chat.forms import (
     FrameForm,
 )
 from chat.models import Conversation, Message
-from chat.protocol import FrameConsumer, FrameHandler, db
+from chat.protocol import FrameConsumer, FrameHandler
+from config.async_db import db
 from kiosk import events as kiosk_events
 from kiosk import selectors as kiosk_selectors
 
@@ -204,7 +205,7 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
         await self.follow(conversation, after_seq=last_seq or 0, watch=watch)
 
     async def handle_message_send(self, *, conversation_id: int, client_id: str, body: str) -> None:
-        message, created = await db(services.message_create)(
+        message, created = await services.amessage_create(
             conversation_id=conversation_id,
             author_kind=Message.AuthorKind.HELPER,
             author=self.user,

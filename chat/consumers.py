@@ -20,7 +20,8 @@ from chat.forms import (
     ReadForm,
 )
 from chat.models import Conversation, Message
-from chat.protocol import FrameConsumer, FrameHandler, db
+from chat.protocol import FrameConsumer, FrameHandler
+from config.async_db import db
 from kiosk import events as kiosk_events
 from kiosk import services as kiosk_services
 from kiosk.middleware import DEVICE_COOKIE
@@ -229,7 +230,7 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
         return self.conversation_id
 
     async def handle_message_send(self, *, client_id: str, body: str) -> None:
-        message, created = await db(services.message_create)(
+        message, created = await services.amessage_create(
             conversation_id=self.require_conversation(),
             author_kind=Message.AuthorKind.VISITOR,
             body=body,

@@ -263,6 +263,13 @@ def broadcast_message_created(message: Message) -> None:
     )
 
 
+async def asend_message_created(message: Message) -> None:
+    """`broadcast_message_created` from the event loop, for a message already committed."""
+    await realtime.agroup_send(
+        conversation_group(message.conversation_id), {"type": MESSAGE_CREATED, "message": message_payload(message)}
+    )
+
+
 def broadcast_note_created(note) -> None:
     realtime.broadcast(
         groups=[conversation_staff_group(note.conversation_id)], event_type=NOTE_CREATED, note=note_payload(note)

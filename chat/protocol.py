@@ -4,7 +4,6 @@ Every frame is a JSON object `{"type": str, "data": object}` (docs/protocol.md).
 is answered with an `error` frame and changes nothing; the socket stays open.
 """
 
-import functools
 import json
 import logging
 import time
@@ -12,13 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from channels.consumer import get_handler_name
-from channels.db import DatabaseSyncToAsync
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import ValidationError
 
 from chat.error_messages import ERRORS, error_message
 from chat.forms import FrameForm
-from config import realtime
 
 logger = logging.getLogger(__name__)
 
@@ -29,23 +26,6 @@ BULK_BURST_BYTES = 4 * 1024 * 1024
 BULK_BYTES_PER_SECOND = 1024 * 1024
 # Refusals worth a line in the log: someone tried something their role or ownership forbids.
 DENIAL_CODES = frozenset({"forbidden", "not_assigned"})
-
-
-def db(func):
-    """Run a sync service or selector from a consumer, in a worker thread of the pool.
-
-    Not thread-sensitive: Channels' default runs every socket's database work of a process
-    in one thread, one call at a time, so a busy conversation would delay all the others.
-    Each socket still handles its own frames one after another. What the service broadcasts
-    after its commits is sent from this event loop (config.realtime).
-    """
-    run = DatabaseSyncToAsync(func, thread_sensitive=False)
-
-    @functools.wraps(func)
-    async def call(*args, **kwargs):
-        return await realtime.run_sending_from_loop(lambda: run(*args, **kwargs))
-
-    return call
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from chat import events, selectors, signals
 from chat.availability import chat_availability
 from chat.error_messages import error_message
 from chat.models import CallbackRequest, CobrowseSession, Conversation, InternalNote, Message
+from config import async_db, realtime
 from kiosk import services as kiosk_services
 from kiosk.models import KioskDevice, Service
 
@@ -205,6 +206,40 @@ def message_create(
         return stored.message, False
     events.broadcast_message_created(message)
     return message, True
+
+
+async def amessage_create(
+    *,
+    conversation_id: int,
+    author_kind: str,
+    body: str,
+    client_id: str | None = None,
+    author: AbstractBaseUser | None = None,
+) -> tuple[Message, bool]:
+    """`message_create` for consumers, from the event loop; the same rules and results.
+
+    On PostgreSQL the one statement that stores the message runs on the loop
+    (config.async_db) and the message is announced as soon as it returns, committed;
+    elsewhere `message_create` runs in a worker thread.
+    """
+    if not async_db.available():
+        return await async_db.db(message_create)(
+            conversation_id=conversation_id, author_kind=author_kind, body=body, client_id=client_id, author=author
+        )
+    params = message_store_params(
+        conversation_id=conversation_id, author_kind=author_kind, body=body, client_id=client_id, author=author
+    )
+
+    async def store() -> tuple[Message, bool]:
+        # Stored once however often it runs with a client id: a resend returns the stored row.
+        row = await async_db.fetchone(STORE_MESSAGE_SQL, params, idempotent=params["client_id"] is not None)
+        message = message_from_store_row(row, params)
+        if message is None:
+            return await async_db.db(stored_resend)(row[1], author_kind=author_kind, body=body), False
+        await events.asend_message_created(message)
+        return message, True
+
+    return await realtime.run_shielded(store)
 
 
 # Every chat message is stored here, so this path is written in SQL rather than with the ORM,

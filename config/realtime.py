@@ -42,14 +42,8 @@ class LoopSender:
         self.queue.put_nowait(item)
 
     async def _send_all(self) -> None:
-        layer = get_channel_layer()
         while (item := await self.queue.get()) is not None:
-            group, event = item
-            try:
-                await layer.group_send(group, event)
-            except Exception:
-                # As in `broadcast`: committed already, and clients resume from the database.
-                logger.exception("broadcast of %s to %s failed", event["type"], group)
+            await agroup_send(*item)
 
     async def close(self) -> None:
         """Wait until every event queued so far has been sent."""
@@ -63,11 +57,7 @@ _loop_sender: ContextVar[LoopSender | None] = ContextVar("loop_sender", default=
 
 async def run_sending_from_loop(call: Callable[[], Awaitable[Any]]) -> Any:
     """Await `call` (sync code run in a worker thread) with its committed events sent from
-    this loop, and return once they are sent.
-
-    Shielded: if the caller is cancelled (its socket closed, the server stopping), the work
-    already started in the thread still finishes and what it commits is still sent.
-    """
+    this loop, and return once they are sent. Shielded, as `run_shielded`."""
 
     async def run() -> Any:
         sender = LoopSender()
@@ -77,7 +67,14 @@ async def run_sending_from_loop(call: Callable[[], Awaitable[Any]]) -> Any:
         finally:
             await sender.close()
 
-    task = asyncio.ensure_future(run())
+    return await run_shielded(run)
+
+
+async def run_shielded(call: Callable[[], Awaitable[Any]]) -> Any:
+    """Await `call`, which goes on to the end if the caller is cancelled (its socket closed,
+    the server stopping): a write already started still finishes and what it commits is
+    still sent."""
+    task = asyncio.ensure_future(call())
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
@@ -91,6 +88,15 @@ def _log_unexpected_failure(task: asyncio.Task) -> None:
     # A ValidationError is a refusal meant for the caller, not a failure.
     if failure is not None and not isinstance(failure, ValidationError):
         logger.error("work of a cancelled caller failed", exc_info=failure)
+
+
+async def agroup_send(group: str, event: dict[str, Any]) -> None:
+    """Deliver one committed event to one group, from the event loop. A failure is logged,
+    not raised: the write has committed, and clients resume from the database."""
+    try:
+        await get_channel_layer().group_send(group, event)
+    except Exception:
+        logger.exception("broadcast of %s to %s failed", event["type"], group)
 
 
 def group_send(group: str, event: dict[str, Any]) -> None:

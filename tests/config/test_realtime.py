@@ -12,8 +12,8 @@ from channels.layers import get_channel_layer
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from chat.protocol import db
 from config import realtime
+from config.async_db import db
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
