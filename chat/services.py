@@ -175,8 +175,8 @@ def conversation_start(
 
 
 class _AlreadyStored(Exception):
-    """Raised inside the message transaction for a resend of a stored message, so that the
-    transaction gives back the sequence number it took."""
+    """A resend of a stored message; raised inside the generic path's transaction, it also
+    gives back the sequence number taken."""
 
     def __init__(self, message: Message):
         self.message = message
@@ -198,10 +198,11 @@ def message_create(
     id reused for other text) or `rate_limited`.
     """
     store = _message_store_postgresql if connection.vendor == "postgresql" else _message_store_generic
+    params = message_store_params(
+        conversation_id=conversation_id, author_kind=author_kind, body=body, client_id=client_id, author=author
+    )
     try:
-        message = store(
-            conversation_id=conversation_id, author_kind=author_kind, body=body, client_id=client_id, author=author
-        )
+        message = store(params)
     except _AlreadyStored as stored:
         return stored.message, False
     events.broadcast_message_created(message)
@@ -235,7 +236,7 @@ async def amessage_create(
         row = await async_db.fetchone(STORE_MESSAGE_SQL, params, idempotent=params["client_id"] is not None)
         message = message_from_store_row(row, params)
         if message is None:
-            return await async_db.db(stored_resend)(row[1], author_kind=author_kind, body=body), False
+            return await async_db.db(stored_resend)(params), False
         await events.asend_message_created(message)
         return message, True
 
@@ -257,18 +258,13 @@ STORE_MESSAGE_SQL = """
 """
 
 
-def _message_store_postgresql(
-    *, conversation_id: int, author_kind: str, body: str, client_id: str | None, author: AbstractBaseUser | None
-) -> Message:
-    params = message_store_params(
-        conversation_id=conversation_id, author_kind=author_kind, body=body, client_id=client_id, author=author
-    )
+def _message_store_postgresql(params: dict) -> Message:
     with connection.cursor() as cursor:
         cursor.execute(STORE_MESSAGE_SQL, params)
         row = cursor.fetchone()
     message = message_from_store_row(row, params)
     if message is None:
-        raise _AlreadyStored(stored_resend(row[1], author_kind=author_kind, body=body))
+        raise _AlreadyStored(stored_resend(params))
     return message
 
 
@@ -289,7 +285,7 @@ def message_store_params(
 
 def message_from_store_row(row: tuple, params: dict) -> Message | None:
     """The message `chat_message_store` created from `params`; None for a resend of a stored
-    message (its id is the row's second column); raises the refusal's ValidationError."""
+    message (`stored_resend` reads it); raises the refusal's ValidationError."""
     outcome, pk, seq, author_name, created_at = row
     if outcome == "stored":
         return None
@@ -313,11 +309,14 @@ def _stored_message(params: dict, **stored) -> Message:
     return message
 
 
-def stored_resend(pk: int, *, author_kind: str, body: str) -> Message:
-    """The stored message a resend names; the same id with other text, or from the other
-    side, is refused. Only on resends, so the ORM is fine here."""
-    stored = Message.objects.get(pk=pk)
-    if (stored.author_kind, stored.body) != (author_kind, body):
+def stored_resend(params: dict) -> Message | None:
+    """The stored message with the client id of `params`, if any: a resend gets it back,
+    whatever has changed since; the same id with other text, or from the other side, is
+    refused. Only on resends and refusals, so the ORM is fine here."""
+    if params["client_id"] is None:
+        return None
+    stored = Message.objects.filter(conversation_id=params["conversation_id"], client_id=params["client_id"]).first()
+    if stored is not None and (stored.author_kind, stored.body) != (params["author_kind"], params["body"]):
         raise chat_error("duplicate_client_id")
     return stored
 
@@ -346,13 +345,9 @@ INSERT_MESSAGE_SQL = """
 
 
 @transaction.atomic
-def _message_store_generic(
-    *, conversation_id: int, author_kind: str, body: str, client_id: str | None, author: AbstractBaseUser | None
-) -> Message:
+def _message_store_generic(params: dict) -> Message:
     """Lock, number, check and insert in a transaction; raises `_AlreadyStored` for a resend."""
-    params = message_store_params(
-        conversation_id=conversation_id, author_kind=author_kind, body=body, client_id=client_id, author=author
-    )
+    conversation_id, author_kind = params["conversation_id"], params["author_kind"]
     db_time = Message._meta.get_field("created_at").get_db_prep_value
     with connection.cursor() as cursor:
         # The update takes the row lock (SQLite: the write lock) and the next number at once;
@@ -365,10 +360,10 @@ def _message_store_generic(
         # Read once the lock is held, so times follow sequence numbers.
         now = timezone.now()
         if status == Conversation.Status.ENDED:
-            _raise_if_stored(conversation_id, client_id, author_kind, body)
+            _raise_if_stored(params)
             raise chat_error("conversation_ended")
-        if author_kind == Message.AuthorKind.HELPER and assigned_helper_id != author.pk:
-            _raise_if_stored(conversation_id, client_id, author_kind, body)
+        if author_kind == Message.AuthorKind.HELPER and assigned_helper_id != params["author_id"]:
+            _raise_if_stored(params)
             raise chat_error("not_assigned")
         author_name = params["helper_name"] if author_kind == Message.AuthorKind.HELPER else visitor_name
         cursor.execute(
@@ -383,23 +378,15 @@ def _message_store_generic(
         )
         inserted = cursor.fetchone()
         if inserted is None:
-            _raise_if_stored(conversation_id, client_id, author_kind, body)
+            _raise_if_stored(params)
             raise chat_error("rate_limited")
     return _stored_message(params, pk=inserted[0], seq=seq, author_name=author_name, created_at=now)
 
 
-def _raise_if_stored(conversation_id: int, client_id: str | None, author_kind: str, body: str) -> None:
-    """A resend of a stored message gets it back, whatever has changed since it was stored.
-    Only on refusals, so the ORM is fine here."""
-    if not client_id:
-        return
-    stored_pk = (
-        Message.objects.filter(conversation_id=conversation_id, client_id=client_id)
-        .values_list("pk", flat=True)
-        .first()
-    )
-    if stored_pk is not None:
-        raise _AlreadyStored(stored_resend(stored_pk, author_kind=author_kind, body=body))
+def _raise_if_stored(params: dict) -> None:
+    stored = stored_resend(params)
+    if stored is not None:
+        raise _AlreadyStored(stored)
 
 
 @transaction.atomic
