@@ -198,7 +198,7 @@ def message_create(
     id reused for other text) or `rate_limited`.
     """
     store = _message_store_postgresql if connection.vendor == "postgresql" else _message_store_generic
-    params = message_store_params(
+    params = _message_store_params(
         conversation_id=conversation_id, author_kind=author_kind, body=body, client_id=client_id, author=author
     )
     try:
@@ -227,16 +227,16 @@ async def amessage_create(
         return await async_db.db(message_create)(
             conversation_id=conversation_id, author_kind=author_kind, body=body, client_id=client_id, author=author
         )
-    params = message_store_params(
+    params = _message_store_params(
         conversation_id=conversation_id, author_kind=author_kind, body=body, client_id=client_id, author=author
     )
 
     async def store() -> tuple[Message, bool]:
         # Stored once however often it runs with a client id: a resend returns the stored row.
         row = await async_db.fetchone(STORE_MESSAGE_SQL, params, idempotent=params["client_id"] is not None)
-        message = message_from_store_row(row, params)
+        message = _message_from_store_row(row, params)
         if message is None:
-            return await async_db.db(stored_resend)(params), False
+            return await async_db.db(_stored_resend)(params), False
         await events.asend_message_created(message)
         return message, True
 
@@ -262,13 +262,13 @@ def _message_store_postgresql(params: dict) -> Message:
     with connection.cursor() as cursor:
         cursor.execute(STORE_MESSAGE_SQL, params)
         row = cursor.fetchone()
-    message = message_from_store_row(row, params)
+    message = _message_from_store_row(row, params)
     if message is None:
-        raise _AlreadyStored(stored_resend(params))
+        raise _AlreadyStored(_stored_resend(params))
     return message
 
 
-def message_store_params(
+def _message_store_params(
     *, conversation_id: int, author_kind: str, body: str, client_id: str | None, author: AbstractBaseUser | None
 ) -> dict:
     return {
@@ -283,9 +283,9 @@ def message_store_params(
     }
 
 
-def message_from_store_row(row: tuple, params: dict) -> Message | None:
+def _message_from_store_row(row: tuple, params: dict) -> Message | None:
     """The message `chat_message_store` created from `params`; None for a resend of a stored
-    message (`stored_resend` reads it); raises the refusal's ValidationError."""
+    message (`_stored_resend` reads it); raises the refusal's ValidationError."""
     outcome, pk, seq, author_name, created_at = row
     if outcome == "stored":
         return None
@@ -309,7 +309,7 @@ def _stored_message(params: dict, **stored) -> Message:
     return message
 
 
-def stored_resend(params: dict) -> Message | None:
+def _stored_resend(params: dict) -> Message | None:
     """The stored message with the client id of `params`, if any: a resend gets it back,
     whatever has changed since; the same id with other text, or from the other side, is
     refused. Only on resends and refusals, so the ORM is fine here."""
@@ -384,7 +384,7 @@ def _message_store_generic(params: dict) -> Message:
 
 
 def _raise_if_stored(params: dict) -> None:
-    stored = stored_resend(params)
+    stored = _stored_resend(params)
     if stored is not None:
         raise _AlreadyStored(stored)
 
