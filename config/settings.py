@@ -160,7 +160,7 @@ WEBSOCKET_MAX_AGE_SECONDS = 12 * 60 * 60
 if CHANNEL_LAYER_KIND == "memory":
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "BACKEND": "config.layers.SweepingInMemoryChannelLayer",
             "CONFIG": {"capacity": 1000, "expiry": 60, "group_expiry": WEBSOCKET_MAX_AGE_SECONDS},
         }
     }

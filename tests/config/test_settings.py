@@ -28,7 +28,7 @@ def test_defaults_are_sqlite_and_the_in_memory_layer_in_development():
     result = load_settings(DJANGO_DEBUG="1")
     assert result.returncode == 0, result.stderr
     assert '"engine": "django.db.backends.sqlite3"' in result.stdout
-    assert '"layer": "channels.layers.InMemoryChannelLayer"' in result.stdout
+    assert '"layer": "config.layers.SweepingInMemoryChannelLayer"' in result.stdout
 
 
 def test_database_url_switches_to_postgresql_and_redis_url_to_the_redis_layer():

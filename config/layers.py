@@ -1,0 +1,32 @@
+"""The in-memory channel layer that the demo and any single-process server run on."""
+
+import time
+
+from channels.layers import InMemoryChannelLayer
+
+
+class SweepingInMemoryChannelLayer(InMemoryChannelLayer):
+    """Channels' in-memory layer, sweeping out expired messages and memberships at most once
+    per `sweep_interval_seconds` instead of on every send and receive.
+
+    The stock layer walks every queued message and every group membership each time any
+    consumer sends or waits for an event. A chat socket follows several groups (its
+    conversation, the queue, presence, co-browse), so with a few hundred sockets that walk
+    took over a third of the server's busy time at the realistic rate (py-spy, see
+    docs/performance.md), growing with every socket opened. Messages expire after `expiry`
+    seconds (60) and memberships after hours, so sweeping once a second changes nothing a
+    client can see: a message may be delivered up to that second after its expiry.
+    """
+
+    sweep_interval_seconds = 1.0
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._next_sweep = 0.0
+
+    def _clean_expired(self) -> None:
+        now = time.monotonic()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + self.sweep_interval_seconds
+        super()._clean_expired()
