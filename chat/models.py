@@ -102,7 +102,8 @@ class Message(models.Model):
         HELPER = "helper", _("Helper")
         SYSTEM = "system", _("System")
 
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    # No index of its own: the unique (conversation, seq) index leads with it.
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False)
     seq = models.PositiveIntegerField(_("sequence number"))
     author_kind = models.CharField(_("author"), max_length=16, choices=AuthorKind)
     author = models.ForeignKey(
@@ -125,6 +126,12 @@ class Message(models.Model):
                 condition=models.Q(client_id__isnull=False),
                 name="chat_message_unique_client_id",
             ),
+        ]
+        indexes = [
+            # The per-minute limit counts one author's recent messages in a conversation on
+            # every send: read from this index, that costs the minute's messages, not the
+            # whole conversation's (which grew with every message, docs/performance.md).
+            models.Index(fields=["conversation", "author_kind", "created_at"], name="chat_message_rate_window"),
         ]
         verbose_name = _("message")
         verbose_name_plural = _("messages")
