@@ -55,7 +55,11 @@ class FrameForm(forms.Form, metaclass=FrameFormMetaclass):
                 self.type_errors[name] = [str(_("Must be %(type)s.") % {"type": expected})]
         # The fields of the right type are still cleaned, so a valid one (a message's client
         # id) can be named in the error; a wrong-typed value is never turned into a string.
-        super().__init__(data={name: value for name, value in data.items() if name not in self.type_errors})
+        # No label suffix: frames are never rendered, and looking it up translated costs a
+        # gettext call per frame.
+        super().__init__(
+            data={name: value for name, value in data.items() if name not in self.type_errors}, label_suffix=""
+        )
 
     def is_valid(self) -> bool:
         return super().is_valid() and not self.type_errors
