@@ -145,6 +145,22 @@ def cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])  # utime + stime
 
 
+def database_cpu_ticks() -> int:
+    """CPU ticks of every PostgreSQL process on this machine (backends, WAL writer…): the
+    database's share of a chat message, which the server's own figure leaves out and which
+    competes for the same two cores."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, tail = stat.read_text().rsplit(")", 1)
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        if head.endswith("(postgres"):
+            fields = tail.split()
+            total += int(fields[11]) + int(fields[12])
+    return total
+
+
 async def wait_until_quiet(pid: int, limit: float = 60.0) -> None:
     """Wait until the server has used under 10 % of a core for a second: the set-up's queue
     events (every console hears every arrival) must drain before anything is measured."""
@@ -398,16 +414,19 @@ async def drive_step(pairs, rate, duration, server, setup_seconds, step, grace=3
         pair.step = step
     rss_before = rss_kib(server.process.pid)
     cpu_before = cpu_ticks(server.process.pid)
+    database_before = database_cpu_ticks()
     started = time.monotonic()
     until = started + duration
     await asyncio.gather(*(pair.drive(rate, until) for pair in pairs))
     await asyncio.sleep(grace)
     cpu_seconds = (cpu_ticks(server.process.pid) - cpu_before) / os.sysconf("SC_CLK_TCK")
+    database_seconds = (database_cpu_ticks() - database_before) / os.sysconf("SC_CLK_TCK")
     # The next step starts from a quiet server too.
     await wait_until_quiet(server.process.pid)
     result = stats.summary(time.monotonic() - started - grace)
     # Both sides' messages, each stored (chat) and delivered to two sockets.
     result["server_cpu_ms_per_msg"] = round(cpu_seconds * 1000 / max(1, 2 * stats.sent), 2)
+    result["db_cpu_ms_per_msg"] = round(database_seconds * 1000 / max(1, 2 * stats.sent), 2)
     result["setup_s"] = round(setup_seconds, 1)
     result["server_rss_mib"] = round(rss_kib(server.process.pid) / 1024, 1)
     result["server_rss_before_mib"] = round(rss_before / 1024, 1)
