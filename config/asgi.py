@@ -1,6 +1,5 @@
 """ASGI entry point: Django for HTTP, Channels for the websockets of every app."""
 
-import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -18,6 +17,7 @@ from django.urls import re_path  # noqa: E402
 
 import agents_console.routing  # noqa: E402
 import chat.routing  # noqa: E402
+from config.collector import tune_for_server  # noqa: E402
 
 
 class UnknownPathConsumer(AsyncWebsocketConsumer):
@@ -45,11 +45,4 @@ application = ProtocolTypeRouter(
     }
 )
 
-# A server holds every socket's objects for hours and makes short-lived ones for each frame.
-# With the collector's defaults, full passes over everything (Django, the apps, every open
-# socket) stopped all sockets for 85-190 ms every 15-25 s at 500 conversations (measured with
-# gc.callbacks; docs/performance.md). What is built so far lives as long as the process, so
-# it is kept out of every pass; and a larger young generation lets each frame's objects die
-# before they are promoted, so full passes come rarely.
-gc.freeze()
-gc.set_threshold(20_000, 20, 10)
+tune_for_server()
