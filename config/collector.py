@@ -22,5 +22,6 @@ def tune_for_server() -> None:
     if _tuned:
         return
     _tuned = True
+    gc.collect()  # start-up's own garbage, which frozen could never be freed
     gc.freeze()
     gc.set_threshold(20_000, 20, 10)

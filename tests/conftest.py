@@ -1,6 +1,7 @@
 """Shared fixtures: people in each role, a catalogue service, broadcast capture, real services."""
 
 import asyncio
+import gc
 import importlib
 import os
 from dataclasses import dataclass, field
@@ -44,6 +45,11 @@ def close_async_thread_connections(django_db_setup, django_db_blocker):
     yield
     from asgiref.sync import SyncToAsync
     from django.db import connections
+
+    # Connections only garbage still holds (a finished thread's, in a reference cycle) are
+    # closed when collected; config.asgi widens the collector's young generation for the
+    # server, which makes full collections rare in this process too.
+    gc.collect()
 
     SyncToAsync.single_thread_executor.submit(connections.close_all).result()
     # Consumers' worker threads borrow from the PostgreSQL pool, which keeps connections
