@@ -1,17 +1,18 @@
 """The in-memory channel layer that the demo and any single-process server run on."""
 
-import time
+from time import monotonic
 
 from channels.layers import InMemoryChannelLayer
 
 
 class SweepingInMemoryChannelLayer(InMemoryChannelLayer):
     """Channels' in-memory layer, sweeping out expired messages and memberships at most once
-    per `sweep_interval_seconds` instead of on every send and receive.
+    per `sweep_interval_seconds` instead of on every group send and every receive.
 
-    The stock layer walks every queued message and every group membership each time any
-    consumer sends or waits for an event. A chat socket follows several groups (its
-    conversation, the queue, presence, co-browse), so with a few hundred sockets that walk
+    The stock layer checks every channel's queue and walks every group membership each time
+    any consumer sends to a group or waits for an event. Each chat socket is in several
+    groups (a resident's: the conversation, co-browse; a helper's console: the queue,
+    presence and each conversation it follows), so with a few hundred sockets that walk
     took over a third of the server's busy time at the realistic rate (py-spy, see
     docs/performance.md), growing with every socket opened. Messages expire after `expiry`
     seconds (60) and memberships after hours, so sweeping once a second changes nothing a
@@ -25,7 +26,7 @@ class SweepingInMemoryChannelLayer(InMemoryChannelLayer):
         self._next_sweep = 0.0
 
     def _clean_expired(self) -> None:
-        now = time.monotonic()
+        now = monotonic()
         if now < self._next_sweep:
             return
         self._next_sweep = now + self.sweep_interval_seconds
