@@ -156,8 +156,9 @@ def database_cpu_ticks() -> int:
         except (OSError, ValueError):
             continue  # gone meanwhile
         if head.endswith("(postgres"):
-            fields = tail.split()
-            total += int(fields[11]) + int(fields[12])
+            # utime and stime, and cutime and cstime: the postmaster's holds the backends
+            # and autovacuum workers that exited meanwhile.
+            total += sum(int(ticks) for ticks in tail.split()[11:15])
     return total
 
 
