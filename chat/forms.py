@@ -61,6 +61,20 @@ class FrameForm(forms.Form, metaclass=FrameFormMetaclass):
             data={name: value for name, value in data.items() if name not in self.type_errors}, label_suffix=""
         )
 
+    def full_clean(self) -> None:
+        super().full_clean()
+        # Cleaning binds each field to the form and caches it there (form -> bound field ->
+        # form), and keeps each refusal with the traceback it was raised in (error -> frame
+        # -> form -> error): reference cycles, seven objects for every valid frame, that only
+        # the garbage collector frees, in pauses of 30-50 ms at a few hundred frames a second
+        # (docs/performance.md). Frames are never rendered and their refusals are answered
+        # from the messages alone, so both links go and each form is freed with its frame
+        # (a refusal keeps only Django's own ValidationError, which lists itself).
+        self._bound_fields_cache.clear()
+        for errors in self._errors.values():
+            for error in errors.data:
+                error.__traceback__ = None
+
     def is_valid(self) -> bool:
         return super().is_valid() and not self.type_errors
 

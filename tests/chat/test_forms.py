@@ -1,4 +1,7 @@
-"""Frame forms: each frame is validated on its own although the forms share their fields."""
+"""Frame forms: each frame is validated on its own although the forms share their fields, and
+leaves nothing for the garbage collector."""
+
+import gc
 
 from chat.forms import MessageSendForm
 
@@ -18,3 +21,36 @@ def test_a_field_of_the_wrong_type_is_reported_and_never_cleaned_into_a_string()
     assert not form.is_valid()
     assert form.error_fields() == {"client_id": ["Must be a string."]}
     assert "client_id" not in form.cleaned_data
+
+
+def test_a_valid_frame_form_leaves_no_reference_cycle_for_the_collector():
+    gc.collect()
+    gc.disable()
+    try:
+        for number in range(100):
+            form = MessageSendForm({"client_id": f"v-{number}", "body": "Hi"})
+            assert form.is_valid()
+            del form
+        # Everything went when its last reference did: nothing left for a collector pause.
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+
+
+def test_a_refused_frame_form_leaves_neither_itself_nor_its_traceback_for_the_collector():
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for number in range(100):
+            form = MessageSendForm({"client_id": f"v-{number}"})
+            assert form.error_fields() == {"body": ["This field is required."]}
+            del form
+        gc.collect()
+        left = {type(thing).__name__ for thing in gc.garbage}
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+
+    assert not left & {"MessageSendForm", "BoundField", "frame", "traceback"}
