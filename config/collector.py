@@ -1,10 +1,10 @@
 """Python's garbage collector, tuned once for a long-running server process."""
 
+import functools
 import gc
 
-_tuned = False
 
-
+@functools.cache
 def tune_for_server() -> None:
     """Keep what start-up built out of the collector's passes, and widen its young generation.
 
@@ -18,10 +18,6 @@ def tune_for_server() -> None:
     Once per process: freezing again later (a reloaded module) would also freeze whatever is
     alive by then, such as database connections, which could then never be collected.
     """
-    global _tuned
-    if _tuned:
-        return
-    _tuned = True
     gc.collect()  # start-up's own garbage, which frozen could never be freed
     gc.freeze()
     gc.set_threshold(20_000, 20, 10)

@@ -20,10 +20,7 @@ class SweepingInMemoryChannelLayer(InMemoryChannelLayer):
     """
 
     sweep_interval_seconds = 1.0
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._next_sweep = 0.0
+    _next_sweep = 0.0  # the first sweep is due at once
 
     def _clean_expired(self) -> None:
         now = monotonic()
