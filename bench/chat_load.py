@@ -140,8 +140,14 @@ def helper_sessions(env: dict[str, str], count: int) -> list[str]:
     return cookies
 
 
+def process_stat(stat: Path) -> tuple[str, list[str]]:
+    """A /proc/<pid>/stat file's command name and the fields after it (utime is [11])."""
+    head, tail = stat.read_text().rsplit(")", 1)
+    return head.split("(", 1)[1], tail.split()
+
+
 def cpu_ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    _, fields = process_stat(Path(f"/proc/{pid}/stat"))
     return int(fields[11]) + int(fields[12])  # utime + stime
 
 
@@ -152,13 +158,13 @@ def database_cpu_ticks() -> int:
     total = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            head, tail = stat.read_text().rsplit(")", 1)
+            name, fields = process_stat(stat)
         except (OSError, ValueError):
             continue  # gone meanwhile
-        if head.endswith("(postgres"):
+        if name == "postgres":
             # utime and stime, and cutime and cstime: the postmaster's holds the backends
             # and autovacuum workers that exited meanwhile.
-            total += sum(int(ticks) for ticks in tail.split()[11:15])
+            total += sum(int(ticks) for ticks in fields[11:15])
     return total
 
 
