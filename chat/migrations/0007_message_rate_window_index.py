@@ -8,6 +8,9 @@ minute's messages, not the whole conversation's. The foreign key's own index goe
 On PostgreSQL both indexes change CONCURRENTLY, outside a transaction, so a live message table
 is never locked against reads or writes and always has an index on its conversation; Django's
 own AlterField would drop and re-add the foreign key constraint, checking every row under lock.
+The new index is created without IF NOT EXISTS: a concurrent build that failed leaves an
+invalid index of that name, which a rerun must report rather than keep while dropping the
+old one.
 """
 
 import django.db.models.deletion
@@ -24,14 +27,14 @@ def _concurrently(schema_editor) -> str:
 def swap_indexes(apps, schema_editor):
     concurrently = _concurrently(schema_editor)
     schema_editor.execute(
-        f"CREATE INDEX {concurrently}IF NOT EXISTS {NEW_INDEX} ON chat_message (conversation_id, author_kind, created_at)"
+        f"CREATE INDEX {concurrently}{NEW_INDEX} ON chat_message (conversation_id, author_kind, created_at)"
     )
     schema_editor.execute(f"DROP INDEX {concurrently}IF EXISTS {OLD_INDEX}")
 
 
 def restore_indexes(apps, schema_editor):
     concurrently = _concurrently(schema_editor)
-    schema_editor.execute(f"CREATE INDEX {concurrently}IF NOT EXISTS {OLD_INDEX} ON chat_message (conversation_id)")
+    schema_editor.execute(f"CREATE INDEX {concurrently}{OLD_INDEX} ON chat_message (conversation_id)")
     schema_editor.execute(f"DROP INDEX {concurrently}IF EXISTS {NEW_INDEX}")
 
 
