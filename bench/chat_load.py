@@ -54,20 +54,39 @@ class Stats:
     duplicates: int = 0
     errors: int = 0
     expected: set[str] = field(default_factory=set)
+    # Of the phase measured: seconds under load and the CPU the server and the database used.
+    seconds: float = 0.0
+    server_cpu_seconds: float = 0.0
+    database_cpu_seconds: float = 0.0
 
     def lost(self) -> int:
         return len(self.expected)
 
-    def summary(self, seconds: float) -> dict:
+    @classmethod
+    def pooled(cls, phases: list["Stats"]) -> "Stats":
+        """One measurement of several phases at the same rate, as if they had run as one."""
+        pool = cls()
+        for phase in phases:
+            pool.latencies_ms += phase.latencies_ms
+            pool.expected |= phase.expected
+            for name in ("sent", "received", "duplicates", "errors"):
+                setattr(pool, name, getattr(pool, name) + getattr(phase, name))
+            for name in ("seconds", "server_cpu_seconds", "database_cpu_seconds"):
+                setattr(pool, name, getattr(pool, name) + getattr(phase, name))
+        return pool
+
+    def summary(self) -> dict:
         lat = sorted(self.latencies_ms)
 
         def pct(p):
             return round(lat[min(len(lat) - 1, int(p / 100 * len(lat)))], 1) if lat else None
 
+        # Both sides' messages, each stored (chat) and delivered to two sockets.
+        offered = max(1, 2 * self.sent)
         return {
             "sent": self.sent,
             "received": self.received,
-            "msgs_per_s": round(self.received / seconds, 1),
+            "msgs_per_s": round(self.received / self.seconds, 1),
             "p50_ms": pct(50),
             "p95_ms": pct(95),
             "p99_ms": pct(99),
@@ -75,6 +94,8 @@ class Stats:
             "errors": self.errors,
             "lost": self.lost(),
             "duplicated": self.duplicates,
+            "server_cpu_ms_per_msg": round(self.server_cpu_seconds * 1000 / offered, 2),
+            "db_cpu_ms_per_msg": round(self.database_cpu_seconds * 1000 / offered, 2),
         }
 
 
@@ -414,7 +435,8 @@ async def close_pairs(pairs, helpers) -> None:
         await helper.socket.close()
 
 
-async def drive_step(pairs, rate, duration, server, setup_seconds, step, grace=3.0) -> dict:
+async def drive_step(pairs, rate, duration, server, setup_seconds, step, grace=3.0) -> tuple[dict, Stats]:
+    """Drive every pair at `rate` for `duration` seconds; the step's figures and raw stats."""
     stats = Stats()
     for pair in pairs:
         pair.stats = stats
@@ -426,18 +448,21 @@ async def drive_step(pairs, rate, duration, server, setup_seconds, step, grace=3
     until = started + duration
     await asyncio.gather(*(pair.drive(rate, until) for pair in pairs))
     await asyncio.sleep(grace)
-    cpu_seconds = (cpu_ticks(server.process.pid) - cpu_before) / os.sysconf("SC_CLK_TCK")
-    database_seconds = (database_cpu_ticks() - database_before) / os.sysconf("SC_CLK_TCK")
+    hz = os.sysconf("SC_CLK_TCK")
+    stats.server_cpu_seconds = (cpu_ticks(server.process.pid) - cpu_before) / hz
+    stats.database_cpu_seconds = (database_cpu_ticks() - database_before) / hz
+    stats.seconds = time.monotonic() - started - grace
     # The next step starts from a quiet server too.
     await wait_until_quiet(server.process.pid)
-    result = stats.summary(time.monotonic() - started - grace)
-    # Both sides' messages, each stored (chat) and delivered to two sockets.
-    result["server_cpu_ms_per_msg"] = round(cpu_seconds * 1000 / max(1, 2 * stats.sent), 2)
-    result["db_cpu_ms_per_msg"] = round(database_seconds * 1000 / max(1, 2 * stats.sent), 2)
-    result["setup_s"] = round(setup_seconds, 1)
-    result["server_rss_mib"] = round(rss_kib(server.process.pid) / 1024, 1)
-    result["server_rss_before_mib"] = round(rss_before / 1024, 1)
-    return result
+    return stats.summary() | server_figures(server, setup_seconds, rss_before), stats
+
+
+def server_figures(server, setup_seconds: float, rss_before_kib: int) -> dict:
+    return {
+        "setup_s": round(setup_seconds, 1),
+        "server_rss_mib": round(rss_kib(server.process.pid) / 1024, 1),
+        "server_rss_before_mib": round(rss_before_kib / 1024, 1),
+    }
 
 
 def passes(result: dict) -> bool:
@@ -463,53 +488,72 @@ def show(label: str, rate: float, args, chat: dict, relay: dict) -> None:
     sys.stdout.flush()
 
 
-async def main_async(args, server: Server, cookies: list[str]) -> None:
-    LoadPair.lockstep = args.lockstep
-    server.start()
-    base = f"ws://127.0.0.1:{args.port}"
-    totals = [args.rate * 2 * args.conversations]
-    if args.saturate:
-        totals, total = [], args.start_total
-        while total <= args.max_total:
-            totals.append(total)
-            total = round(total * args.step)
-    results: dict[str, list] = {"chat": [], "relay": []}
-    try:
-        # Each kind keeps its sockets for every step; it stops at its first failing step.
-        for name, kind in (("chat", ChatPair), ("relay", RelayPair)):
-            pairs, helpers, setup_seconds = await open_pairs(
-                kind, base, cookies, args.conversations, server, args.per_helper
-            )
-            if args.warmup:
-                # Not measured: the first messages open the server's database connections.
-                rate = totals[0] / (2 * args.conversations)
-                await drive_step(pairs, rate, args.warmup, server, setup_seconds, step="warmup")
-            for total in totals:
-                rate = total / (2 * args.conversations)
-                for attempt in range(1 + args.retries):
-                    step = f"{len(results[name])}.{attempt}"
-                    result = await drive_step(pairs, rate, args.duration, server, setup_seconds, step)
-                    print(
-                        f"  {name:5} total={total} msg/s rate/side={rate:.3f}/s "
-                        + " ".join(f"{k}={v}" for k, v in result.items())
-                    )
-                    sys.stdout.flush()
-                    if not args.saturate or passes(result):
-                        break
-                results[name].append((total, rate, result))
-                if args.saturate and not passes(result):
-                    break
+KINDS = (("chat", ChatPair), ("relay", RelayPair))
+
+
+async def open_and_warm(kind, args, base: str, cookies: list[str], server: Server, rate: float):
+    pairs, helpers, setup_seconds = await open_pairs(kind, base, cookies, args.conversations, server, args.per_helper)
+    if args.warmup:
+        # Not measured: the first messages open the server's database connections.
+        await drive_step(pairs, rate, args.warmup, server, setup_seconds, step="warmup")
+    return pairs, helpers, setup_seconds
+
+
+def print_step(name: str, total: float, rate: float, result: dict) -> None:
+    print(f"  {name:5} total={total} msg/s rate/side={rate:.3f}/s " + " ".join(f"{k}={v}" for k, v in result.items()))
+    sys.stdout.flush()
+
+
+async def fixed_rate(args, server: Server, base: str, cookies: list[str]) -> None:
+    """The chat and then the relay on fresh sockets, `--rounds` times over, each kind's rounds
+    pooled into one row: a stall of the shared machine weighs as a share of one round, and a
+    drift of its speed falls on both kinds alike rather than on whichever ran second."""
+    total = args.rate * 2 * args.conversations
+    helpers_per_round = math.ceil(args.conversations / args.per_helper)
+    phases: dict[str, list[Stats]] = {"chat": [], "relay": []}
+    figures: dict[str, dict] = {}
+    for round_number in range(args.rounds):
+        # Each round's residents go to helpers of their own, who hold no earlier round's chats.
+        round_cookies = cookies[round_number * helpers_per_round : (round_number + 1) * helpers_per_round]
+        for name, kind in KINDS:
+            pairs, helpers, setup_seconds = await open_and_warm(kind, args, base, round_cookies, server, args.rate)
+            result, stats = await drive_step(pairs, args.rate, args.duration, server, setup_seconds, f"r{round_number}")
+            print_step(f"{name}", total, args.rate, result | {"round": round_number + 1})
+            phases[name].append(stats)
+            figures[name] = {key: result[key] for key in ("setup_s", "server_rss_mib", "server_rss_before_mib")}
             await close_pairs(pairs, helpers)
-    finally:
-        server.stop()
-    label = "saturation" if args.saturate else "fixed rate"
+    pooled = {name: Stats.pooled(phases[name]).summary() | figures[name] for name in phases}
+    label = f"fixed rate, per_helper={args.per_helper} lockstep={args.lockstep}, {args.rounds} round(s) pooled"
+    show(label, args.rate, args, pooled["chat"], pooled["relay"])
+
+
+async def saturate(args, server: Server, base: str, cookies: list[str]) -> None:
+    totals, total = [], args.start_total
+    while total <= args.max_total:
+        totals.append(total)
+        total = round(total * args.step)
+    results: dict[str, list] = {"chat": [], "relay": []}
+    # Each kind keeps its sockets for every step; it stops at its first failing step.
+    for name, kind in KINDS:
+        first_rate = totals[0] / (2 * args.conversations)
+        pairs, helpers, setup_seconds = await open_and_warm(kind, args, base, cookies, server, first_rate)
+        for total in totals:
+            rate = total / (2 * args.conversations)
+            for attempt in range(1 + args.retries):
+                result, _ = await drive_step(
+                    pairs, rate, args.duration, server, setup_seconds, f"{len(results[name])}.{attempt}"
+                )
+                print_step(name, total, rate, result)
+                if passes(result):
+                    break
+            results[name].append((total, rate, result))
+            if not passes(result):
+                break
+        await close_pairs(pairs, helpers)
     print(
-        f"\n== {label}: layer={args.layer} conversations={args.conversations} per_helper={args.per_helper}"
+        f"\n== saturation: layer={args.layer} conversations={args.conversations} per_helper={args.per_helper}"
         f" lockstep={args.lockstep}"
     )
-    if not args.saturate:
-        show("fixed rate", totals[0] / (2 * args.conversations), args, results["chat"][0][2], results["relay"][0][2])
-        return
     best = {name: next((r for r in reversed(steps) if passes(r[2])), None) for name, steps in results.items()}
     for name, found in best.items():
         if found:
@@ -523,6 +567,16 @@ async def main_async(args, server: Server, cookies: list[str]) -> None:
         print(f"  ratio chat/relay throughput x{best['chat'][2]['msgs_per_s'] / best['relay'][2]['msgs_per_s']:.2f}")
 
 
+async def main_async(args, server: Server, cookies: list[str]) -> None:
+    LoadPair.lockstep = args.lockstep
+    server.start()
+    base = f"ws://127.0.0.1:{args.port}"
+    try:
+        await (saturate if args.saturate else fixed_rate)(args, server, base, cookies)
+    finally:
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--layer", choices=["memory", "core", "pubsub"], default="pubsub")
@@ -534,6 +588,13 @@ def main() -> None:
         "--per-helper", type=int, default=1, help="conversations each helper's console holds (a floor has few helpers)"
     )
     parser.add_argument("--saturate", action="store_true")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="at a fixed rate, times the chat and then the relay are run, each on fresh sockets; each kind's "
+        "rounds are pooled into one row",
+    )
     parser.add_argument(
         "--lockstep", action="store_true", help="both sides of a conversation send at the same instant (worst case)"
     )
@@ -559,7 +620,8 @@ def main() -> None:
             args.port = probe.getsockname()[1]
     server = Server(args.layer, args.port)
     prepare_database(server.env)
-    cookies = helper_sessions(server.env, math.ceil(args.conversations / args.per_helper))
+    rounds = 1 if args.saturate else args.rounds
+    cookies = helper_sessions(server.env, rounds * math.ceil(args.conversations / args.per_helper))
     asyncio.run(main_async(args, server, cookies))
 
 
