@@ -1,0 +1,71 @@
+"""Migration 0007 swaps the message table's conversation index for the per-minute limit's,
+concurrently on PostgreSQL and outside a transaction, so it is run here for real, both ways,
+on whichever database the pass uses."""
+
+import pytest
+from django.db import DatabaseError, connection
+from django.db.migrations.executor import MigrationExecutor
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BEFORE = [("chat", "0006_message_store_function")]
+AFTER = [("chat", "0007_message_rate_window_index")]
+RATE_WINDOW = "chat_message_rate_window"
+CONVERSATION_ONLY = "chat_message_conversation_id_a1207bf4"
+
+
+def migrate(targets) -> None:
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(targets)
+
+
+def message_indexes() -> dict[str, list[str]]:
+    """The message table's plain (non-unique) indexes and their columns."""
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, "chat_message")
+    return {
+        name: found["columns"]
+        for name, found in constraints.items()
+        if found["index"] and not found["unique"] and not found["primary_key"]
+    }
+
+
+@pytest.fixture
+def back_at_0006():
+    migrate(BEFORE)
+    try:
+        yield
+    finally:
+        # Whatever the test did, the next test gets the schema the models describe.
+        if {RATE_WINDOW, CONVERSATION_ONLY} <= message_indexes().keys():
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP INDEX {RATE_WINDOW}")
+        migrate(AFTER)
+
+
+def test_forwards_and_backwards_swap_the_indexes(back_at_0006):
+    before = message_indexes()
+    assert before[CONVERSATION_ONLY] == ["conversation_id"]
+    assert RATE_WINDOW not in before
+
+    migrate(AFTER)
+    after = message_indexes()
+    assert after[RATE_WINDOW] == ["conversation_id", "author_kind", "created_at"]
+    assert CONVERSATION_ONLY not in after
+
+    migrate(BEFORE)
+    assert message_indexes() == before
+
+
+def test_a_rerun_after_a_failed_build_stops_before_dropping_the_old_index(back_at_0006):
+    # What a concurrent build that failed leaves behind: an index of the new one's name.
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE INDEX {RATE_WINDOW} ON chat_message (conversation_id)")
+
+    with pytest.raises(DatabaseError):
+        migrate(AFTER)
+
+    indexes = message_indexes()
+    assert indexes[CONVERSATION_ONLY] == ["conversation_id"]
+    assert indexes[RATE_WINDOW] == ["conversation_id"]
