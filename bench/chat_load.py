@@ -1,7 +1,11 @@
 """Chat load benchmark: N conversations, each a resident socket and a helper socket.
 
 Starts its own Daphne (pinned to CPU 0; the load generator runs on CPU 1) against
-PostgreSQL and, for the Redis layers, Redis, all on 127.0.0.1. For each rate it drives the
+PostgreSQL and, for the Redis layers, Redis, all on 127.0.0.1. While it runs, PostgreSQL's and
+Redis's processes are kept on the load generator's core too (and put back as they were when
+it ends; `--services-anywhere` leaves them be): the server is what is measured, and a
+database backend woken by it would otherwise be placed on its core, where the pinned server
+cannot move away from it. For each rate it drives the
 real chat protocol and then, on the same server, the thinnest relay (bench/relay.py) at the
 same rate, and prints latency percentiles, throughput, errors, lost and duplicated messages
 and the server's memory, with the chat-to-relay ratios. It stops by itself.
@@ -22,6 +26,7 @@ its first messages, a cost of the first seconds, not of the rate.
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -201,6 +206,55 @@ async def wait_until_quiet(pid: int, limit: float = 60.0) -> None:
         if now - before < 0.1 * hz:
             return
         before = now
+
+
+SERVICES = ("postgres", "redis-server")
+
+
+class ServicesBesideLoad:
+    """Keeps the machine's PostgreSQL and Redis processes (every thread, and the backends
+    PostgreSQL forks meanwhile, which inherit it) on `cpus` while the benchmark runs, then
+    gives each thread back the CPUs it had; one forked meanwhile gets those the services had.
+    Where that is not permitted (the services belong to another user) it says so and changes
+    nothing."""
+
+    def __init__(self, cpus: set[int]):
+        self.cpus = cpus
+        self.before: dict[int, set[int]] = {}
+
+    @staticmethod
+    def service_threads() -> list[int]:
+        threads = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError):  # gone meanwhile
+                if process_stat(stat)[0] in SERVICES:
+                    threads += [int(task.name) for task in (stat.parent / "task").iterdir()]
+        return threads
+
+    def __enter__(self) -> "ServicesBesideLoad":
+        for tid in self.service_threads():
+            try:
+                had = os.sched_getaffinity(tid)
+                os.sched_setaffinity(tid, self.cpus)
+            except ProcessLookupError:
+                continue
+            except PermissionError:
+                print(
+                    f"  note: not permitted to move PostgreSQL and Redis to CPU {sorted(self.cpus)}; left as they are"
+                )
+                self.__exit__()
+                return self
+            self.before[tid] = had
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        if not self.before:
+            return
+        original = set().union(*self.before.values())
+        for tid in self.service_threads():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.sched_setaffinity(tid, self.before.get(tid, original))
+        self.before.clear()
 
 
 def rss_kib(pid: int) -> int:
@@ -589,6 +643,12 @@ def main() -> None:
     )
     parser.add_argument("--saturate", action="store_true")
     parser.add_argument(
+        "--services-anywhere",
+        action="store_true",
+        help="leave PostgreSQL and Redis where the scheduler puts them, the server's core included "
+        "(runs A to F of docs/performance.md)",
+    )
+    parser.add_argument(
         "--rounds",
         type=int,
         default=1,
@@ -612,7 +672,8 @@ def main() -> None:
         "machine then does not decide a row)",
     )
     args = parser.parse_args()
-    if hasattr(os, "sched_setaffinity") and os.cpu_count() and os.cpu_count() > 1:
+    place = hasattr(os, "sched_setaffinity") and os.cpu_count() and os.cpu_count() > 1
+    if place:
         os.sched_setaffinity(0, {1})
     if not args.port:
         with socket.socket() as probe:
@@ -622,7 +683,8 @@ def main() -> None:
     prepare_database(server.env)
     rounds = 1 if args.saturate else args.rounds
     cookies = helper_sessions(server.env, rounds * math.ceil(args.conversations / args.per_helper))
-    asyncio.run(main_async(args, server, cookies))
+    with ServicesBesideLoad({1}) if place and not args.services_anywhere else contextlib.nullcontext():
+        asyncio.run(main_async(args, server, cookies))
 
 
 if __name__ == "__main__":
