@@ -1,8 +1,10 @@
 """Co-browse load benchmark: resident-to-helper page-event latency and bytes a second.
 
-Starts its own Daphne exactly as bench/chat_load.py does (pinned to CPU 0, the load generator
-on CPU 1; PostgreSQL and, for the Redis layers, Redis on 127.0.0.1, from the same BENCH_*
-variables) and drives the real websocket protocol. It stops by itself.
+Starts its own Daphne as bench/chat_load.py does (pinned to CPU 0, the load generator on
+CPU 1; PostgreSQL and, for the Redis layers, Redis on 127.0.0.1, from the same BENCH_*
+variables) and drives the real websocket protocol. Unlike the chat benchmark it leaves
+PostgreSQL and Redis wherever the scheduler puts them, as when the co-browse figures in
+docs/performance.md were measured. It stops by itself.
 
     .venv/bin/python bench/cobrowse_load.py --layer memory --sessions 20 --duration 20
     .venv/bin/python bench/cobrowse_load.py --layer pubsub --sessions 20 --duration 30
