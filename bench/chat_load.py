@@ -74,9 +74,15 @@ class Stats:
         for phase in phases:
             pool.latencies_ms += phase.latencies_ms
             pool.expected |= phase.expected
-            for name in ("sent", "received", "duplicates", "errors"):
-                setattr(pool, name, getattr(pool, name) + getattr(phase, name))
-            for name in ("seconds", "server_cpu_seconds", "database_cpu_seconds"):
+            for name in (
+                "sent",
+                "received",
+                "duplicates",
+                "errors",
+                "seconds",
+                "server_cpu_seconds",
+                "database_cpu_seconds",
+            ):
                 setattr(pool, name, getattr(pool, name) + getattr(phase, name))
         return pool
 
@@ -172,6 +178,17 @@ def process_stat(stat: Path) -> tuple[str, list[str]]:
     return head.split("(", 1)[1], tail.split()
 
 
+def processes_named(names: tuple[str, ...]):
+    """Each running process whose command is one of `names`: its /proc folder and stat fields."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            name, fields = process_stat(stat)
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        if name in names:
+            yield stat.parent, fields
+
+
 def cpu_ticks(pid: int) -> int:
     _, fields = process_stat(Path(f"/proc/{pid}/stat"))
     return int(fields[11]) + int(fields[12])  # utime + stime
@@ -181,17 +198,9 @@ def database_cpu_ticks() -> int:
     """CPU ticks of every PostgreSQL process on this machine (backends, WAL writer…): the
     database's share of a chat message, which the server's own figure leaves out and which
     competes for the same two cores."""
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            name, fields = process_stat(stat)
-        except (OSError, ValueError):
-            continue  # gone meanwhile
-        if name == "postgres":
-            # utime and stime, and cutime and cstime: the postmaster's holds the backends
-            # and autovacuum workers that exited meanwhile.
-            total += sum(int(ticks) for ticks in fields[11:15])
-    return total
+    # utime and stime, and cutime and cstime: the postmaster's holds the backends and
+    # autovacuum workers that exited meanwhile.
+    return sum(sum(int(ticks) for ticks in fields[11:15]) for _, fields in processes_named(("postgres",)))
 
 
 async def wait_until_quiet(pid: int, limit: float = 60.0) -> None:
@@ -225,10 +234,9 @@ class ServicesBesideLoad:
     @staticmethod
     def service_threads() -> list[int]:
         threads = []
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            with contextlib.suppress(OSError, ValueError):  # gone meanwhile
-                if process_stat(stat)[0] in SERVICES:
-                    threads += [int(task.name) for task in (stat.parent / "task").iterdir()]
+        for folder, _ in processes_named(SERVICES):
+            with contextlib.suppress(OSError):  # gone meanwhile
+                threads += [int(task.name) for task in (folder / "task").iterdir()]
         return threads
 
     def __enter__(self) -> "ServicesBesideLoad":
@@ -489,8 +497,9 @@ async def close_pairs(pairs, helpers) -> None:
         await helper.socket.close()
 
 
-async def drive_step(pairs, rate, duration, server, setup_seconds, step, grace=3.0) -> tuple[dict, Stats]:
-    """Drive every pair at `rate` for `duration` seconds; the step's figures and raw stats."""
+async def drive_step(pairs, rate, duration, server, setup_seconds, step, grace=3.0) -> tuple[Stats, dict]:
+    """Drive every pair at `rate` for `duration` seconds; the step's stats and the server's
+    figures after it (set-up time, memory)."""
     stats = Stats()
     for pair in pairs:
         pair.stats = stats
@@ -508,14 +517,10 @@ async def drive_step(pairs, rate, duration, server, setup_seconds, step, grace=3
     stats.seconds = time.monotonic() - started - grace
     # The next step starts from a quiet server too.
     await wait_until_quiet(server.process.pid)
-    return stats.summary() | server_figures(server, setup_seconds, rss_before), stats
-
-
-def server_figures(server, setup_seconds: float, rss_before_kib: int) -> dict:
-    return {
+    return stats, {
         "setup_s": round(setup_seconds, 1),
         "server_rss_mib": round(rss_kib(server.process.pid) / 1024, 1),
-        "server_rss_before_mib": round(rss_before_kib / 1024, 1),
+        "server_rss_before_mib": round(rss_before / 1024, 1),
     }
 
 
@@ -565,18 +570,19 @@ async def fixed_rate(args, server: Server, base: str, cookies: list[str]) -> Non
     total = args.rate * 2 * args.conversations
     helpers_per_round = math.ceil(args.conversations / args.per_helper)
     phases: dict[str, list[Stats]] = {"chat": [], "relay": []}
-    figures: dict[str, dict] = {}
+    server_after: dict[str, dict] = {}
     for round_number in range(args.rounds):
         # Each round's residents go to helpers of their own, who hold no earlier round's chats.
         round_cookies = cookies[round_number * helpers_per_round : (round_number + 1) * helpers_per_round]
         for name, kind in KINDS:
             pairs, helpers, setup_seconds = await open_and_warm(kind, args, base, round_cookies, server, args.rate)
-            result, stats = await drive_step(pairs, args.rate, args.duration, server, setup_seconds, f"r{round_number}")
-            print_step(f"{name}", total, args.rate, result | {"round": round_number + 1})
+            stats, server_after[name] = await drive_step(
+                pairs, args.rate, args.duration, server, setup_seconds, f"r{round_number}"
+            )
+            print_step(name, total, args.rate, stats.summary() | server_after[name] | {"round": round_number + 1})
             phases[name].append(stats)
-            figures[name] = {key: result[key] for key in ("setup_s", "server_rss_mib", "server_rss_before_mib")}
             await close_pairs(pairs, helpers)
-    pooled = {name: Stats.pooled(phases[name]).summary() | figures[name] for name in phases}
+    pooled = {name: Stats.pooled(phases[name]).summary() | server_after[name] for name in phases}
     label = f"fixed rate, per_helper={args.per_helper} lockstep={args.lockstep}, {args.rounds} round(s) pooled"
     show(label, args.rate, args, pooled["chat"], pooled["relay"])
 
@@ -594,9 +600,10 @@ async def saturate(args, server: Server, base: str, cookies: list[str]) -> None:
         for total in totals:
             rate = total / (2 * args.conversations)
             for attempt in range(1 + args.retries):
-                result, _ = await drive_step(
+                stats, server_after = await drive_step(
                     pairs, rate, args.duration, server, setup_seconds, f"{len(results[name])}.{attempt}"
                 )
+                result = stats.summary() | server_after
                 print_step(name, total, rate, result)
                 if passes(result):
                     break
