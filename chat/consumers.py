@@ -237,7 +237,7 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
             client_id=client_id,
         )
         if not created:
-            # A resend: the original was announced long ago, perhaps to a socket now gone.
+            # A resend, announced to the group again too; answered here at once all the same.
             await self.deliver_message(events.message_payload(message))
 
     async def handle_read(self, *, seq: int) -> None:

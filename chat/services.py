@@ -193,20 +193,22 @@ def message_create(
     """Store a message with the next sequence number and announce it to the conversation group.
 
     A resend with a `client_id` already stored returns the stored message and `False`, and
-    announces nothing. Raises ValidationError `conversation_not_found`, `conversation_ended`,
-    `not_assigned` (a helper who does not hold the conversation), `duplicate_client_id` (an
-    id reused for other text) or `rate_limited`.
+    announces it again: the process that stored it may have stopped before announcing it
+    (the author resends because no answer came), and a socket never gets one `seq` twice,
+    so only sockets that missed it see it. Raises ValidationError `conversation_not_found`,
+    `conversation_ended`, `not_assigned` (a helper who does not hold the conversation),
+    `duplicate_client_id` (an id reused for other text) or `rate_limited`.
     """
     store = _message_store_postgresql if connection.vendor == "postgresql" else _message_store_generic
     params = _message_store_params(
         conversation_id=conversation_id, author_kind=author_kind, body=body, client_id=client_id, author=author
     )
     try:
-        message = store(params)
+        message, created = store(params), True
     except _AlreadyStored as stored:
-        return stored.message, False
+        message, created = stored.message, False
     events.broadcast_message_created(message)
-    return message, True
+    return message, created
 
 
 async def amessage_create(
@@ -234,11 +236,11 @@ async def amessage_create(
     async def store() -> tuple[Message, bool]:
         # Stored once however often it runs with a client id: a resend returns the stored row.
         row = await async_db.fetchone(STORE_MESSAGE_SQL, params, idempotent=params["client_id"] is not None)
-        message = _message_from_store_row(row, params)
+        message, created = _message_from_store_row(row, params), True
         if message is None:
-            return await async_db.db(_stored_resend)(params), False
+            message, created = await async_db.db(_stored_resend)(params), False
         await events.asend_message_created(message)
-        return message, True
+        return message, created
 
     return await realtime.run_shielded(store)
 

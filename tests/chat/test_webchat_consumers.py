@@ -5,7 +5,8 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from agents_console.models import ConsoleSettings
-from chat.models import CallbackRequest, Conversation
+from chat import events, services
+from chat.models import CallbackRequest, Conversation, Message
 from config.asgi import application
 from tests.agents_console.test_consumers import console, expect_follow
 from tests.chat.test_consumers import connect, expect, send, start
@@ -98,6 +99,30 @@ async def test_read_marks_reach_the_writer(advisor):
     assert await expect(visitor, "read.updated") == {"seq": 2}
     conversation = await Conversation.objects.aget(pk=conversation_id)
     assert (conversation.visitor_read_seq, conversation.helper_read_seq) == (2, 2)
+    await helper.disconnect()
+    await visitor.disconnect()
+
+
+async def test_a_message_stored_but_never_announced_reaches_the_helper_when_the_resident_resends(advisor, monkeypatch):
+    helper, visitor, conversation_id = await active_conversation(advisor)
+    # The process that stored it stopped before announcing it (its socket got no answer).
+    with monkeypatch.context() as unannounced:
+        unannounced.setattr(events, "broadcast_message_created", lambda message: None)
+        await sync_to_async(services.message_create)(
+            conversation_id=conversation_id, author_kind="visitor", body="Are you there?", client_id="v-1"
+        )
+    assert await helper.receive_nothing(timeout=0.2)
+
+    # So the widget resends it with its client id.
+    await send(visitor, "Are you there?", "v-1")
+
+    assert (await expect(visitor, "message.created"))["seq"] == 2
+    assert (await expect(helper, "message.created"))["body"] == "Are you there?"
+    assert await visitor.receive_nothing(timeout=0.3), "the same seq must not reach one socket twice"
+    await send(visitor, "Are you there?", "v-1")
+    assert await helper.receive_nothing(timeout=0.3), "both sockets hold it now: a further resend reaches nobody"
+    assert await visitor.receive_nothing(timeout=0.1)
+    assert await Message.objects.filter(conversation_id=conversation_id, client_id="v-1").acount() == 1
     await helper.disconnect()
     await visitor.disconnect()
 
