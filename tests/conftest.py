@@ -1,6 +1,5 @@
 """Shared fixtures: people in each role, a catalogue service, broadcast capture, real services."""
 
-import asyncio
 import gc
 import importlib
 import os
@@ -8,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import SyncToAsync
 from django.contrib.auth.models import Group
 from django.db import connections
 
@@ -40,12 +39,10 @@ def need(condition: bool, reason: str) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def close_async_thread_connections(django_db_setup, django_db_blocker):
-    """Close the connections async tests opened in worker threads, and the connection pool,
-    before the test database is dropped (PostgreSQL refuses to drop a database in use)."""
+    """Close the connections async tests opened in worker threads (asgiref's one sync thread,
+    whose connection outlives every test, among them), and the connection pool, before the
+    test database is dropped (PostgreSQL refuses to drop a database with a session open)."""
     yield
-    from asgiref.sync import SyncToAsync
-    from django.db import connections
-
     # Connections only garbage still holds (a finished thread's, in a reference cycle) are
     # closed when collected; config.asgi widens the collector's young generation for the
     # server, which makes full collections rare in this process too.
@@ -162,12 +159,3 @@ def helpers_online(request, monkeypatch):
     if "real_availability" in request.keywords:
         return
     monkeypatch.setattr("chat.availability._helper_available", lambda: True)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def close_the_sync_threads_connections(django_db_setup):
-    """Async tests run database code through `sync_to_async`, in asgiref's one sync thread,
-    whose connection outlives every test; closed here, before the test database is dropped
-    (PostgreSQL refuses to drop a database with a session open)."""
-    yield
-    asyncio.run(sync_to_async(connections.close_all)())
