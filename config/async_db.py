@@ -20,13 +20,11 @@ from typing import Any
 
 import psycopg
 from channels.db import DatabaseSyncToAsync
+from django.conf import settings
 from django.db import connections
 from psycopg import AsyncConnection
 
 from config import realtime
-
-# Statements of one process in flight at once (each holds a PostgreSQL session); more wait.
-MAX_CONNECTIONS = 10
 
 _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, "_LoopConnections"] = weakref.WeakKeyDictionary()
 
@@ -94,7 +92,8 @@ class _LoopConnections:
     """
 
     def __init__(self) -> None:
-        self.slots = asyncio.Semaphore(MAX_CONNECTIONS)
+        # Statements in flight at once, each holding a session; more wait.
+        self.slots = asyncio.Semaphore(settings.DB_ASYNC_CONNECTIONS)
         self.idle: list[AsyncConnection] = []
         # Kept here because the loop holds its async generators only weakly.
         self.closer = self._close_at_loop_shutdown()

@@ -144,6 +144,10 @@ elif env_bool("DJANGO_DB_POOL", True) and DATABASES["default"]["CONN_MAX_AGE"] =
         "timeout": 10,
     }
 
+# PostgreSQL sessions a server process keeps for storing chat messages from its event loop
+# (config.async_db), besides the pool; statements beyond them wait for one.
+DB_ASYNC_CONNECTIONS = env_int("DJANGO_DB_ASYNC_CONNECTIONS", 10)
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channel layer -----------------------------------------------------------------------

@@ -38,6 +38,17 @@ def test_connections_are_closed_when_their_event_loop_shuts_down(postgres):
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("sessions", [1, 3])
+async def test_statements_in_flight_are_limited_to_the_configured_sessions(postgres, settings, sessions):
+    settings.DB_ASYNC_CONNECTIONS = sessions
+    # Each test has its own event loop, so its own sessions.
+    backends = await asyncio.gather(
+        *(async_db.fetchone("SELECT pg_backend_pid() FROM pg_sleep(0.1)", {}) for _ in range(4))
+    )
+    assert len(set(backends)) == sessions
+
+
+@pytest.mark.asyncio
 async def test_a_connection_that_died_idle_is_replaced_for_an_idempotent_statement_only(postgres):
     async def kill_own_sessions() -> None:
         await sync_to_async(terminate_own_sessions)()
