@@ -293,7 +293,9 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
     async def handle_cobrowse_code_request(self) -> None:
         if self.conversation_id is not None or self.code_session_id is not None:
             raise services.chat_error("already_joined")
-        session, code = await db(services.cobrowse_code_issue)()
+        # A kiosk serves many residents from one address: the address limit does not apply.
+        address_hash = "" if self.kiosk_device is not None else self.address_hash
+        session, code = await db(services.cobrowse_code_issue)(address_hash=address_hash)
         self.code_session_id = session.pk
         await self.channel_layer.group_add(events.cobrowse_code_group(session.pk), self.channel_name)
         await self.send_frame("cobrowse.code", {"code": code, "expires_at": events.isoformat(session.code_expires_at)})

@@ -31,6 +31,7 @@ ERRORS = {
     "already_rated": _("You have already rated this conversation. Thank you."),
     "contact_required": _("Enter a phone number or an email address so we can get back to you."),
     "cobrowse_not_found": _("That screen-sharing session does not exist or has ended."),
+    "too_many_codes": _("You have asked for too many screen-sharing codes. Please try again later."),
     "cobrowse_code_invalid": _("That code is not right or has expired. Ask the resident to read it out again."),
     "cobrowse_not_requested": _("Your helper has not asked to see your screen, or you have already answered."),
     "cobrowse_not_active": _("Screen sharing is not on."),

@@ -260,6 +260,8 @@ class CobrowseSession(models.Model):
     # A keyed hash of the six-digit code; the code itself is shown to the resident only.
     code_hash = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
     code_expires_at = models.DateTimeField(null=True, blank=True)
+    # Who asked for the code, as a keyed hash of their network address, to limit codes per address.
+    client_address_hash = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     requested_at = models.DateTimeField(_("consent asked"), null=True, blank=True)
     responded_at = models.DateTimeField(_("resident answered"), null=True, blank=True)

@@ -777,9 +777,19 @@ def cobrowse_stop(
 
 
 @transaction.atomic
-def cobrowse_code_issue(*, now: datetime.datetime | None = None) -> tuple[CobrowseSession, str]:
-    """A six-digit code a resident reads out on the phone; it works once, for 20 minutes."""
+def cobrowse_code_issue(*, address_hash: str = "", now: datetime.datetime | None = None) -> tuple[CobrowseSession, str]:
+    """A six-digit code a resident reads out on the phone; it works once, for 20 minutes.
+
+    One network address gets `COBROWSE_CODES_PER_ADDRESS_PER_HOUR` (ValidationError
+    `too_many_codes`): every socket may ask for one, and a million codes are soon all taken.
+    """
     now = now or timezone.now()
+    if address_hash:
+        recent = CobrowseSession.objects.filter(
+            client_address_hash=address_hash, created_at__gte=now - datetime.timedelta(hours=1)
+        ).count()
+        if recent >= settings.COBROWSE_CODES_PER_ADDRESS_PER_HOUR:
+            raise chat_error("too_many_codes")
     for _attempt in range(20):
         code = f"{secrets.randbelow(10**6):06d}"
         hashed = cobrowse_code_hash(code)
@@ -791,6 +801,7 @@ def cobrowse_code_issue(*, now: datetime.datetime | None = None) -> tuple[Cobrow
                 status=CobrowseSession.Status.CODE_ISSUED,
                 code_hash=hashed,
                 code_expires_at=now + COBROWSE_CODE_LIFETIME,
+                client_address_hash=address_hash,
             )
             return session, code
     raise chat_error("server_error")

@@ -322,6 +322,8 @@ CHAT_ABANDONED_TIMEOUT_MINUTES = env_int("CHAT_ABANDONED_TIMEOUT_MINUTES", 10)
 CHAT_DEFAULT_WAIT_MINUTES = env_int("CHAT_DEFAULT_WAIT_MINUTES", 3)
 # Abuse limits that hold across every server process (counted in the database).
 CHAT_STARTS_PER_ADDRESS_PER_HOUR = env_int("CHAT_STARTS_PER_ADDRESS_PER_HOUR", 10)
+# Screen-sharing codes a network address may ask for in an hour (not kiosks).
+COBROWSE_CODES_PER_ADDRESS_PER_HOUR = env_int("COBROWSE_CODES_PER_ADDRESS_PER_HOUR", 10)
 CHAT_MESSAGES_PER_MINUTE = env_int("CHAT_MESSAGES_PER_MINUTE", 20)
 # Routes the benchmark's baseline relay (bench/relay.py). Benchmarks only, never production.
 BENCH_RELAY = env_bool("BENCH_RELAY", False)

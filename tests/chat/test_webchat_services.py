@@ -10,7 +10,7 @@ from django.utils import timezone
 from agents_console.models import ConsoleConnection
 from chat import events, selectors, services
 from chat.availability import chat_availability
-from chat.models import CallbackRequest, ClosureDate, Conversation, Message, OpeningHours
+from chat.models import CallbackRequest, ClosureDate, CobrowseSession, Conversation, Message, OpeningHours
 
 pytestmark = pytest.mark.django_db
 
@@ -80,6 +80,20 @@ def test_one_address_may_start_only_so_many_conversations_an_hour(settings):
     assert code_of(services.conversation_start, address_hash=address) == "too_many_conversations"
     services.conversation_start(address_hash=services.client_address_hash("203.0.113.10"))
     assert Conversation.objects.count() == 4
+
+
+def test_one_address_may_ask_for_only_so_many_cobrowse_codes_an_hour(settings):
+    settings.COBROWSE_CODES_PER_ADDRESS_PER_HOUR = 2
+    address = services.client_address_hash("203.0.113.9")
+    for _ in range(2):
+        services.cobrowse_code_issue(address_hash=address)
+
+    assert code_of(services.cobrowse_code_issue, address_hash=address) == "too_many_codes"
+    services.cobrowse_code_issue(address_hash=services.client_address_hash("203.0.113.10"))
+    services.cobrowse_code_issue()  # no address to count by (a kiosk's): no limit
+    services.cobrowse_code_issue(address_hash=address, now=timezone.now() + datetime.timedelta(minutes=61))
+    assert list(CobrowseSession.objects.values_list("client_address_hash", flat=True)).count(address) == 3
+    assert CobrowseSession.objects.count() == 5
 
 
 def test_the_address_is_stored_only_as_a_keyed_hash():
