@@ -11,6 +11,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import connection, transaction
+from django.db.models import Model
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -85,6 +86,22 @@ def client_address_hash(address: str | None) -> str:
     return hmac.new(settings.SECRET_KEY.encode(), address.encode(), hashlib.sha256).hexdigest()
 
 
+def _limit_per_address(
+    models: list[type[Model]], address_hash: str, now: datetime.datetime, *, limit: int, refusal: str
+) -> None:
+    """Refuse (ValidationError `refusal`) once `limit` rows of `models` were created from one
+    network address in the hour before `now`; counted in the database, so the limit holds
+    across every process. No address (a kiosk's, or none known): no limit."""
+    if not address_hash:
+        return
+    since = now - datetime.timedelta(hours=1)
+    created = sum(
+        model.objects.filter(client_address_hash=address_hash, created_at__gte=since).count() for model in models
+    )
+    if created >= limit:
+        raise chat_error(refusal)
+
+
 def _locked_conversation(conversation_id: int, *, related: bool = True) -> Conversation:
     """The conversation row, locked until the transaction ends (every state change takes it).
 
@@ -147,12 +164,14 @@ def conversation_start(
         visit = kiosk_services.visit_start(kiosk_device)
     else:
         helper_in_person = False
-    if address_hash and visit is None:
-        recent = Conversation.objects.filter(
-            client_address_hash=address_hash, created_at__gte=now - datetime.timedelta(hours=1)
-        ).count()
-        if recent >= settings.CHAT_STARTS_PER_ADDRESS_PER_HOUR:
-            raise chat_error("too_many_conversations")
+    if visit is None:
+        _limit_per_address(
+            [Conversation],
+            address_hash,
+            now,
+            limit=settings.CHAT_STARTS_PER_ADDRESS_PER_HOUR,
+            refusal="too_many_conversations",
+        )
     token = secrets.token_urlsafe(32)
     conversation = Conversation.objects.create(
         channel=channel,
@@ -666,14 +685,13 @@ def callback_request_create(
     if not phone and not email:
         raise chat_error("contact_required")
     now = now or timezone.now()
-    if address_hash:
-        since = now - datetime.timedelta(hours=1)
-        recent = (
-            CallbackRequest.objects.filter(client_address_hash=address_hash, created_at__gte=since).count()
-            + Conversation.objects.filter(client_address_hash=address_hash, created_at__gte=since).count()
-        )
-        if recent >= settings.CHAT_STARTS_PER_ADDRESS_PER_HOUR:
-            raise chat_error("too_many_conversations")
+    _limit_per_address(
+        [CallbackRequest, Conversation],
+        address_hash,
+        now,
+        limit=settings.CHAT_STARTS_PER_ADDRESS_PER_HOUR,
+        refusal="too_many_conversations",
+    )
     callback = CallbackRequest.objects.create(
         name=name, message=message, phone=phone, email=email, service=service, client_address_hash=address_hash
     )
@@ -784,12 +802,13 @@ def cobrowse_code_issue(*, address_hash: str = "", now: datetime.datetime | None
     `too_many_codes`): every socket may ask for one, and a million codes are soon all taken.
     """
     now = now or timezone.now()
-    if address_hash:
-        recent = CobrowseSession.objects.filter(
-            client_address_hash=address_hash, created_at__gte=now - datetime.timedelta(hours=1)
-        ).count()
-        if recent >= settings.COBROWSE_CODES_PER_ADDRESS_PER_HOUR:
-            raise chat_error("too_many_codes")
+    _limit_per_address(
+        [CobrowseSession],
+        address_hash,
+        now,
+        limit=settings.COBROWSE_CODES_PER_ADDRESS_PER_HOUR,
+        refusal="too_many_codes",
+    )
     for _attempt in range(20):
         code = f"{secrets.randbelow(10**6):06d}"
         hashed = cobrowse_code_hash(code)
