@@ -71,29 +71,25 @@ def test_starting_while_closed_is_refused_and_creates_nothing(weekday_hours):
     assert Conversation.objects.count() == 0
 
 
-def test_one_address_may_start_only_so_many_conversations_an_hour(settings):
-    settings.CHAT_STARTS_PER_ADDRESS_PER_HOUR = 3
-    address = services.client_address_hash("203.0.113.9")
-    for _ in range(3):
-        services.conversation_start(address_hash=address)
-
-    assert code_of(services.conversation_start, address_hash=address) == "too_many_conversations"
-    services.conversation_start(address_hash=services.client_address_hash("203.0.113.10"))
-    assert Conversation.objects.count() == 4
-
-
-def test_one_address_may_ask_for_only_so_many_cobrowse_codes_an_hour(settings):
-    settings.COBROWSE_CODES_PER_ADDRESS_PER_HOUR = 2
+@pytest.mark.parametrize(
+    ("limit", "create", "refusal", "model"),
+    [
+        ("CHAT_STARTS_PER_ADDRESS_PER_HOUR", services.conversation_start, "too_many_conversations", Conversation),
+        ("COBROWSE_CODES_PER_ADDRESS_PER_HOUR", services.cobrowse_code_issue, "too_many_codes", CobrowseSession),
+    ],
+)
+def test_one_address_may_start_only_so_many_conversations_or_codes_an_hour(settings, limit, create, refusal, model):
+    setattr(settings, limit, 2)
     address = services.client_address_hash("203.0.113.9")
     for _ in range(2):
-        services.cobrowse_code_issue(address_hash=address)
+        create(address_hash=address)
 
-    assert code_of(services.cobrowse_code_issue, address_hash=address) == "too_many_codes"
-    services.cobrowse_code_issue(address_hash=services.client_address_hash("203.0.113.10"))
-    services.cobrowse_code_issue()  # no address to count by (a kiosk's): no limit
-    services.cobrowse_code_issue(address_hash=address, now=timezone.now() + datetime.timedelta(minutes=61))
-    assert list(CobrowseSession.objects.values_list("client_address_hash", flat=True)).count(address) == 3
-    assert CobrowseSession.objects.count() == 5
+    assert code_of(create, address_hash=address) == refusal
+    create(address_hash=services.client_address_hash("203.0.113.10"))
+    create()  # no address to count by (a kiosk's): no limit
+    create(address_hash=address, now=timezone.now() + datetime.timedelta(minutes=61))
+    assert model.objects.filter(client_address_hash=address).count() == 3
+    assert model.objects.count() == 5
 
 
 def test_the_address_is_stored_only_as_a_keyed_hash():
