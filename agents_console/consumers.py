@@ -205,15 +205,14 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
         await self.follow(conversation, after_seq=last_seq or 0, watch=watch)
 
     async def handle_message_send(self, *, conversation_id: int, client_id: str, body: str) -> None:
-        message, created = await services.amessage_create(
+        # New or resent, the message comes back through the conversation group, this socket's too.
+        await services.amessage_create(
             conversation_id=conversation_id,
             author_kind=Message.AuthorKind.HELPER,
             author=self.user,
             body=body,
             client_id=client_id,
         )
-        if not created:
-            await self.deliver_message(events.message_payload(message))
 
     async def handle_end(self, *, conversation_id: int) -> None:
         await db(services.conversation_end)(

@@ -230,15 +230,13 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
         return self.conversation_id
 
     async def handle_message_send(self, *, client_id: str, body: str) -> None:
-        message, created = await services.amessage_create(
+        # New or resent, the message comes back through the conversation group, this socket's too.
+        await services.amessage_create(
             conversation_id=self.require_conversation(),
             author_kind=Message.AuthorKind.VISITOR,
             body=body,
             client_id=client_id,
         )
-        if not created:
-            # A resend, announced to the group again too; answered here at once all the same.
-            await self.deliver_message(events.message_payload(message))
 
     async def handle_read(self, *, seq: int) -> None:
         await db(services.conversation_mark_read)(
