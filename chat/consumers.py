@@ -150,10 +150,10 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
         self.waiting = False
         self.queue_event_at = 0.0
         self.position_sent: tuple[int, int] | None = None
-        client = self.scope.get("client") or (None, None)
-        self.address_hash = services.client_address_hash(client[0])
         # On an enrolled kiosk the widget asks for help as the kiosk (with its location).
         self.kiosk_device = await kiosk_device_from_scope(self.scope)
+        client = self.scope.get("client") or (None, None)
+        self.address_hash = services.limited_address_hash(client[0], self.kiosk_device)
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
@@ -291,9 +291,7 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
     async def handle_cobrowse_code_request(self) -> None:
         if self.conversation_id is not None or self.code_session_id is not None:
             raise services.chat_error("already_joined")
-        # A kiosk serves many residents from one address: the address limit does not apply.
-        address_hash = "" if self.kiosk_device is not None else self.address_hash
-        session, code = await db(services.cobrowse_code_issue)(address_hash=address_hash)
+        session, code = await db(services.cobrowse_code_issue)(address_hash=self.address_hash)
         self.code_session_id = session.pk
         await self.channel_layer.group_add(events.cobrowse_code_group(session.pk), self.channel_name)
         await self.send_frame("cobrowse.code", {"code": code, "expires_at": events.isoformat(session.code_expires_at)})

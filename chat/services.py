@@ -86,12 +86,19 @@ def client_address_hash(address: str | None) -> str:
     return hmac.new(settings.SECRET_KEY.encode(), address.encode(), hashlib.sha256).hexdigest()
 
 
+def limited_address_hash(address: str | None, kiosk_device: KioskDevice | None) -> str:
+    """What the per-address limits count a resident's socket by: its address's keyed hash,
+    or none on an enrolled kiosk, which serves one resident after another from one address."""
+    return "" if kiosk_device is not None else client_address_hash(address)
+
+
 def _limit_per_address(
     models: list[type[Model]], address_hash: str, now: datetime.datetime, *, limit: int, refusal: str
 ) -> None:
     """Refuse (ValidationError `refusal`) once `limit` rows of `models` were created from one
     network address in the hour before `now`; counted in the database, so the limit holds
-    across every process. No address (a kiosk's, or none known): no limit."""
+    across every process. No address (a kiosk's, see `limited_address_hash`, or none known):
+    no limit."""
     if not address_hash:
         return
     since = now - datetime.timedelta(hours=1)
@@ -159,19 +166,17 @@ def conversation_start(
         raise chat_error("chat_unavailable")
     visit = None
     if kiosk_device is not None:
-        # One kiosk serves many residents from one address: the address limit does not apply.
         channel = Conversation.Channel.KIOSK
         visit = kiosk_services.visit_start(kiosk_device)
     else:
         helper_in_person = False
-    if visit is None:
-        _limit_per_address(
-            [Conversation],
-            address_hash,
-            now,
-            limit=settings.CHAT_STARTS_PER_ADDRESS_PER_HOUR,
-            refusal="too_many_conversations",
-        )
+    _limit_per_address(
+        [Conversation],
+        address_hash,
+        now,
+        limit=settings.CHAT_STARTS_PER_ADDRESS_PER_HOUR,
+        refusal="too_many_conversations",
+    )
     token = secrets.token_urlsafe(32)
     conversation = Conversation.objects.create(
         channel=channel,

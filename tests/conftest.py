@@ -12,6 +12,7 @@ from django.contrib.auth.models import Group
 from django.db import connections
 
 from agents_console.roles import Role
+from kiosk import services as kiosk_services
 from kiosk.models import Service, ServiceCategory
 
 IN_CI = os.environ.get("CI") == "true"
@@ -101,6 +102,16 @@ def supervisor(make_user):
 def resident_account(make_user):
     """A signed-in account with no console role (a member of the public, say)."""
     return make_user("ria")
+
+
+@pytest.fixture
+def kiosk_credential(supervisor):
+    """The device credential of an enrolled kiosk (approved by a supervisor), as its cookie holds it."""
+    device, secret = kiosk_services.device_begin_pairing()
+    kiosk_services.device_approve(
+        pairing_code=device.pairing_code, name="Kiosk 1", location="Library", approved_by=supervisor
+    )
+    return kiosk_services.device_claim_credential(pairing_secret=secret)[1]
 
 
 @pytest.fixture

@@ -6,16 +6,12 @@ import json
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
 from chat import services
 from chat.models import CobrowseSession, Conversation, Message
-from config.asgi import application
-from kiosk import services as kiosk_services
-from kiosk.middleware import DEVICE_COOKIE
 from tests.agents_console.test_consumers import console, expect_follow
-from tests.chat.test_consumers import ORIGIN, connect, expect, start
+from tests.chat.test_consumers import connect, expect, start
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -185,33 +181,6 @@ async def test_a_code_starts_a_conversation_and_asks_consent(advisor):
     assert (await until(helper, "error"))["code"] == "cobrowse_code_invalid", "a code works once"
     for communicator in (helper, visitor):
         await communicator.disconnect()
-
-
-async def test_one_address_gets_only_so_many_codes_and_a_kiosk_is_not_counted(settings, supervisor):
-    settings.COBROWSE_CODES_PER_ADDRESS_PER_HOUR = 2
-
-    async def ask(headers=()):
-        communicator = WebsocketCommunicator(application, "/ws/chat/", headers=[ORIGIN, *headers])
-        communicator.scope["client"] = ("203.0.113.9", 50000)
-        assert (await communicator.connect())[0]
-        await communicator.send_json_to({"type": "cobrowse.code.request", "data": {}})
-        frame = await communicator.receive_json_from(timeout=10)
-        await communicator.disconnect()
-        return frame["type"], frame["data"].get("code")
-
-    assert [(await ask())[0] for _ in range(3)] == ["cobrowse.code", "cobrowse.code", "error"]
-    assert await ask() == ("error", "too_many_codes")
-    assert await CobrowseSession.objects.acount() == 2
-
-    # An enrolled kiosk at the same address serves one resident after another.
-    device, secret = await sync_to_async(kiosk_services.device_begin_pairing)()
-    await sync_to_async(kiosk_services.device_approve)(
-        pairing_code=device.pairing_code, name="Kiosk 1", location="Library", approved_by=supervisor
-    )
-    credential = (await sync_to_async(kiosk_services.device_claim_credential)(pairing_secret=secret))[1]
-    kiosk_cookie = (b"cookie", f"{DEVICE_COOKIE}={credential}".encode())
-    assert (await ask([kiosk_cookie]))[0] == "cobrowse.code"
-    assert await CobrowseSession.objects.acount() == 3
 
 
 async def test_an_expired_code_gives_nothing(advisor):

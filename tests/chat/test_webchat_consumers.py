@@ -6,10 +6,11 @@ from channels.testing import WebsocketCommunicator
 
 from agents_console.models import ConsoleSettings
 from chat import events, services
-from chat.models import CallbackRequest, Conversation, Message
+from chat.models import CallbackRequest, CobrowseSession, Conversation, Message
 from config.asgi import application
+from kiosk.middleware import DEVICE_COOKIE
 from tests.agents_console.test_consumers import console, expect_follow
-from tests.chat.test_consumers import connect, expect, send, start
+from tests.chat.test_consumers import ORIGIN, connect, expect, send, start
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -165,6 +166,34 @@ async def test_a_callback_request_reaches_every_console_and_not_other_residents(
     assert await CallbackRequest.objects.acount() == 1
     for communicator in (helper, bystander, visitor):
         await communicator.disconnect()
+
+
+async def test_one_address_is_limited_across_its_sockets_and_an_enrolled_kiosk_is_not(settings, kiosk_credential):
+    settings.COBROWSE_CODES_PER_ADDRESS_PER_HOUR = 2
+    settings.CHAT_STARTS_PER_ADDRESS_PER_HOUR = 0
+    kiosk_cookie = (b"cookie", f"{DEVICE_COOKIE}={kiosk_credential}".encode())
+
+    async def ask(frame_type, data, *, headers=()):
+        """The first answer to one frame on a fresh socket from 203.0.113.9."""
+        communicator = WebsocketCommunicator(application, "/ws/chat/", headers=[ORIGIN, *headers])
+        communicator.scope["client"] = ("203.0.113.9", 50000)
+        assert (await communicator.connect())[0]
+        await communicator.send_json_to({"type": frame_type, "data": data})
+        answer = await communicator.receive_json_from(timeout=10)
+        await communicator.disconnect()
+        return answer["type"], answer["data"].get("code")
+
+    code_request = ("cobrowse.code.request", {})
+    assert [(await ask(*code_request))[0] for _ in range(2)] == ["cobrowse.code", "cobrowse.code"]
+    assert await ask(*code_request) == ("error", "too_many_codes")
+    callback = ("callback.request", {"name": "Pat", "email": "pat@example.com", "message": "Call me"})
+    assert await ask(*callback) == ("error", "too_many_conversations")
+    assert (await CobrowseSession.objects.acount(), await CallbackRequest.objects.acount()) == (2, 0)
+
+    # An enrolled kiosk at the same address serves one resident after another.
+    assert (await ask(*code_request, headers=[kiosk_cookie]))[0] == "cobrowse.code"
+    assert (await ask(*callback, headers=[kiosk_cookie]))[0] == "callback.requested"
+    assert (await CobrowseSession.objects.acount(), await CallbackRequest.objects.acount()) == (3, 1)
 
 
 @pytest.mark.parametrize(

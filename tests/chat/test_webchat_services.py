@@ -11,6 +11,7 @@ from agents_console.models import ConsoleConnection
 from chat import events, selectors, services
 from chat.availability import chat_availability
 from chat.models import CallbackRequest, ClosureDate, CobrowseSession, Conversation, Message, OpeningHours
+from kiosk.models import KioskDevice
 
 pytestmark = pytest.mark.django_db
 
@@ -90,6 +91,24 @@ def test_one_address_may_start_only_so_many_conversations_or_codes_an_hour(setti
     create(address_hash=address, now=timezone.now() + datetime.timedelta(minutes=61))
     assert model.objects.filter(client_address_hash=address).count() == 3
     assert model.objects.count() == 5
+
+
+def test_call_back_requests_share_the_conversations_limit(settings):
+    settings.CHAT_STARTS_PER_ADDRESS_PER_HOUR = 2
+    address = services.client_address_hash("203.0.113.9")
+    services.conversation_start(address_hash=address)
+    services.callback_request_create(name="Pat", message="Call me", phone="01632 960000", address_hash=address)
+
+    refused = code_of(
+        services.callback_request_create, name="Pat", message="Call me", phone="01632 960000", address_hash=address
+    )
+    assert refused == "too_many_conversations"
+    assert CallbackRequest.objects.count() == 1
+
+
+def test_an_enrolled_kiosk_is_counted_by_no_address():
+    assert services.limited_address_hash("203.0.113.9", None) == services.client_address_hash("203.0.113.9")
+    assert services.limited_address_hash("203.0.113.9", KioskDevice()) == ""
 
 
 def test_the_address_is_stored_only_as_a_keyed_hash():

@@ -13,15 +13,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 ORIGIN = (b"origin", b"http://testserver")
 
 
-@pytest.fixture
-def credential(supervisor):
-    device, secret = services.device_begin_pairing()
-    services.device_approve(
-        pairing_code=device.pairing_code, name="Kiosk 1", location="Library", approved_by=supervisor
-    )
-    return services.device_claim_credential(pairing_secret=secret)[1]
-
-
 def kiosk_socket(credential):
     headers = [ORIGIN, (b"cookie", f"{DEVICE_COOKIE}={credential}".encode())]
     return WebsocketCommunicator(application, "/ws/kiosk/", headers=headers)
@@ -33,8 +24,8 @@ async def test_an_unenrolled_browser_gets_no_kiosk_socket():
     assert not connected and code == 4403
 
 
-async def test_heartbeats_are_stored_and_bad_ones_refused(credential):
-    communicator = kiosk_socket(credential)
+async def test_heartbeats_are_stored_and_bad_ones_refused(kiosk_credential):
+    communicator = kiosk_socket(kiosk_credential)
     connected, _ = await communicator.connect()
     assert connected
     ready = await communicator.receive_json_from(timeout=10)
@@ -52,10 +43,10 @@ async def test_heartbeats_are_stored_and_bad_ones_refused(credential):
     assert device.open_sockets == 0
 
 
-async def test_a_remote_wipe_and_a_revocation_reach_the_kiosk(credential, supervisor):
+async def test_a_remote_wipe_and_a_revocation_reach_the_kiosk(kiosk_credential, supervisor):
     from asgiref.sync import sync_to_async
 
-    communicator = kiosk_socket(credential)
+    communicator = kiosk_socket(kiosk_credential)
     await communicator.connect()
     await communicator.receive_json_from(timeout=10)
     device = await KioskDevice.objects.aget()
@@ -66,7 +57,7 @@ async def test_a_remote_wipe_and_a_revocation_reach_the_kiosk(credential, superv
     assert (await communicator.receive_output(timeout=10))["type"] == "websocket.close"
 
 
-async def test_only_supervisors_watch_kiosk_states(advisor, supervisor, credential):
+async def test_only_supervisors_watch_kiosk_states(advisor, supervisor, kiosk_credential):
     from django.test import AsyncClient
 
     for user, allowed in ((advisor, False), (supervisor, True)):
