@@ -159,7 +159,7 @@ def conversation_start(
     From an enrolled kiosk it is a kiosk help request, part of the kiosk's current visit
     (started if need be); only there may the resident ask for a helper in person.
     Raises ValidationError `chat_unavailable` outside opening hours or with no helper online,
-    and `too_many_conversations` past the per-address hourly limit.
+    and `too_many_conversations` past the per-address hourly limit, which call-back requests share.
     """
     now = now or timezone.now()
     if not chat_availability(now=now).available:
@@ -171,7 +171,7 @@ def conversation_start(
     else:
         helper_in_person = False
     _limit_per_address(
-        [Conversation],
+        [Conversation, CallbackRequest],
         address_hash,
         now,
         limit=settings.CHAT_STARTS_PER_ADDRESS_PER_HOUR,

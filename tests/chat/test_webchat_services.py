@@ -93,7 +93,7 @@ def test_one_address_may_start_only_so_many_conversations_or_codes_an_hour(setti
     assert model.objects.count() == 5
 
 
-def test_call_back_requests_share_the_conversations_limit(settings):
+def test_conversations_and_call_back_requests_share_one_limit(settings):
     settings.CHAT_STARTS_PER_ADDRESS_PER_HOUR = 2
     address = services.client_address_hash("203.0.113.9")
     services.conversation_start(address_hash=address)
@@ -103,7 +103,8 @@ def test_call_back_requests_share_the_conversations_limit(settings):
         services.callback_request_create, name="Pat", message="Call me", phone="01632 960000", address_hash=address
     )
     assert refused == "too_many_conversations"
-    assert CallbackRequest.objects.count() == 1
+    assert code_of(services.conversation_start, address_hash=address) == "too_many_conversations"
+    assert (Conversation.objects.count(), CallbackRequest.objects.count()) == (1, 1)
 
 
 def test_an_enrolled_kiosk_is_counted_by_no_address():
