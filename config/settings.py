@@ -30,14 +30,17 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-def env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     value = os.environ.get(name, "").strip()
     if not value:
         return default
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}.") from None
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {number}.")
+    return number
 
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
@@ -145,8 +148,9 @@ elif env_bool("DJANGO_DB_POOL", True) and DATABASES["default"]["CONN_MAX_AGE"] =
     }
 
 # PostgreSQL sessions a server process keeps for storing chat messages from its event loop
-# (config.async_db), besides the pool; statements beyond them wait for one.
-DB_ASYNC_CONNECTIONS = env_int("DJANGO_DB_ASYNC_CONNECTIONS", 10)
+# (config.async_db), besides the pool; statements beyond them wait for one (with none, every
+# chat message would wait for ever).
+DB_ASYNC_CONNECTIONS = env_int("DJANGO_DB_ASYNC_CONNECTIONS", 10, minimum=1)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

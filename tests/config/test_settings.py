@@ -60,6 +60,8 @@ def test_the_core_redis_layer_has_deliberate_capacity_and_expiry():
         ),
         ({"DJANGO_SECRET_KEY": "a-long-random-production-key-" + "z" * 30}, "DJANGO_ALLOWED_HOSTS must list"),
         ({"DJANGO_DEBUG": "1", "CHANNEL_LAYER": "core"}, "CHANNEL_LAYER=core needs REDIS_URL"),
+        ({"DJANGO_DEBUG": "1", "DJANGO_DB_ASYNC_CONNECTIONS": "0"}, "DJANGO_DB_ASYNC_CONNECTIONS must be at least 1"),
+        ({"DJANGO_DEBUG": "1", "DJANGO_DB_ASYNC_CONNECTIONS": "ten"}, "must be a whole number"),
     ],
 )
 def test_unsafe_or_incomplete_settings_stop_start_up_with_a_clear_message(env, message):
