@@ -36,7 +36,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import websockets
@@ -72,18 +72,10 @@ class Stats:
         """One measurement of several phases at the same rate, as if they had run as one."""
         pool = cls()
         for phase in phases:
-            pool.latencies_ms += phase.latencies_ms
-            pool.expected |= phase.expected
-            for name in (
-                "sent",
-                "received",
-                "duplicates",
-                "errors",
-                "seconds",
-                "server_cpu_seconds",
-                "database_cpu_seconds",
-            ):
-                setattr(pool, name, getattr(pool, name) + getattr(phase, name))
+            # Every field adds up: counts and times are summed, latencies joined, expected ids united.
+            for name in (stat.name for stat in fields(cls)):
+                mine, theirs = getattr(pool, name), getattr(phase, name)
+                setattr(pool, name, mine | theirs if isinstance(mine, set) else mine + theirs)
         return pool
 
     def summary(self) -> dict:
