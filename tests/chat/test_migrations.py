@@ -14,15 +14,11 @@ RATE_WINDOW = "chat_message_rate_window"
 CONVERSATION_ONLY = "chat_message_conversation_id_a1207bf4"
 
 
-def migrate(targets) -> None:
+def migrate(targets=None) -> None:
+    """To `targets`; by default to every app's newest migration, the schema the models describe."""
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
-    executor.migrate(targets)
-
-
-def migrate_to_latest() -> None:
-    """Every app's newest migration: the schema the models describe."""
-    migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+    executor.migrate(targets or executor.loader.graph.leaf_nodes())
 
 
 def message_indexes() -> dict[str, list[str]]:
@@ -47,7 +43,7 @@ def back_at_0006():
         if {RATE_WINDOW, CONVERSATION_ONLY} <= message_indexes().keys():
             with connection.cursor() as cursor:
                 cursor.execute(f"DROP INDEX {RATE_WINDOW}")
-        migrate_to_latest()
+        migrate()
 
 
 def test_forwards_and_backwards_swap_the_indexes(back_at_0006):
