@@ -1,9 +1,11 @@
 """Time storing one chat message, as a consumer does it, one message after another, the
 broadcast to the in-memory layer included: `chat.services.amessage_create` (on PostgreSQL, one
 statement from the event loop) and, for comparison, the sync `message_create` through
-`config.async_db.db` (a worker thread and Django's pooled connection), and a bare round trip
-(`SELECT 1` through `config.async_db.fetchone`), the floor under any statement. Prints wall
-time and this process's CPU time per message.
+`config.async_db.db` (a worker thread and Django's pooled connection), that one statement
+alone (no message object, no broadcast), the same with a commit that does not wait for the
+disk (`synchronous_commit` off for that transaction: what the flush costs; the product
+never does it), and a bare round trip (`SELECT 1` through `config.async_db.fetchone`), the
+floor under any statement. Prints wall time and this process's CPU time per message.
 
     .venv/bin/python bench/store_message.py --messages 1000
     .venv/bin/python bench/store_message.py --messages 1000 --gap 0.025 --conversations 100
@@ -59,19 +61,28 @@ async def measure(count: int, gap: float, conversations: int) -> dict[str, tuple
     async def bare_round_trip(**_message) -> None:
         await async_db.fetchone("SELECT 1", {})
 
+    async def statement_alone(**message) -> None:
+        await async_db.fetchone(services.STORE_MESSAGE_SQL, services._message_store_params(author=None, **message))
+
+    async def statement_without_flush(**message) -> None:
+        # For comparison only: the commit does not wait for the WAL to reach the disk, so a
+        # crash of the database could lose a message already announced. The product never does this.
+        sql = services.STORE_MESSAGE_SQL.replace("SELECT", "SELECT set_config('synchronous_commit', 'off', true),", 1)
+        await async_db.fetchone(sql, services._message_store_params(author=None, **message))
+
     results = {}
-    for name, store in (
-        ("amessage_create (consumers)", services.amessage_create),
-        ("message_create through db()", async_db.db(services.message_create)),
-        ("SELECT 1 through fetchone", bare_round_trip),
+    for way, (name, store) in enumerate(
+        (
+            ("amessage_create (consumers)", services.amessage_create),
+            ("message_create through db()", async_db.db(services.message_create)),
+            ("the statement alone", statement_alone),
+            ("the statement, commit not flushed", statement_without_flush),
+            ("SELECT 1 through fetchone", bare_round_trip),
+        )
     ):
         # Created directly: starting one through the service needs a helper online.
         conversation_ids = [
-            (
-                await async_db.db(Conversation.objects.create)(
-                    token_hash=f"bench-{name[:8]}-{number:06d}".ljust(64, "0")
-                )
-            ).pk
+            (await async_db.db(Conversation.objects.create)(token_hash=f"bench-{way}-{number:06d}".ljust(64, "0"))).pk
             for number in range(conversations)
         ]
         timings, cpu = [], 0.0
