@@ -97,10 +97,16 @@ def _limit_per_address(
 ) -> None:
     """Refuse (ValidationError `refusal`) once `limit` rows of `models` were created from one
     network address in the hour before `now`; counted in the database, so the limit holds
-    across every process. No address (a kiosk's, see `limited_address_hash`, or none known):
-    no limit."""
+    across every process. Call it inside the transaction that creates the row. No address (a
+    kiosk's, see `limited_address_hash`, or none known): no limit."""
     if not address_hash:
         return
+    if connection.vendor == "postgresql":
+        # Requests from one address take turns until their transactions end; otherwise several
+        # at once would each count the rows committed before any of them and all pass at the
+        # limit. (SQLite's transactions are immediate here: they already take turns.)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int(address_hash[:15], 16)])
     since = now - datetime.timedelta(hours=1)
     created = sum(
         model.objects.filter(client_address_hash=address_hash, created_at__gte=since).count() for model in models

@@ -1,6 +1,7 @@
-"""Simultaneous writes on PostgreSQL's row lock: of two helpers pressing Accept exactly one
-wins; messages sent at once from many sockets are numbered without gaps or repeats, and the
-same message resent on two sockets at once is stored once."""
+"""Simultaneous writes on PostgreSQL's locks: of two helpers pressing Accept exactly one
+wins; messages sent at once from many sockets are numbered without gaps or repeats, the
+same message resent on two sockets at once is stored once, and the per-minute and
+per-address limits hold for requests made at the same moment."""
 
 import threading
 
@@ -9,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 
 from chat import services
-from chat.models import Conversation, Message
+from chat.models import CallbackRequest, CobrowseSession, Conversation, Message
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -119,3 +120,40 @@ def test_the_per_minute_limit_holds_for_messages_sent_at_once(postgres, settings
     assert results.count("rate_limited") == 5
     assert Message.objects.filter(conversation=conversation).count() == 3
     assert Conversation.objects.get(pk=conversation.pk).last_seq == 3
+
+
+def _start_or_call_back(index: int, address: str) -> int:
+    if index % 2:
+        return services.callback_request_create(
+            name="Pat", message="Call me", phone="01632 960000", address_hash=address
+        ).pk
+    conversation, _token = services.conversation_start(address_hash=address)
+    return conversation.pk
+
+
+def _issue_code(_index: int, address: str) -> int:
+    session, _code = services.cobrowse_code_issue(address_hash=address)
+    return session.pk
+
+
+@pytest.mark.parametrize(
+    ("limit", "create", "refusal", "models"),
+    [
+        (
+            "CHAT_STARTS_PER_ADDRESS_PER_HOUR",
+            _start_or_call_back,
+            "too_many_conversations",
+            [Conversation, CallbackRequest],
+        ),
+        ("COBROWSE_CODES_PER_ADDRESS_PER_HOUR", _issue_code, "too_many_codes", [CobrowseSession]),
+    ],
+)
+def test_the_per_address_limit_holds_for_requests_made_at_once(postgres, settings, limit, create, refusal, models):
+    setattr(settings, limit, 3)
+    address = services.client_address_hash("203.0.113.9")
+
+    results = together([lambda index=index: create(index, address) for index in range(8)])
+
+    assert len([result for result in results if isinstance(result, int)]) == 3
+    assert results.count(refusal) == 5
+    assert sum(model.objects.filter(client_address_hash=address).count() for model in models) == 3
