@@ -1,0 +1,114 @@
+"""The benchmarks under bench/ run end to end, briefly, and report what they measured.
+
+Each starts its own Daphne against a database of its own on the real PostgreSQL (and Redis
+for the Redis layers), as docs/performance.md's runs do, only with a few conversations for
+a few seconds. The figures are not judged (tests never assert on time); what is checked is
+that every message the benchmark sent was counted as delivered, once, with a latency, and
+that the relay baseline ran beside the chat: a benchmark that silently lost its own
+bookkeeping would report a result that means nothing.
+"""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+pytestmark = pytest.mark.services
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+FIGURE = re.compile(r"(\w+)=(\S+)")
+
+
+@pytest.fixture
+def bench_env(postgres, redis_url):
+    """The benchmarks' variables, naming a database of their own that is dropped afterwards."""
+    server_url = os.environ["DATABASE_URL"].rsplit("/", 1)[0]
+    name = f"dioa_bench_selftest_{os.getpid()}"
+    yield {**os.environ, "BENCH_DATABASE_URL": f"{server_url}/{name}", "BENCH_REDIS_URL": redis_url}
+    with psycopg.connect(f"{server_url}/postgres", autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def run_bench(env: dict[str, str], script: str, *arguments: str) -> str:
+    finished = subprocess.run(
+        [sys.executable, f"bench/{script}", *arguments],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    return finished.stdout
+
+
+def figures(line: str) -> dict[str, str]:
+    return dict(FIGURE.findall(line))
+
+
+def report_line(output: str, after: str, name: str) -> dict[str, str]:
+    """The figures on `name`'s line in the report that starts with the heading `after`."""
+    report = output.split(after, 1)[1]
+    return figures(next(line for line in report.splitlines() if line.strip().startswith(name + " ")))
+
+
+def assert_every_message_delivered_once(result: dict[str, str]) -> None:
+    assert int(result["sent"]) > 0
+    assert result["received"] == result["sent"]
+    assert (result["lost"], result["duplicated"], result["errors"]) == ("0", "0", "0")
+    assert float(result["p99_ms"]) > 0
+    assert float(result["msgs_per_s"]) > 0
+
+
+def test_the_chat_benchmark_at_a_fixed_rate_measures_the_chat_and_the_relay(bench_env):
+    output = run_bench(
+        bench_env,
+        "chat_load.py",
+        *("--layer", "pubsub", "--conversations", "3", "--rate", "2", "--duration", "2"),
+        *("--warmup", "0", "--rounds", "2", "--services-anywhere"),
+    )
+
+    for name in ("chat", "relay"):
+        assert_every_message_delivered_once(report_line(output, "== fixed rate", name))
+        rounds = [figures(line) for line in output.splitlines() if line.strip().startswith(name + " ")]
+        assert [result.get("round") for result in rounds[:2]] == ["1", "2"]
+        # Two rounds pooled: the pooled row counts every round's messages.
+        pooled = report_line(output, "== fixed rate", name)
+        assert int(pooled["sent"]) == sum(int(result["sent"]) for result in rounds[:2])
+    assert re.search(r"ratio chat/relay: p50 x[\d.]+ p99 x[\d.]+ throughput x[\d.]+", output)
+    assert float(report_line(output, "== fixed rate", "chat")["db_cpu_ms_per_msg"]) > 0
+    assert report_line(output, "== fixed rate", "relay")["db_cpu_ms_per_msg"] == "0.0"
+
+
+def test_the_chat_benchmark_saturating_climbs_and_reports_the_highest_passing_rate(bench_env):
+    output = run_bench(
+        bench_env,
+        "chat_load.py",
+        *("--layer", "memory", "--conversations", "2", "--saturate", "--start-total", "8", "--max-total", "12"),
+        *("--step", "1.5", "--duration", "2", "--warmup", "0", "--retries", "0", "--services-anywhere"),
+    )
+
+    steps = [figures(line) for line in output.splitlines() if "total=" in line and "rate/side=" in line]
+    assert sorted({step["total"] for step in steps}) == ["12", "8"]
+    for name in ("chat", "relay"):
+        highest = report_line(output, "== saturation", name)
+        assert_every_message_delivered_once(highest)
+    assert re.search(r"ratio chat/relay throughput x[\d.]+", output)
+
+
+def test_the_co_browse_benchmark_delivers_every_batch_whole(bench_env):
+    output = run_bench(
+        bench_env, "cobrowse_load.py", "--layer", "memory", "--sessions", "2", "--duration", "2", "--no-inline-css"
+    )
+
+    batches = figures(next(line for line in output.splitlines() if line.strip().startswith("batches:")))
+    assert int(batches["sent"]) > 2  # the two snapshots and incremental batches every 100 ms
+    assert batches["received"] == batches["sent"]
+    assert (batches["lost"], batches["duplicated"], batches["corrupt"], batches["stray"]) == ("0", "0", "0", "0")
+    assert "errors: none" in output
+    latency = figures(next(line for line in output.splitlines() if "incremental latency ms:" in line))
+    assert float(latency["p99"]) > 0
