@@ -1,8 +1,8 @@
 """The benchmarks under bench/ run end to end, briefly, and report what they measured.
 
-Each starts its own Daphne against a database of its own on the real PostgreSQL (and Redis
-for the Redis layers), as docs/performance.md's runs do, only with a few conversations for
-a few seconds. The figures are not judged (tests never assert on time); what is checked is
+Each uses a database of its own on the real PostgreSQL; the chat and co-browse benchmarks
+start their own Daphne against it (and Redis for the Redis layers), as docs/performance.md's
+runs do, only with a few conversations for a few seconds. The figures are not judged (tests never assert on time); what is checked is
 that every message the benchmark sent was counted as delivered, once, with a latency, and
 that the relay baseline ran beside the chat: a benchmark that silently lost its own
 bookkeeping would report a result that means nothing.
@@ -27,10 +27,14 @@ FIGURE = re.compile(r"(\w+)=(\S+)")
 def bench_env(postgres, redis_url):
     """The benchmarks' variables, naming a database of their own that is dropped afterwards."""
     server_url = os.environ["DATABASE_URL"].rsplit("/", 1)[0]
-    name = f"dioa_bench_selftest_{os.getpid()}"
-    yield {**os.environ, "BENCH_DATABASE_URL": f"{server_url}/{name}", "BENCH_REDIS_URL": redis_url}
+    names = {
+        "BENCH_DATABASE_URL": f"dioa_bench_selftest_{os.getpid()}",
+        "BENCH_STORE_DATABASE_URL": f"dioa_bench_store_selftest_{os.getpid()}",
+    }
+    yield {**os.environ, **{key: f"{server_url}/{name}" for key, name in names.items()}, "BENCH_REDIS_URL": redis_url}
     with psycopg.connect(f"{server_url}/postgres", autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for name in names.values():
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def run_bench(env: dict[str, str], script: str, *arguments: str) -> str:
@@ -112,3 +116,21 @@ def test_the_co_browse_benchmark_delivers_every_batch_whole(bench_env):
     assert "errors: none" in output
     latency = figures(next(line for line in output.splitlines() if "incremental latency ms:" in line))
     assert float(latency["p99"]) > 0
+
+
+def test_the_store_benchmark_times_every_way_and_really_stores(bench_env):
+    output = run_bench(bench_env, "store_message.py", "--messages", "20", "--conversations", "3")
+
+    rows = dict(re.findall(r"^(.+): 20 messages, .* p99 ([\d.]+) ms", output, re.MULTILINE))
+    assert list(rows) == [
+        "amessage_create (consumers)",
+        "message_create through db()",
+        "the statement alone",
+        "the statement, commit not flushed",
+        "SELECT 1 through fetchone",
+    ]
+    assert all(float(p99) > 0 for p99 in rows.values())
+    # Each of the four storing ways stored its 20 measured and 50 warming messages, numbered in turn.
+    with psycopg.connect(bench_env["BENCH_STORE_DATABASE_URL"]) as connection:
+        stored = connection.execute("SELECT count(*), count(DISTINCT (conversation_id, seq)) FROM chat_message")
+        assert stored.fetchone() == (4 * 70, 4 * 70)
