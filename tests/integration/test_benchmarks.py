@@ -2,10 +2,10 @@
 
 Each uses a database of its own on the real PostgreSQL; the chat and co-browse benchmarks
 start their own Daphne against it (and Redis for the Redis layers), as docs/performance.md's
-runs do, only with a few conversations for a few seconds. The figures are not judged (tests never assert on time); what is checked is
-that every message the benchmark sent was counted as delivered, once, with a latency, and
-that the relay baseline ran beside the chat: a benchmark that silently lost its own
-bookkeeping would report a result that means nothing.
+runs do, only with a few conversations for a few seconds. The figures are not judged (tests
+never assert on time). What is checked is that every message the benchmark sent was counted
+as delivered, once, with a latency, and that the relay baseline ran beside the chat: a
+benchmark that silently lost its own bookkeeping would report a result that means nothing.
 """
 
 import os
