@@ -9,7 +9,7 @@ import secrets
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage
 from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
@@ -19,7 +19,7 @@ from chat import events, selectors, signals
 from chat.availability import chat_availability
 from chat.error_messages import error_message
 from chat.models import CallbackRequest, CobrowseSession, Conversation, InternalNote, Message
-from config import async_db, realtime
+from config import async_db, mail, realtime
 from kiosk import services as kiosk_services
 from kiosk.models import KioskDevice, Service
 
@@ -602,17 +602,14 @@ def conversation_end(
 
 def _email_transcript(conversation_id: int) -> None:
     conversation = selectors.conversation_get(conversation_id=conversation_id)
-    try:
-        send_mail(
-            subject=_("Your conversation with %(council)s") % {"council": settings.COUNCIL_NAME},
-            message=selectors.conversation_transcript_text(conversation=conversation),
-            from_email=None,
-            recipient_list=[conversation.visitor_email],
-        )
-    except Exception:
-        # The conversation has ended whatever the mail server says; the resident can still
-        # download the transcript.
-        logger.exception("transcript email for conversation %s failed", conversation_id)
+    message = EmailMessage(
+        subject=_("Your conversation with %(council)s") % {"council": settings.COUNCIL_NAME},
+        body=selectors.conversation_transcript_text(conversation=conversation),
+        to=[conversation.visitor_email],
+    )
+    # The conversation has ended whatever the mail server says (a failure is logged; the
+    # resident can still download the transcript), and nobody waits for it to answer.
+    mail.send_in_background(message, what=f"the transcript of conversation {conversation_id}")
 
 
 def conversation_end_expired(*, now: datetime.datetime | None = None) -> list[int]:

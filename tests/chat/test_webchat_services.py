@@ -1,16 +1,21 @@
 """Webchat rules: availability, limits, read marks, rating, call backs, timeouts, transcripts."""
 
 import datetime
+import logging
+import smtplib
+import threading
 
 import pytest
 from django.core import mail
 from django.core.exceptions import ValidationError
+from django.core.mail.backends.base import BaseEmailBackend
 from django.utils import timezone
 
 from agents_console.models import ConsoleConnection
 from chat import events, selectors, services
 from chat.availability import chat_availability
 from chat.models import CallbackRequest, ClosureDate, CobrowseSession, Conversation, Message, OpeningHours
+from config import mail as background_mail
 from kiosk.models import KioskDevice
 
 pytestmark = pytest.mark.django_db
@@ -250,6 +255,7 @@ def test_the_transcript_is_emailed_when_the_resident_asked_for_it(
     with django_capture_on_commit_callbacks(execute=True):
         services.conversation_end(conversation_id=conversation.pk, ended_by="helper", helper=advisor)
 
+    assert background_mail.wait_for_pending(timeout=30)
     assert len(mail.outbox) == 1
     assert mail.outbox[0].to == ["pat@example.com"]
     assert "Pat: My bin was missed" in mail.outbox[0].body
@@ -260,6 +266,63 @@ def test_no_email_without_an_address(django_capture_on_commit_callbacks, broadca
     conversation, _token = services.conversation_start()
     with django_capture_on_commit_callbacks(execute=True):
         services.conversation_end(conversation_id=conversation.pk, ended_by="visitor")
+    assert background_mail.wait_for_pending(timeout=30)
+    assert mail.outbox == []
+
+
+class MailServerThatHolds(BaseEmailBackend):
+    """Answers only when the test lets it (or after 30 s)."""
+
+    answer = threading.Event()
+    answered = threading.Event()
+
+    def send_messages(self, messages):
+        self.answer.wait(30)
+        mail.outbox.extend(messages)
+        self.answered.set()
+        return len(messages)
+
+
+class MailServerThatRefuses(BaseEmailBackend):
+    def send_messages(self, messages):
+        raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+
+
+def test_ending_a_chat_does_not_wait_for_the_mail_server(settings, django_capture_on_commit_callbacks, broadcasts):
+    settings.EMAIL_BACKEND = f"{__name__}.MailServerThatHolds"
+    MailServerThatHolds.answer.clear()
+    MailServerThatHolds.answered.clear()
+    conversation, _token = services.conversation_start(visitor_email="pat@example.com")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.conversation_end(conversation_id=conversation.pk, ended_by="visitor")
+
+    # Ended, and its announcement sent, while the mail server still holds the transcript.
+    assert not MailServerThatHolds.answered.is_set()
+    assert Conversation.objects.get(pk=conversation.pk).status == Conversation.Status.ENDED
+    assert events.conversation_group(conversation.pk) in broadcasts.groups(events.CONVERSATION_CHANGED)
+    MailServerThatHolds.answer.set()
+    assert background_mail.wait_for_pending(timeout=30)
+    assert [message.to for message in mail.outbox] == [["pat@example.com"]]
+
+
+def test_a_mail_server_failure_is_logged_and_the_chat_still_ends(
+    settings, django_capture_on_commit_callbacks, broadcasts, caplog
+):
+    settings.EMAIL_BACKEND = f"{__name__}.MailServerThatRefuses"
+    conversation, _token = services.conversation_start(visitor_email="pat@example.com")
+
+    with caplog.at_level(logging.ERROR, logger="config.mail"):
+        with django_capture_on_commit_callbacks(execute=True):
+            services.conversation_end(conversation_id=conversation.pk, ended_by="visitor")
+        assert background_mail.wait_for_pending(timeout=30)
+
+    assert Conversation.objects.get(pk=conversation.pk).status == Conversation.Status.ENDED
+    failures = [record for record in caplog.records if record.name == "config.mail"]
+    assert [record.getMessage() for record in failures] == [
+        f"sending the transcript of conversation {conversation.pk} failed"
+    ]
+    assert failures[0].exc_info[0] is smtplib.SMTPServerDisconnected
     assert mail.outbox == []
 
 

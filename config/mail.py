@@ -1,0 +1,40 @@
+"""Email sent beside the request, not in its way.
+
+A mail server that is slow or does not answer would otherwise hold up whoever's action sent
+the mail: a resident's "End chat" waited on SMTP in the socket's own worker thread, and the
+socket answered nothing else meanwhile. The message is built (and the database read) by
+the caller; only the talking to the mail server happens here, in a small pool of threads,
+each connection bounded by EMAIL_TIMEOUT. The pool's threads finish what they hold before
+the process exits.
+"""
+
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+
+from django.core.mail import EmailMessage
+
+logger = logging.getLogger(__name__)
+
+_senders = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mail")
+_pending: set[Future] = set()
+
+
+def send_in_background(message: EmailMessage, *, what: str) -> Future:
+    """Send `message` from the pool; a failure is logged with `what`, never raised."""
+
+    def send() -> None:
+        try:
+            message.send()
+        except Exception:
+            logger.exception("sending %s failed", what)
+
+    future = _senders.submit(send)
+    _pending.add(future)
+    future.add_done_callback(_pending.discard)
+    return future
+
+
+def wait_for_pending(timeout: float | None = None) -> bool:
+    """Wait until every message handed over so far has been sent or has failed; whether all did."""
+    _done, not_done = wait(list(_pending), timeout=timeout)
+    return not not_done
