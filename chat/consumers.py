@@ -57,7 +57,8 @@ class ConversationStreamMixin:
 
     async def stream_init(self) -> None:
         self.delivered: dict[int, set[int]] = {}
-        self.typing_sent: dict[int, tuple[bool, float]] = {}
+        # Per conversation: the last typing state this socket relayed, when, and as whom.
+        self.typing_sent: dict[int, tuple[bool, float, str]] = {}
 
     async def stream_join(self, conversation: Conversation, *, after_seq: int, staff: bool) -> None:
         await self.channel_layer.group_add(events.conversation_group(conversation.pk), self.channel_name)
@@ -72,6 +73,13 @@ class ConversationStreamMixin:
         """Called with each `state.snapshot` before it is sent."""
 
     async def stream_leave(self, conversation_id: int) -> None:
+        # Whoever was typing here has gone: the other side must not see "typing…" for ever.
+        last = self.typing_sent.pop(conversation_id, None)
+        if last is not None and last[0]:
+            await self.channel_layer.group_send(
+                events.conversation_group(conversation_id),
+                events.typing_changed_event(conversation_id=conversation_id, author_kind=last[2], typing=False),
+            )
         await self.channel_layer.group_discard(events.conversation_group(conversation_id), self.channel_name)
         self.delivered.pop(conversation_id, None)
 
@@ -95,7 +103,7 @@ class ConversationStreamMixin:
         now = time.monotonic()
         if last is not None and last[0] == typing and now - last[1] < TYPING_MIN_INTERVAL_SECONDS:
             return
-        self.typing_sent[conversation_id] = (typing, now)
+        self.typing_sent[conversation_id] = (typing, now, author_kind)
         await self.channel_layer.group_send(
             events.conversation_group(conversation_id),
             events.typing_changed_event(conversation_id=conversation_id, author_kind=author_kind, typing=typing),
@@ -170,10 +178,19 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
 
     async def bind(self, conversation: Conversation, *, after_seq: int) -> None:
         self.conversation_id = conversation.pk
+        self.token_hash = conversation.token_hash
         await self.channel_layer.group_add(events.cobrowse_resident_group(conversation.pk), self.channel_name)
         await self.stream_join(conversation, after_seq=after_seq, staff=False)
         if conversation.status == Conversation.Status.WAITING:
             await self.join_waiting()
+
+    async def unbind(self) -> None:
+        """Stop following this socket's conversation: it no longer belongs to this socket."""
+        conversation_id, self.conversation_id = self.conversation_id, None
+        self.sharing_session_id = None
+        await self.leave_waiting()
+        await self.channel_layer.group_discard(events.cobrowse_resident_group(conversation_id), self.channel_name)
+        await self.stream_leave(conversation_id)
 
     async def join_waiting(self) -> None:
         if not self.waiting:
@@ -328,9 +345,20 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
 
     async def chat_conversation_changed(self, event: dict[str, Any]) -> None:
         conversation = event["conversation"]
+        await self.send_frame("conversation.updated", {"conversation": conversation})
         if conversation["status"] != Conversation.Status.WAITING:
             await self.leave_waiting()
-        await self.send_frame("conversation.updated", {"conversation": conversation})
+        elif not self.waiting and conversation["id"] == self.conversation_id:
+            # Back in the queue (transferred to it, or its helper went away): place and wait again.
+            await self.join_waiting()
+
+    async def chat_token_changed(self, event: dict[str, Any]) -> None:
+        if event["conversation_id"] != self.conversation_id or event["token_hash"] == self.token_hash:
+            return
+        # Opened with a token that no longer opens it (the chat moved from a kiosk to a phone):
+        # this socket can neither read nor post in it any more, exactly as if it resumed now.
+        await self.unbind()
+        await self.send_error("conversation_not_found")
 
     async def chat_queue_moved(self, event: dict[str, Any]) -> None:
         if event["at"] < self.queue_event_at:

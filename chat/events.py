@@ -34,6 +34,9 @@ COBROWSE_CHANGED = "chat.cobrowse_changed"
 COBROWSE_EVENTS = "chat.cobrowse_events"
 COBROWSE_GUIDANCE = "chat.cobrowse_guidance"
 COBROWSE_JOINED = "chat.cobrowse_joined"
+# The conversation's token changed hands (a kiosk's chat moved to the resident's phone):
+# resident sockets that opened it with the old token stop following it.
+TOKEN_CHANGED = "chat.token_changed"  # noqa: S105 (an event type, not a secret)
 
 
 def queue_group() -> str:
@@ -224,6 +227,15 @@ def broadcast_read_changed(conversation: Conversation, *, reader: str, seq: int)
 
 def broadcast_callback_requested(callback) -> None:
     realtime.broadcast(groups=[queue_group()], event_type=CALLBACK_REQUESTED, callback=callback_payload(callback))
+
+
+def broadcast_token_changed(conversation: Conversation) -> None:
+    realtime.broadcast(
+        groups=[cobrowse_resident_group(conversation.pk)],
+        event_type=TOKEN_CHANGED,
+        conversation_id=conversation.pk,
+        token_hash=conversation.token_hash,
+    )
 
 
 def broadcast_conversation_changed(conversation: Conversation) -> None:

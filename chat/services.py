@@ -49,10 +49,12 @@ def _after_commit_kiosk_help_changed(device_id: int) -> None:
 
 
 def _rotate_token(conversation: Conversation) -> str:
-    """Give the conversation a new token: the old one opens nothing from now on."""
+    """Give the conversation a new token: the old one opens nothing from now on, and the
+    resident sockets that opened it with the old one let it go."""
     token = secrets.token_urlsafe(32)
     conversation.token_hash = token_hash(token)
     conversation.save(update_fields=["token_hash"])
+    events.broadcast_token_changed(conversation)
     return token
 
 

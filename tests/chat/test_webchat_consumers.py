@@ -6,8 +6,10 @@ from channels.testing import WebsocketCommunicator
 
 from agents_console.models import ConsoleSettings
 from chat import events, services
+from chat.error_messages import error_message
 from chat.models import CallbackRequest, CobrowseSession, Conversation, Message
 from config.asgi import application
+from kiosk import services as kiosk_services
 from kiosk.middleware import DEVICE_COOKIE
 from tests.agents_console.test_consumers import console, expect_follow
 from tests.chat.test_consumers import ORIGIN, connect, expect, send, start
@@ -292,3 +294,81 @@ async def test_the_message_and_start_of_an_ended_conversation_can_still_be_read_
     assert await again.receive_nothing(timeout=0.2), "no queue position for an ended conversation"
     await again.disconnect()
     assert await sync_to_async(Conversation.objects.count)() == 1
+
+
+async def frames_until(communicator, frame_type) -> list[dict]:
+    """Every frame up to and including the first of `frame_type`."""
+    frames = []
+    while not frames or frames[-1]["type"] != frame_type:
+        frames.append(await communicator.receive_json_from(timeout=10))
+    return frames
+
+
+async def test_a_resident_put_back_in_the_queue_sees_their_place_and_its_moves_again(advisor):
+    helper, visitor, conversation_id = await active_conversation(advisor)
+
+    await helper.send_json_to(
+        {"type": "conversation.transfer", "data": {"conversation_id": conversation_id, "note": "Needs parking"}}
+    )
+
+    frames = await frames_until(visitor, "queue.position")
+    assert [frame["data"]["conversation"]["status"] for frame in frames if frame["type"] == "conversation.updated"] == [
+        "waiting"
+    ]
+    assert frames[-1]["data"] == {"position": 1, "estimated_wait_seconds": 180}
+    # Live again: a resident who queues later is behind, and when this one is taken the
+    # resident behind moves up, as for anyone who never left the queue.
+    later = await connect()
+    await later.send_json_to({"type": "conversation.start", "data": {}})
+    await expect(later, "conversation.started")
+    await expect(later, "state.snapshot")
+    assert (await expect(later, "queue.position"))["position"] == 2
+    await helper.send_json_to({"type": "conversation.accept", "data": {"conversation_id": conversation_id}})
+    assert (await expect(later, "queue.position"))["position"] == 1
+    for communicator in (helper, visitor, later):
+        await communicator.disconnect()
+
+
+async def test_a_chat_handed_to_a_phone_can_no_longer_be_read_or_posted_in_from_the_kiosk(kiosk_credential):
+    kiosk = WebsocketCommunicator(
+        application, "/ws/chat/", headers=[ORIGIN, (b"cookie", f"{DEVICE_COOKIE}={kiosk_credential}".encode())]
+    )
+    assert (await kiosk.connect())[0]
+    await start(kiosk)
+    conversation = await Conversation.objects.select_related("kiosk_visit").aget()
+    link = await sync_to_async(kiosk_services.handoff_create)(
+        visit=conversation.kiosk_visit, path="/services/report-missed-bin/", with_conversation=True
+    )
+    _link, phone_token = await sync_to_async(kiosk_services.handoff_redeem)(link)
+
+    assert await expect(kiosk, "error") == {
+        "code": "conversation_not_found",
+        "message": error_message("conversation_not_found"),
+    }
+    await send(kiosk, "Still here?", "k-1")
+    assert (await expect(kiosk, "error"))["code"] == "not_joined"
+    phone = await connect()
+    await phone.send_json_to({"type": "conversation.resume", "data": {"token": phone_token}})
+    await expect(phone, "state.snapshot")
+    await expect(phone, "queue.position")
+    await send(phone, "On my phone now", "p-1")
+    assert (await expect(phone, "message.created"))["body"] == "On my phone now"
+    assert await kiosk.receive_nothing(timeout=0.3), "the kiosk no longer hears the conversation"
+    assert [body async for body in Message.objects.filter(author_kind="visitor").values_list("body", flat=True)] == [
+        "On my phone now"
+    ]
+    await kiosk.disconnect()
+    await phone.disconnect()
+
+
+@pytest.mark.parametrize("who", ["helper", "visitor"])
+async def test_typing_stops_for_the_other_side_when_the_typist_goes(advisor, who):
+    helper, visitor, conversation_id = await active_conversation(advisor)
+    typist, other = (helper, visitor) if who == "helper" else (visitor, helper)
+    await typist.send_json_to({"type": "typing.start", "data": {"conversation_id": conversation_id}})
+    assert (await expect(other, "typing.updated"))["typing"] is True
+
+    await typist.disconnect()
+
+    assert (await expect(other, "typing.updated"))["typing"] is False
+    await other.disconnect()
