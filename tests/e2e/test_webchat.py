@@ -1,6 +1,7 @@
 """The resident's whole webchat journey in real Chromium, on another council site, through a
 server restart, and when nobody is available; axe-core checks every state of the widget."""
 
+import datetime
 import http.server
 import importlib
 import threading
@@ -10,10 +11,13 @@ import pytest
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.utils import timezone
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
+from chat import services
 from chat.models import CallbackRequest, Conversation, Message
 from kiosk.models import Service, ServiceCategory
 from tests.e2e import browser
@@ -236,3 +240,86 @@ def test_with_nobody_available_the_resident_can_leave_a_message(server, council_
 
     callback = CallbackRequest.objects.get()
     assert (callback.name, callback.phone, callback.service.slug) == ("Pat", "01632 960001", "report-missed-bin")
+
+
+def start_chat_with_a_double_press(visitor, council_site) -> None:
+    visitor.get(council_site)
+    click(visitor, ".chat-launcher")
+    visitor.find_element(By.ID, "chat-name").send_keys("Pat")
+    ActionChains(visitor).double_click(
+        visitor.find_element(By.CSS_SELECTOR, ".chat-start button[type=submit]")
+    ).perform()
+
+
+def test_a_long_chat_reloaded_with_a_message_typed_offline_delivers_it(server, council_site, browsers, site, settings):
+    helper = browsers()
+    sign_in(helper, server)
+    visitor = browsers()
+    # A double press on "Start chat" starts one chat (it used to leave the widget "Connecting…").
+    start_chat_with_a_double_press(visitor, council_site)
+    wait_for_text(visitor, "#chat-status", "You are number 1 in the queue.")
+    click(helper, "[data-accept]")
+    wait_for_text(visitor, "#chat-status", "You are chatting with Alex.")
+    conversation = Conversation.objects.get()
+    settings.CHAT_MESSAGES_PER_MINUTE = 100  # for the helper's forty, written here at once
+    # Forty answers: a reload's snapshot holds them all (it used to send a read mark for each,
+    # past the socket's frame limit, so the message resent after them was refused unseen).
+    for number in range(40):
+        services.message_create(
+            conversation_id=conversation.pk, author_kind="helper", author=site, body=f"Step {number + 1}"
+        )
+    wait_for_text(visitor, ".chat-log", "Step 40")
+
+    server.stop()
+    wait_for_text(visitor, "#chat-status", "You are offline")
+    type_message(visitor, "Typed while offline")
+    wait_for_text(visitor, ".chat-log", "Sending…")
+    restarted = start_daphne(
+        port=server.port,
+        settings_module="config.settings_test",
+        env_overrides={"DJANGO_ALLOWED_HOSTS": "127.0.0.1", "CHAT_WIDGET_ORIGINS": council_site},
+    )
+    try:
+        visitor.refresh()
+        wait_for_text(visitor, ".chat-log", "Step 40")
+        wait_for_text(helper, "#conversation-log", "Typed while offline", timeout=30)
+        wait(visitor).until(
+            lambda d: "Sending…" not in d.find_element(By.CSS_SELECTOR, ".chat-log").text, "still sending"
+        )
+        texts = [item.text for item in visitor.find_elements(By.CSS_SELECTOR, ".chat-log__item")]
+        assert sum("Typed while offline" in text for text in texts) == 1
+        assert not visitor.find_element(By.ID, "chat-error").is_displayed(), "no refusal shown"
+        # A reload does not pull the keyboard into the chat.
+        assert visitor.switch_to.active_element.tag_name == "body"
+        assert list(Message.objects.filter(author_kind="visitor").values_list("body", flat=True)) == [
+            "Typed while offline"
+        ]
+        assert Conversation.objects.count() == 1
+    finally:
+        restarted.stop()
+
+
+def test_a_chat_nobody_answered_offers_to_leave_a_message(server, council_site, browsers, settings):
+    helper = browsers()
+    sign_in(helper, server)
+    visitor = browsers()
+    visitor.get(council_site)
+    click(visitor, ".chat-launcher")
+    visitor.find_element(By.ID, "chat-name").send_keys("Pat")
+    visitor.find_element(By.CSS_SELECTOR, ".chat-start button[type=submit]").click()
+    wait_for_text(visitor, "#chat-status", "You are number 1 in the queue.")
+
+    later = timezone.now() + datetime.timedelta(minutes=settings.CHAT_WAITING_TIMEOUT_MINUTES + 1)
+    assert len(services.conversation_end_expired(now=later)) == 1
+
+    wait_for_text(visitor, "#chat-status", "This chat has ended.")
+    wait_for_text(visitor, "#chat-unavailable-reason", "No advisor was free to answer in time.")
+    assert not visitor.find_element(By.CSS_SELECTOR, ".chat-rate").is_displayed(), "nothing to rate"
+    assert_accessible(visitor, "a chat nobody answered")
+    visitor.find_element(By.ID, "callback-name").send_keys("Pat")
+    visitor.find_element(By.ID, "callback-phone").send_keys("01632 960001")
+    visitor.find_element(By.ID, "callback-message").send_keys("Nobody answered, please call")
+    visitor.find_element(By.CSS_SELECTOR, ".chat-callback button[type=submit]").click()
+    wait_for_text(visitor, "#callback-confirmation", "Your reference is CB-")
+    assert visitor.switch_to.active_element.get_attribute("id") == "callback-confirmation"
+    assert CallbackRequest.objects.get().message == "Nobody answered, please call"

@@ -27,6 +27,8 @@ export class FrameSocket {
   connect() {
     this.stopped = false;
     clearTimeout(this.retryTimer);
+    // Already connecting or open: a second socket would race the first (a double click).
+    if (this.socket && this.socket.readyState <= WebSocket.OPEN) return;
     const socket = new WebSocket(this.url);
     this.socket = socket;
     socket.addEventListener("open", () => {

@@ -17,9 +17,17 @@ const SCRIPT = document.querySelector("script[data-dioa-chat]") || document.crea
 const STORAGE_KEY = "dioa-chat";
 const TYPING_IDLE_MS = 3000;
 const TYPING_REPEAT_MS = 2000;
+// The other side repeats "typing" every 2 s or so while typing; silence this long means it
+// stopped without saying so (its connection went).
+const TYPING_EXPIRY_MS = 8000;
+// Read marks are cumulative: one frame for a burst of messages (a snapshot holds many).
+const READ_MARK_DELAY_MS = 250;
+// After a `rate_limited` answer, unacknowledged messages are sent again this much later.
+const RESEND_AFTER_LIMIT_MS = 2000;
 
 const TEXT = {
   launcher: "Chat with an advisor",
+  launcherUnread: (count) => `Chat with an advisor (${count} new message${count === 1 ? "" : "s"})`,
   title: SCRIPT.dataset.title || "Chat with an advisor",
   close: "Close",
   closeHidden: " chat",
@@ -56,6 +64,7 @@ const TEXT = {
   notFound: "Your earlier chat has ended or could not be found. You can start a new one.",
   unavailableClosed: "Webchat is closed at the moment.",
   unavailableBusy: "All our advisors are busy or away at the moment.",
+  unanswered: "No advisor was free to answer in time.",
   nextOpen: (when) => `We open again ${when}.`,
   leaveMessageIntro: "Leave a message and we will get back to you by phone or email.",
   leaveMessage: "Leave a message",
@@ -104,6 +113,18 @@ class ChatWidget {
     this.sentReadSeq = 0;
     this.typingSentAt = 0;
     this.typingTimer = null;
+    this.typingExpiry = null;
+    this.readTimer = null;
+    this.resendTimer = null;
+    this.unread = 0;
+    this.online = false;
+    this.starting = false;
+    // Set by the resident's own action (starting, a helper using their code): the snapshot
+    // that follows moves focus to the message box. A page load or a reconnect never does.
+    this.focusComposeOnSnapshot = false;
+    // The first snapshot on a page holds the history; later ones (after a lost connection)
+    // hold what was missed, which is announced.
+    this.snapshotSeen = false;
     this.config = { available: true, services: [] };
     loadStylesheet();
     this.build();
@@ -128,9 +149,7 @@ class ChatWidget {
         error: (data) => this.onError(data),
       },
       onOpen: () => this.onOpen(),
-      onClose: () => {
-        if (this.state.token) this.setStatus(TEXT.offline);
-      },
+      onClose: () => this.onClose(),
     });
     if (this.state.token) {
       this.socket.connect();
@@ -214,13 +233,13 @@ class ChatWidget {
           this.endedBox,
         ]),
         element("div", { className: "chat-panel__footer" }, [this.errorBox, this.composeForm, this.newChatButton]),
-        this.announcer,
       ],
     );
     this.panel.addEventListener("keydown", (event) => {
       if (event.key === "Escape") this.close();
     });
-    this.root.append(this.launcher, this.panel);
+    // Outside the panel, so that what arrives while the panel is closed is still heard.
+    this.root.append(this.launcher, this.panel, this.announcer);
     document.body.append(this.root);
   }
 
@@ -284,7 +303,7 @@ class ChatWidget {
       event.preventDefault();
       this.requestCallback();
     });
-    this.callbackConfirmation = element("div", { className: "govuk-panel govuk-panel--confirmation", id: "callback-confirmation", hidden: "" });
+    this.callbackConfirmation = element("div", { className: "govuk-panel govuk-panel--confirmation", id: "callback-confirmation", tabindex: "-1", hidden: "" });
     this.unavailable = element("div", { className: "chat-unavailable", hidden: "" }, [
       this.unavailableReason,
       element("p", { className: "govuk-body", text: TEXT.leaveMessageIntro }),
@@ -351,7 +370,7 @@ class ChatWidget {
       }
       this.socket.send("conversation.rate", { rating: Number(chosen.input.value), comment: this.ratingComment.value.trim() });
     });
-    this.ratedText = element("p", { className: "govuk-body", id: "chat-rated", text: TEXT.rated, hidden: "" });
+    this.ratedText = element("p", { className: "govuk-body", id: "chat-rated", text: TEXT.rated, tabindex: "-1", hidden: "" });
     this.transcriptButton = element("button", { type: "button", className: "govuk-button govuk-button--secondary", id: "chat-transcript", text: TEXT.transcript });
     this.transcriptButton.addEventListener("click", () => this.downloadTranscript());
     this.endedBox = element("div", { className: "chat-ended", hidden: "" }, [this.rateForm, this.ratedText, this.transcriptButton]);
@@ -363,6 +382,9 @@ class ChatWidget {
     this.launcher.setAttribute("aria-expanded", "true");
     this.state.open = true;
     this.save();
+    this.setUnread(0);
+    // Whether anyone can take a chat may have changed since the page loaded.
+    if (!this.state.token) this.loadConfig();
     this.render();
     this.markRead();
     if (focus) this.focusFirst();
@@ -393,6 +415,10 @@ class ChatWidget {
   }
 
   start() {
+    // A second press while the first is on its way would only be refused.
+    if (this.starting) return;
+    this.starting = true;
+    this.focusComposeOnSnapshot = true;
     this.hideError();
     const data = { name: this.nameInput.value.trim(), email: this.emailInput.value.trim(), service: this.topicSelect.value };
     this.send("conversation.start", data);
@@ -420,6 +446,8 @@ class ChatWidget {
     this.rated = false;
     this.helperReadSeq = 0;
     this.sentReadSeq = 0;
+    this.starting = false;
+    this.snapshotSeen = false;
     this.log.replaceChildren();
     this.typingLine.textContent = "";
     this.loadConfig();
@@ -428,6 +456,7 @@ class ChatWidget {
   }
 
   onOpen() {
+    this.online = true;
     if (this.state.token) {
       this.socket.send("conversation.resume", { token: this.state.token, last_seq: this.messages.contiguousSeq });
     } else if (this.pendingFrame) {
@@ -446,9 +475,18 @@ class ChatWidget {
     this.announce(this.codeBox.box.textContent);
   }
 
+  onClose() {
+    if (!this.state.token) return;
+    this.setStatus(TEXT.offline);
+    // Said once when the connection goes, not at every attempt to get it back.
+    if (this.online) this.announce(TEXT.offline);
+    this.online = false;
+  }
+
   // An adviser used the code: the conversation they started is this widget's from now on.
   onCobrowseJoined({ token }) {
     this.codeBox.hide();
+    this.focusComposeOnSnapshot = true;
     this.state.token = token;
     this.save();
     this.render();
@@ -456,24 +494,37 @@ class ChatWidget {
   }
 
   onStarted({ token }) {
+    this.starting = false;
     this.state.token = token;
     this.save();
   }
 
   onSnapshot({ conversation, messages, has_more: hasMore, cobrowse }) {
-    for (const message of messages) this.onMessage(message, { announce: false });
+    for (const message of messages) this.onMessage(message, { announce: this.snapshotSeen });
     this.onConversation(conversation);
     if (conversation.status !== "ended") this.cobrowse.update(cobrowse);
     if (hasMore) {
       this.resume();
       return;
     }
+    this.snapshotSeen = true;
+    // Typed before a reload or while offline: shown as sending, and sent again.
+    for (const pending of this.state.outbox) {
+      if (!this.pendingNode(pending.client_id)) this.insert(this.renderPending(pending));
+    }
+    this.resendOutbox();
+    if (this.focusComposeOnSnapshot && !this.panel.hidden) this.textarea.focus();
+    this.focusComposeOnSnapshot = false;
+  }
+
+  resendOutbox() {
     for (const pending of this.state.outbox) {
       this.socket.send("message.send", { client_id: pending.client_id, body: pending.body });
     }
-    if (this.startForm.contains(document.activeElement) || document.activeElement === document.body) {
-      if (!this.panel.hidden) this.textarea.focus();
-    }
+  }
+
+  pendingNode(clientId) {
+    return this.log.querySelector(`[data-client-id="${CSS.escape(clientId)}"]`);
   }
 
   resume() {
@@ -483,6 +534,9 @@ class ChatWidget {
   onConversation(conversation) {
     const previous = this.conversation;
     this.conversation = conversation;
+    if (previous && previous.helper_name !== conversation.helper_name) this.onTyping({ typing: false });
+    // The message box is about to be hidden: keep the keyboard in the panel.
+    const focusInCompose = this.composeForm.contains(document.activeElement);
     this.helperReadSeq = Math.max(this.helperReadSeq, conversation.helper_read_seq || 0);
     if (conversation.rating) this.rated = true;
     if (conversation.status !== "waiting") this.position = null;
@@ -490,6 +544,12 @@ class ChatWidget {
     this.render();
     this.refreshStates();
     if (previous && previous.status !== conversation.status) this.announce(this.status.textContent);
+    if (conversation.status === "ended" && focusInCompose) this.focusAfterEnd();
+  }
+
+  focusAfterEnd() {
+    if (!this.rateForm.hidden) this.ratingInputs[0].input.focus();
+    else this.newChatButton.focus();
   }
 
   onPosition({ position, estimated_wait_seconds: seconds }) {
@@ -501,6 +561,8 @@ class ChatWidget {
   onTyping({ typing }) {
     const name = (this.conversation && this.conversation.helper_name) || TEXT.advisor;
     this.typingLine.textContent = typing ? TEXT.typing(name) : "";
+    clearTimeout(this.typingExpiry);
+    if (typing) this.typingExpiry = setTimeout(() => this.onTyping({ typing: false }), TYPING_EXPIRY_MS);
   }
 
   onRead({ seq }) {
@@ -511,15 +573,15 @@ class ChatWidget {
   onRated() {
     this.rated = true;
     this.render();
-    this.announce(TEXT.rated);
-    this.ratedText.focus?.();
+    // Focus moves to the thanks, which is read out on arriving there.
+    this.ratedText.focus();
   }
 
   onCallbackRequested({ reference }) {
     this.callbackForm.hidden = true;
     this.callbackConfirmation.hidden = false;
     this.callbackConfirmation.replaceChildren(element("div", { className: "govuk-panel__body", text: TEXT.callbackDone(reference) }));
-    this.announce(TEXT.callbackDone(reference));
+    this.callbackConfirmation.focus();
   }
 
   onMessage(message, { announce = true } = {}) {
@@ -531,11 +593,14 @@ class ChatWidget {
       this.state.outbox.splice(pendingIndex, 1);
       this.save();
     }
-    const pendingNode = message.client_id && this.log.querySelector(`[data-client-id="${CSS.escape(message.client_id)}"]`);
+    const pendingNode = message.client_id && this.pendingNode(message.client_id);
     if (pendingNode) pendingNode.remove();
-    if (message.author.kind === "helper") this.typingLine.textContent = "";
+    if (message.author.kind === "helper") this.onTyping({ typing: false });
     this.insert(this.renderMessage(message, mine));
-    if (announce && !mine) this.announce(TEXT.newMessage(this.authorName(message), message.body));
+    if (announce && !mine) {
+      this.announce(message.author.kind === "system" ? message.body : TEXT.newMessage(this.authorName(message), message.body));
+      if (this.panel.hidden) this.setUnread(this.unread + 1);
+    }
     this.markRead();
     // A message that arrived ahead of one we never got: fetch the gap from the database.
     if (this.messages.contiguousSeq === before && message.seq > before + 1 && this.state.token) this.resume();
@@ -546,6 +611,7 @@ class ChatWidget {
   }
 
   onError({ code, message, client_id: clientId }) {
+    this.starting = false;
     if (code === "conversation_not_found") {
       this.reset({ focus: false });
       this.showError(TEXT.notFound);
@@ -554,6 +620,15 @@ class ChatWidget {
     if (code === "chat_unavailable") {
       this.config.available = false;
       this.render();
+      // For the reason (closed, or everyone busy) and when it opens again.
+      this.loadConfig();
+    }
+    if (code === "rate_limited" && this.state.outbox.length && !this.resendTimer) {
+      // A refused frame names no message: send whatever is unacknowledged again shortly.
+      this.resendTimer = setTimeout(() => {
+        this.resendTimer = null;
+        this.resendOutbox();
+      }, RESEND_AFTER_LIMIT_MS);
     }
     if (clientId) this.markFailed(clientId);
     this.showError(message);
@@ -586,12 +661,21 @@ class ChatWidget {
   }
 
   markRead() {
-    if (!this.state.token || this.panel.hidden || document.visibilityState !== "visible") return;
-    const seq = this.messages.contiguousSeq;
-    if (seq > this.sentReadSeq && this.socket.isOpen) {
-      this.sentReadSeq = seq;
-      this.socket.send("message.read", { seq });
-    }
+    if (this.readTimer) return;
+    this.readTimer = setTimeout(() => {
+      this.readTimer = null;
+      if (!this.state.token || this.panel.hidden || document.visibilityState !== "visible") return;
+      const seq = this.messages.contiguousSeq;
+      if (seq > this.sentReadSeq && this.socket.isOpen) {
+        this.sentReadSeq = seq;
+        this.socket.send("message.read", { seq });
+      }
+    }, READ_MARK_DELAY_MS);
+  }
+
+  setUnread(count) {
+    this.unread = count;
+    this.launcher.textContent = count ? TEXT.launcherUnread(count) : TEXT.launcher;
   }
 
   sendMessage() {
@@ -608,14 +692,14 @@ class ChatWidget {
   }
 
   markFailed(clientId) {
-    const node = this.log.querySelector(`[data-client-id="${CSS.escape(clientId)}"]`);
-    if (!node) return;
     const index = this.state.outbox.findIndex((item) => item.client_id === clientId);
     const pending = this.state.outbox[index];
     if (index !== -1) {
       this.state.outbox.splice(index, 1);
       this.save();
     }
+    const node = this.pendingNode(clientId);
+    if (!node) return;
     const state = node.querySelector(".chat-log__state");
     state.replaceChildren(TEXT.failed);
     if (pending) {
@@ -727,12 +811,14 @@ class ChatWidget {
     const hasConversation = Boolean(this.state.token);
     const ended = Boolean(this.conversation && this.conversation.status === "ended");
     const unavailable = !hasConversation && this.config.available === false;
+    // Ended by the system before any advisor took it: the chat promised a way to leave a message.
+    const unanswered = ended && this.conversation.ended_by === "system" && !this.conversation.helper_name;
     this.startForm.hidden = hasConversation || unavailable;
-    this.unavailable.hidden = !unavailable;
-    this.unavailableReason.textContent = unavailable ? this.unavailableText() : "";
+    this.unavailable.hidden = !(unavailable || unanswered);
+    this.unavailableReason.textContent = unavailable ? this.unavailableText() : unanswered ? TEXT.unanswered : "";
     this.composeForm.hidden = !hasConversation || ended;
     this.endedBox.hidden = !ended;
-    this.rateForm.hidden = !ended || Boolean(this.rated);
+    this.rateForm.hidden = !ended || Boolean(this.rated) || unanswered;
     this.ratedText.hidden = !this.rated;
     this.newChatButton.hidden = !ended;
     if (ended) this.typingLine.textContent = "";
