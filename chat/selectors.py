@@ -3,7 +3,7 @@
 import datetime
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from chat.models import CallbackRequest, Conversation, Message
@@ -97,19 +97,51 @@ MAX_SECONDS_PER_PLACE = 15 * 60
 
 
 def queue_seconds_per_place(*, now: datetime.datetime | None = None) -> int:
-    """How long each place in the queue has recently taken: the mean wait of the last
-    conversations accepted in the past two hours, or the configured default without history."""
-    since = (now or timezone.now()) - datetime.timedelta(hours=2)
-    waits = [
-        (assigned_at - waiting_since).total_seconds()
-        for waiting_since, assigned_at in Conversation.objects.filter(assigned_at__gte=since)
-        .exclude(waiting_since=None)
+    """How long each place in the queue has recently taken, or the configured default without
+    history.
+
+    Each of the last conversations accepted in the past two hours waited some time from some
+    place: behind everyone still waiting when it joined. Its wait divided by that place is what
+    one place took then, and the estimate is the mean of those. (The mean wait alone, times a
+    resident's place, counted the places ahead twice: a busy queue's estimate came out several
+    times too long.) Conversations that never queued (started by a helper from a
+    screen-sharing code) say nothing about the queue and are left out.
+    """
+    now = now or timezone.now()
+    since = now - datetime.timedelta(hours=2)
+    accepted = list(
+        Conversation.objects.filter(assigned_at__gte=since, waiting_since__lt=F("assigned_at"))
         .order_by("-assigned_at")
-        .values_list("waiting_since", "assigned_at")[:RECENT_WAITS]
-    ]
-    if not waits:
+        .values_list("pk", "waiting_since", "assigned_at")[:RECENT_WAITS]
+    )
+    if not accepted:
         return settings.CHAT_DEFAULT_WAIT_MINUTES * 60
-    return int(min(MAX_SECONDS_PER_PLACE, max(MIN_SECONDS_PER_PLACE, sum(waits) / len(waits))))
+    # Everyone who could have been ahead of those: joined before them, no earlier than the
+    # longest a conversation may wait.
+    earliest = min(joined for _pk, joined, _assigned in accepted) - datetime.timedelta(
+        minutes=settings.CHAT_WAITING_TIMEOUT_MINUTES
+    )
+    queued = list(
+        Conversation.objects.filter(waiting_since__gte=earliest, waiting_since__lt=now)
+        .exclude(waiting_since=F("assigned_at"))
+        .values_list("pk", "waiting_since", "assigned_at", "ended_at")
+    )
+
+    def place_on_joining(pk: int, joined: datetime.datetime) -> int:
+        # The queue's order: who joined first, then who was created first.
+        ahead = sum(
+            1
+            for other_pk, other_joined, other_assigned, other_ended in queued
+            if (other_joined, other_pk) < (joined, pk)
+            and (other_assigned is None or other_assigned > joined)
+            and (other_ended is None or other_ended > joined)
+        )
+        return ahead + 1
+
+    per_place = [
+        (assigned - joined).total_seconds() / place_on_joining(pk, joined) for pk, joined, assigned in accepted
+    ]
+    return int(min(MAX_SECONDS_PER_PLACE, max(MIN_SECONDS_PER_PLACE, sum(per_place) / len(per_place))))
 
 
 def conversation_transcript_text(*, conversation: Conversation) -> str:

@@ -326,11 +326,21 @@ def test_a_mail_server_failure_is_logged_and_the_chat_still_ends(
     assert mail.outbox == []
 
 
-def test_wait_per_place_comes_from_recent_waits(advisor, settings):
+def test_wait_per_place_comes_from_recent_waits_and_the_places_they_were_waited_from(advisor, settings):
     settings.CHAT_DEFAULT_WAIT_MINUTES = 3
     assert selectors.queue_seconds_per_place() == 180
     now = timezone.now()
-    for minutes in (2, 4):
-        conversation, _ = services.conversation_start(now=now - datetime.timedelta(minutes=minutes))
-        services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
-    assert 170 <= selectors.queue_seconds_per_place() <= 190
+    # Three residents join at once, 6 minutes ago; one is taken every 2 minutes. Each place
+    # took 2 minutes, though they waited 2, 4 and 6 (a mean of 4 would say 4 a place).
+    joined = now - datetime.timedelta(minutes=6)
+    conversations = [services.conversation_start(now=joined)[0] for _ in range(3)]
+    for number, conversation in enumerate(conversations, start=1):
+        Conversation.objects.filter(pk=conversation.pk).update(
+            status=Conversation.Status.ACTIVE,
+            assigned_helper=advisor,
+            assigned_at=joined + datetime.timedelta(minutes=2 * number, seconds=number),
+        )
+    assert 119 <= selectors.queue_seconds_per_place(now=now) <= 121
+    # A chat a helper started from a screen-sharing code never queued: it changes nothing.
+    services.cobrowse_code_join(code=services.cobrowse_code_issue()[1], helper=advisor)
+    assert 119 <= selectors.queue_seconds_per_place(now=now) <= 121
