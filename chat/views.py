@@ -4,6 +4,8 @@ Both are read by the widget from any allowed council site (CORS, without credent
 transcript is reached only with the conversation's secret token, sent in the request body.
 """
 
+import datetime
+
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
@@ -14,14 +16,17 @@ from django.views.decorators.http import require_GET, require_POST
 from chat import selectors, services
 from chat.availability import chat_availability
 from chat.error_messages import error_message
-from chat.models import OpeningHours
+from chat.models import ClosureDate, OpeningHours
 from kiosk.selectors import service_list_active
+
+CLOSURES_SHOWN_DAYS = 14
 
 
 @never_cache
 @require_GET
 def widget_config(request):
     availability = chat_availability()
+    today = timezone.localdate()
     return JsonResponse(
         {
             "available": availability.available,
@@ -35,6 +40,14 @@ def widget_config(request):
                 }
                 for hours in OpeningHours.objects.all()
             ],
+            # The next two weeks' closures, so a resident is not surprised by a bank holiday.
+            "closures": [
+                {"date": closure.date.isoformat(), "reason": closure.reason}
+                for closure in ClosureDate.objects.filter(
+                    date__gte=today, date__lte=today + datetime.timedelta(days=CLOSURES_SHOWN_DAYS)
+                )
+            ],
+            "time_zone": settings.TIME_ZONE,
             "services": [{"slug": service.slug, "name": service.name} for service in service_list_active()],
             "cobrowse_mask_all_inputs": settings.COBROWSE_MASK_ALL_INPUTS,
         }

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from chat import services
-from chat.models import OpeningHours
+from chat.models import ClosureDate, OpeningHours
 
 pytestmark = pytest.mark.django_db
 
@@ -29,6 +29,20 @@ def test_config_says_when_closed(client):
     assert (data["available"], data["reason"]) == (False, "closed")
     assert data["next_open"] is not None
     assert data["opening_hours"][0]["opens"] == "09:00"
+    assert data["time_zone"] == "Europe/London"
+
+
+def test_config_lists_the_next_two_weeks_closures_only(client):
+    today = timezone.localdate()
+    for days, reason in ((-1, "Yesterday"), (0, "Training"), (14, "Bank holiday"), (15, "Too far ahead")):
+        ClosureDate.objects.create(date=today + datetime.timedelta(days=days), reason=reason)
+
+    closures = client.get("/chat/widget/config.json").json()["closures"]
+
+    assert closures == [
+        {"date": today.isoformat(), "reason": "Training"},
+        {"date": (today + datetime.timedelta(days=14)).isoformat(), "reason": "Bank holiday"},
+    ]
 
 
 def test_an_embedding_council_site_gets_cors_headers_and_others_do_not(client, settings):

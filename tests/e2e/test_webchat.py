@@ -18,7 +18,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 from chat import services
-from chat.models import CallbackRequest, Conversation, Message
+from chat.models import CallbackRequest, ClosureDate, Conversation, Message, OpeningHours
 from kiosk.models import Service, ServiceCategory
 from tests.e2e import browser
 from tests.e2e.browser import (
@@ -222,10 +222,21 @@ def test_a_server_restart_mid_chat_loses_and_duplicates_nothing(server, council_
 
 
 def test_with_nobody_available_the_resident_can_leave_a_message(server, council_site, browsers, settings):
+    for weekday in range(7):
+        OpeningHours.objects.create(weekday=weekday, opens_at=datetime.time(0), closes_at=datetime.time(23, 59))
+    ClosureDate.objects.create(date=datetime.date(2030, 12, 25), reason="Christmas Day")
+    closure = ClosureDate.objects.create(
+        date=timezone.localdate() + datetime.timedelta(days=3), reason="Staff training"
+    )
     visitor = browsers()
     visitor.get(council_site)
     click(visitor, ".chat-launcher")
     wait_for_text(visitor, "#chat-unavailable-reason", "All our advisors are busy or away at the moment.")
+    hours = visitor.find_element(By.CSS_SELECTOR, ".chat-hours").text
+    assert "Webchat opening hours" in hours
+    assert "Monday: 00:00 to 23:59" in hours
+    assert f"Closed on {closure.date:%A} {closure.date.day} {closure.date:%B} (Staff training)" in hours
+    assert "Christmas Day" not in hours, "only the next two weeks' closures"
     assert visitor.switch_to.active_element.get_attribute("id") in {"callback-name", "chat-name"}
     assert_accessible(visitor, "the leave-a-message form")
     visitor.find_element(By.ID, "callback-name").send_keys("Pat")

@@ -66,6 +66,9 @@ const TEXT = {
   unavailableBusy: "All our advisors are busy or away at the moment.",
   unanswered: "No advisor was free to answer in time.",
   nextOpen: (when) => `We open again ${when}.`,
+  hoursHeading: "Webchat opening hours",
+  hours: (day, opens, closes) => `${day}: ${opens} to ${closes}`,
+  closedOn: (when, reason) => `Closed on ${when}${reason ? ` (${reason})` : ""}`,
   leaveMessageIntro: "Leave a message and we will get back to you by phone or email.",
   leaveMessage: "Leave a message",
   phoneLabel: "Phone number",
@@ -304,8 +307,10 @@ class ChatWidget {
       this.requestCallback();
     });
     this.callbackConfirmation = element("div", { className: "govuk-panel govuk-panel--confirmation", id: "callback-confirmation", tabindex: "-1", hidden: "" });
+    this.hoursBox = element("div", { className: "chat-hours", hidden: "" });
     this.unavailable = element("div", { className: "chat-unavailable", hidden: "" }, [
       this.unavailableReason,
+      this.hoursBox,
       element("p", { className: "govuk-body", text: TEXT.leaveMessageIntro }),
       this.callbackForm,
       this.callbackConfirmation,
@@ -794,17 +799,35 @@ class ChatWidget {
     this.status.textContent = text;
   }
 
+  // Times as the council keeps them (its own time zone), whatever the resident's device says.
+  councilTime(date, options) {
+    const zone = this.config.time_zone ? { timeZone: this.config.time_zone } : {};
+    return date.toLocaleString(document.documentElement.lang || "en-GB", { ...options, ...zone });
+  }
+
   unavailableText() {
     const parts = [this.config.reason === "closed" ? TEXT.unavailableClosed : TEXT.unavailableBusy];
     if (this.config.next_open) {
-      const when = new Date(this.config.next_open).toLocaleString(document.documentElement.lang || "en-GB", {
-        weekday: "long",
-        hour: "2-digit",
-        minute: "2-digit",
-      });
+      const when = this.councilTime(new Date(this.config.next_open), { weekday: "long", hour: "2-digit", minute: "2-digit" });
       parts.push(TEXT.nextOpen(`on ${when}`));
     }
     return parts.join(" ");
+  }
+
+  renderHours() {
+    const hours = this.config.opening_hours || [];
+    const closures = this.config.closures || [];
+    this.hoursBox.hidden = !hours.length && !closures.length;
+    const items = hours.map((h) => element("li", { text: TEXT.hours(h.day, h.opens, h.closes) }));
+    for (const closure of closures) {
+      // A date without a time: noon UTC is the same calendar day in every council time zone.
+      const when = this.councilTime(new Date(`${closure.date}T12:00:00Z`), { weekday: "long", day: "numeric", month: "long" });
+      items.push(element("li", { text: TEXT.closedOn(when, closure.reason) }));
+    }
+    this.hoursBox.replaceChildren(
+      element("h3", { className: "govuk-heading-s", text: TEXT.hoursHeading }),
+      element("ul", { className: "govuk-list" }, items),
+    );
   }
 
   render() {
@@ -816,6 +839,7 @@ class ChatWidget {
     this.startForm.hidden = hasConversation || unavailable;
     this.unavailable.hidden = !(unavailable || unanswered);
     this.unavailableReason.textContent = unavailable ? this.unavailableText() : unanswered ? TEXT.unanswered : "";
+    this.renderHours();
     this.composeForm.hidden = !hasConversation || ended;
     this.endedBox.hidden = !ended;
     this.rateForm.hidden = !ended || Boolean(this.rated) || unanswered;
