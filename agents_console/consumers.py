@@ -269,13 +269,28 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
     def sees(self, conversation: dict[str, Any]) -> bool:
         return self.role != Role.VOLUNTEER or conversation["assigned_helper_id"] == self.user.pk
 
+    async def let_go_unless_still_mine(self, conversation: dict[str, Any]) -> None:
+        """A conversation this socket held as its helper went back to the queue or to another
+        helper: it stops reading and writing there (typing, read marks, messages) at once. A
+        supervisor who only watches it keeps watching."""
+        conversation_id = conversation["id"]
+        if (
+            self.following(conversation_id)
+            and conversation_id not in self.watching
+            and conversation["assigned_helper_id"] != self.user.pk
+        ):
+            await self.channel_layer.group_discard(events.conversation_staff_group(conversation_id), self.channel_name)
+            await self.stream_leave(conversation_id)
+
     async def chat_conversation_queued(self, event: dict[str, Any]) -> None:
+        await self.let_go_unless_still_mine(event["conversation"])
         if self.sees(event["conversation"]):
             await self.send_frame("conversation.queued", {"conversation": event["conversation"]})
         else:
             await self.send_queue_count()
 
     async def chat_conversation_assigned(self, event: dict[str, Any]) -> None:
+        await self.let_go_unless_still_mine(event["conversation"])
         if self.sees(event["conversation"]):
             await self.send_frame("conversation.assigned", {"conversation": event["conversation"]})
         else:

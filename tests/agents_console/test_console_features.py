@@ -62,6 +62,35 @@ async def test_transfer_with_a_note_reaches_the_new_helper_and_not_the_resident(
         await communicator.disconnect()
 
 
+@pytest.mark.parametrize("to", ["queue", "helper"])
+async def test_after_a_transfer_the_old_helper_can_no_longer_read_or_write_there(advisor, other_advisor, to):
+    alex = await console(advisor)
+    await expect(alex, "queue.snapshot")
+    visitor, conversation_id = await waiting_conversation(alex)
+    await accept(alex, conversation_id)
+    await expect_visitor(visitor, "message.created")
+    await expect_visitor(visitor, "conversation.updated")
+    data = {"conversation_id": conversation_id}
+    if to == "helper":
+        data["to_helper_id"] = other_advisor.pk
+    await alex.send_json_to({"type": "conversation.transfer", "data": data})
+    await expect(alex, "message.created")
+    await expect(alex, "conversation.queued" if to == "queue" else "conversation.assigned")
+
+    while not await visitor.receive_nothing(timeout=0.3):  # the transfer's news
+        await visitor.receive_json_from()
+    await visitor.send_json_to({"type": "message.send", "data": {"client_id": "v-1", "body": "Only for the next one"}})
+    assert (await expect_visitor(visitor, "message.created"))["body"] == "Only for the next one"
+    for frame_type in ("typing.start", "message.read"):
+        extra = {"seq": 1} if frame_type == "message.read" else {}
+        await alex.send_json_to({"type": frame_type, "data": {"conversation_id": conversation_id, **extra}})
+        assert (await expect(alex, "error"))["code"] == "not_assigned"
+    assert await alex.receive_nothing(timeout=0.3), "the resident's message did not reach the old helper"
+    assert await visitor.receive_nothing(timeout=0.1), "the resident saw no typing from the old helper"
+    await alex.disconnect()
+    await visitor.disconnect()
+
+
 async def test_transfer_to_someone_who_is_not_a_helper_is_refused(advisor, resident_account):
     alex = await console(advisor)
     await expect(alex, "queue.snapshot")
