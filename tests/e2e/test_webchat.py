@@ -180,7 +180,7 @@ def test_the_whole_journey_on_another_council_site(server, council_site, browser
     assert Message.objects.filter(author_kind__in=["visitor", "helper"]).count() == 2
 
 
-def test_a_server_restart_mid_chat_loses_and_duplicates_nothing(server, council_site, browsers):
+def test_a_server_restart_mid_chat_loses_and_duplicates_nothing(server, council_site, browsers, site):
     helper = browsers()
     sign_in(helper, server)
     visitor = browsers()
@@ -197,6 +197,9 @@ def test_a_server_restart_mid_chat_loses_and_duplicates_nothing(server, council_
     wait_for_text(visitor, "#chat-status", "You are offline")
     type_message(visitor, "Typed while the server was down")
     wait_for_text(visitor, ".chat-log", "Sending…")
+    conversation = Conversation.objects.get()
+    for body in ("Missed one", "Missed two"):
+        services.message_create(conversation_id=conversation.pk, author_kind="helper", author=site, body=body)
 
     restarted = start_daphne(
         port=server.port,
@@ -206,6 +209,8 @@ def test_a_server_restart_mid_chat_loses_and_duplicates_nothing(server, council_
     try:
         wait_for_text(helper, "#conversation-log", "Typed while the server was down", timeout=40)
         wait_for_text(visitor, "#chat-status", "You are chatting with Alex.", timeout=40)
+        # What was missed is announced once it arrives, both messages, not only the last.
+        wait_for_text(visitor, "#chat-announcer", "Alex says: Missed one Alex says: Missed two")
         helper.find_element(By.ID, "compose-message").send_keys("Got it", Keys.ENTER)
         wait_for_text(visitor, ".chat-log", "Got it")
         visitor_texts = [item.text for item in visitor.find_elements(By.CSS_SELECTOR, ".chat-log__item")]

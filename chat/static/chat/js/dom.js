@@ -12,10 +12,21 @@ export function element(tag, attributes = {}, children = []) {
 }
 
 // Puts `text` in a polite live region; clearing it first makes a repeated text heard again.
+// Texts announced together (a reconnection's missed messages, a system message and the
+// status it changes) are read out together: each would otherwise replace the one before.
+const pendingAnnouncements = new WeakMap();
+
 export function announce(region, text) {
+  const pending = pendingAnnouncements.get(region);
+  if (pending) {
+    pending.push(text);
+    return;
+  }
+  pendingAnnouncements.set(region, [text]);
   region.textContent = "";
   window.setTimeout(() => {
-    region.textContent = text;
+    region.textContent = pendingAnnouncements.get(region).join(" ");
+    pendingAnnouncements.delete(region);
   }, 50);
 }
 

@@ -443,6 +443,14 @@ class ChatWidget {
 
   reset({ focus }) {
     this.socket.close();
+    for (const timer of [this.typingTimer, this.typingExpiry, this.readTimer, this.resendTimer]) clearTimeout(timer);
+    this.typingTimer = this.typingExpiry = this.readTimer = this.resendTimer = null;
+    this.typingSentAt = 0;
+    this.pendingFrame = null;
+    this.setUnread(0);
+    this.callbackForm.hidden = false;
+    this.callbackConfirmation.hidden = true;
+    this.callbackMessage.value = "";
     this.state = { token: null, open: true, outbox: [] };
     this.save();
     this.messages = new MessageStore();
@@ -464,9 +472,9 @@ class ChatWidget {
     this.online = true;
     if (this.state.token) {
       this.socket.send("conversation.resume", { token: this.state.token, last_seq: this.messages.contiguousSeq });
-    } else if (this.pendingFrame) {
-      this.socket.send(this.pendingFrame.type, this.pendingFrame.data);
     }
+    // What the resident asked for while offline (a call back after an unanswered chat, too).
+    if (this.pendingFrame) this.socket.send(this.pendingFrame.type, this.pendingFrame.data);
     this.pendingFrame = null;
   }
 
@@ -481,7 +489,13 @@ class ChatWidget {
   }
 
   onClose() {
-    if (!this.state.token) return;
+    // A start lost with the connection can be pressed again (the server ends the half-made
+    // chat when nobody comes back to it).
+    if (!this.pendingFrame) this.starting = false;
+    if (!this.state.token) {
+      this.render();
+      return;
+    }
     this.setStatus(TEXT.offline);
     // Said once when the connection goes, not at every attempt to get it back.
     if (this.online) this.announce(TEXT.offline);
@@ -554,6 +568,7 @@ class ChatWidget {
 
   focusAfterEnd() {
     if (!this.rateForm.hidden) this.ratingInputs[0].input.focus();
+    else if (!this.unavailable.hidden) this.callbackInputs.name.focus();
     else this.newChatButton.focus();
   }
 
@@ -846,7 +861,7 @@ class ChatWidget {
     this.ratedText.hidden = !this.rated;
     this.newChatButton.hidden = !ended;
     if (ended) this.typingLine.textContent = "";
-    if (!hasConversation) this.setStatus("");
+    if (!hasConversation) this.setStatus(this.pendingFrame ? TEXT.connecting : "");
     else if (!this.conversation) this.setStatus(TEXT.connecting);
     else if (ended) this.setStatus(TEXT.ended);
     else if (this.conversation.status === "active") this.setStatus(TEXT.active(this.conversation.helper_name || TEXT.advisor));
