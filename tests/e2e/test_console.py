@@ -15,7 +15,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 from agents_console.models import AssistedTransaction, CannedResponse, ConsoleConnection, Guide
-from chat.models import Conversation, InternalNote
+from chat.models import Conversation, InternalNote, Message
 from kiosk.models import Service, ServiceCategory
 from tests.e2e import browser
 from tests.e2e.browser import assert_accessible, click, require_browser, wait, wait_for_text
@@ -167,3 +167,53 @@ def test_the_other_console_pages_are_accessible(server, staff, browsers):
     wait_for_text(driver, ".govuk-error-summary", "There is a problem")
     assert_accessible(driver, "the walk-in log form with errors")
     ConsoleConnection.objects.filter(helper=staff["sam"]).update(last_seen_at=timezone.now())
+
+
+@pytest.fixture
+def strict_server(staff):
+    """A server that lets each side send two messages a minute."""
+    daphne = start_daphne(
+        settings_module="config.settings_test",
+        env_overrides={"DJANGO_ALLOWED_HOSTS": "127.0.0.1", "CHAT_MESSAGES_PER_MINUTE": "2"},
+    )
+    yield daphne
+    daphne.stop()
+
+
+def test_the_keyboard_stays_where_the_advisor_is_and_nothing_they_type_vanishes(strict_server, staff, browsers):
+    server = strict_server
+    alex = browsers()
+    sign_in(alex, server, "alex")
+    pat, rita = browsers(), browsers()
+    resident_starts_chat(pat, server, "Pat")
+    wait_for_text(alex, "#queue-list", "Pat")
+    click(alex, "[data-accept]")
+    wait_for_text(alex, "#conversation-heading", "Conversation with Pat")
+    resident_starts_chat(rita, server, "Rita")
+    wait_for_text(alex, "#queue-list", "Rita")
+
+    # Accepting Rita while Pat is open opens Rita, ready to answer.
+    click(alex, "[data-accept]")
+    wait_for_text(alex, "#conversation-heading", "Conversation with Rita")
+    assert alex.switch_to.active_element.get_attribute("id") == "compose-message"
+
+    # A message the server refuses is not sent later behind the advisor's back: they are told,
+    # and the text is back in the box.
+    for text in ("One", "Two"):
+        alex.find_element(By.ID, "compose-message").send_keys(text, Keys.ENTER)
+        wait_for_text(rita, ".chat-log", text)
+    alex.find_element(By.ID, "compose-message").send_keys("Three", Keys.ENTER)
+    wait_for_text(alex, "#conversation-error", "You are sending too quickly")
+    assert alex.find_element(By.ID, "compose-message").get_attribute("value") == "Three"
+    assert "Sending…" not in alex.find_element(By.ID, "conversation-log").text
+
+    # The list of conversations is rebuilt as Pat types; the button with the keyboard keeps it.
+    pat_id = str(Conversation.objects.get(visitor_name="Pat").pk)
+    alex.execute_script(f'document.querySelector("[data-open=\\"{pat_id}\\"]").focus()')
+    pat.find_element(By.ID, "chat-message").send_keys("Hello")
+    wait_for_text(alex, "#mine-list", "typing")
+    assert alex.switch_to.active_element.get_attribute("data-open") == pat_id
+    # When Pat's tab goes mid-word, "typing" does not stay for ever.
+    pat.quit()
+    wait(alex, timeout=15).until(lambda d: "typing" not in d.find_element(By.ID, "mine-list").text)
+    assert Message.objects.filter(author_kind="helper").count() == 2

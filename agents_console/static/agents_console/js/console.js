@@ -11,6 +11,8 @@ const CHANNEL_NAMES = { web: "Webchat", kiosk: "Kiosk", drop_in: "Drop-in" };
 
 const TYPING_IDLE_MS = 3000;
 const TYPING_REPEAT_MS = 2000;
+// The resident's widget repeats "typing" every 2 s or so; silence this long means it stopped.
+const TYPING_EXPIRY_MS = 8000;
 
 const SOUND_KEY = "dioa-console-sound";
 
@@ -27,6 +29,7 @@ const state = {
   sentRead: new Map(),
   typingSentAt: 0,
   typingTimer: null,
+  typingExpiry: new Map(),
   mine: new Map(),
   stores: new Map(),
   outbox: new Map(),
@@ -144,11 +147,7 @@ const socket = new FrameSocket({
       renderCallbacks();
       announce(`${callback.name} left a message for a call back.`);
     },
-    "typing.updated": ({ conversation_id: id, typing }) => {
-      state.typing.set(id, typing);
-      renderMine();
-      if (state.selected === id) renderTyping();
-    },
+    "typing.updated": ({ conversation_id: id, typing }) => setTyping(id, typing),
     "read.updated": ({ conversation_id: id, seq }) => {
       state.visitorRead.set(id, Math.max(state.visitorRead.get(id) || 0, seq));
       if (state.selected === id) renderSelected();
@@ -176,8 +175,16 @@ const socket = new FrameSocket({
       else state.selectWhenOpen = id;
       announce("Joined. The resident is asked to agree before you see their screen.");
     },
-    error: ({ code, message, frame_type: frameType }) => {
+    error: ({ code, message, frame_type: frameType, client_id: clientId }) => {
       if (code === "conversation_gone") announce(message);
+      const refused = clientId && state.outbox.get(clientId);
+      if (refused) {
+        // Not stored: never sent later behind the helper's back. The text goes back in the box.
+        state.outbox.delete(clientId);
+        const box = byId("compose-message");
+        if (refused.conversation_id === state.selected && !box.value) box.value = refused.body;
+        if (state.selected === refused.conversation_id) renderSelected();
+      }
       if (frameType === "cobrowse.join_code") {
         byId("cobrowse-code-error").textContent = message;
         byId("cobrowse-code-error").hidden = false;
@@ -229,8 +236,11 @@ function onSnapshot({ conversation, messages, has_more: hasMore, cobrowse }) {
     if (pending.conversation_id === conversation.id) socket.send("message.send", pending);
   }
   if (state.selected === null || state.selectWhenOpen === conversation.id) {
+    const focusCompose = state.selectWhenOpen === conversation.id && state.focusComposeWhenOpen;
     state.selectWhenOpen = null;
+    state.focusComposeWhenOpen = false;
     select(conversation.id);
+    if (focusCompose) byId("compose-message").focus();
   }
   renderMine();
   if (state.selected === conversation.id) renderSelected();
@@ -245,7 +255,10 @@ function onMessage(message, { announce: shouldAnnounce }) {
     announce(`${visitorLabel(conversation)} says: ${message.body}`);
     if (state.selected !== message.conversation_id) conversation.unread = (conversation.unread || 0) + 1;
   }
-  if (message.author.kind === "visitor") state.typing.set(message.conversation_id, false);
+  if (message.author.kind === "visitor") {
+    clearTimeout(state.typingExpiry.get(message.conversation_id));
+    state.typing.set(message.conversation_id, false);
+  }
   if (state.selected === message.conversation_id) renderSelected();
   renderMine();
 }
@@ -259,10 +272,28 @@ function markRead() {
   }
 }
 
+function setTyping(id, typing) {
+  clearTimeout(state.typingExpiry.get(id));
+  if (typing) state.typingExpiry.set(id, setTimeout(() => setTyping(id, false), TYPING_EXPIRY_MS));
+  if (Boolean(state.typing.get(id)) === typing) return;
+  state.typing.set(id, typing);
+  renderMine();
+  if (state.selected === id) renderTyping();
+}
+
 function renderTyping() {
   const conversation = state.mine.get(state.selected);
-  byId("conversation-typing").textContent =
-    conversation && state.typing.get(conversation.id) ? `${visitorLabel(conversation)} is typing…` : "";
+  const typing = conversation && conversation.status !== "ended" && state.typing.get(conversation.id);
+  byId("conversation-typing").textContent = typing ? `${visitorLabel(conversation)} is typing…` : "";
+}
+
+// Lists are rebuilt on every change (a message, a typing resident); the button that had the
+// keyboard gets it back, found again by its data attribute.
+function keepingFocus(list, rebuild) {
+  const focused = list.contains(document.activeElement) ? document.activeElement : null;
+  const key = focused && [...focused.attributes].find((attribute) => attribute.name.startsWith("data-"));
+  rebuild();
+  if (key) list.querySelector(`[${key.name}="${CSS.escape(key.value)}"]`)?.focus();
 }
 
 function renderCallbacks() {
@@ -314,7 +345,7 @@ function renderQueue() {
   const channel = byId("queue-filter").value;
   const all = [...state.waiting.values()].sort((a, b) => (a.waiting_since < b.waiting_since ? -1 : 1));
   const waiting = all.filter((c) => !channel || c.channel === channel);
-  list.replaceChildren(
+  keepingFocus(list, () => list.replaceChildren(
     ...waiting.map((conversation) => {
       const button = element("button", {
         type: "button",
@@ -324,7 +355,12 @@ function renderQueue() {
         "Accept",
         element("span", { className: "govuk-visually-hidden", text: ` conversation with ${visitorLabel(conversation)}` }),
       ]);
-      button.addEventListener("click", () => socket.send("conversation.accept", { conversation_id: conversation.id }));
+      button.addEventListener("click", () => {
+        // Opened and ready to answer as soon as it is ours, whatever was open before.
+        state.selectWhenOpen = conversation.id;
+        state.focusComposeWhenOpen = true;
+        socket.send("conversation.accept", { conversation_id: conversation.id });
+      });
       return element("li", { className: "govuk-!-margin-bottom-4" }, [
         element("strong", { text: visitorLabel(conversation) }),
         element("br"),
@@ -335,7 +371,7 @@ function renderQueue() {
         button,
       ]);
     }),
-  );
+  ));
   byId("queue-count").textContent = String(all.length);
   byId("queue-empty").hidden = waiting.length > 0;
   document.title = all.length ? `(${all.length}) ${state.baseTitle}` : state.baseTitle;
@@ -430,7 +466,7 @@ function renderGuidance() {
 function renderMine() {
   const list = byId("mine-list");
   const open = [...state.mine.values()].filter((c) => c.status !== "ended" || c.id === state.selected);
-  list.replaceChildren(
+  keepingFocus(list, () => list.replaceChildren(
     ...open.map((conversation) => {
       const label = `${visitorLabel(conversation)}${conversation.status === "ended" ? " (ended)" : ""}`;
       const typing = state.typing.get(conversation.id) && conversation.status !== "ended" ? " – typing…" : "";
@@ -445,7 +481,7 @@ function renderMine() {
       button.addEventListener("click", () => select(conversation.id));
       return element("li", {}, [button]);
     }),
-  );
+  ));
   byId("mine-empty").hidden = open.length > 0;
 }
 
@@ -553,6 +589,14 @@ function renderSelected() {
       item.append(element("span", { className: "chat-log__state", text: read + formatTime(message.created_at) }));
       return item;
     }),
+    // Not acknowledged yet (offline, or on its way): shown, so nothing seems to vanish.
+    ...[...state.outbox.values()]
+      .filter((pending) => pending.conversation_id === conversation.id)
+      .map((pending) => element("li", { className: "chat-log__item chat-log__item--mine", "data-client-id": pending.client_id }, [
+        element("span", { className: "chat-log__author", text: "You" }),
+        ...linkify(pending.body),
+        element("span", { className: "chat-log__state", text: "Sending…" }),
+      ])),
   );
   log.scrollTop = log.scrollHeight;
   const ended = conversation.status === "ended";
@@ -598,6 +642,7 @@ byId("compose-form").addEventListener("submit", (event) => {
   textarea.value = "";
   stopTyping();
   socket.send("message.send", pending);
+  renderSelected();
 });
 
 function stopTyping() {
@@ -643,6 +688,9 @@ byId("transfer-form").addEventListener("submit", (event) => {
   socket.send("conversation.transfer", data);
   byId("transfer-note").value = "";
   byId("transfer-details").open = false;
+  // The conversation leaves this console: the keyboard goes back to the list of the others.
+  byId("mine-heading").setAttribute("tabindex", "-1");
+  byId("mine-heading").focus();
 });
 
 byId("note-form").addEventListener("submit", (event) => {
