@@ -14,6 +14,7 @@ from agents_console.roles import Role, helper_role
 from chat import events, selectors, services
 from chat.consumers import ConversationStreamMixin
 from chat.forms import (
+    CallbackRefForm,
     CobrowseCodeForm,
     CobrowseConversationForm,
     CobrowseGuideForm,
@@ -132,6 +133,8 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
         "typing.stop": FrameHandler(ConversationRefForm, "handle_typing_stop"),
         "presence.set": FrameHandler(PresenceSetForm, "handle_presence"),
         "helpers.list": FrameHandler(EmptyForm, "handle_helpers_list"),
+        "callback.claim": FrameHandler(CallbackRefForm, "handle_callback_claim"),
+        "callback.done": FrameHandler(CallbackRefForm, "handle_callback_done"),
         "cobrowse.request": FrameHandler(CobrowseConversationForm, "handle_cobrowse_request"),
         "cobrowse.join_code": FrameHandler(CobrowseCodeForm, "handle_cobrowse_join_code"),
         "cobrowse.view": FrameHandler(CobrowseRefForm, "handle_cobrowse_view"),
@@ -314,6 +317,20 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
     async def chat_callback_requested(self, event: dict[str, Any]) -> None:
         if self.role != Role.VOLUNTEER:
             await self.send_frame("callback.requested", {"callback": event["callback"]})
+
+    async def chat_callback_changed(self, event: dict[str, Any]) -> None:
+        if self.role != Role.VOLUNTEER:
+            await self.send_frame("callback.updated", {"callback": event["callback"]})
+
+    async def handle_callback_claim(self, *, callback_id: int) -> None:
+        if self.role == Role.VOLUNTEER:
+            self.deny(f"call-back request {callback_id}")
+        await db(services.callback_claim)(callback_id=callback_id, helper=self.user)
+
+    async def handle_callback_done(self, *, callback_id: int) -> None:
+        if self.role == Role.VOLUNTEER:
+            self.deny(f"call-back request {callback_id}")
+        await db(services.callback_complete)(callback_id=callback_id, helper=self.user)
 
     async def chat_note_created(self, event: dict[str, Any]) -> None:
         if self.following(event["note"]["conversation_id"]):

@@ -30,6 +30,8 @@ ERRORS = {
     "conversation_not_ended": _("You can rate the conversation once it has ended."),
     "already_rated": _("You have already rated this conversation. Thank you."),
     "contact_required": _("Enter a phone number or an email address so we can get back to you."),
+    "callback_not_found": _("That call-back request does not exist."),
+    "callback_taken": _("Someone else is dealing with that call-back request, or it is done."),
     "cobrowse_not_found": _("That screen-sharing session does not exist or has ended."),
     "too_many_codes": _("You have asked for too many screen-sharing codes. Please try again later."),
     "cobrowse_code_invalid": _("That code is not right or has expired. Ask the resident to read it out again."),

@@ -25,6 +25,8 @@ TYPING_CHANGED = "chat.typing_changed"
 READ_CHANGED = "chat.read_changed"
 QUEUE_MOVED = "chat.queue_moved"
 CALLBACK_REQUESTED = "chat.callback_requested"
+# Taken on or done: every console shows who is calling back, and drops it once done.
+CALLBACK_CHANGED = "chat.callback_changed"
 NOTE_CREATED = "chat.note_created"
 MESSAGE_CREATED = "chat.message_created"
 # Co-browse: the session's state (to the conversation group), and to one side only: the
@@ -110,6 +112,9 @@ def callback_payload(callback) -> dict[str, Any]:
         "message": callback.message,
         "service": {"id": service.pk, "name": service.name} if service else None,
         "created_at": isoformat(callback.created_at),
+        "claimed_by_id": callback.claimed_by_id,
+        "claimed_by_name": helper_display_name(callback.claimed_by) if callback.claimed_by_id else None,
+        "done_at": isoformat(callback.done_at),
     }
 
 
@@ -227,6 +232,10 @@ def broadcast_read_changed(conversation: Conversation, *, reader: str, seq: int)
 
 def broadcast_callback_requested(callback) -> None:
     realtime.broadcast(groups=[queue_group()], event_type=CALLBACK_REQUESTED, callback=callback_payload(callback))
+
+
+def broadcast_callback_changed(callback) -> None:
+    realtime.broadcast(groups=[queue_group()], event_type=CALLBACK_CHANGED, callback=callback_payload(callback))
 
 
 def broadcast_token_changed(conversation: Conversation) -> None:

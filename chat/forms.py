@@ -154,6 +154,10 @@ class ConversationReadForm(ConversationRefForm, ReadForm):
     pass
 
 
+class CallbackRefForm(FrameForm):
+    callback_id = forms.IntegerField(min_value=1)
+
+
 class CobrowseRefForm(FrameForm):
     session_id = forms.IntegerField(min_value=1)
 

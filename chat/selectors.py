@@ -162,7 +162,8 @@ def conversation_transcript_text(*, conversation: Conversation) -> str:
 
 
 def callback_list_open() -> QuerySet[CallbackRequest]:
-    return CallbackRequest.objects.filter(status=CallbackRequest.Status.OPEN).select_related("service")
+    """Call-back requests not done yet: waiting for someone, or taken on by someone."""
+    return CallbackRequest.objects.exclude(status=CallbackRequest.Status.DONE).select_related("service", "claimed_by")
 
 
 def conversation_list_unanswered_assignments(*, before: datetime.datetime) -> list[int]:

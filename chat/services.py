@@ -710,6 +710,44 @@ def callback_request_create(
     return callback
 
 
+def _locked_callback(callback_id: int, helper: AbstractBaseUser) -> CallbackRequest:
+    """The request, locked, if this helper may act on it: nobody else has it on, not done."""
+    callback = CallbackRequest.objects.select_for_update().filter(pk=callback_id).first()
+    if callback is None:
+        raise chat_error("callback_not_found")
+    taken_by_another = callback.status == CallbackRequest.Status.CLAIMED and callback.claimed_by_id != helper.pk
+    if callback.status == CallbackRequest.Status.DONE or taken_by_another:
+        raise chat_error("callback_taken")
+    return callback
+
+
+@transaction.atomic
+def callback_claim(*, callback_id: int, helper: AbstractBaseUser) -> CallbackRequest:
+    """A helper takes a call-back request on, so that no one else calls the resident too.
+    Raises `callback_not_found`, `callback_taken`."""
+    callback = _locked_callback(callback_id, helper)
+    callback.status = CallbackRequest.Status.CLAIMED
+    callback.claimed_by = helper
+    callback.save(update_fields=["status", "claimed_by"])
+    events.broadcast_callback_changed(callback)
+    logger.info("callback request %s taken on by %s", callback.pk, helper.pk)
+    return callback
+
+
+@transaction.atomic
+def callback_complete(*, callback_id: int, helper: AbstractBaseUser) -> CallbackRequest:
+    """The resident has been called or written back. By whoever took it on (or, if nobody
+    had, by this helper at once). Raises `callback_not_found`, `callback_taken`."""
+    callback = _locked_callback(callback_id, helper)
+    callback.status = CallbackRequest.Status.DONE
+    callback.claimed_by = helper
+    callback.done_at = timezone.now()
+    callback.save(update_fields=["status", "claimed_by", "done_at"])
+    events.broadcast_callback_changed(callback)
+    logger.info("callback request %s done by %s", callback.pk, helper.pk)
+    return callback
+
+
 # --- Co-browse ------------------------------------------------------------------------------
 
 COBROWSE_CODE_LIFETIME = datetime.timedelta(minutes=20)

@@ -372,3 +372,35 @@ async def test_typing_stops_for_the_other_side_when_the_typist_goes(advisor, who
 
     assert (await expect(other, "typing.updated"))["typing"] is False
     await other.disconnect()
+
+
+async def test_call_backs_are_taken_on_and_done_from_the_console_and_every_console_hears(
+    advisor, other_advisor, volunteer
+):
+    alex, bea, vic = await console(advisor), await console(other_advisor), await console(volunteer)
+    for communicator in (alex, bea, vic):
+        await expect(communicator, "queue.snapshot")
+    callback = await sync_to_async(services.callback_request_create)(
+        name="Pat", message="Call me", phone="01632 960001"
+    )
+    for communicator in (alex, bea):
+        await expect(communicator, "callback.requested")
+
+    await vic.send_json_to({"type": "callback.claim", "data": {"callback_id": callback.pk}})
+    assert (await expect(vic, "error"))["code"] == "forbidden"
+    await alex.send_json_to({"type": "callback.claim", "data": {"callback_id": callback.pk}})
+    for communicator in (alex, bea):
+        updated = (await expect(communicator, "callback.updated"))["callback"]
+        assert (updated["status"], updated["claimed_by_name"]) == ("claimed", "Alex")
+    await bea.send_json_to({"type": "callback.done", "data": {"callback_id": callback.pk}})
+    assert (await expect(bea, "error"))["code"] == "callback_taken"
+    await alex.send_json_to({"type": "callback.done", "data": {"callback_id": callback.pk}})
+    for communicator in (alex, bea):
+        assert (await expect(communicator, "callback.updated"))["callback"]["status"] == "done"
+    assert await vic.receive_nothing(timeout=0.3), "volunteers hear nothing of call-backs"
+    assert (await CallbackRequest.objects.aget()).status == "done"
+    # A console opened now lists no call-back: it is done.
+    again = await console(other_advisor)
+    assert (await expect(again, "queue.snapshot"))["callbacks"] == []
+    for communicator in (alex, bea, vic, again):
+        await communicator.disconnect()

@@ -210,6 +210,37 @@ def test_a_callback_needs_a_way_to_reply_and_goes_to_the_consoles_only(
     assert broadcasts.events(events.CALLBACK_REQUESTED)[0]["callback"]["service"]["name"] == service.name
 
 
+def test_one_helper_takes_a_call_back_on_and_only_they_can_mark_it_done(
+    advisor, other_advisor, broadcasts, django_capture_on_commit_callbacks
+):
+    callback = services.callback_request_create(name="Pat", message="Call me", phone="01632 960001")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.callback_claim(callback_id=callback.pk, helper=advisor)
+    changed = broadcasts.events(events.CALLBACK_CHANGED)[-1]["callback"]
+    assert (changed["status"], changed["claimed_by_id"], changed["claimed_by_name"]) == ("claimed", advisor.pk, "Alex")
+    assert broadcasts.groups(events.CALLBACK_CHANGED) == [events.queue_group()]
+    assert [c.pk for c in selectors.callback_list_open()] == [callback.pk], "still listed, as taken on"
+
+    assert code_of(services.callback_claim, callback_id=callback.pk, helper=other_advisor) == "callback_taken"
+    assert code_of(services.callback_complete, callback_id=callback.pk, helper=other_advisor) == "callback_taken"
+    services.callback_claim(callback_id=callback.pk, helper=advisor)  # again, by the same helper: no change
+
+    services.callback_complete(callback_id=callback.pk, helper=advisor)
+    callback.refresh_from_db()
+    assert (callback.status, callback.claimed_by, callback.done_at is not None) == ("done", advisor, True)
+    assert list(selectors.callback_list_open()) == []
+    assert code_of(services.callback_claim, callback_id=callback.pk, helper=advisor) == "callback_taken"
+    assert code_of(services.callback_complete, callback_id=callback.pk + 1, helper=advisor) == "callback_not_found"
+
+
+def test_an_open_call_back_can_be_marked_done_at_once(advisor):
+    callback = services.callback_request_create(name="Pat", message="Call me", email="pat@example.com")
+    services.callback_complete(callback_id=callback.pk, helper=advisor)
+    callback.refresh_from_db()
+    assert (callback.status, callback.claimed_by) == ("done", advisor)
+
+
 def test_unanswered_and_abandoned_conversations_end_with_a_reason(settings, advisor, broadcasts):
     settings.CHAT_WAITING_TIMEOUT_MINUTES = 30
     settings.CHAT_ABANDONED_TIMEOUT_MINUTES = 10

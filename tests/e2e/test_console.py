@@ -15,7 +15,8 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 from agents_console.models import AssistedTransaction, CannedResponse, ConsoleConnection, Guide
-from chat.models import Conversation, InternalNote, Message
+from chat import services
+from chat.models import CallbackRequest, Conversation, InternalNote, Message
 from kiosk.models import Service, ServiceCategory
 from tests.e2e import browser
 from tests.e2e.browser import assert_accessible, click, require_browser, wait, wait_for_text
@@ -217,3 +218,25 @@ def test_the_keyboard_stays_where_the_advisor_is_and_nothing_they_type_vanishes(
     pat.quit()
     wait(alex, timeout=15).until(lambda d: "typing" not in d.find_element(By.ID, "mine-list").text)
     assert Message.objects.filter(author_kind="helper").count() == 2
+
+
+def test_a_call_back_is_taken_on_by_one_advisor_and_done(server, staff, browsers):
+    alex, bea = browsers(), browsers()
+    sign_in(alex, server, "alex")
+    sign_in(bea, server, "bea")
+    services.callback_request_create(name="Pat", message="About my permit", phone="01632 960001")
+    for driver in (alex, bea):
+        wait_for_text(driver, "#callbacks-list", "About my permit")
+    assert_accessible(alex, "a call-back request waiting")
+
+    click(alex, "[data-callback-claim]")
+    wait_for_text(alex, "#callbacks-list", "You are calling back.")
+    wait_for_text(bea, "#callbacks-list", "Alex is calling back.")
+    assert bea.find_elements(By.CSS_SELECTOR, "#callbacks-list button") == [], "nothing for Bea to press"
+    assert alex.switch_to.active_element.get_attribute("data-callback-done") is not None, "the keyboard stays"
+
+    click(alex, "[data-callback-done]")
+    for driver in (alex, bea):
+        wait_for_text(driver, "#callbacks-count", "0")
+    callback = CallbackRequest.objects.get()
+    assert (callback.status, callback.claimed_by.username) == ("done", "alex")

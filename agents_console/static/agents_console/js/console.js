@@ -147,6 +147,14 @@ const socket = new FrameSocket({
       renderCallbacks();
       announce(`${callback.name} left a message for a call back.`);
     },
+    "callback.updated": ({ callback }) => {
+      if (callback.status === "done") state.callbacks.delete(callback.id);
+      else state.callbacks.set(callback.id, callback);
+      renderCallbacks();
+      if (callback.claimed_by_id === config.helperId) {
+        announce(callback.status === "done" ? `Call back to ${callback.name} done.` : `You are calling ${callback.name} back.`);
+      }
+    },
     "typing.updated": ({ conversation_id: id, typing }) => setTyping(id, typing),
     "read.updated": ({ conversation_id: id, seq }) => {
       state.visitorRead.set(id, Math.max(state.visitorRead.get(id) || 0, seq));
@@ -293,23 +301,49 @@ function keepingFocus(list, rebuild) {
   const focused = list.contains(document.activeElement) ? document.activeElement : null;
   const key = focused && [...focused.attributes].find((attribute) => attribute.name.startsWith("data-"));
   rebuild();
-  if (key) list.querySelector(`[${key.name}="${CSS.escape(key.value)}"]`)?.focus();
+  if (!key) return;
+  // The same button, or another action on the same item (Mark as done once taken on).
+  const again =
+    list.querySelector(`[${key.name}="${CSS.escape(key.value)}"]`) ||
+    [...list.querySelectorAll("button")].find((button) =>
+      [...button.attributes].some((attribute) => attribute.name.startsWith("data-") && attribute.value === key.value));
+  again?.focus();
+}
+
+function callbackButton(callback, action, label) {
+  const button = element("button", {
+    type: "button",
+    className: "govuk-button govuk-button--secondary govuk-!-margin-bottom-0",
+    [`data-callback-${action}`]: String(callback.id),
+  }, [label, element("span", { className: "govuk-visually-hidden", text: ` for ${callback.name}` })]);
+  button.addEventListener("click", () => socket.send(`callback.${action}`, { callback_id: callback.id }));
+  return button;
 }
 
 function renderCallbacks() {
   const callbacks = [...state.callbacks.values()];
-  byId("callbacks-list").replaceChildren(
+  const list = byId("callbacks-list");
+  keepingFocus(list, () => list.replaceChildren(
     ...callbacks.map((callback) => {
       const contact = [callback.phone, callback.email].filter(Boolean).join(" · ");
+      const mine = callback.claimed_by_id === config.helperId;
+      const handling = callback.status === "claimed"
+        ? element("p", { className: "govuk-body-s govuk-!-margin-bottom-1", text: mine ? "You are calling back." : `${callback.claimed_by_name} is calling back.` })
+        : "";
+      const actions = element("div", { className: "govuk-button-group govuk-!-margin-bottom-0" });
+      if (callback.status === "open") actions.append(callbackButton(callback, "claim", "I will call back"));
+      if (callback.status === "open" || mine) actions.append(callbackButton(callback, "done", "Mark as done"));
       return element("li", { className: "govuk-!-margin-bottom-4" }, [
         element("strong", { text: callback.name }),
         element("br"),
         element("span", { className: "govuk-body-s", text: `${contact}${callback.service ? ` · ${callback.service.name}` : ""} · left ${formatTime(callback.created_at)}` }),
         element("br"),
         element("span", { text: callback.message }),
+        handling,
+        actions,
       ]);
     }),
-  );
+  ));
   byId("callbacks-count").textContent = String(callbacks.length);
   byId("callbacks-empty").hidden = callbacks.length > 0;
 }
