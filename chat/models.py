@@ -82,7 +82,13 @@ class Conversation(models.Model):
 
     class Meta:
         ordering = ["created_at"]
-        indexes = [models.Index(fields=["status", "waiting_since"])]
+        indexes = [
+            models.Index(fields=["status", "waiting_since"]),
+            # The queue's wait estimate (selectors.queue_seconds_per_place), on every queue
+            # change: the recent acceptances, and who was waiting then.
+            models.Index(fields=["assigned_at"], name="chat_conversation_assigned_at"),
+            models.Index(fields=["waiting_since"], name="chat_conversation_waiting"),
+        ]
         verbose_name = _("conversation")
         verbose_name_plural = _("conversations")
 
