@@ -241,6 +241,13 @@ def handoff_create(*, visit: KioskVisit, path: str, with_conversation: bool) -> 
     return token
 
 
+def handoff_usable(token: str) -> bool:
+    """Whether the link would still open: unused, unexpired. Reading it uses nothing up."""
+    return HandoffLink.objects.filter(
+        token_hash=secret_hash(token), used_at__isnull=True, expires_at__gt=timezone.now()
+    ).exists()
+
+
 @transaction.atomic
 def handoff_redeem(token: str) -> tuple[HandoffLink, str | None] | None:
     """Use a hand-off link once: returns it with the conversation's new token, if it carries one.

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from kiosk import selectors, services
 from kiosk.middleware import DEVICE_COOKIE, PAIRING_COOKIE, VISIT_COOKIE, set_device_cookie
@@ -155,11 +155,20 @@ def handoff_create(request):
 
 
 @never_cache
-@require_GET
+@require_http_methods(["GET", "POST"])
 def handoff_open(request, token: str):
-    """Opened on the resident's phone: works once, within a few minutes."""
+    """Opened on the resident's phone: works once, within a few minutes.
+
+    Opening the link (GET) only asks; the resident's press (POST) uses it. Messaging apps and
+    link previews fetch a link before anyone taps it, and that fetch must neither use the
+    link up nor move the kiosk's chat to nowhere.
+    """
     if request.kiosk_device is not None:
         return render(request, "kiosk/handoff_invalid.html", status=403)
+    if request.method == "GET":
+        if not services.handoff_usable(token):
+            return render(request, "kiosk/handoff_invalid.html", status=410)
+        return render(request, "kiosk/handoff_confirm.html")
     redeemed = services.handoff_redeem(token)
     if redeemed is None:
         return render(request, "kiosk/handoff_invalid.html", status=410)

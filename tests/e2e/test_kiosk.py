@@ -158,6 +158,9 @@ def test_enrol_get_help_hand_off_wipe_and_revoke(server, browsers):
     link = kiosk.find_element(By.CSS_SELECTOR, "[data-kiosk-handoff-url]").text
     click(kiosk, '[data-kiosk-dialog="phone"] [data-kiosk-close]')
     phone.get(link)
+    wait_for_text(phone, "h1", "Continue on your phone")
+    assert_accessible(phone, "the hand-off link, before it is used")
+    click(phone, "main form button[type=submit]")
     wait(phone).until(lambda d: d.current_url.endswith("/services/report-missed-bin/"))
     # The conversation came too: the phone's widget holds it, the kiosk's token is void.
     wait_for_text(phone, "#chat-status", "Alex", timeout=15)

@@ -99,6 +99,14 @@ def test_a_handoff_link_opens_on_a_phone_once_and_never_on_a_kiosk(kiosk):
     path = url.removeprefix("http://testserver")
     assert client.get(path).status_code == 403, "the kiosk itself does not redeem it"
     phone = Client()
-    assert phone.get(path).status_code == 200
+    # Opening it (and a link preview fetching it) only asks; pressing Continue uses it.
+    for _opened in range(2):
+        asked = phone.get(path)
+        assert asked.status_code == 200 and b"Continue on this phone" in asked.content
+    assert HandoffLink.objects.get().used_at is None
+    used = phone.post(path)
+    assert used.status_code == 200 and b"/services/report-missed-bin/" in used.content
+    assert phone.post(path).status_code == 410
     assert phone.get(path).status_code == 410
     assert phone.get("/kiosk/handoff/not-a-token/").status_code == 410
+    assert phone.post("/kiosk/handoff/not-a-token/").status_code == 410
