@@ -176,10 +176,17 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
             await self.channel_layer.group_discard(events.cobrowse_code_group(self.code_session_id), self.channel_name)
         await self.stream_leave_all()
 
-    async def bind(self, conversation: Conversation, *, after_seq: int) -> None:
+    async def bind(self, conversation: Conversation, *, after_seq: int, recheck_token: bool = False) -> None:
         self.conversation_id = conversation.pk
         self.token_hash = conversation.token_hash
         await self.channel_layer.group_add(events.cobrowse_resident_group(conversation.pk), self.channel_name)
+        if recheck_token:
+            # Handed to another device between reading it and joining its group, this socket
+            # missed the news (`chat_token_changed`): ask the database, now that it will hear.
+            current = await db(selectors.conversation_token_hash)(conversation_id=conversation.pk)
+            if current != self.token_hash:
+                await self.unbind()
+                raise services.chat_error("conversation_not_found")
         await self.stream_join(conversation, after_seq=after_seq, staff=False)
         if conversation.status == Conversation.Status.WAITING:
             await self.join_waiting()
@@ -239,7 +246,7 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
         if self.conversation_id is None and not conversation.is_ended:
             await db(services.conversation_touch_visitor)(conversation_id=conversation.pk)
         # Resuming the same conversation again on this socket is how a client fills a gap.
-        await self.bind(conversation, after_seq=last_seq or 0)
+        await self.bind(conversation, after_seq=last_seq or 0, recheck_token=self.conversation_id is None)
 
     def require_conversation(self) -> int:
         if self.conversation_id is None:

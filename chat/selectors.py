@@ -26,6 +26,10 @@ def conversation_get_by_token(*, token_hash: str, now: datetime.datetime | None 
     return conversation
 
 
+def conversation_token_hash(*, conversation_id: int) -> str | None:
+    return Conversation.objects.filter(pk=conversation_id).values_list("token_hash", flat=True).first()
+
+
 def conversation_get(*, conversation_id: int) -> Conversation | None:
     return Conversation.objects.select_related(*PAYLOAD_RELATIONS).filter(pk=conversation_id).first()
 

@@ -5,7 +5,7 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from agents_console.models import ConsoleSettings
-from chat import events, services
+from chat import events, selectors, services
 from chat.error_messages import error_message
 from chat.models import CallbackRequest, CobrowseSession, Conversation, Message
 from config.asgi import application
@@ -403,4 +403,27 @@ async def test_call_backs_are_taken_on_and_done_from_the_console_and_every_conso
     again = await console(other_advisor)
     assert (await expect(again, "queue.snapshot"))["callbacks"] == []
     for communicator in (alex, bea, vic, again):
+        await communicator.disconnect()
+
+
+async def test_a_token_handed_over_while_a_resume_reads_it_does_not_open_the_conversation(monkeypatch):
+    resident = await connect()
+    token, _snapshot = await start(resident)
+    read_by_token = selectors.conversation_get_by_token
+
+    def read_then_hand_over(**kwargs):
+        # The hand-over commits (and is announced) after the resume read the conversation
+        # and before its socket joined the group that hears of it.
+        conversation = read_by_token(**kwargs)
+        services._rotate_token(Conversation.objects.get(pk=conversation.pk))
+        return conversation
+
+    monkeypatch.setattr(selectors, "conversation_get_by_token", read_then_hand_over)
+    late = await connect()
+    await late.send_json_to({"type": "conversation.resume", "data": {"token": token}})
+
+    assert (await expect(late, "error"))["code"] == "conversation_not_found"
+    await send(late, "Am I in?", "l-1")
+    assert (await expect(late, "error"))["code"] == "not_joined"
+    for communicator in (resident, late):
         await communicator.disconnect()
