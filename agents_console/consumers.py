@@ -278,12 +278,18 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
         supervisor who only watches it keeps watching."""
         conversation_id = conversation["id"]
         if (
-            self.following(conversation_id)
-            and conversation_id not in self.watching
-            and conversation["assigned_helper_id"] != self.user.pk
+            not self.following(conversation_id)
+            or conversation_id in self.watching
+            or conversation["assigned_helper_id"] == self.user.pk
         ):
-            await self.channel_layer.group_discard(events.conversation_staff_group(conversation_id), self.channel_name)
-            await self.stream_leave(conversation_id)
+            return
+        # The event may be older than this socket's hold on it: the "queued" of a conversation
+        # this helper has accepted since can arrive after the accept (another process, or
+        # the layer's own delay). The database says who holds it now.
+        if await db(selectors.conversation_helper_id)(conversation_id=conversation_id) == self.user.pk:
+            return
+        await self.channel_layer.group_discard(events.conversation_staff_group(conversation_id), self.channel_name)
+        await self.stream_leave(conversation_id)
 
     async def chat_conversation_queued(self, event: dict[str, Any]) -> None:
         await self.let_go_unless_still_mine(event["conversation"])

@@ -26,6 +26,11 @@ def conversation_get_by_token(*, token_hash: str, now: datetime.datetime | None 
     return conversation
 
 
+def conversation_helper_id(*, conversation_id: int) -> int | None:
+    """Who holds the conversation now (None: nobody, or no such conversation)."""
+    return Conversation.objects.filter(pk=conversation_id).values_list("assigned_helper_id", flat=True).first()
+
+
 def conversation_token_hash(*, conversation_id: int) -> str | None:
     return Conversation.objects.filter(pk=conversation_id).values_list("token_hash", flat=True).first()
 

@@ -1,8 +1,11 @@
 """The console's workspace frames on real sockets: transfer, notes, presence, volunteers."""
 
 import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 
 from agents_console.models import AssistedTransaction, HelperProfile
+from chat import events
 from chat.models import Conversation
 from tests.agents_console.test_consumers import console, expect, expect_follow
 from tests.chat.test_consumers import connect as connect_visitor
@@ -224,3 +227,26 @@ async def test_every_denied_attempt_is_logged_with_who_tried(advisor, other_advi
     assert any(f"denied message.send (not_assigned) to user {other_advisor.pk}" in m for m in logged)
     for communicator in (alex, vic, bea, visitor):
         await communicator.disconnect()
+
+
+async def test_a_late_queue_event_does_not_take_away_a_conversation_the_helper_holds(advisor):
+    alex = await console(advisor)
+    await expect(alex, "queue.snapshot")
+    visitor, conversation_id = await waiting_conversation(alex)
+    await accept(alex, conversation_id)
+    await expect_visitor(visitor, "message.created")
+    await expect_visitor(visitor, "conversation.updated")
+
+    # The "queued" announced when the resident arrived, delivered only now (a slow layer).
+    conversation = await Conversation.objects.aget(pk=conversation_id)
+    conversation.assigned_helper = None
+    stale = await sync_to_async(events.conversation_staff_payload)(conversation)
+    await get_channel_layer().group_send(
+        events.queue_group(), {"type": events.CONVERSATION_QUEUED, "conversation": stale}
+    )
+    await expect(alex, "conversation.queued")
+
+    await visitor.send_json_to({"type": "message.send", "data": {"client_id": "v-1", "body": "Still there?"}})
+    assert (await expect(alex, "message.created"))["body"] == "Still there?"
+    await alex.disconnect()
+    await visitor.disconnect()
