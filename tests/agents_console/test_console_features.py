@@ -28,6 +28,16 @@ async def accept(helper, conversation_id):
     await expect(helper, "conversation.assigned")
 
 
+async def active_conversation(helper):
+    """A resident in a conversation this fresh console accepted; the resident's news drained."""
+    await expect(helper, "queue.snapshot")
+    visitor, conversation_id = await waiting_conversation(helper)
+    await accept(helper, conversation_id)
+    await expect_visitor(visitor, "message.created")
+    await expect_visitor(visitor, "conversation.updated")
+    return visitor, conversation_id
+
+
 async def test_transfer_with_a_note_reaches_the_new_helper_and_not_the_resident(advisor, other_advisor):
     alex = await console(advisor)
     bea = await console(other_advisor)
@@ -68,11 +78,7 @@ async def test_transfer_with_a_note_reaches_the_new_helper_and_not_the_resident(
 @pytest.mark.parametrize("to", ["queue", "helper"])
 async def test_after_a_transfer_the_old_helper_can_no_longer_read_or_write_there(advisor, other_advisor, to):
     alex = await console(advisor)
-    await expect(alex, "queue.snapshot")
-    visitor, conversation_id = await waiting_conversation(alex)
-    await accept(alex, conversation_id)
-    await expect_visitor(visitor, "message.created")
-    await expect_visitor(visitor, "conversation.updated")
+    visitor, conversation_id = await active_conversation(alex)
     data = {"conversation_id": conversation_id}
     if to == "helper":
         data["to_helper_id"] = other_advisor.pk
@@ -157,11 +163,7 @@ async def test_a_volunteer_sees_no_queue_details_only_what_is_given_to_them(volu
 
 async def test_a_supervisor_watches_read_only_and_may_leave_a_note(supervisor, advisor):
     alex = await console(advisor)
-    await expect(alex, "queue.snapshot")
-    visitor, conversation_id = await waiting_conversation(alex)
-    await accept(alex, conversation_id)
-    await expect_visitor(visitor, "message.created")
-    await expect_visitor(visitor, "conversation.updated")
+    visitor, conversation_id = await active_conversation(alex)
     sam = await console(supervisor)
     snapshot = await expect(sam, "queue.snapshot")
     assert [c["id"] for c in snapshot["live"]] == [conversation_id]
@@ -231,11 +233,7 @@ async def test_every_denied_attempt_is_logged_with_who_tried(advisor, other_advi
 
 async def test_a_late_queue_event_does_not_take_away_a_conversation_the_helper_holds(advisor):
     alex = await console(advisor)
-    await expect(alex, "queue.snapshot")
-    visitor, conversation_id = await waiting_conversation(alex)
-    await accept(alex, conversation_id)
-    await expect_visitor(visitor, "message.created")
-    await expect_visitor(visitor, "conversation.updated")
+    visitor, conversation_id = await active_conversation(alex)
 
     # The "queued" announced when the resident arrived, delivered only now (a slow layer).
     conversation = await Conversation.objects.aget(pk=conversation_id)

@@ -102,6 +102,18 @@ def sign_in(driver, server) -> None:
     wait_for_text(driver, "#console-connection", "Connected")
 
 
+def helper_online_and_pat_starts(server, council_site, browsers):
+    """Alex's console open, and Pat starting a chat on the council site: both browsers."""
+    helper = browsers()
+    sign_in(helper, server)
+    visitor = browsers()
+    visitor.get(council_site)
+    click(visitor, ".chat-launcher")
+    visitor.find_element(By.ID, "chat-name").send_keys("Pat")
+    visitor.find_element(By.CSS_SELECTOR, ".chat-start button[type=submit]").click()
+    return helper, visitor
+
+
 def type_message(driver, text: str) -> None:
     driver.find_element(By.ID, "chat-message").send_keys(text, Keys.ENTER)
 
@@ -181,13 +193,7 @@ def test_the_whole_journey_on_another_council_site(server, council_site, browser
 
 
 def test_a_server_restart_mid_chat_loses_and_duplicates_nothing(server, council_site, browsers, site):
-    helper = browsers()
-    sign_in(helper, server)
-    visitor = browsers()
-    visitor.get(council_site)
-    click(visitor, ".chat-launcher")
-    visitor.find_element(By.ID, "chat-name").send_keys("Pat")
-    visitor.find_element(By.CSS_SELECTOR, ".chat-start button[type=submit]").click()
+    helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
     click(helper, "[data-accept]")
     wait_for_text(visitor, "#chat-status", "You are chatting with Alex.")
     type_message(visitor, "Before the restart")
@@ -316,13 +322,7 @@ def test_a_long_chat_reloaded_with_a_message_typed_offline_delivers_it(server, c
 
 
 def test_a_chat_nobody_answered_offers_to_leave_a_message(server, council_site, browsers, settings):
-    helper = browsers()
-    sign_in(helper, server)
-    visitor = browsers()
-    visitor.get(council_site)
-    click(visitor, ".chat-launcher")
-    visitor.find_element(By.ID, "chat-name").send_keys("Pat")
-    visitor.find_element(By.CSS_SELECTOR, ".chat-start button[type=submit]").click()
+    _helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
     wait_for_text(visitor, "#chat-status", "You are number 1 in the queue.")
 
     later = timezone.now() + datetime.timedelta(minutes=settings.CHAT_WAITING_TIMEOUT_MINUTES + 1)
