@@ -133,6 +133,8 @@ def test_two_advisors_accept_at_once_then_transfer_watch_and_wrap_up(server, sta
     winner.find_element(By.ID, "transfer-note").send_keys("Needs help with step 2")
     winner.find_element(By.CSS_SELECTOR, "#transfer-form button[type=submit]").click()
     wait_for_text(resident, ".chat-log", "You are being transferred to Vic.")
+    wait_for_text(vic, "#console-announcer", "The conversation with Pat is now yours.")
+    wait_for_text(winner, "#console-announcer", "The conversation with Pat is now with Vic.")
     wait_for_text(vic, "#conversation-log", "council tax bill")
     wait_for_text(vic, "#notes-list", "Needs help with step 2")
     assert "Needs help with step 2" not in resident.page_source

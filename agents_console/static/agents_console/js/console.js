@@ -118,8 +118,11 @@ const socket = new FrameSocket({
         // Transferred to someone else.
         state.mine.delete(conversation.id);
         if (state.selected === conversation.id) select(null);
+        announce(`The conversation with ${visitorLabel(conversation)} is now with ${conversation.helper_name || "another helper"}.`);
       }
       if (conversation.assigned_helper_id === config.helperId && !state.mine.has(conversation.id)) {
+        // Not this tab's own Accept: a transfer, routing or another tab gave it.
+        if (state.selectWhenOpen !== conversation.id) announce(`The conversation with ${visitorLabel(conversation)} is now yours.`);
         state.mine.set(conversation.id, conversation);
         // Another tab of ours accepted it: follow it here too.
         socket.send("conversation.open", { conversation_id: conversation.id, last_seq: storeFor(conversation.id).contiguousSeq });
