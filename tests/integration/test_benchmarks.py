@@ -84,8 +84,10 @@ def test_the_chat_benchmark_at_a_fixed_rate_measures_the_chat_and_the_relay(benc
         pooled = report_line(output, "== fixed rate", name)
         assert int(pooled["sent"]) == sum(int(result["sent"]) for result in rounds[:2])
     assert re.search(r"ratio chat/relay: p50 x[\d.]+ p99 x[\d.]+ throughput x[\d.]+", output)
-    assert float(report_line(output, "== fixed rate", "chat")["db_cpu_ms_per_msg"]) > 0
-    assert report_line(output, "== fixed rate", "relay")["db_cpu_ms_per_msg"] == "0.0"
+    # The database's CPU is every PostgreSQL process's on the machine, counted in 10 ms ticks:
+    # reported for both kinds, but a few seconds' worth is not something to compare.
+    for name in ("chat", "relay"):
+        assert float(report_line(output, "== fixed rate", name)["db_cpu_ms_per_msg"]) >= 0
 
 
 def test_the_chat_benchmark_saturating_climbs_and_reports_the_highest_passing_rate(bench_env):
