@@ -278,10 +278,12 @@ class ChatWidget {
 
   fillTopics() {
     const chosen = this.topicSelect.value || SCRIPT.dataset.service || "";
-    this.topicSelect.replaceChildren(
-      element("option", { value: "", text: TEXT.topicOther }),
-      ...(this.config.services || []).map((service) => element("option", { value: service.slug, text: service.name })),
-    );
+    const topics = [["", TEXT.topicOther], ...(this.config.services || []).map((service) => [service.slug, service.name])];
+    const shown = [...this.topicSelect.options].map((option) => [option.value, option.text]);
+    // The configuration is read again each time the panel opens: rebuild only what changed,
+    // so a list the resident is choosing from is not swapped under them.
+    if (JSON.stringify(shown) === JSON.stringify(topics)) return;
+    this.topicSelect.replaceChildren(...topics.map(([value, text]) => element("option", { value, text })));
     this.topicSelect.value = [...this.topicSelect.options].some((o) => o.value === chosen) ? chosen : "";
   }
 
