@@ -241,11 +241,14 @@ def handoff_create(*, visit: KioskVisit, path: str, with_conversation: bool) -> 
     return token
 
 
+def _usable_handoff_links(token: str, now: datetime.datetime):
+    """The link `token` opens, if it is still unused and unexpired at `now`."""
+    return HandoffLink.objects.filter(token_hash=secret_hash(token), used_at__isnull=True, expires_at__gt=now)
+
+
 def handoff_usable(token: str) -> bool:
-    """Whether the link would still open: unused, unexpired. Reading it uses nothing up."""
-    return HandoffLink.objects.filter(
-        token_hash=secret_hash(token), used_at__isnull=True, expires_at__gt=timezone.now()
-    ).exists()
+    """Whether the link would still open. Reading it uses nothing up."""
+    return _usable_handoff_links(token, timezone.now()).exists()
 
 
 @transaction.atomic
@@ -256,9 +259,7 @@ def handoff_redeem(token: str) -> tuple[HandoffLink, str | None] | None:
     it used is the guard, so two phones scanning at once cannot both get in.
     """
     now = timezone.now()
-    claimed = HandoffLink.objects.filter(
-        token_hash=secret_hash(token), used_at__isnull=True, expires_at__gt=now
-    ).update(used_at=now)
+    claimed = _usable_handoff_links(token, now).update(used_at=now)
     if not claimed:
         return None
     link = HandoffLink.objects.select_related("visit").get(token_hash=secret_hash(token))
