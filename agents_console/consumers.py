@@ -62,7 +62,7 @@ def console_snapshot(*, user, role: Role) -> dict[str, Any]:
             events.conversation_staff_payload(c)
             for c in selectors.conversation_list_active_for_helper(helper_id=user.pk)
         ],
-        "callbacks": [events.callback_payload(c) for c in selectors.callback_list_open()] if sees_queue else [],
+        "callbacks": [events.callback_payload(c) for c in selectors.callback_list_pending()] if sees_queue else [],
         "presence": presence.helper_profile(user).status,
         "live": [events.conversation_staff_payload(c) for c in selectors.conversation_list_active()]
         if role == Role.SUPERVISOR
@@ -192,9 +192,14 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
             "notes.snapshot", {"conversation_id": conversation.pk, "notes": notes, "read_only": watch}
         )
 
-    async def handle_accept(self, *, conversation_id: int) -> None:
+    def refuse_volunteer(self, what: str) -> None:
+        """Volunteers work only on what is given to them: they take nothing from the queue or
+        the call-back list themselves."""
         if self.role == Role.VOLUNTEER:
-            self.deny(f"accepting conversation {conversation_id}")
+            self.deny(what)
+
+    async def handle_accept(self, *, conversation_id: int) -> None:
+        self.refuse_volunteer(f"accepting conversation {conversation_id}")
         conversation = await db(services.conversation_assign)(conversation_id=conversation_id, helper=self.user)
         await self.follow(conversation, after_seq=0, watch=False)
 
@@ -329,13 +334,11 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
             await self.send_frame("callback.updated", {"callback": event["callback"]})
 
     async def handle_callback_claim(self, *, callback_id: int) -> None:
-        if self.role == Role.VOLUNTEER:
-            self.deny(f"call-back request {callback_id}")
+        self.refuse_volunteer(f"call-back request {callback_id}")
         await db(services.callback_claim)(callback_id=callback_id, helper=self.user)
 
     async def handle_callback_done(self, *, callback_id: int) -> None:
-        if self.role == Role.VOLUNTEER:
-            self.deny(f"call-back request {callback_id}")
+        self.refuse_volunteer(f"call-back request {callback_id}")
         await db(services.callback_complete)(callback_id=callback_id, helper=self.user)
 
     async def chat_note_created(self, event: dict[str, Any]) -> None:

@@ -170,7 +170,7 @@ def conversation_transcript_text(*, conversation: Conversation) -> str:
     return "\n".join(lines) + "\n"
 
 
-def callback_list_open() -> QuerySet[CallbackRequest]:
+def callback_list_pending() -> QuerySet[CallbackRequest]:
     """Call-back requests not done yet: waiting for someone, or taken on by someone."""
     return CallbackRequest.objects.exclude(status=CallbackRequest.Status.DONE).select_related("service", "claimed_by")
 
