@@ -427,3 +427,53 @@ async def test_a_token_handed_over_while_a_resume_reads_it_does_not_open_the_con
     assert (await expect(late, "error"))["code"] == "not_joined"
     for communicator in (resident, late):
         await communicator.disconnect()
+
+
+async def test_a_client_id_reused_for_different_words_is_refused_and_stores_nothing():
+    visitor = await connect()
+    await start(visitor)
+    await send(visitor, "Hello", "c-1")
+    await expect(visitor, "message.created")
+
+    await send(visitor, "Something else", "c-1")
+
+    error = await expect(visitor, "error")
+    assert (error["code"], error["client_id"], error["frame_type"]) == ("duplicate_client_id", "c-1", "message.send")
+    assert [m.body async for m in Message.objects.all()] == ["Hello"]
+    # The same words again are a resend, not a clash: no error, and nothing stored twice
+    # (this socket already holds the message, so nothing is sent to it again).
+    await send(visitor, "Hello", "c-1")
+    assert await visitor.receive_nothing(timeout=0.3)
+    assert await Message.objects.acount() == 1
+    await visitor.disconnect()
+
+
+async def test_a_second_rating_is_refused_and_the_first_stands():
+    visitor = await connect()
+    await start(visitor)
+    await visitor.send_json_to({"type": "conversation.end", "data": {}})
+    await expect(visitor, "message.created")
+    await expect(visitor, "conversation.updated")
+    await visitor.send_json_to({"type": "conversation.rate", "data": {"rating": 5, "comment": "Great"}})
+    await expect(visitor, "conversation.rated")
+
+    await visitor.send_json_to({"type": "conversation.rate", "data": {"rating": 1, "comment": "Changed my mind"}})
+
+    assert (await expect(visitor, "error"))["code"] == "already_rated"
+    conversation = await Conversation.objects.aget()
+    assert (conversation.rating, conversation.rating_comment) == (5, "Great")
+    await visitor.disconnect()
+
+
+@pytest.mark.parametrize("frame_type", ["callback.claim", "callback.done"])
+async def test_a_call_back_that_does_not_exist_is_refused(advisor, frame_type):
+    helper = await console(advisor)
+    await expect(helper, "queue.snapshot")
+
+    await helper.send_json_to({"type": frame_type, "data": {"callback_id": 999_999}})
+
+    error = await expect(helper, "error")
+    assert (error["code"], error["frame_type"]) == ("callback_not_found", frame_type)
+    assert await CallbackRequest.objects.acount() == 0
+    assert await helper.receive_nothing(timeout=0.2), "nobody hears of a refusal"
+    await helper.disconnect()
