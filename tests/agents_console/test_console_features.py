@@ -133,6 +133,28 @@ async def test_presence_can_be_set_and_survives_reconnection(advisor):
     await again.disconnect()
 
 
+async def test_helpers_list_names_who_is_online_with_their_status_and_load(advisor, other_advisor, volunteer):
+    alex, bea = await console(advisor), await console(other_advisor)
+    for communicator in (alex, bea):
+        await expect(communicator, "queue.snapshot")
+    await bea.send_json_to({"type": "presence.set", "data": {"status": "away"}})
+    await expect(bea, "presence.updated")
+    visitor, conversation_id = await waiting_conversation(alex)
+    await expect(bea, "conversation.queued")
+    await accept(alex, conversation_id)
+
+    await alex.send_json_to({"type": "helpers.list", "data": {}})
+
+    helpers = (await expect(alex, "helpers.updated"))["helpers"]
+    by_id = {helper["id"]: helper for helper in helpers}
+    assert set(by_id) == {advisor.pk, other_advisor.pk}, "a helper with no console open is not offered"
+    assert (by_id[advisor.pk]["presence"], by_id[advisor.pk]["active"]) == ("available", 1)
+    assert (by_id[other_advisor.pk]["presence"], by_id[other_advisor.pk]["active"]) == ("away", 0)
+    assert [helper["name"] for helper in helpers] == ["Alex", "Bea"]
+    for communicator in (alex, bea, visitor):
+        await communicator.disconnect()
+
+
 async def test_a_volunteer_sees_no_queue_details_only_what_is_given_to_them(volunteer, advisor):
     vic = await console(volunteer)
     snapshot = await expect(vic, "queue.snapshot")
