@@ -152,6 +152,7 @@ def conversation_staff_payload(conversation: Conversation) -> dict[str, Any]:
         "last_seq": conversation.last_seq,
         "created_at": isoformat(conversation.created_at),
         "waiting_since": isoformat(conversation.waiting_since),
+        "queued_at": isoformat(conversation.queued_at),
         "assigned_at": isoformat(conversation.assigned_at),
         "ended_at": isoformat(conversation.ended_at),
         "ended_by": conversation.ended_by or None,

@@ -66,7 +66,11 @@ class Conversation(models.Model):
     # The highest message sequence number handed out; incremented under the row lock.
     last_seq = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    # Its place in the queue: a conversation put back keeps it, and goes to the head.
     waiting_since = models.DateTimeField(_("waiting since"), null=True, blank=True)
+    # When its current wait began: as `waiting_since` unless a helper handed it back to the
+    # queue, when the wait starts again (the help in between was no wait).
+    queued_at = models.DateTimeField(_("queued"), null=True, blank=True)
     assigned_at = models.DateTimeField(_("assigned"), null=True, blank=True)
     ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
     ended_by = models.CharField(_("ended by"), max_length=16, choices=EndedBy, blank=True)
@@ -87,7 +91,7 @@ class Conversation(models.Model):
             # The queue's wait estimate (selectors.queue_seconds_per_place), on every queue
             # change: the recent acceptances, and who was waiting then.
             models.Index(fields=["assigned_at"], name="chat_conversation_assigned_at"),
-            models.Index(fields=["waiting_since"], name="chat_conversation_waiting"),
+            models.Index(fields=["queued_at"], name="chat_conversation_queued"),
         ]
         verbose_name = _("conversation")
         verbose_name_plural = _("conversations")

@@ -83,9 +83,10 @@ def conversation_get_for_helper(*, conversation_id: int, helper_id: int) -> Conv
 
 
 def conversation_list_unanswered(*, before: datetime.datetime) -> list[int]:
-    """Ids of conversations still waiting that joined the queue before `before`."""
+    """Ids of conversations still waiting whose current wait began before `before` (the help
+    given before a helper put one back in the queue does not count)."""
     return list(
-        Conversation.objects.filter(status=Conversation.Status.WAITING, waiting_since__lt=before).values_list(
+        Conversation.objects.filter(status=Conversation.Status.WAITING, queued_at__lt=before).values_list(
             "pk", flat=True
         )
     )
@@ -110,45 +111,48 @@ def queue_seconds_per_place(*, now: datetime.datetime | None = None) -> int:
     history.
 
     Each of the last conversations accepted in the past two hours waited some time from some
-    place: behind everyone still waiting when it joined. Its wait divided by that place is what
-    one place took then, and the estimate is the mean of those. (The mean wait alone, times a
-    resident's place, counted the places ahead twice: a busy queue's estimate came out several
-    times too long.) Conversations that never queued (started by a helper from a
-    screen-sharing code) say nothing about the queue and are left out.
+    place: behind everyone still waiting when its wait began. Its wait divided by that place is
+    what one place took then, and the estimate is the mean of those. (The mean wait alone, times
+    a resident's place, counted the places ahead twice: a busy queue's estimate came out several
+    times too long.) A wait begins at `queued_at`, so the help given before a helper handed a
+    conversation back to the queue is not counted as waiting. Conversations that never queued
+    (started by a helper from a screen-sharing code) say nothing about the queue and are left out.
     """
     now = now or timezone.now()
     since = now - datetime.timedelta(hours=2)
     accepted = list(
-        Conversation.objects.filter(assigned_at__gte=since, waiting_since__lt=F("assigned_at"))
+        Conversation.objects.filter(assigned_at__gte=since, queued_at__lt=F("assigned_at"))
         .order_by("-assigned_at")
-        .values_list("pk", "waiting_since", "assigned_at")[:RECENT_WAITS]
+        .values_list("pk", "waiting_since", "queued_at", "assigned_at")[:RECENT_WAITS]
     )
     if not accepted:
         return settings.CHAT_DEFAULT_WAIT_MINUTES * 60
-    # Everyone who could have been ahead of those: joined before them, no earlier than the
-    # longest a conversation may wait.
-    earliest = min(joined for _pk, joined, _assigned in accepted) - datetime.timedelta(
+    # Everyone who could have been ahead of those: waiting since before them, no earlier than
+    # the longest a conversation may wait.
+    earliest = min(began for _pk, _place, began, _assigned in accepted) - datetime.timedelta(
         minutes=settings.CHAT_WAITING_TIMEOUT_MINUTES
     )
     queued = list(
-        Conversation.objects.filter(waiting_since__gte=earliest, waiting_since__lt=now)
-        .exclude(waiting_since=F("assigned_at"))
-        .values_list("pk", "waiting_since", "assigned_at", "ended_at")
+        Conversation.objects.filter(queued_at__gte=earliest, queued_at__lt=now)
+        .exclude(queued_at=F("assigned_at"))
+        .values_list("pk", "waiting_since", "queued_at", "assigned_at", "ended_at")
     )
 
-    def place_on_joining(pk: int, joined: datetime.datetime) -> int:
-        # The queue's order: who joined first, then who was created first.
+    def place_when_wait_began(pk: int, place: datetime.datetime, began: datetime.datetime) -> int:
+        # The queue's order: who has waited since first, then who was created first.
         ahead = sum(
             1
-            for other_pk, other_joined, other_assigned, other_ended in queued
-            if (other_joined, other_pk) < (joined, pk)
-            and (other_assigned is None or other_assigned > joined)
-            and (other_ended is None or other_ended > joined)
+            for other_pk, other_place, other_began, other_assigned, other_ended in queued
+            if (other_place, other_pk) < (place, pk)
+            and other_began <= began
+            and (other_assigned is None or other_assigned > began)
+            and (other_ended is None or other_ended > began)
         )
         return ahead + 1
 
     per_place = [
-        (assigned - joined).total_seconds() / place_on_joining(pk, joined) for pk, joined, assigned in accepted
+        (assigned - began).total_seconds() / place_when_wait_began(pk, place, began)
+        for pk, place, began, assigned in accepted
     ]
     return int(min(MAX_SECONDS_PER_PLACE, max(MIN_SECONDS_PER_PLACE, sum(per_place) / len(per_place))))
 

@@ -194,6 +194,7 @@ def conversation_start(
         service=service,
         client_address_hash=address_hash,
         waiting_since=now,
+        queued_at=now,
         visitor_last_seen_at=now,
         kiosk_visit=visit,
         helper_in_person=helper_in_person,
@@ -450,13 +451,19 @@ def _give_to(conversation: Conversation, helper: AbstractBaseUser, *, automatica
     conversation.save(update_fields=["status", "assigned_helper", "assigned_at", "assigned_automatically"])
 
 
-def _back_to_queue(conversation: Conversation) -> None:
-    """Waiting again, keeping its original `waiting_since`: it goes back to the head of the queue."""
+def _back_to_queue(conversation: Conversation, *, helped: bool) -> None:
+    """Waiting again, keeping its original `waiting_since`: it goes back to the head of the queue.
+
+    After help (`helped`), a new wait begins now; a conversation nobody answered is still in
+    the wait it began with, which the queue's estimate counts whole.
+    """
     conversation.status = Conversation.Status.WAITING
     conversation.assigned_helper = None
     conversation.assigned_at = None
     conversation.assigned_automatically = False
-    conversation.save(update_fields=["status", "assigned_helper", "assigned_at", "assigned_automatically"])
+    if helped:
+        conversation.queued_at = timezone.now()
+    conversation.save(update_fields=["status", "assigned_helper", "assigned_at", "assigned_automatically", "queued_at"])
 
 
 @transaction.atomic
@@ -485,7 +492,7 @@ def conversation_transfer(
         _give_to(conversation, to_helper, automatically=False)
         text = _("You are being transferred to %(name)s.") % {"name": events.helper_display_name(to_helper)}
     else:
-        _back_to_queue(conversation)
+        _back_to_queue(conversation, helped=True)
         text = _("You are back in the queue. The next available helper will join you.")
     if note:
         _note(conversation, by_helper, _("Transfer note: %(note)s") % {"note": note})
@@ -523,7 +530,7 @@ def conversation_requeue_unanswered(*, answer_within_seconds: int, now: datetime
             if not still_unanswered:
                 continue
             helper_id = conversation.assigned_helper_id
-            _back_to_queue(conversation)
+            _back_to_queue(conversation, helped=False)
             _system_message(conversation, _("Sorry for the wait. You are back at the front of the queue."))
             events.broadcast_conversation_queued(conversation)
             events.broadcast_conversation_changed(conversation)
@@ -903,6 +910,7 @@ def cobrowse_code_join(*, code: str, helper: AbstractBaseUser) -> CobrowseSessio
         assigned_helper=helper,
         assigned_at=now,
         waiting_since=now,
+        queued_at=now,
         visitor_last_seen_at=now,
     )
     session.conversation = conversation

@@ -110,6 +110,7 @@ def test_an_unanswered_automatic_assignment_returns_to_the_head_of_the_queue(aut
     waiting = list(Conversation.objects.filter(status="waiting").order_by("waiting_since").values_list("pk", flat=True))
     assert waiting == [older.pk, newer.pk], "back at the head of the queue"
     assert "back at the front of the queue" in older.messages.last().body
+    assert older.queued_at == older.waiting_since, "nobody answered: the resident's wait goes on"
 
 
 @pytest.mark.django_db(transaction=True)  # routing reacts after each commit
@@ -151,6 +152,7 @@ def test_transfer_back_to_the_queue(advisor, broadcasts, django_capture_on_commi
     assert (conversation.status, conversation.assigned_helper) == ("waiting", None)
     assert broadcasts.groups(events.CONVERSATION_QUEUED) == [events.queue_group()]
     assert "back in the queue" in conversation.messages.last().body
+    assert conversation.queued_at > conversation.waiting_since, "after help a new wait begins, at the same place"
 
 
 def test_only_the_helper_or_a_supervisor_may_transfer_or_note(advisor, other_advisor, supervisor):

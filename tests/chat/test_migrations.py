@@ -2,6 +2,8 @@
 concurrently on PostgreSQL and outside a transaction, so it is run here for real, both ways,
 on whichever database the pass uses."""
 
+import datetime
+
 import pytest
 from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
@@ -71,3 +73,25 @@ def test_a_rerun_after_a_failed_build_stops_before_dropping_the_old_index(back_a
     indexes = message_indexes()
     assert indexes[CONVERSATION_ONLY] == ["conversation_id"]
     assert indexes[RATE_WINDOW] == ["conversation_id"]
+
+
+def test_migration_0010_starts_every_existing_wait_when_it_joined_the_queue():
+    from chat.models import Conversation
+
+    before = ("chat", "0009_wait_estimate_indexes")
+    migrate([before])
+    try:
+        executor = MigrationExecutor(connection)
+        old_conversation = executor.loader.project_state(before).apps.get_model("chat", "Conversation")
+        old_conversation.objects.create(
+            token_hash="h", waiting_since=datetime.datetime(2026, 11, 30, 9, 15, tzinfo=datetime.UTC)
+        )
+    finally:
+        migrate()
+
+    conversation = Conversation.objects.get()
+    assert (
+        conversation.queued_at
+        == conversation.waiting_since
+        == datetime.datetime(2026, 11, 30, 9, 15, tzinfo=datetime.UTC)
+    )

@@ -266,6 +266,38 @@ def test_unanswered_and_abandoned_conversations_end_with_a_reason(settings, advi
     assert services.conversation_end_expired(now=now) == []
 
 
+def test_a_conversation_put_back_in_the_queue_after_help_waits_its_full_time_again(settings, advisor):
+    settings.CHAT_WAITING_TIMEOUT_MINUTES = 30
+    now = timezone.now()
+    conversation, _ = services.conversation_start(now=now - datetime.timedelta(minutes=26))
+    services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
+    services.conversation_transfer(conversation_id=conversation.pk, by_helper=advisor)
+
+    # Helped for most of those 26 minutes: not "nobody answered in time" 5 minutes later.
+    for minutes, expected in ((5, []), (31, [conversation.pk])):
+        later = now + datetime.timedelta(minutes=minutes)
+        services.conversation_touch_visitor(conversation_id=conversation.pk, now=later)  # still there
+        assert services.conversation_end_expired(now=later) == expected
+    assert "Nobody was free to answer" in Conversation.objects.get(pk=conversation.pk).messages.last().body
+
+
+def test_the_wait_estimate_counts_a_wait_from_when_it_began_not_the_help_before_it(advisor, settings):
+    settings.CHAT_DEFAULT_WAIT_MINUTES = 3
+    now = timezone.now()
+    conversation, _ = services.conversation_start(now=now - datetime.timedelta(minutes=25))
+    services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
+    services.conversation_transfer(conversation_id=conversation.pk, by_helper=advisor)
+    # Helped for 23 minutes, put back 2 minutes ago, taken again a minute later, from the head.
+    Conversation.objects.filter(pk=conversation.pk).update(
+        queued_at=now - datetime.timedelta(minutes=2),
+        status=Conversation.Status.ACTIVE,
+        assigned_helper=advisor,
+        assigned_at=now - datetime.timedelta(minutes=1),
+    )
+
+    assert 59 <= selectors.queue_seconds_per_place(now=now) <= 61
+
+
 def test_a_token_stops_working_a_while_after_the_end(settings):
     settings.CHAT_TOKEN_TTL_MINUTES = 60
     conversation, token = services.conversation_start()

@@ -403,7 +403,7 @@ function renderQueue() {
         element("br"),
         element("span", { className: "govuk-body-s", text: describe(conversation) }),
         element("br"),
-        element("span", { className: "govuk-body-s", "data-waiting-since": conversation.waiting_since, text: `Waiting ${waitedFor(conversation.waiting_since)}` }),
+        element("span", { className: "govuk-body-s", "data-waiting-since": conversation.queued_at || conversation.waiting_since, text: `Waiting ${waitedFor(conversation.queued_at || conversation.waiting_since)}` }),
         element("br"),
         button,
       ]);
@@ -586,7 +586,7 @@ function renderSelected() {
   const context = [
     ["Channel", CHANNEL_NAMES[conversation.channel] || conversation.channel],
     ["Service", conversation.service ? conversation.service.name : "Not chosen"],
-    ["Joined the queue", conversation.waiting_since ? `${formatTime(conversation.waiting_since)} (waited ${conversation.assigned_at ? Math.max(0, Math.round((new Date(conversation.assigned_at) - new Date(conversation.waiting_since)) / 60000)) + " min" : "still waiting"})` : ""],
+    ["Joined the queue", conversation.waiting_since ? `${formatTime(conversation.waiting_since)} (waited ${conversation.assigned_at ? Math.max(0, Math.round((new Date(conversation.assigned_at) - new Date(conversation.queued_at || conversation.waiting_since)) / 60000)) + " min" : "still waiting"})` : ""],
     ["Helper", conversation.helper_name || "None yet"],
   ];
   if (conversation.kiosk) {
