@@ -128,6 +128,9 @@ class ChatWidget {
     // The first snapshot on a page holds the history; later ones (after a lost connection)
     // hold what was missed, which is announced.
     this.snapshotSeen = false;
+    // Texts of messages that arrived ahead of one still missing, by seq: read out once the
+    // gap is filled, so a screen reader hears the conversation in its order.
+    this.heldAnnouncements = new Map();
     this.config = { available: true, services: [] };
     loadStylesheet();
     this.build();
@@ -463,6 +466,7 @@ class ChatWidget {
     this.sentReadSeq = 0;
     this.starting = false;
     this.snapshotSeen = false;
+    this.heldAnnouncements.clear();
     this.log.replaceChildren();
     this.typingLine.textContent = "";
     this.loadConfig();
@@ -528,6 +532,8 @@ class ChatWidget {
       this.resume();
       return;
     }
+    // Everything the database holds is here: what is held is read out, gap or not.
+    this.releaseAnnouncements({ all: true });
     this.snapshotSeen = true;
     // Typed before a reload or while offline: shown as sending, and sent again.
     for (const pending of this.state.outbox) {
@@ -620,12 +626,23 @@ class ChatWidget {
     if (message.author.kind === "helper") this.onTyping({ typing: false });
     this.insert(this.renderMessage(message, mine));
     if (announce && !mine) {
-      this.announce(message.author.kind === "system" ? message.body : TEXT.newMessage(this.authorName(message), message.body));
+      this.heldAnnouncements.set(message.seq, message.author.kind === "system" ? message.body : TEXT.newMessage(this.authorName(message), message.body));
       if (this.panel.hidden) this.setUnread(this.unread + 1);
     }
+    this.releaseAnnouncements();
     this.markRead();
     // A message that arrived ahead of one we never got: fetch the gap from the database.
     if (this.messages.contiguousSeq === before && message.seq > before + 1 && this.state.token) this.resume();
+  }
+
+  // Reads out, in seq order, the held texts of messages with nothing missing before them
+  // (`all`: every one held).
+  releaseAnnouncements({ all = false } = {}) {
+    for (const seq of [...this.heldAnnouncements.keys()].sort((a, b) => a - b)) {
+      if (!all && seq > this.messages.contiguousSeq) break;
+      this.announce(this.heldAnnouncements.get(seq));
+      this.heldAnnouncements.delete(seq);
+    }
   }
 
   onPong({ last_seq: lastSeq }) {
