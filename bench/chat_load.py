@@ -49,6 +49,8 @@ DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 P99_CEILING_MS = 100.0
 SETUP_BATCH = 50
+# How long one socket's set-up step (online, started, accepted) may take before the run stops.
+SETUP_TIMEOUT = 60.0
 
 
 @dataclass
@@ -318,14 +320,21 @@ class HelperConnection:
     def __init__(self, cookie: str):
         self.cookie = cookie
         self.pairs: dict[int, ChatPair] = {}
+        self.online = asyncio.Event()
 
     async def open(self, base: str) -> None:
         self.socket = await websockets.connect(
             f"{base}/ws/console/", origin="http://127.0.0.1", additional_headers={"Cookie": self.cookie}, max_queue=None
         )
         start_reader(self.socket, self.on_frame)
+        # The server accepts the socket before it records the helper as online, and a resident
+        # may start only once someone is: a start in between is refused `chat_unavailable`.
+        await asyncio.wait_for(self.online.wait(), SETUP_TIMEOUT)
 
     def on_frame(self, frame) -> None:
+        if frame["type"] == "queue.snapshot":
+            self.online.set()
+            return
         data = frame["data"]
         conversation_id = data.get("conversation_id") or (data.get("conversation") or {}).get("id")
         pair = self.pairs.get(conversation_id)
@@ -378,6 +387,7 @@ class ChatPair(LoadPair):
         self.seen_by_visitor: set[int] = set()
         self.conversation_id = None
         self.ready = asyncio.Event()
+        self.refusal: str | None = None
         self.sent_at: dict[str, float] = {}
 
     def on_visitor(self, frame) -> None:
@@ -391,6 +401,9 @@ class ChatPair(LoadPair):
             self.seen_by_visitor.add(data["seq"])
         elif kind == "error":
             self.stats.errors += 1
+            if not self.ready.is_set():
+                self.refusal = data.get("code")
+                self.ready.set()
 
     def on_helper(self, frame) -> None:
         kind, data = frame["type"], frame["data"]
@@ -414,14 +427,16 @@ class ChatPair(LoadPair):
         self.visitor = await websockets.connect(f"{base}/ws/chat/", origin="http://127.0.0.1", max_queue=None)
         start_reader(self.visitor, self.on_visitor)
         await self.visitor.send(json.dumps({"type": "conversation.start", "data": {"name": f"Bench {self.index}"}}))
-        await asyncio.wait_for(self.ready.wait(), 60)
+        await asyncio.wait_for(self.ready.wait(), SETUP_TIMEOUT)
+        if self.refusal is not None:
+            raise SystemExit(f"resident {self.index}: conversation.start refused: {self.refusal}")
         self.helper = helper.socket
         self.accepted = asyncio.Event()
         helper.pairs[self.conversation_id] = self
         await self.helper.send(
             json.dumps({"type": "conversation.accept", "data": {"conversation_id": self.conversation_id}})
         )
-        await asyncio.wait_for(self.accepted.wait(), 60)
+        await asyncio.wait_for(self.accepted.wait(), SETUP_TIMEOUT)
 
     def frame(self, side: str, client_id: str) -> str:
         data = {"client_id": client_id, "body": ("x" if side == "v" else "y") * 60}

@@ -56,6 +56,7 @@ sys.path.insert(0, str(BASE_DIR))
 
 from bench.chat_load import (  # noqa: E402
     SETUP_BATCH,
+    SETUP_TIMEOUT,
     Server,
     Stats,
     helper_sessions,
@@ -72,7 +73,6 @@ BATCH_SECONDS = 0.1
 PART_CHARS = 12000
 MAX_FRAME_BYTES = 16 * 1024
 GRACE_SECONDS = 3.0
-SETUP_TIMEOUT = 60.0
 VOID_ELEMENTS = frozenset(
     {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 )
