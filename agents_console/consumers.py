@@ -345,6 +345,13 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
         if self.following(event["note"]["conversation_id"]):
             await self.send_frame("note.created", {"note": event["note"]})
 
+    async def chat_visitor_presence_changed(self, event: dict[str, Any]) -> None:
+        if self.following(event["conversation_id"]):
+            await self.send_frame(
+                "visitor.presence",
+                {"conversation_id": event["conversation_id"], "connected": event["connected"], "at": event["at"]},
+            )
+
     async def chat_typing_changed(self, event: dict[str, Any]) -> None:
         if event["author_kind"] == "visitor":
             await self.send_frame(

@@ -4,6 +4,7 @@ import logging
 
 from csp.constants import UNSAFE_INLINE
 from csp.decorators import csp_update
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
@@ -40,6 +41,7 @@ def console_home(request):
             "role": request.helper_role.value,
             "wrapUpUrlTemplate": reverse("agents_console:wrap_up", args=[0]).replace("/0/", "/{id}/"),
             "guidance": guidance_payload(),
+            "abandonedMinutes": settings.CHAT_ABANDONED_TIMEOUT_MINUTES,
         },
         "presence_choices": HelperProfile.Status.choices,
     }

@@ -166,7 +166,9 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
 
     async def disconnect(self, code: int) -> None:
         if self.conversation_id is not None:
-            await db(services.conversation_touch_visitor)(conversation_id=self.conversation_id)
+            await db(services.conversation_visitor_left)(
+                conversation_id=self.conversation_id, channel_name=self.channel_name
+            )
         await self.leave_waiting()
         if self.conversation_id is not None:
             await self.channel_layer.group_discard(
@@ -243,10 +245,13 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
             raise services.chat_error("conversation_not_found")
         if self.conversation_id not in (None, conversation.pk):
             raise services.chat_error("already_joined")
-        if self.conversation_id is None and not conversation.is_ended:
-            await db(services.conversation_touch_visitor)(conversation_id=conversation.pk)
+        first_on_this_socket = self.conversation_id is None
         # Resuming the same conversation again on this socket is how a client fills a gap.
-        await self.bind(conversation, after_seq=last_seq or 0, recheck_token=self.conversation_id is None)
+        await self.bind(conversation, after_seq=last_seq or 0, recheck_token=first_on_this_socket)
+        if first_on_this_socket and not conversation.is_ended:
+            # After joining its groups: if the page this one replaces is still closing, its
+            # "left" reaches this socket, which answers that the resident is here.
+            await db(services.conversation_touch_visitor)(conversation_id=conversation.pk)
 
     def require_conversation(self) -> int:
         if self.conversation_id is None:
@@ -343,6 +348,15 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
         await self.channel_layer.group_discard(events.cobrowse_code_group(self.code_session_id), self.channel_name)
         self.code_session_id = None
         await self.send_frame("cobrowse.joined", {"token": event["token"]})
+
+    async def chat_visitor_presence_changed(self, event: dict[str, Any]) -> None:
+        # Another of this resident's sockets closed: this one is still here, so they are too.
+        if (
+            not event["connected"]
+            and event["conversation_id"] == self.conversation_id
+            and event["channel_name"] != self.channel_name
+        ):
+            await db(services.conversation_touch_visitor)(conversation_id=self.conversation_id)
 
     async def handle_ping(self) -> None:
         data: dict[str, Any] = {}

@@ -4,11 +4,13 @@ Higher apps (the advisor console) listen to these groups; chat never imports the
 Payloads hold only JSON primitives so that they survive the Redis layers' msgpack round trip.
 """
 
+import datetime
 import logging
 import time
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from chat.models import Conversation, Message
 from config import realtime
@@ -39,6 +41,13 @@ COBROWSE_JOINED = "chat.cobrowse_joined"
 # The conversation's token changed hands (a kiosk's chat moved to the resident's phone):
 # resident sockets that opened it with the old token stop following it.
 TOKEN_CHANGED = "chat.token_changed"  # noqa: S105 (an event type, not a secret)
+# The resident's page opened or closed their chat (to the staff following it, and to the
+# resident's other sockets, which answer for themselves if one of them is still open).
+VISITOR_PRESENCE_CHANGED = "chat.visitor_presence_changed"
+
+# A resident's widget pings every 25 seconds, which records them as seen: one not seen for
+# longer has gone without its socket closing (a process that died, a network that dropped).
+VISITOR_SILENT_AFTER = datetime.timedelta(seconds=60)
 
 
 def queue_group() -> str:
@@ -161,7 +170,16 @@ def conversation_staff_payload(conversation: Conversation) -> dict[str, Any]:
         "assigned_automatically": conversation.assigned_automatically,
         "helper_in_person": conversation.helper_in_person,
         "kiosk": kiosk_context(conversation) if conversation.kiosk_visit_id else None,
+        "visitor_connected": visitor_connected(conversation),
+        "visitor_left_at": isoformat(conversation.visitor_left_at),
     }
+
+
+def visitor_connected(conversation: Conversation, *, now: datetime.datetime | None = None) -> bool:
+    """Whether the resident has the chat open now, as far as the database knows."""
+    seen = conversation.visitor_last_seen_at
+    now = now or timezone.now()
+    return conversation.visitor_left_at is None and seen is not None and seen >= now - VISITOR_SILENT_AFTER
 
 
 def kiosk_context(conversation: Conversation) -> dict[str, Any]:
@@ -245,6 +263,20 @@ def broadcast_token_changed(conversation: Conversation) -> None:
         event_type=TOKEN_CHANGED,
         conversation_id=conversation.pk,
         token_hash=conversation.token_hash,
+    )
+
+
+def broadcast_visitor_presence_changed(
+    *, conversation_id: int, connected: bool, at: datetime.datetime, channel_name: str | None = None
+) -> None:
+    """`channel_name`: the resident's socket that closed, which does not answer for itself."""
+    realtime.broadcast(
+        groups=[conversation_staff_group(conversation_id), cobrowse_resident_group(conversation_id)],
+        event_type=VISITOR_PRESENCE_CHANGED,
+        conversation_id=conversation_id,
+        connected=connected,
+        at=isoformat(at),
+        channel_name=channel_name,
     )
 
 

@@ -76,6 +76,9 @@ class Conversation(models.Model):
     ended_by = models.CharField(_("ended by"), max_length=16, choices=EndedBy, blank=True)
     # When the resident last had a socket open on it: an abandoned conversation times out.
     visitor_last_seen_at = models.DateTimeField(_("resident last seen"), null=True, blank=True)
+    # When the resident's last open socket closed, until one opens again: their helper sees
+    # at once that they left the page, not only when the conversation times out.
+    visitor_left_at = models.DateTimeField(_("resident left"), null=True, blank=True)
     # The highest sequence number each side has seen, for "Read" marks.
     visitor_read_seq = models.PositiveIntegerField(default=0, editable=False)
     helper_read_seq = models.PositiveIntegerField(default=0, editable=False)

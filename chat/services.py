@@ -646,9 +646,31 @@ def conversation_end_expired(*, now: datetime.datetime | None = None) -> list[in
     return ended
 
 
+@transaction.atomic
 def conversation_touch_visitor(*, conversation_id: int, now: datetime.datetime | None = None) -> None:
-    """Record that the resident is still connected (an abandoned conversation times out)."""
-    Conversation.objects.filter(pk=conversation_id).update(visitor_last_seen_at=now or timezone.now())
+    """Record that the resident has the chat open (an abandoned conversation times out). If
+    they had been recorded as gone, the staff following it are told they are back."""
+    now = now or timezone.now()
+    came_back = Conversation.objects.filter(pk=conversation_id, visitor_left_at__isnull=False).update(
+        visitor_left_at=None, visitor_last_seen_at=now
+    )
+    if came_back:
+        events.broadcast_visitor_presence_changed(conversation_id=conversation_id, connected=True, at=now)
+    else:
+        Conversation.objects.filter(pk=conversation_id).update(visitor_last_seen_at=now)
+
+
+@transaction.atomic
+def conversation_visitor_left(*, conversation_id: int, channel_name: str, now: datetime.datetime | None = None) -> None:
+    """One of the resident's sockets closed (`channel_name`). The staff following an open
+    conversation are told the resident left; a socket of theirs still open answers that it is
+    there (`conversation_touch_visitor`), so a second tab or a page change shows no absence."""
+    now = now or timezone.now()
+    still_open = Conversation.objects.exclude(status=Conversation.Status.ENDED).filter(pk=conversation_id)
+    if still_open.update(visitor_last_seen_at=now, visitor_left_at=now):
+        events.broadcast_visitor_presence_changed(
+            conversation_id=conversation_id, connected=False, at=now, channel_name=channel_name
+        )
 
 
 @transaction.atomic

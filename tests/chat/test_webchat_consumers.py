@@ -370,6 +370,8 @@ async def test_typing_stops_for_the_other_side_when_the_typist_goes(advisor, who
 
     await typist.disconnect()
 
+    if who == "visitor":
+        assert (await expect(other, "visitor.presence"))["connected"] is False
     assert (await expect(other, "typing.updated"))["typing"] is False
     await other.disconnect()
 
@@ -477,3 +479,73 @@ async def test_a_call_back_that_does_not_exist_is_refused(advisor, frame_type):
     assert await CallbackRequest.objects.acount() == 0
     assert await helper.receive_nothing(timeout=0.2), "nobody hears of a refusal"
     await helper.disconnect()
+
+
+async def resume(communicator, token):
+    await communicator.send_json_to({"type": "conversation.resume", "data": {"token": token, "last_seq": 0}})
+    return await expect(communicator, "state.snapshot")
+
+
+async def test_the_helper_sees_the_resident_leave_and_come_back(advisor):
+    helper = await console(advisor)
+    await expect(helper, "queue.snapshot")
+    visitor = await connect()
+    token, _ = await start(visitor)
+    conversation_id = (await expect(helper, "conversation.queued"))["conversation"]["id"]
+    await accept(helper, conversation_id)
+
+    await visitor.disconnect()
+
+    left = await expect(helper, "visitor.presence")
+    assert (left["conversation_id"], left["connected"]) == (conversation_id, False)
+    conversation = await Conversation.objects.aget(pk=conversation_id)
+    assert conversation.visitor_left_at is not None
+    assert not events.visitor_connected(conversation)
+    # A console opening it now is told too, by the conversation itself.
+    again = await console(advisor)
+    mine = (await expect(again, "queue.snapshot"))["mine"]
+    assert [(c["id"], c["visitor_connected"]) for c in mine] == [(conversation_id, False)]
+
+    back = await connect()
+    await resume(back, token)
+
+    assert (await expect(helper, "visitor.presence"))["connected"] is True
+    assert (await Conversation.objects.aget(pk=conversation_id)).visitor_left_at is None
+    for communicator in (helper, back, again):
+        await communicator.disconnect()
+
+
+async def test_closing_one_of_two_open_pages_does_not_count_as_leaving(advisor):
+    helper = await console(advisor)
+    await expect(helper, "queue.snapshot")
+    first = await connect()
+    token, _ = await start(first)
+    conversation_id = (await expect(helper, "conversation.queued"))["conversation"]["id"]
+    await accept(helper, conversation_id)
+    second = await connect()
+    await resume(second, token)
+
+    await first.disconnect()
+
+    # The page still open answers for the resident at once.
+    assert (await expect(helper, "visitor.presence"))["connected"] is False
+    assert (await expect(helper, "visitor.presence"))["connected"] is True
+    assert (await Conversation.objects.aget(pk=conversation_id)).visitor_left_at is None
+    frames = []
+    while not await second.receive_nothing(timeout=0.2):
+        frames.append((await second.receive_json_from())["type"])
+    assert "visitor.presence" not in frames, "the resident's own page is told nothing"
+    await helper.disconnect()
+    await second.disconnect()
+
+
+async def test_an_ended_conversation_records_no_departure(advisor):
+    visitor = await connect()
+    await start(visitor)
+    await visitor.send_json_to({"type": "conversation.end", "data": {}})
+    await expect(visitor, "message.created")
+    await expect(visitor, "conversation.updated")
+
+    await visitor.disconnect()
+
+    assert (await Conversation.objects.aget()).visitor_left_at is None

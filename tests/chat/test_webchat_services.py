@@ -298,6 +298,48 @@ def test_the_wait_estimate_counts_a_wait_from_when_it_began_not_the_help_before_
     assert 59 <= selectors.queue_seconds_per_place(now=now) <= 61
 
 
+def test_a_resident_leaving_and_coming_back_is_told_to_its_staff_and_its_other_sockets(
+    broadcasts, django_capture_on_commit_callbacks
+):
+    now = timezone.now()
+    conversation, _ = services.conversation_start(now=now)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.conversation_touch_visitor(conversation_id=conversation.pk, now=now)
+    assert broadcasts.events(events.VISITOR_PRESENCE_CHANGED) == [], "there all along: nothing to tell"
+
+    left = now + datetime.timedelta(seconds=5)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.conversation_visitor_left(conversation_id=conversation.pk, channel_name="closing", now=left)
+    back = left + datetime.timedelta(seconds=5)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.conversation_touch_visitor(conversation_id=conversation.pk, now=back)
+        services.conversation_touch_visitor(conversation_id=conversation.pk, now=back)
+
+    groups = [events.conversation_staff_group(conversation.pk), events.cobrowse_resident_group(conversation.pk)]
+    assert broadcasts.groups(events.VISITOR_PRESENCE_CHANGED) == groups * 2, "once each way"
+    gone, returned = broadcasts.events(events.VISITOR_PRESENCE_CHANGED)[::2]
+    assert gone == {
+        "type": events.VISITOR_PRESENCE_CHANGED,
+        "conversation_id": conversation.pk,
+        "connected": False,
+        "at": left.isoformat(),
+        "channel_name": "closing",
+    }
+    assert (returned["connected"], returned["at"], returned["channel_name"]) == (True, back.isoformat(), None)
+    conversation.refresh_from_db()
+    assert (conversation.visitor_left_at, conversation.visitor_last_seen_at) == (None, back)
+
+
+def test_the_console_counts_a_resident_silent_for_a_minute_as_gone():
+    now = timezone.now()
+    conversation, _ = services.conversation_start(now=now)
+    conversation.refresh_from_db()
+
+    assert events.visitor_connected(conversation, now=now + datetime.timedelta(seconds=59))
+    assert not events.visitor_connected(conversation, now=now + datetime.timedelta(seconds=61))
+    assert events.conversation_staff_payload(conversation)["visitor_left_at"] is None
+
+
 def test_a_token_stops_working_a_while_after_the_end(settings):
     settings.CHAT_TOKEN_TTL_MINUTES = 60
     conversation, token = services.conversation_start()

@@ -254,6 +254,34 @@ def test_a_message_that_arrives_ahead_of_a_missed_one_is_read_out_after_it(
     ], "shown in order too"
 
 
+def test_the_helper_sees_the_resident_leave_the_page_and_come_back(server, council_site, browsers):
+    helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
+    click(helper, "[data-accept]")
+    wait_for_text(visitor, "#chat-status", "You are chatting with Alex.")
+    wait_for_text(helper, "#conversation-context", "Has the chat open")
+
+    # Another page of the site: gone for a moment, which the helper is not bothered with.
+    visitor.get(council_site)
+    wait_for_text(visitor, "#chat-status", "You are chatting with Alex.")
+    time.sleep(6)
+    assert "left the page" not in helper.find_element(By.ID, "mine-list").text
+
+    # Off the site: the browser keeps the page whole for its Back button, and its socket
+    # would stay open unless the widget closes it.
+    visitor.execute_script("window.keptWhole = true")
+    visitor.get("about:blank")
+    wait_for_text(helper, "#mine-list", "Pat – left the page", timeout=15)
+    wait_for_text(helper, "#conversation-context", "Left the chat page at")
+    wait_for_text(helper, "#console-announcer", "Pat has left the chat page.")
+
+    visitor.back()
+    wait_for_text(helper, "#conversation-context", "Has the chat open", timeout=15)
+    wait_for_text(helper, "#console-announcer", "Pat is back in the chat.")
+    assert "left the page" not in helper.find_element(By.ID, "mine-list").text
+    wait_for_text(visitor, "#chat-status", "You are chatting with Alex.")
+    assert visitor.execute_script("return window.keptWhole") is True, "the kept page came back, not a new load"
+
+
 def test_with_nobody_available_the_resident_can_leave_a_message(server, council_site, browsers, settings):
     for weekday in range(7):
         OpeningHours.objects.create(weekday=weekday, opens_at=datetime.time(0), closes_at=datetime.time(23, 59))

@@ -15,6 +15,9 @@ const TYPING_REPEAT_MS = 2000;
 const TYPING_EXPIRY_MS = 8000;
 
 const SOUND_KEY = "dioa-console-sound";
+// A reload or a move to another page closes the resident's chat for a moment: only an
+// absence longer than this is shown and announced.
+const LEFT_NOTICE_DELAY_MS = 5000;
 
 const state = {
   live: new Map(),
@@ -30,6 +33,8 @@ const state = {
   typingSentAt: 0,
   typingTimer: null,
   typingExpiry: new Map(),
+  // Per conversation: the timer that will show the resident as gone, unless they come back.
+  leftNotices: new Map(),
   mine: new Map(),
   stores: new Map(),
   outbox: new Map(),
@@ -159,6 +164,7 @@ const socket = new FrameSocket({
       }
     },
     "typing.updated": ({ conversation_id: id, typing }) => setTyping(id, typing),
+    "visitor.presence": onVisitorPresence,
     "read.updated": ({ conversation_id: id, seq }) => {
       state.visitorRead.set(id, Math.max(state.visitorRead.get(id) || 0, seq));
       if (state.selected === id) renderSelected();
@@ -255,6 +261,35 @@ function onSnapshot({ conversation, messages, has_more: hasMore, cobrowse }) {
   }
   renderMine();
   if (state.selected === conversation.id) renderSelected();
+}
+
+function onVisitorPresence({ conversation_id: id, connected, at }) {
+  clearTimeout(state.leftNotices.get(id));
+  state.leftNotices.delete(id);
+  const show = (change) => {
+    const conversation = state.mine.get(id);
+    if (!conversation) return;
+    const wasThere = conversation.visitor_connected;
+    Object.assign(conversation, change);
+    if (conversation.status !== "ended" && wasThere !== conversation.visitor_connected) {
+      announce(conversation.visitor_connected
+        ? `${visitorLabel(conversation)} is back in the chat.`
+        : `${visitorLabel(conversation)} has left the chat page.`);
+    }
+    renderMine();
+    if (state.selected === id) renderSelected();
+  };
+  if (connected) show({ visitor_connected: true, visitor_left_at: null });
+  else state.leftNotices.set(id, setTimeout(() => {
+    state.leftNotices.delete(id);
+    show({ visitor_connected: false, visitor_left_at: at });
+  }, LEFT_NOTICE_DELAY_MS));
+}
+
+function visitorPresenceText(conversation) {
+  if (conversation.visitor_connected) return "Has the chat open";
+  const left = conversation.visitor_left_at ? `Left the chat page at ${formatTime(conversation.visitor_left_at)}` : "Not connected";
+  return `${left}. The chat closes if they do not come back within ${config.abandonedMinutes} minutes.`;
 }
 
 function onMessage(message, { announce: shouldAnnounce }) {
@@ -506,8 +541,10 @@ function renderMine() {
   keepingFocus(list, () => list.replaceChildren(
     ...open.map((conversation) => {
       const label = `${visitorLabel(conversation)}${conversation.status === "ended" ? " (ended)" : ""}`;
-      const typing = state.typing.get(conversation.id) && conversation.status !== "ended" ? " – typing…" : "";
-      const unread = (conversation.unread ? ` – ${conversation.unread} unread` : "") + typing;
+      const going = conversation.status !== "ended";
+      const typing = state.typing.get(conversation.id) && going ? " – typing…" : "";
+      const gone = going && conversation.visitor_connected === false ? " – left the page" : "";
+      const unread = (conversation.unread ? ` – ${conversation.unread} unread` : "") + typing + gone;
       const button = element("button", {
         type: "button",
         className: "govuk-button govuk-button--secondary govuk-!-margin-bottom-0",
@@ -589,6 +626,7 @@ function renderSelected() {
     ["Joined the queue", conversation.waiting_since ? `${formatTime(conversation.waiting_since)} (waited ${conversation.assigned_at ? Math.max(0, Math.round((new Date(conversation.assigned_at) - new Date(conversation.queued_at || conversation.waiting_since)) / 60000)) + " min" : "still waiting"})` : ""],
     ["Helper", conversation.helper_name || "None yet"],
   ];
+  if (conversation.status !== "ended") context.push(["Resident", visitorPresenceText(conversation)]);
   if (conversation.kiosk) {
     const earlier = conversation.kiosk.earlier_in_visit;
     context.splice(1, 0,

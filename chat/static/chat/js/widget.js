@@ -162,6 +162,14 @@ class ChatWidget {
       if (this.state.open) this.open({ focus: false });
     }
     document.addEventListener("visibilitychange", () => this.markRead());
+    // A page the resident leaves can be kept whole in the browser's back/forward cache, its
+    // socket open: closed here, their helper learns they left; opened again if they return.
+    window.addEventListener("pagehide", (event) => {
+      if (event.persisted) this.socket.close();
+    });
+    window.addEventListener("pageshow", (event) => {
+      if (event.persisted && this.state.token) this.socket.connect();
+    });
     this.loadConfig();
     this.render();
   }
