@@ -223,6 +223,23 @@ def test_the_keyboard_stays_where_the_advisor_is_and_nothing_they_type_vanishes(
     assert Message.objects.filter(author_kind="helper").count() == 2
 
 
+def test_a_console_left_for_another_page_goes_offline_and_comes_back_with_the_queue(server, staff, browsers):
+    alex = browsers()
+    sign_in(alex, server, "alex")
+    alex.execute_script("window.keptWhole = true")
+
+    alex.get("about:blank")
+
+    # Its socket closed, even with the page kept for the Back button.
+    wait(alex, 10).until(lambda _: not ConsoleConnection.objects.filter(closed_at__isnull=True).exists())
+    services.conversation_start(visitor_name="Pat")
+    alex.back()
+    wait_for_text(alex, "#console-connection", "Connected")
+    wait_for_text(alex, "#queue-list", "Pat")
+    assert alex.execute_script("return window.keptWhole") is True, "the kept page came back, not a new load"
+    assert ConsoleConnection.objects.filter(closed_at__isnull=True).count() == 1
+
+
 def test_a_call_back_is_taken_on_by_one_advisor_and_done(server, staff, browsers):
     alex, bea = browsers(), browsers()
     sign_in(alex, server, "alex")

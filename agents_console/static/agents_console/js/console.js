@@ -792,3 +792,13 @@ byId("end-conversation").addEventListener("click", () => {
 });
 
 socket.connect();
+// The browser may keep the console whole for its Back button (after the wrap-up form, or a
+// visit to another site), socket and all. Closed, the helper is offline once the grace
+// period passes, rather than counted online and given chats on a page nobody is looking
+// at; opened again, with a fresh queue, when they come back to it.
+window.addEventListener("pagehide", (event) => {
+  if (event.persisted) socket.close();
+});
+window.addEventListener("pageshow", (event) => {
+  if (event.persisted) socket.connect();
+});
