@@ -47,11 +47,12 @@ async def test_waiting_residents_see_their_place_move_up(advisor):
 
 
 async def active_conversation(advisor):
-    """A helper console and a resident in a conversation it has accepted, both drained."""
+    """A helper console and a resident in a conversation it has accepted, both drained; the
+    resident's token is kept on their communicator (`visitor.token`)."""
     helper = await console(advisor)
     await expect(helper, "queue.snapshot")
     visitor = await connect()
-    await start(visitor)
+    visitor.token, _snapshot = await start(visitor)
     conversation_id = (await expect(helper, "conversation.queued"))["conversation"]["id"]
     await accept(helper, conversation_id)
     await expect(visitor, "message.created")
@@ -487,12 +488,7 @@ async def resume(communicator, token):
 
 
 async def test_the_helper_sees_the_resident_leave_and_come_back(advisor):
-    helper = await console(advisor)
-    await expect(helper, "queue.snapshot")
-    visitor = await connect()
-    token, _ = await start(visitor)
-    conversation_id = (await expect(helper, "conversation.queued"))["conversation"]["id"]
-    await accept(helper, conversation_id)
+    helper, visitor, conversation_id = await active_conversation(advisor)
 
     await visitor.disconnect()
 
@@ -507,7 +503,7 @@ async def test_the_helper_sees_the_resident_leave_and_come_back(advisor):
     assert [(c["id"], c["visitor_connected"]) for c in mine] == [(conversation_id, False)]
 
     back = await connect()
-    await resume(back, token)
+    await resume(back, visitor.token)
 
     assert (await expect(helper, "visitor.presence"))["connected"] is True
     assert (await Conversation.objects.aget(pk=conversation_id)).visitor_left_at is None
@@ -516,14 +512,9 @@ async def test_the_helper_sees_the_resident_leave_and_come_back(advisor):
 
 
 async def test_closing_one_of_two_open_pages_does_not_count_as_leaving(advisor):
-    helper = await console(advisor)
-    await expect(helper, "queue.snapshot")
-    first = await connect()
-    token, _ = await start(first)
-    conversation_id = (await expect(helper, "conversation.queued"))["conversation"]["id"]
-    await accept(helper, conversation_id)
+    helper, first, conversation_id = await active_conversation(advisor)
     second = await connect()
-    await resume(second, token)
+    await resume(second, first.token)
 
     await first.disconnect()
 

@@ -266,12 +266,18 @@ def test_unanswered_and_abandoned_conversations_end_with_a_reason(settings, advi
     assert services.conversation_end_expired(now=now) == []
 
 
+def helped_then_put_back(advisor, *, started: datetime.datetime) -> Conversation:
+    """A conversation started at `started`, taken by `advisor` and put back in the queue now."""
+    conversation, _ = services.conversation_start(now=started)
+    services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
+    services.conversation_transfer(conversation_id=conversation.pk, by_helper=advisor)
+    return conversation
+
+
 def test_a_conversation_put_back_in_the_queue_after_help_waits_its_full_time_again(settings, advisor):
     settings.CHAT_WAITING_TIMEOUT_MINUTES = 30
     now = timezone.now()
-    conversation, _ = services.conversation_start(now=now - datetime.timedelta(minutes=26))
-    services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
-    services.conversation_transfer(conversation_id=conversation.pk, by_helper=advisor)
+    conversation = helped_then_put_back(advisor, started=now - datetime.timedelta(minutes=26))
 
     # Helped for most of those 26 minutes: not "nobody answered in time" 5 minutes later.
     for minutes, expected in ((5, []), (31, [conversation.pk])):
@@ -284,9 +290,7 @@ def test_a_conversation_put_back_in_the_queue_after_help_waits_its_full_time_aga
 def test_the_wait_estimate_counts_a_wait_from_when_it_began_not_the_help_before_it(advisor, settings):
     settings.CHAT_DEFAULT_WAIT_MINUTES = 3
     now = timezone.now()
-    conversation, _ = services.conversation_start(now=now - datetime.timedelta(minutes=25))
-    services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
-    services.conversation_transfer(conversation_id=conversation.pk, by_helper=advisor)
+    conversation = helped_then_put_back(advisor, started=now - datetime.timedelta(minutes=25))
     # Helped for 23 minutes, put back 2 minutes ago, taken again a minute later, from the head.
     Conversation.objects.filter(pk=conversation.pk).update(
         queued_at=now - datetime.timedelta(minutes=2),
