@@ -18,7 +18,17 @@ class MessageInline(admin.TabularInline):
 class ConversationAdmin(admin.ModelAdmin):
     list_display = ["pk", "channel", "status", "assigned_helper", "created_at", "ended_at"]
     list_filter = ["channel", "status"]
-    readonly_fields = ["last_seq", "created_at", "waiting_since", "assigned_at", "ended_at", "ended_by"]
+    readonly_fields = [
+        "last_seq",
+        "created_at",
+        "waiting_since",
+        "queued_at",
+        "assigned_at",
+        "ended_at",
+        "ended_by",
+        "visitor_last_seen_at",
+        "visitor_left_at",
+    ]
     inlines = [MessageInline]
 
 

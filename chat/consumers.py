@@ -356,7 +356,7 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
             and event["conversation_id"] == self.conversation_id
             and event["channel_name"] != self.channel_name
         ):
-            await db(services.conversation_touch_visitor)(conversation_id=self.conversation_id)
+            await db(services.conversation_touch_visitor)(conversation_id=self.conversation_id, announce=True)
 
     async def handle_ping(self) -> None:
         data: dict[str, Any] = {}

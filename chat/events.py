@@ -45,9 +45,10 @@ TOKEN_CHANGED = "chat.token_changed"  # noqa: S105 (an event type, not a secret)
 # resident's other sockets, which answer for themselves if one of them is still open).
 VISITOR_PRESENCE_CHANGED = "chat.visitor_presence_changed"
 
-# A resident's widget pings every 25 seconds, which records them as seen: one not seen for
-# longer has gone without its socket closing (a process that died, a network that dropped).
-VISITOR_SILENT_AFTER = datetime.timedelta(seconds=60)
+# A resident's widget pings every 25 seconds, which records them as seen; a browser may slow
+# a background tab's timers to once a minute. One not seen for longer than this has gone
+# without its socket closing (a process that died, a network that dropped).
+VISITOR_SILENT_AFTER = datetime.timedelta(seconds=150)
 
 
 def queue_group() -> str:

@@ -101,6 +101,16 @@ def conversation_list_abandoned(*, before: datetime.datetime) -> list[int]:
     )
 
 
+def conversation_list_silent_visitors(*, before: datetime.datetime) -> list[int]:
+    """Ids of open conversations whose resident counts as present but has not been seen since
+    before `before`."""
+    return list(
+        Conversation.objects.exclude(status=Conversation.Status.ENDED)
+        .filter(visitor_left_at__isnull=True, visitor_last_seen_at__lt=before)
+        .values_list("pk", flat=True)
+    )
+
+
 RECENT_WAITS = 50
 MIN_SECONDS_PER_PLACE = 30
 MAX_SECONDS_PER_PLACE = 15 * 60

@@ -647,17 +647,24 @@ def conversation_end_expired(*, now: datetime.datetime | None = None) -> list[in
 
 
 @transaction.atomic
-def conversation_touch_visitor(*, conversation_id: int, now: datetime.datetime | None = None) -> None:
-    """Record that the resident has the chat open (an abandoned conversation times out). If
-    they had been recorded as gone, the staff following it are told they are back."""
+def conversation_touch_visitor(
+    *, conversation_id: int, now: datetime.datetime | None = None, announce: bool = False
+) -> None:
+    """Record that the resident has an open conversation's chat open (an abandoned one times
+    out). If they counted as gone (a socket closed, or silent too long), the staff following it
+    are told they are here; with `announce`, they are told anyway: the answer to another
+    socket's "left", which may reach them after this socket's own "here"."""
     now = now or timezone.now()
-    came_back = Conversation.objects.filter(pk=conversation_id, visitor_left_at__isnull=False).update(
-        visitor_left_at=None, visitor_last_seen_at=now
+    open_conversation = Conversation.objects.filter(pk=conversation_id).exclude(status=Conversation.Status.ENDED)
+    still_here = open_conversation.filter(
+        visitor_left_at__isnull=True, visitor_last_seen_at__gte=now - events.VISITOR_SILENT_AFTER
     )
-    if came_back:
-        events.broadcast_visitor_presence_changed(conversation_id=conversation_id, connected=True, at=now)
-    else:
-        Conversation.objects.filter(pk=conversation_id).update(visitor_last_seen_at=now)
+    if still_here.update(visitor_last_seen_at=now):
+        if not announce:
+            return
+    elif not open_conversation.update(visitor_left_at=None, visitor_last_seen_at=now):
+        return  # ended: nobody is waiting for them any more
+    events.broadcast_visitor_presence_changed(conversation_id=conversation_id, connected=True, at=now)
 
 
 @transaction.atomic
@@ -671,6 +678,28 @@ def conversation_visitor_left(*, conversation_id: int, channel_name: str, now: d
         events.broadcast_visitor_presence_changed(
             conversation_id=conversation_id, connected=False, at=now, channel_name=channel_name
         )
+
+
+def conversation_mark_silent_visitors_gone(*, now: datetime.datetime | None = None) -> list[int]:
+    """Mark gone the residents of open conversations whose sockets stopped pinging without
+    closing (their server process died, their network dropped) and tell their staff. Returns
+    the conversations' ids."""
+    now = now or timezone.now()
+    marked = []
+    for conversation_id in selectors.conversation_list_silent_visitors(before=now - events.VISITOR_SILENT_AFTER):
+        with transaction.atomic():
+            silent = Conversation.objects.filter(
+                pk=conversation_id,
+                visitor_left_at__isnull=True,
+                visitor_last_seen_at__lt=now - events.VISITOR_SILENT_AFTER,
+            ).exclude(status=Conversation.Status.ENDED)
+            last_seen = silent.values_list("visitor_last_seen_at", flat=True).first()
+            if last_seen is not None and silent.update(visitor_left_at=last_seen):
+                events.broadcast_visitor_presence_changed(
+                    conversation_id=conversation_id, connected=False, at=last_seen
+                )
+                marked.append(conversation_id)
+    return marked
 
 
 @transaction.atomic

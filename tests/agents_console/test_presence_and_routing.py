@@ -1,9 +1,11 @@
 """Presence across processes, automatic routing, requeue, transfer and notes, without sockets."""
 
 import datetime
+import io
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.management import call_command
 from django.utils import timezone
 
 from agents_console import assignment, presence
@@ -169,3 +171,19 @@ def test_only_the_helper_or_a_supervisor_may_transfer_or_note(advisor, other_adv
     conversation.refresh_from_db()
     assert conversation.status == "waiting"
     assert Message.objects.filter(conversation=conversation, body__contains="Checked").count() == 0
+
+
+def test_the_sweep_ends_what_timed_out_and_marks_residents_gone_silent(settings, advisor):
+    settings.CHAT_WAITING_TIMEOUT_MINUTES = 30
+    now = timezone.now()
+    unanswered, _ = services.conversation_start(now=now - datetime.timedelta(minutes=31))
+    services.conversation_touch_visitor(conversation_id=unanswered.pk, now=now)
+    silent, _ = services.conversation_start(now=now - datetime.timedelta(minutes=5))
+    services.conversation_assign(conversation_id=silent.pk, helper=advisor)
+    out = io.StringIO()
+
+    call_command("assist_sweep", stdout=out)
+
+    assert out.getvalue().splitlines() == [f"ended: {unanswered.pk}", f"resident gone silent: {silent.pk}"]
+    silent.refresh_from_db()
+    assert (silent.status, silent.visitor_left_at) == ("active", silent.visitor_last_seen_at)

@@ -334,13 +334,76 @@ def test_a_resident_leaving_and_coming_back_is_told_to_its_staff_and_its_other_s
     assert (conversation.visitor_left_at, conversation.visitor_last_seen_at) == (None, back)
 
 
-def test_the_console_counts_a_resident_silent_for_a_minute_as_gone():
+def test_an_answer_to_another_sockets_leaving_is_announced_even_if_nothing_changed(
+    broadcasts, django_capture_on_commit_callbacks
+):
+    # This socket's own "here" may have reached the staff before the other's "left": the
+    # answer must follow, or the console would show the resident gone for good.
+    now = timezone.now()
+    conversation, _ = services.conversation_start(now=now)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.conversation_touch_visitor(conversation_id=conversation.pk, now=now, announce=True)
+
+    assert [event["connected"] for event in broadcasts.events(events.VISITOR_PRESENCE_CHANGED)][::2] == [True]
+
+
+def test_a_resident_heard_from_after_a_long_silence_is_announced_back_and_the_sweep_marks_the_silent(
+    broadcasts, django_capture_on_commit_callbacks
+):
+    now = timezone.now()
+    conversation, _ = services.conversation_start(now=now)
+    silent_until = now + events.VISITOR_SILENT_AFTER + datetime.timedelta(seconds=1)
+
+    # Their page stopped pinging without closing: the sweep marks them gone from when last seen.
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.conversation_mark_silent_visitors_gone(now=silent_until) == [conversation.pk]
+        assert services.conversation_mark_silent_visitors_gone(now=silent_until) == [], "once"
+    conversation.refresh_from_db()
+    assert conversation.visitor_left_at == now
+    # A ping after that (a throttled background tab, a socket on a restarted server): back.
+    with django_capture_on_commit_callbacks(execute=True):
+        services.conversation_touch_visitor(conversation_id=conversation.pk, now=silent_until)
+    presence = broadcasts.events(events.VISITOR_PRESENCE_CHANGED)[::2]
+    assert [(event["connected"], event["at"]) for event in presence] == [
+        (False, now.isoformat()),
+        (True, silent_until.isoformat()),
+    ]
+    conversation.refresh_from_db()
+    assert events.visitor_connected(conversation, now=silent_until)
+
+
+def test_a_silence_unmarked_by_the_sweep_is_still_announced_when_it_ends(
+    broadcasts, django_capture_on_commit_callbacks
+):
+    # The console was given "not connected" by a payload built during the silence.
+    now = timezone.now()
+    conversation, _ = services.conversation_start(now=now)
+    later = now + events.VISITOR_SILENT_AFTER + datetime.timedelta(seconds=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.conversation_touch_visitor(conversation_id=conversation.pk, now=later)
+    assert [event["connected"] for event in broadcasts.events(events.VISITOR_PRESENCE_CHANGED)][::2] == [True]
+
+
+def test_an_ended_conversation_is_not_touched_or_announced(broadcasts, django_capture_on_commit_callbacks):
+    now = timezone.now()
+    conversation, _ = services.conversation_start(now=now)
+    services.conversation_end(conversation_id=conversation.pk, ended_by="visitor")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.conversation_touch_visitor(conversation_id=conversation.pk, now=now, announce=True)
+        services.conversation_visitor_left(conversation_id=conversation.pk, channel_name="c", now=now)
+        assert services.conversation_mark_silent_visitors_gone(now=now + datetime.timedelta(hours=1)) == []
+    assert broadcasts.events(events.VISITOR_PRESENCE_CHANGED) == []
+
+
+def test_the_console_counts_a_resident_silent_too_long_as_gone():
     now = timezone.now()
     conversation, _ = services.conversation_start(now=now)
     conversation.refresh_from_db()
 
-    assert events.visitor_connected(conversation, now=now + datetime.timedelta(seconds=59))
-    assert not events.visitor_connected(conversation, now=now + datetime.timedelta(seconds=61))
+    assert events.visitor_connected(conversation, now=now + events.VISITOR_SILENT_AFTER)
+    assert not events.visitor_connected(
+        conversation, now=now + events.VISITOR_SILENT_AFTER + datetime.timedelta(seconds=1)
+    )
     assert events.conversation_staff_payload(conversation)["visitor_left_at"] is None
 
 

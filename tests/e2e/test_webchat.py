@@ -282,6 +282,29 @@ def test_the_helper_sees_the_resident_leave_the_page_and_come_back(server, counc
     assert visitor.execute_script("return window.keptWhole") is True, "the kept page came back, not a new load"
 
 
+def test_back_to_a_kept_page_from_before_the_chat_shows_the_chat_started_since(server, council_site, browsers):
+    helper = browsers()
+    sign_in(helper, server)
+    visitor = browsers()
+    visitor.get(council_site)
+    wait(visitor).until(lambda d: d.find_element(By.CSS_SELECTOR, ".chat-launcher").is_displayed())
+    visitor.execute_script("window.keptWhole = true")
+    visitor.get(f"{council_site}/other")
+    click(visitor, ".chat-launcher")
+    visitor.find_element(By.ID, "chat-name").send_keys("Pat")
+    visitor.find_element(By.CSS_SELECTOR, ".chat-start button[type=submit]").click()
+    click(helper, "[data-accept]")
+    wait_for_text(visitor, "#chat-status", "You are chatting with Alex.")
+
+    visitor.back()
+
+    assert visitor.execute_script("return window.keptWhole") is True, "the kept page came back, not a new load"
+    wait_for_text(visitor, "#chat-status", "You are chatting with Alex.")
+    wait_for_text(helper, "#conversation-context", "Has the chat open", timeout=15)
+    helper.find_element(By.ID, "compose-message").send_keys("Still here?", Keys.ENTER)
+    wait_for_text(visitor, ".chat-log", "Still here?")
+
+
 def test_with_nobody_available_the_resident_can_leave_a_message(server, council_site, browsers, settings):
     for weekday in range(7):
         OpeningHours.objects.create(weekday=weekday, opens_at=datetime.time(0), closes_at=datetime.time(23, 59))

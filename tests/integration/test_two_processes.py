@@ -79,6 +79,8 @@ async def test_visitor_and_advisor_on_different_processes_exchange_messages_and_
     # The resident's connection drops. While they are away the advisor writes twice, and the
     # resident's last message was stored but its acknowledgement never arrived.
     await visitor.connection.close()
+    # Process A tells the advisor on process B at once, not at the abandoned timeout.
+    assert (await helper.expect("visitor.presence"))["connected"] is False
     for index in (1, 2):
         await helper.send(
             "message.send", conversation_id=conversation_id, client_id=f"h-away-{index}", body=f"away {index}"
@@ -90,6 +92,7 @@ async def test_visitor_and_advisor_on_different_processes_exchange_messages_and_
     await visitor.send("conversation.resume", token=token, last_seq=3)
     snapshot = await visitor.expect("state.snapshot")
     assert [(m["seq"], m["body"]) for m in snapshot["messages"]] == [(4, "away 1"), (5, "away 2")]
+    assert (await helper.expect("visitor.presence"))["connected"] is True
     await visitor.send("message.send", client_id="v-1", body="Hello from process A")
     resent = await visitor.expect("message.created")
     assert resent["seq"] == 2, "a resend returns the stored message"

@@ -1,17 +1,19 @@
-"""The periodic work no socket triggers: timeouts and automatic routing."""
+"""The periodic work no socket triggers: timeouts, residents gone without a word, and
+automatic routing."""
 
 import time
 
 from django.core.management.base import BaseCommand
 
 from agents_console.assignment import queue_requeue_unanswered, queue_route_waiting
-from chat.services import conversation_end_expired
+from chat.services import conversation_end_expired, conversation_mark_silent_visitors_gone
 
 
 class Command(BaseCommand):
     help = (
-        "End unanswered and abandoned conversations, return unanswered automatic assignments to the "
-        "queue and route waiting conversations. Run once (cron) or with --every N as a process."
+        "End unanswered and abandoned conversations, mark gone residents whose pages stopped "
+        "pinging, return unanswered automatic assignments to the queue and route waiting "
+        "conversations. Run once (cron) or with --every N as a process."
     )
 
     def add_arguments(self, parser):
@@ -20,9 +22,15 @@ class Command(BaseCommand):
     def handle(self, *args, every: int, **options):
         while True:
             ended = conversation_end_expired()
+            silent = conversation_mark_silent_visitors_gone()
             requeued = queue_requeue_unanswered()
             routed = queue_route_waiting()
-            for label, ids in (("ended", ended), ("returned to the queue", requeued), ("routed", routed)):
+            for label, ids in (
+                ("ended", ended),
+                ("resident gone silent", silent),
+                ("returned to the queue", requeued),
+                ("routed", routed),
+            ):
                 if ids:
                     self.stdout.write(f"{label}: {', '.join(map(str, ids))}")
             if every <= 0:

@@ -33,8 +33,11 @@ const state = {
   typingSentAt: 0,
   typingTimer: null,
   typingExpiry: new Map(),
-  // Per conversation: the timer that will show the resident as gone, unless they come back.
+  // Per conversation: the timer that will show the resident as gone, unless they come back,
+  // and the time of the latest presence change applied (one from another server process can
+  // arrive after a later one).
   leftNotices: new Map(),
+  presenceAt: new Map(),
   mine: new Map(),
   stores: new Map(),
   outbox: new Map(),
@@ -65,7 +68,8 @@ function describe(conversation) {
   if (conversation.kiosk) parts.push(conversation.kiosk.location);
   if (conversation.helper_in_person) parts.push("asks for a helper in person");
   if (conversation.service) parts.push(conversation.service.name);
-  if (conversation.waiting_since) parts.push(`waiting since ${formatTime(conversation.waiting_since)}`);
+  const since = conversation.queued_at || conversation.waiting_since;
+  if (since) parts.push(`waiting since ${formatTime(since)}`);
   return parts.join(" · ");
 }
 
@@ -222,6 +226,9 @@ const socket = new FrameSocket({
 });
 
 function onQueueSnapshot({ waiting, waiting_count: waitingCount, mine, callbacks, live, helpers, presence }) {
+  // A fresh start after a lost connection: the conversations below say where residents are.
+  for (const timer of state.leftNotices.values()) clearTimeout(timer);
+  state.leftNotices.clear();
   state.waiting = new Map(waiting.map((c) => [c.id, c]));
   state.waitingCount = waitingCount;
   state.live = new Map(live.map((c) => [c.id, c]));
@@ -264,6 +271,9 @@ function onSnapshot({ conversation, messages, has_more: hasMore, cobrowse }) {
 }
 
 function onVisitorPresence({ conversation_id: id, connected, at }) {
+  const when = Date.parse(at);
+  if (when < (state.presenceAt.get(id) || 0)) return;
+  state.presenceAt.set(id, when);
   clearTimeout(state.leftNotices.get(id));
   state.leftNotices.delete(id);
   const show = (change) => {
@@ -795,10 +805,11 @@ socket.connect();
 // The browser may keep the console whole for its Back button (after the wrap-up form, or a
 // visit to another site), socket and all. Closed, the helper is offline once the grace
 // period passes, rather than counted online and given chats on a page nobody is looking
-// at; opened again, with a fresh queue, when they come back to it.
+// at. Coming back loads it afresh: chats may have ended or moved meanwhile, and the
+// wrap-up list is the server's.
 window.addEventListener("pagehide", (event) => {
   if (event.persisted) socket.close();
 });
 window.addEventListener("pageshow", (event) => {
-  if (event.persisted) socket.connect();
+  if (event.persisted) window.location.reload();
 });

@@ -168,7 +168,7 @@ class ChatWidget {
       if (event.persisted) this.socket.close();
     });
     window.addEventListener("pageshow", (event) => {
-      if (event.persisted && this.state.token) this.socket.connect();
+      if (event.persisted) this.restoreFromCache();
     });
     this.loadConfig();
     this.render();
@@ -186,6 +186,23 @@ class ChatWidget {
 
   save() {
     sessionStorage.setItem(STORAGE_KEY, JSON.stringify(this.state));
+  }
+
+  // Back on a page the browser kept: another page of the site may have started, moved on or
+  // ended the chat meanwhile, and what it saved is the truth.
+  restoreFromCache() {
+    const saved = this.load();
+    if (saved.token !== this.state.token) {
+      this.reset({ focus: false });
+      this.state = saved;
+      this.save();
+      this.render();
+      if (this.state.token && this.state.open) this.open({ focus: false });
+    } else {
+      // The same chat: what the other page left unsent is sent from here.
+      this.state = saved;
+    }
+    if (this.state.token) this.socket.connect();
   }
 
   async loadConfig() {
