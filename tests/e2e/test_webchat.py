@@ -4,6 +4,7 @@ server restart, and when nobody is available; axe-core checks every state of the
 import datetime
 import http.server
 import importlib
+import re
 import threading
 import time
 
@@ -114,6 +115,12 @@ def helper_online_and_pat_starts(server, council_site, browsers):
     return helper, visitor
 
 
+def texts_of(driver, selector: str) -> list[str]:
+    return driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map((node) => node.innerText)", selector
+    )
+
+
 def type_message(driver, text: str) -> None:
     driver.find_element(By.ID, "chat-message").send_keys(text, Keys.ENTER)
 
@@ -219,8 +226,9 @@ def test_a_server_restart_mid_chat_loses_and_duplicates_nothing(server, council_
         wait_for_text(visitor, "#chat-announcer", "Alex says: Missed one Alex says: Missed two")
         helper.find_element(By.ID, "compose-message").send_keys("Got it", Keys.ENTER)
         wait_for_text(visitor, ".chat-log", "Got it")
-        visitor_texts = [item.text for item in visitor.find_elements(By.CSS_SELECTOR, ".chat-log__item")]
-        helper_texts = [item.text for item in helper.find_elements(By.CSS_SELECTOR, "#conversation-log li")]
+        # Read in one step each: the console redraws its log as events arrive.
+        visitor_texts = texts_of(visitor, ".chat-log__item")
+        helper_texts = texts_of(helper, "#conversation-log li")
         for texts in (visitor_texts, helper_texts):
             assert sum("Typed while the server was down" in text for text in texts) == 1
             assert sum("Before the restart" in text for text in texts) == 1
@@ -272,6 +280,8 @@ def test_the_helper_sees_the_resident_leave_the_page_and_come_back(server, counc
     visitor.get("about:blank")
     wait_for_text(helper, "#mine-list", "Pat – left the page", timeout=15)
     wait_for_text(helper, "#conversation-context", "Left the chat page at")
+    context = helper.find_element(By.ID, "conversation-context").text
+    assert re.search(r"Left the chat page at (\d{1,2}(:\d\d)?[ap]m|midday|midnight)\.", context), context
     wait_for_text(helper, "#console-announcer", "Pat has left the chat page.")
 
     visitor.back()
@@ -318,7 +328,7 @@ def test_with_nobody_available_the_resident_can_leave_a_message(server, council_
     wait_for_text(visitor, "#chat-unavailable-reason", "All our advisors are busy or away at the moment.")
     hours = visitor.find_element(By.CSS_SELECTOR, ".chat-hours").text
     assert "Webchat opening hours" in hours
-    assert "Monday: 00:00 to 23:59" in hours
+    assert "Monday: midnight to 11:59pm" in hours, "times as GOV.UK writes them"
     assert f"Closed on {closure.date:%A} {closure.date.day} {closure.date:%B} (Staff training)" in hours
     assert "Christmas Day" not in hours, "only the next two weeks' closures"
     assert visitor.switch_to.active_element.get_attribute("id") in {"callback-name", "chat-name"}

@@ -287,7 +287,7 @@ function onVisitorPresence({ conversation_id: id, connected, at }) {
         : `${visitorLabel(conversation)} has left the chat page.`);
     }
     renderMine();
-    if (state.selected === id) renderSelected();
+    if (state.selected === id) renderContext(conversation);
   };
   if (connected) show({ visitor_connected: true, visitor_left_at: null });
   else state.leftNotices.set(id, setTimeout(() => {
@@ -621,15 +621,9 @@ byId("cobrowse-code-form").addEventListener("submit", (event) => {
   socket.send("cobrowse.join_code", { code: byId("cobrowse-code-input").value.trim() });
 });
 
-function renderSelected() {
-  const conversation = state.mine.get(state.selected);
-  const panel = byId("conversation-panel");
-  panel.hidden = !conversation;
-  if (!conversation) {
-    viewer.hide();
-    return;
-  }
-  byId("conversation-heading").textContent = `Conversation with ${visitorLabel(conversation)}`;
+// The facts about the open conversation: who, what, where, since when, and whether the
+// resident is still there (updated alone when that changes, not with the whole log).
+function renderContext(conversation) {
   const context = [
     ["Channel", CHANNEL_NAMES[conversation.channel] || conversation.channel],
     ["Service", conversation.service ? conversation.service.name : "Not chosen"],
@@ -653,6 +647,18 @@ function renderSelected() {
       element("dd", { className: "govuk-summary-list__value", text: value }),
     ])),
   );
+}
+
+function renderSelected() {
+  const conversation = state.mine.get(state.selected);
+  const panel = byId("conversation-panel");
+  panel.hidden = !conversation;
+  if (!conversation) {
+    viewer.hide();
+    return;
+  }
+  byId("conversation-heading").textContent = `Conversation with ${visitorLabel(conversation)}`;
+  renderContext(conversation);
   const watching = state.watching.has(conversation.id);
   byId("conversation-readonly").hidden = !watching;
   renderCobrowse();

@@ -111,10 +111,23 @@ export function newClientId() {
   return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
 }
 
+// A time of day as GOV.UK writes it: "9am", "5:30pm", "midday", "midnight".
+export function clockText(hours, minutes) {
+  if (minutes === 0 && hours === 12) return "midday";
+  if (minutes === 0 && hours === 0) return "midnight";
+  const hour = hours % 12 || 12;
+  const suffix = hours < 12 ? "am" : "pm";
+  return minutes === 0 ? `${hour}${suffix}` : `${hour}:${String(minutes).padStart(2, "0")}${suffix}`;
+}
+
+// The time of `date` in `timeZone` (the device's own without one), as `clockText` writes it.
+export function timeText(date, timeZone) {
+  const parts = new Intl.DateTimeFormat("en-GB", { hour: "numeric", minute: "numeric", hourCycle: "h23", ...(timeZone ? { timeZone } : {}) })
+    .formatToParts(date);
+  const value = (type) => Number(parts.find((part) => part.type === type).value);
+  return clockText(value("hour"), value("minute"));
+}
+
 export function formatTime(iso) {
-  if (!iso) return "";
-  return new Date(iso).toLocaleTimeString(document.documentElement.lang || "en-GB", {
-    hour: "2-digit",
-    minute: "2-digit",
-  });
+  return iso ? timeText(new Date(iso)) : "";
 }

@@ -9,7 +9,7 @@
 // resends, with the same client ids, whatever was not acknowledged).
 
 import { announce, element, linkify } from "./dom.js";
-import { FrameSocket, MessageStore, formatTime, newClientId, socketUrl } from "./socket.js";
+import { FrameSocket, MessageStore, clockText, formatTime, newClientId, socketUrl, timeText } from "./socket.js";
 import { ResidentCobrowse, codeView } from "./cobrowse.js";
 
 const ORIGIN = new URL(import.meta.url).origin;
@@ -867,8 +867,9 @@ class ChatWidget {
   unavailableText() {
     const parts = [this.config.reason === "closed" ? TEXT.unavailableClosed : TEXT.unavailableBusy];
     if (this.config.next_open) {
-      const when = this.councilTime(new Date(this.config.next_open), { weekday: "long", hour: "2-digit", minute: "2-digit" });
-      parts.push(TEXT.nextOpen(`on ${when}`));
+      const opening = new Date(this.config.next_open);
+      const day = this.councilTime(opening, { weekday: "long" });
+      parts.push(TEXT.nextOpen(`on ${day} at ${timeText(opening, this.config.time_zone || undefined)}`));
     }
     return parts.join(" ");
   }
@@ -877,7 +878,8 @@ class ChatWidget {
     const hours = this.config.opening_hours || [];
     const closures = this.config.closures || [];
     this.hoursBox.hidden = !hours.length && !closures.length;
-    const items = hours.map((h) => element("li", { text: TEXT.hours(h.day, h.opens, h.closes) }));
+    const clock = (hhmm) => clockText(...hhmm.split(":").map(Number));
+    const items = hours.map((h) => element("li", { text: TEXT.hours(h.day, clock(h.opens), clock(h.closes)) }));
     for (const closure of closures) {
       // A date without a time: noon UTC is the same calendar day in every council time zone.
       const when = this.councilTime(new Date(`${closure.date}T12:00:00Z`), { weekday: "long", day: "numeric", month: "long" });
