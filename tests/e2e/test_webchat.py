@@ -103,15 +103,20 @@ def sign_in(driver, server) -> None:
     wait_for_text(driver, "#console-connection", "Connected")
 
 
+def pat_starts(visitor, page) -> None:
+    """Pat opens the chat on `page` and starts one, giving only a name."""
+    visitor.get(page)
+    click(visitor, ".chat-launcher")
+    visitor.find_element(By.ID, "chat-name").send_keys("Pat")
+    visitor.find_element(By.CSS_SELECTOR, ".chat-start button[type=submit]").click()
+
+
 def helper_online_and_pat_starts(server, council_site, browsers):
     """Alex's console open, and Pat starting a chat on the council site: both browsers."""
     helper = browsers()
     sign_in(helper, server)
     visitor = browsers()
-    visitor.get(council_site)
-    click(visitor, ".chat-launcher")
-    visitor.find_element(By.ID, "chat-name").send_keys("Pat")
-    visitor.find_element(By.CSS_SELECTOR, ".chat-start button[type=submit]").click()
+    pat_starts(visitor, council_site)
     return helper, visitor
 
 
@@ -299,10 +304,7 @@ def test_back_to_a_kept_page_from_before_the_chat_shows_the_chat_started_since(s
     visitor.get(council_site)
     wait(visitor).until(lambda d: d.find_element(By.CSS_SELECTOR, ".chat-launcher").is_displayed())
     visitor.execute_script("window.keptWhole = true")
-    visitor.get(f"{council_site}/other")
-    click(visitor, ".chat-launcher")
-    visitor.find_element(By.ID, "chat-name").send_keys("Pat")
-    visitor.find_element(By.CSS_SELECTOR, ".chat-start button[type=submit]").click()
+    pat_starts(visitor, f"{council_site}/other")
     click(helper, "[data-accept]")
     wait_for_text(visitor, "#chat-status", "You are chatting with Alex.")
 

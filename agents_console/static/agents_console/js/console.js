@@ -33,11 +33,8 @@ const state = {
   typingSentAt: 0,
   typingTimer: null,
   typingExpiry: new Map(),
-  // Per conversation: the timer that will show the resident as gone, unless they come back,
-  // and the time of the latest presence change applied (one from another server process can
-  // arrive after a later one).
+  // Per conversation: the timer that will show the resident as gone, unless they come back.
   leftNotices: new Map(),
-  presenceAt: new Map(),
   mine: new Map(),
   stores: new Map(),
   outbox: new Map(),
@@ -270,10 +267,9 @@ function onSnapshot({ conversation, messages, has_more: hasMore, cobrowse }) {
   if (state.selected === conversation.id) renderSelected();
 }
 
+// Events about one resident arrive in the order they were sent (one channel layer), and the
+// server makes the last one true: a page that answers another's "left" sends "here" after it.
 function onVisitorPresence({ conversation_id: id, connected, at }) {
-  const when = Date.parse(at);
-  if (when < (state.presenceAt.get(id) || 0)) return;
-  state.presenceAt.set(id, when);
   clearTimeout(state.leftNotices.get(id));
   state.leftNotices.delete(id);
   const show = (change) => {
@@ -817,5 +813,9 @@ window.addEventListener("pagehide", (event) => {
   if (event.persisted) socket.close();
 });
 window.addEventListener("pageshow", (event) => {
-  if (event.persisted) window.location.reload();
+  if (!event.persisted) return;
+  // Unless that would lose words not yet sent: then only reconnect, as after a lost connection.
+  const unsent = state.outbox.size > 0 || byId("compose-message").value || byId("note-body").value;
+  if (unsent) socket.connect();
+  else window.location.reload();
 });

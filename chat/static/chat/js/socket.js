@@ -120,10 +120,17 @@ export function clockText(hours, minutes) {
   return minutes === 0 ? `${hour}${suffix}` : `${hour}:${String(minutes).padStart(2, "0")}${suffix}`;
 }
 
-// The time of `date` in `timeZone` (the device's own without one), as `clockText` writes it.
+const clockFormats = new Map();
+
+// The time of `date` in `timeZone` (the device's own without one), as `clockText` writes it;
+// "" for a date that is not one.
 export function timeText(date, timeZone) {
-  const parts = new Intl.DateTimeFormat("en-GB", { hour: "numeric", minute: "numeric", hourCycle: "h23", ...(timeZone ? { timeZone } : {}) })
-    .formatToParts(date);
+  if (Number.isNaN(date.getTime())) return "";
+  const zone = timeZone || "";
+  if (!clockFormats.has(zone)) {
+    clockFormats.set(zone, new Intl.DateTimeFormat("en-GB", { hour: "numeric", minute: "numeric", hourCycle: "h23", ...(zone ? { timeZone: zone } : {}) }));
+  }
+  const parts = clockFormats.get(zone).formatToParts(date);
   const value = (type) => Number(parts.find((part) => part.type === type).value);
   return clockText(value("hour"), value("minute"));
 }

@@ -177,7 +177,7 @@ class ChatWidget {
   load() {
     try {
       const saved = JSON.parse(sessionStorage.getItem(STORAGE_KEY));
-      if (saved && typeof saved === "object") return { outbox: [], ...saved };
+      if (saved && typeof saved === "object") return { ...saved, outbox: Array.isArray(saved.outbox) ? saved.outbox : [] };
     } catch {
       // A corrupt entry is treated as no conversation.
     }
@@ -192,16 +192,17 @@ class ChatWidget {
   // ended the chat meanwhile, and what it saved is the truth.
   restoreFromCache() {
     const saved = this.load();
-    if (saved.token !== this.state.token) {
-      this.reset({ focus: false });
-      this.state = saved;
-      this.save();
-      this.render();
-      if (this.state.token && this.state.open) this.open({ focus: false });
-    } else {
-      // The same chat: what the other page left unsent is sent from here.
-      this.state = saved;
+    if (saved.token !== this.state.token) this.reset({ focus: false });
+    // The same chat or another: what the other page left unsent is sent from here.
+    this.state = saved;
+    this.save();
+    if (saved.open) this.open({ focus: false });
+    else {
+      this.panel.hidden = true;
+      this.launcher.hidden = false;
+      this.launcher.setAttribute("aria-expanded", "false");
     }
+    this.render();
     if (this.state.token) this.socket.connect();
   }
 
