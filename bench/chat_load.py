@@ -141,6 +141,25 @@ def prepare_database(env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=BASE_DIR, env=env, check=True)
 
 
+def use_fresh_database(url: str, **overrides: str) -> None:
+    """Point this process's Django at a fresh, migrated database at `url`, for a benchmark
+    that times the code in-process rather than through a server; `overrides` are settings'
+    environment variables."""
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": SECRET_KEY,
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+            "DATABASE_URL": url,
+            "DJANGO_LOG_LEVEL": "WARNING",
+            **overrides,
+        }
+    )
+    os.environ.pop("REDIS_URL", None)
+    prepare_database(dict(os.environ))
+
+
 def helper_sessions(env: dict[str, str], count: int) -> list[str]:
     """Create `count` advisors with signed-in sessions; return their session cookies."""
     os.environ.update({k: v for k, v in env.items() if k.startswith(("DJANGO_", "DATABASE_", "REDIS_", "CHANNEL"))})

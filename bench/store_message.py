@@ -31,25 +31,13 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
-from bench.chat_load import prepare_database  # noqa: E402
+from bench.chat_load import use_fresh_database  # noqa: E402
 
 DATABASE_URL = os.environ.get("BENCH_STORE_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dioa_bench_store")
 
 
 def prepare() -> None:
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DJANGO_DEBUG": "0",
-            "DJANGO_SECRET_KEY": "bench-only-secret-key-" + "s" * 40,
-            "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-            "DATABASE_URL": DATABASE_URL,
-            "CHAT_MESSAGES_PER_MINUTE": "1000000000",
-            "DJANGO_LOG_LEVEL": "WARNING",
-        }
-    )
-    os.environ.pop("REDIS_URL", None)
-    prepare_database(dict(os.environ))
+    use_fresh_database(DATABASE_URL, CHAT_MESSAGES_PER_MINUTE="1000000000")
 
 
 async def measure(count: int, gap: float, conversations: int) -> dict[str, tuple[list[float], float]]:
