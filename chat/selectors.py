@@ -3,7 +3,8 @@
 import datetime
 
 from django.conf import settings
-from django.db.models import F, QuerySet
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from chat.models import CallbackRequest, Conversation, Message
@@ -127,43 +128,37 @@ def queue_seconds_per_place(*, now: datetime.datetime | None = None) -> int:
     times too long.) A wait begins at `queued_at`, so the help given before a helper handed a
     conversation back to the queue is not counted as waiting. Conversations that never queued
     (started by a helper from a screen-sharing code) say nothing about the queue and are left out.
+    The places are counted in the database, one indexed range of `queued_at` each: in Python
+    they cost tens of milliseconds a queue change at busy times (bench/queue_estimate.py).
     """
     now = now or timezone.now()
-    since = now - datetime.timedelta(hours=2)
+    began = OuterRef("queued_at")
+    # Who was ahead when that wait began: in the queue's order (who has waited since first, then
+    # who was created first), waiting then, and not for longer than a conversation may wait.
+    ahead = (
+        Conversation.objects.filter(
+            Q(waiting_since__lt=OuterRef("waiting_since"))
+            | Q(waiting_since=OuterRef("waiting_since"), pk__lt=OuterRef("pk")),
+            queued_at__lte=began,
+            queued_at__gte=began - datetime.timedelta(minutes=settings.CHAT_WAITING_TIMEOUT_MINUTES),
+        )
+        .exclude(queued_at=F("assigned_at"))
+        .filter(Q(assigned_at__isnull=True) | Q(assigned_at__gt=began))
+        .filter(Q(ended_at__isnull=True) | Q(ended_at__gt=began))
+        .order_by()
+        .values(counted=Value(1))
+        .annotate(number=Count("*"))
+        .values("number")
+    )
     accepted = list(
-        Conversation.objects.filter(assigned_at__gte=since, queued_at__lt=F("assigned_at"))
+        Conversation.objects.filter(assigned_at__gte=now - datetime.timedelta(hours=2), queued_at__lt=F("assigned_at"))
         .order_by("-assigned_at")
-        .values_list("pk", "waiting_since", "queued_at", "assigned_at")[:RECENT_WAITS]
+        .annotate(ahead=Coalesce(Subquery(ahead), 0))
+        .values_list("queued_at", "assigned_at", "ahead")[:RECENT_WAITS]
     )
     if not accepted:
         return settings.CHAT_DEFAULT_WAIT_MINUTES * 60
-    # Everyone who could have been ahead of those: waiting since before them, no earlier than
-    # the longest a conversation may wait.
-    earliest = min(began for _pk, _place, began, _assigned in accepted) - datetime.timedelta(
-        minutes=settings.CHAT_WAITING_TIMEOUT_MINUTES
-    )
-    queued = list(
-        Conversation.objects.filter(queued_at__gte=earliest, queued_at__lt=now)
-        .exclude(queued_at=F("assigned_at"))
-        .values_list("pk", "waiting_since", "queued_at", "assigned_at", "ended_at")
-    )
-
-    def place_when_wait_began(pk: int, place: datetime.datetime, began: datetime.datetime) -> int:
-        # The queue's order: who has waited since first, then who was created first.
-        ahead = sum(
-            1
-            for other_pk, other_place, other_began, other_assigned, other_ended in queued
-            if (other_place, other_pk) < (place, pk)
-            and other_began <= began
-            and (other_assigned is None or other_assigned > began)
-            and (other_ended is None or other_ended > began)
-        )
-        return ahead + 1
-
-    per_place = [
-        (assigned - began).total_seconds() / place_when_wait_began(pk, place, began)
-        for pk, place, began, assigned in accepted
-    ]
+    per_place = [(assigned - began).total_seconds() / (ahead + 1) for began, assigned, ahead in accepted]
     return int(min(MAX_SECONDS_PER_PLACE, max(MIN_SECONDS_PER_PLACE, sum(per_place) / len(per_place))))
 
 

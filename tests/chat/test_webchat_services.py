@@ -287,6 +287,29 @@ def test_a_conversation_put_back_in_the_queue_after_help_waits_its_full_time_aga
     assert "Nobody was free to answer" in Conversation.objects.get(pk=conversation.pk).messages.last().body
 
 
+def test_the_wait_estimate_places_each_wait_behind_only_those_still_waiting_when_it_began(advisor, settings):
+    now = timezone.now()
+    start = now - datetime.timedelta(minutes=20)
+
+    def at(minutes):
+        return start + datetime.timedelta(minutes=minutes)
+
+    def conversation(joined, **fields):
+        created, _ = services.conversation_start(now=joined)
+        Conversation.objects.filter(pk=created.pk).update(**fields)
+
+    # Taken before the others joined, and gone before the last joined: neither is ahead of her.
+    conversation(at(0), status=Conversation.Status.ACTIVE, assigned_helper=advisor, assigned_at=at(1))
+    conversation(at(0.5), status=Conversation.Status.ENDED, ended_at=at(1.5))
+    # Waited 4 minutes behind the one who then gave up: 2 minutes a place.
+    conversation(at(1), status=Conversation.Status.ACTIVE, assigned_helper=advisor, assigned_at=at(5))
+    # Waited 6 minutes behind only that one: 3 minutes a place.
+    conversation(at(2), status=Conversation.Status.ACTIVE, assigned_helper=advisor, assigned_at=at(8))
+
+    # One minute a place, then two, then three.
+    assert 119 <= selectors.queue_seconds_per_place(now=now) <= 121
+
+
 def test_the_wait_estimate_counts_a_wait_from_when_it_began_not_the_help_before_it(advisor, settings):
     settings.CHAT_DEFAULT_WAIT_MINUTES = 3
     now = timezone.now()
