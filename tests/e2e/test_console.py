@@ -244,6 +244,32 @@ def test_a_console_left_for_another_page_goes_offline_and_comes_back_with_the_qu
     assert ConsoleConnection.objects.filter(closed_at__isnull=True).count() == 1
 
 
+def test_a_supervisor_goes_on_watching_after_the_connection_comes_back(server, staff, browsers):
+    alex, sam = browsers(), browsers()
+    sign_in(alex, server, "alex")
+    sign_in(sam, server, "sam")
+    services.conversation_start(visitor_name="Pat")
+    wait_for_text(alex, "#queue-list", "Pat")
+    click(alex, "[data-accept]")
+    wait_for_text(sam, "#live-list", "Pat")
+    click(sam, "[data-watch]")
+    wait_for_text(sam, "#conversation-log", "joined the conversation")
+
+    server.stop()
+    wait_for_text(sam, "#console-connection", "Connection lost")
+    restarted = start_daphne(
+        port=server.port, settings_module="config.settings_test", env_overrides={"DJANGO_ALLOWED_HOSTS": "127.0.0.1"}
+    )
+    try:
+        for driver in (alex, sam):
+            wait_for_text(driver, "#console-connection", "Connected", timeout=40)
+        wait_for_text(alex, "#conversation-log", "joined the conversation")
+        alex.find_element(By.ID, "compose-message").send_keys("After the restart", Keys.ENTER)
+        wait_for_text(sam, "#conversation-log", "After the restart", timeout=15)
+    finally:
+        restarted.stop()
+
+
 def test_a_call_back_is_taken_on_by_one_advisor_and_done(server, staff, browsers):
     alex, bea = browsers(), browsers()
     sign_in(alex, server, "alex")

@@ -239,6 +239,11 @@ function onQueueSnapshot({ waiting, waiting_count: waitingCount, mine, callbacks
     state.mine.set(conversation.id, conversation);
     socket.send("conversation.open", { conversation_id: conversation.id, last_seq: storeFor(conversation.id).contiguousSeq });
   }
+  // A new socket follows nothing: what a supervisor was watching is opened again too.
+  for (const id of state.watching) {
+    const watched = state.mine.get(id);
+    if (watched && watched.status !== "ended") socket.send("conversation.open", { conversation_id: id, last_seq: storeFor(id).contiguousSeq });
+  }
   renderQueue();
   renderMine();
 }
