@@ -6,6 +6,12 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 
+class ConversationQuerySet(models.QuerySet):
+    def not_ended(self) -> "ConversationQuerySet":
+        """Waiting or active: a resident or a helper may still act in them."""
+        return self.exclude(status=self.model.Status.ENDED)
+
+
 class Conversation(models.Model):
     """One resident's request for help, from joining the queue to the end."""
 
@@ -86,6 +92,8 @@ class Conversation(models.Model):
         _("rating"), null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(5)]
     )
     rating_comment = models.CharField(_("rating comment"), max_length=500, blank=True)
+
+    objects = ConversationQuerySet.as_manager()
 
     class Meta:
         ordering = ["created_at"]

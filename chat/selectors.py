@@ -95,20 +95,16 @@ def conversation_list_unanswered(*, before: datetime.datetime) -> list[int]:
 
 def conversation_list_abandoned(*, before: datetime.datetime) -> list[int]:
     """Ids of open conversations whose resident has had no connection since before `before`."""
-    return list(
-        Conversation.objects.exclude(status=Conversation.Status.ENDED)
-        .filter(visitor_last_seen_at__lt=before)
-        .values_list("pk", flat=True)
-    )
+    return list(Conversation.objects.not_ended().filter(visitor_last_seen_at__lt=before).values_list("pk", flat=True))
 
 
-def conversation_list_silent_visitors(*, before: datetime.datetime) -> list[int]:
-    """Ids of open conversations whose resident counts as present but has not been seen since
-    before `before`."""
+def conversation_list_silent_visitors(*, before: datetime.datetime) -> list[tuple[int, datetime.datetime]]:
+    """(id, last seen) of open conversations whose resident counts as present but has not been
+    seen since before `before`."""
     return list(
-        Conversation.objects.exclude(status=Conversation.Status.ENDED)
+        Conversation.objects.not_ended()
         .filter(visitor_left_at__isnull=True, visitor_last_seen_at__lt=before)
-        .values_list("pk", flat=True)
+        .values_list("pk", "visitor_last_seen_at")
     )
 
 

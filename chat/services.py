@@ -655,7 +655,7 @@ def conversation_touch_visitor(
     are told they are here; with `announce`, they are told anyway: the answer to another
     socket's "left", which may reach them after this socket's own "here"."""
     now = now or timezone.now()
-    open_conversation = Conversation.objects.filter(pk=conversation_id).exclude(status=Conversation.Status.ENDED)
+    open_conversation = Conversation.objects.not_ended().filter(pk=conversation_id)
     still_here = open_conversation.filter(
         visitor_left_at__isnull=True, visitor_last_seen_at__gte=now - events.VISITOR_SILENT_AFTER
     )
@@ -673,7 +673,7 @@ def conversation_visitor_left(*, conversation_id: int, channel_name: str, now: d
     conversation are told the resident left; a socket of theirs still open answers that it is
     there (`conversation_touch_visitor`), so a second tab or a page change shows no absence."""
     now = now or timezone.now()
-    still_open = Conversation.objects.exclude(status=Conversation.Status.ENDED).filter(pk=conversation_id)
+    still_open = Conversation.objects.not_ended().filter(pk=conversation_id)
     if still_open.update(visitor_last_seen_at=now, visitor_left_at=now):
         events.broadcast_visitor_presence_changed(
             conversation_id=conversation_id, connected=False, at=now, channel_name=channel_name
@@ -682,19 +682,19 @@ def conversation_visitor_left(*, conversation_id: int, channel_name: str, now: d
 
 def conversation_mark_silent_visitors_gone(*, now: datetime.datetime | None = None) -> list[int]:
     """Mark gone the residents of open conversations whose sockets stopped pinging without
-    closing (their server process died, their network dropped) and tell their staff. Returns
-    the conversations' ids."""
+    closing (their server process died, their network dropped), from when they were last
+    seen, and tell their staff. Returns the conversations' ids."""
     now = now or timezone.now()
     marked = []
-    for conversation_id in selectors.conversation_list_silent_visitors(before=now - events.VISITOR_SILENT_AFTER):
+    for conversation_id, last_seen in selectors.conversation_list_silent_visitors(
+        before=now - events.VISITOR_SILENT_AFTER
+    ):
         with transaction.atomic():
-            silent = Conversation.objects.filter(
-                pk=conversation_id,
-                visitor_left_at__isnull=True,
-                visitor_last_seen_at__lt=now - events.VISITOR_SILENT_AFTER,
-            ).exclude(status=Conversation.Status.ENDED)
-            last_seen = silent.values_list("visitor_last_seen_at", flat=True).first()
-            if last_seen is not None and silent.update(visitor_left_at=last_seen):
+            # Unless a ping or a closing socket got there first.
+            unchanged = Conversation.objects.not_ended().filter(
+                pk=conversation_id, visitor_left_at__isnull=True, visitor_last_seen_at=last_seen
+            )
+            if unchanged.update(visitor_left_at=last_seen):
                 events.broadcast_visitor_presence_changed(
                     conversation_id=conversation_id, connected=False, at=last_seen
                 )
