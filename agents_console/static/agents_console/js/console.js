@@ -65,8 +65,8 @@ function describe(conversation) {
   if (conversation.kiosk) parts.push(conversation.kiosk.location);
   if (conversation.helper_in_person) parts.push("asks for a helper in person");
   if (conversation.service) parts.push(conversation.service.name);
-  const since = conversation.queued_at || conversation.waiting_since;
-  if (since) parts.push(`waiting since ${formatTime(since)}`);
+  // Since its current wait began: a conversation put back after help waits afresh.
+  if (conversation.queued_at) parts.push(`waiting since ${formatTime(conversation.queued_at)}`);
   return parts.join(" · ");
 }
 
@@ -449,7 +449,7 @@ function renderQueue() {
         element("br"),
         element("span", { className: "govuk-body-s", text: describe(conversation) }),
         element("br"),
-        element("span", { className: "govuk-body-s", "data-waiting-since": conversation.queued_at || conversation.waiting_since, text: `Waiting ${waitedFor(conversation.queued_at || conversation.waiting_since)}` }),
+        element("span", { className: "govuk-body-s", "data-waiting-since": conversation.queued_at, text: `Waiting ${waitedFor(conversation.queued_at)}` }),
         element("br"),
         button,
       ]);
@@ -628,7 +628,7 @@ function renderContext(conversation) {
   const context = [
     ["Channel", CHANNEL_NAMES[conversation.channel] || conversation.channel],
     ["Service", conversation.service ? conversation.service.name : "Not chosen"],
-    ["Joined the queue", conversation.waiting_since ? `${formatTime(conversation.waiting_since)} (waited ${conversation.assigned_at ? Math.max(0, Math.round((new Date(conversation.assigned_at) - new Date(conversation.queued_at || conversation.waiting_since)) / 60000)) + " min" : "still waiting"})` : ""],
+    ["Joined the queue", conversation.waiting_since ? `${formatTime(conversation.waiting_since)} (waited ${conversation.assigned_at ? Math.max(0, Math.round((new Date(conversation.assigned_at) - new Date(conversation.queued_at)) / 60000)) + " min" : "still waiting"})` : ""],
     ["Helper", conversation.helper_name || "None yet"],
   ];
   if (conversation.status !== "ended") context.push(["Resident", visitorPresenceText(conversation)]);

@@ -197,11 +197,7 @@ class ChatWidget {
     this.state = saved;
     this.save();
     if (saved.open) this.open({ focus: false });
-    else {
-      this.panel.hidden = true;
-      this.launcher.hidden = false;
-      this.launcher.setAttribute("aria-expanded", "false");
-    }
+    else this.close({ focus: false });
     this.render();
     if (this.state.token) this.socket.connect();
   }
@@ -432,13 +428,13 @@ class ChatWidget {
     else this.nameInput.focus();
   }
 
-  close() {
+  close({ focus = true } = {}) {
     this.panel.hidden = true;
     this.launcher.hidden = false;
     this.launcher.setAttribute("aria-expanded", "false");
     this.state.open = false;
     this.save();
-    this.launcher.focus();
+    if (focus) this.launcher.focus();
   }
 
   send(type, data) {
@@ -870,7 +866,7 @@ class ChatWidget {
     if (this.config.next_open) {
       const opening = new Date(this.config.next_open);
       const day = this.councilTime(opening, { weekday: "long" });
-      parts.push(TEXT.nextOpen(`on ${day} at ${timeText(opening, this.config.time_zone || undefined)}`));
+      parts.push(TEXT.nextOpen(`on ${day} at ${timeText(opening, this.config.time_zone)}`));
     }
     return parts.join(" ");
   }
