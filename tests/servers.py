@@ -8,7 +8,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import connection
@@ -35,6 +35,8 @@ def database_url() -> str:
 class DaphneProcess:
     port: int
     process: subprocess.Popen
+    settings_module: str = "config.settings"
+    env_overrides: dict[str, str] = field(default_factory=dict)
 
     @property
     def http(self) -> str:
@@ -43,6 +45,10 @@ class DaphneProcess:
     @property
     def ws(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
+
+    def start_again(self) -> "DaphneProcess":
+        """The same server, on the same port and settings, after `stop()`: a restart mid-test."""
+        return start_daphne(port=self.port, settings_module=self.settings_module, env_overrides=self.env_overrides)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -84,7 +90,7 @@ def start_daphne(
         # A file, not a pipe: a pipe nobody reads fills up and blocks the server.
         stderr=log,
     )
-    daphne = DaphneProcess(port=port, process=process)
+    daphne = DaphneProcess(port=port, process=process, settings_module=settings_module, env_overrides=env_overrides)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -215,9 +215,7 @@ def test_sharing_by_code_without_a_chat(server, browsers):
     # the helper's view starts afresh from a new snapshot.
     server.stop()
     wait_for_text(resident, "#chat-status", "You are offline", timeout=15)
-    restarted = start_daphne(
-        port=server.port, settings_module="config.settings_test", env_overrides={"DJANGO_ALLOWED_HOSTS": "127.0.0.1"}
-    )
+    restarted = server.start_again()
     try:
         wait_for_text(resident, "#chat-status", "You are chatting with Alex", timeout=40)
         wait_for_text(helper, "#console-connection", "Connected", timeout=40)

@@ -257,9 +257,7 @@ def test_a_supervisor_goes_on_watching_after_the_connection_comes_back(server, s
 
     server.stop()
     wait_for_text(sam, "#console-connection", "Connection lost")
-    restarted = start_daphne(
-        port=server.port, settings_module="config.settings_test", env_overrides={"DJANGO_ALLOWED_HOSTS": "127.0.0.1"}
-    )
+    restarted = server.start_again()
     try:
         for driver in (alex, sam):
             wait_for_text(driver, "#console-connection", "Connected", timeout=40)

@@ -284,11 +284,7 @@ def test_help_unavailable_chat_on_screen_cancel_remote_wipe_and_offline(server, 
     server.stop()
     wait_for_text(kiosk, "[data-kiosk-connection]", "lost its connection", timeout=15)
     assert_accessible(kiosk, "the kiosk offline")
-    restarted = start_daphne(
-        port=server.port,
-        settings_module="config.settings_test",
-        env_overrides={"DJANGO_ALLOWED_HOSTS": "127.0.0.1", "KIOSK_IDLE_WARNING_SECONDS": "3"},
-    )
+    restarted = server.start_again()
     try:
         wait(kiosk, 40).until(lambda d: d.find_element(By.CSS_SELECTOR, "[data-kiosk-connection]").text == "")
         device.refresh_from_db()

@@ -219,11 +219,7 @@ def test_a_server_restart_mid_chat_loses_and_duplicates_nothing(server, council_
     for body in ("Missed one", "Missed two"):
         services.message_create(conversation_id=conversation.pk, author_kind="helper", author=site, body=body)
 
-    restarted = start_daphne(
-        port=server.port,
-        settings_module="config.settings_test",
-        env_overrides={"DJANGO_ALLOWED_HOSTS": "127.0.0.1", "CHAT_WIDGET_ORIGINS": council_site},
-    )
+    restarted = server.start_again()
     try:
         wait_for_text(helper, "#conversation-log", "Typed while the server was down", timeout=40)
         wait_for_text(visitor, "#chat-status", "You are chatting with Alex.", timeout=40)
@@ -381,11 +377,7 @@ def test_a_long_chat_reloaded_with_a_message_typed_offline_delivers_it(server, c
     wait_for_text(visitor, "#chat-status", "You are offline")
     type_message(visitor, "Typed while offline")
     wait_for_text(visitor, ".chat-log", "Sending…")
-    restarted = start_daphne(
-        port=server.port,
-        settings_module="config.settings_test",
-        env_overrides={"DJANGO_ALLOWED_HOSTS": "127.0.0.1", "CHAT_WIDGET_ORIGINS": council_site},
-    )
+    restarted = server.start_again()
     try:
         visitor.refresh()
         wait_for_text(visitor, ".chat-log", "Step 40")
