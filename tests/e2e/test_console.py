@@ -243,6 +243,19 @@ def test_a_console_left_for_another_page_goes_offline_and_comes_back_with_the_qu
     assert alex.execute_script("return window.keptWhole") is None
     assert ConsoleConnection.objects.filter(closed_at__isnull=True).count() == 1
 
+    # With words in a box, coming back only reconnects: a reload would lose them.
+    click(alex, "[data-accept]")
+    wait_for_text(alex, "#conversation-log", "joined the conversation")
+    alex.find_element(By.ID, "compose-message").send_keys("Half a thought")
+    alex.execute_script("window.keptWhole = true")
+    alex.get("about:blank")
+    wait(alex, 10).until(lambda _: not ConsoleConnection.objects.filter(closed_at__isnull=True).exists())
+    alex.back()
+    wait_for_text(alex, "#console-connection", "Connected")
+    assert alex.execute_script("return window.keptWhole") is True
+    assert alex.find_element(By.ID, "compose-message").get_attribute("value") == "Half a thought"
+    wait(alex, 10).until(lambda _: ConsoleConnection.objects.filter(closed_at__isnull=True).count() == 1)
+
 
 def test_a_supervisor_goes_on_watching_after_the_connection_comes_back(server, staff, browsers):
     alex, sam = browsers(), browsers()
