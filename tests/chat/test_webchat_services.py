@@ -325,6 +325,12 @@ def test_the_wait_estimate_counts_a_wait_from_when_it_began_not_the_help_before_
     assert 59 <= selectors.queue_seconds_per_place(now=now) <= 61
 
 
+def presence_changes(broadcasts) -> list[dict]:
+    """Each presence change once (each is sent to two groups: the staff and the resident's
+    other sockets, which the test that pins the groups checks)."""
+    return broadcasts.events(events.VISITOR_PRESENCE_CHANGED)[::2]
+
+
 def test_a_resident_leaving_and_coming_back_is_told_to_its_staff_and_its_other_sockets(
     broadcasts, django_capture_on_commit_callbacks
 ):
@@ -344,7 +350,7 @@ def test_a_resident_leaving_and_coming_back_is_told_to_its_staff_and_its_other_s
 
     groups = [events.conversation_staff_group(conversation.pk), events.cobrowse_resident_group(conversation.pk)]
     assert broadcasts.groups(events.VISITOR_PRESENCE_CHANGED) == groups * 2, "once each way"
-    gone, returned = broadcasts.events(events.VISITOR_PRESENCE_CHANGED)[::2]
+    gone, returned = presence_changes(broadcasts)
     assert gone == {
         "type": events.VISITOR_PRESENCE_CHANGED,
         "conversation_id": conversation.pk,
@@ -367,7 +373,7 @@ def test_an_answer_to_another_sockets_leaving_is_announced_even_if_nothing_chang
     with django_capture_on_commit_callbacks(execute=True):
         services.conversation_touch_visitor(conversation_id=conversation.pk, now=now, announce=True)
 
-    assert [event["connected"] for event in broadcasts.events(events.VISITOR_PRESENCE_CHANGED)][::2] == [True]
+    assert [event["connected"] for event in presence_changes(broadcasts)] == [True]
 
 
 def test_a_resident_heard_from_after_a_long_silence_is_announced_back_and_the_sweep_marks_the_silent(
@@ -386,7 +392,7 @@ def test_a_resident_heard_from_after_a_long_silence_is_announced_back_and_the_sw
     # A ping after that (a throttled background tab, a socket on a restarted server): back.
     with django_capture_on_commit_callbacks(execute=True):
         services.conversation_touch_visitor(conversation_id=conversation.pk, now=silent_until)
-    presence = broadcasts.events(events.VISITOR_PRESENCE_CHANGED)[::2]
+    presence = presence_changes(broadcasts)
     assert [(event["connected"], event["at"]) for event in presence] == [
         (False, now.isoformat()),
         (True, silent_until.isoformat()),
@@ -404,7 +410,7 @@ def test_a_silence_unmarked_by_the_sweep_is_still_announced_when_it_ends(
     later = now + events.VISITOR_SILENT_AFTER + datetime.timedelta(seconds=1)
     with django_capture_on_commit_callbacks(execute=True):
         services.conversation_touch_visitor(conversation_id=conversation.pk, now=later)
-    assert [event["connected"] for event in broadcasts.events(events.VISITOR_PRESENCE_CHANGED)][::2] == [True]
+    assert [event["connected"] for event in presence_changes(broadcasts)] == [True]
 
 
 def test_an_ended_conversation_is_not_touched_or_announced(broadcasts, django_capture_on_commit_callbacks):
