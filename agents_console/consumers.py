@@ -62,6 +62,11 @@ def console_snapshot(*, user, role: Role) -> dict[str, Any]:
             events.conversation_staff_payload(c)
             for c in selectors.conversation_list_active_for_helper(helper_id=user.pk)
         ],
+        # A console that was away learns here which of its conversations ended meanwhile.
+        "awaiting_wrap_up": [
+            events.conversation_staff_payload(c)
+            for c in selectors_console.conversation_list_awaiting_wrap_up(helper_id=user.pk)
+        ],
         "callbacks": [events.callback_payload(c) for c in selectors.callback_list_pending()] if sees_queue else [],
         "presence": presence.helper_profile(user).status,
         "live": [events.conversation_staff_payload(c) for c in selectors.conversation_list_active()]

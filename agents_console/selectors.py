@@ -18,7 +18,7 @@ def conversation_list_awaiting_wrap_up(*, helper_id: int) -> QuerySet[Conversati
         Conversation.objects.filter(
             status=Conversation.Status.ENDED, assigned_helper_id=helper_id, assisted_transaction__isnull=True
         )
-        .select_related("service")
+        .select_related(*chat_selectors.PAYLOAD_RELATIONS)
         .order_by("-ended_at")
     )
 

@@ -6,6 +6,8 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
 
+from agents_console import services as console_services
+from chat import services
 from chat.models import Conversation, Message
 from config.asgi import application
 from tests.chat.test_consumers import connect as connect_visitor
@@ -199,6 +201,42 @@ async def test_a_reconnecting_helper_reopens_a_conversation_from_its_last_seq(ad
     assert [m["body"] for m in reopened["messages"]] == ["are you there?"]
     await again.disconnect()
     await visitor.disconnect()
+
+
+async def test_the_snapshot_lists_the_helpers_ended_conversations_not_yet_logged(advisor, other_advisor, service):
+    """So a console back from a lost connection learns which of its conversations ended."""
+
+    def ended_by(helper, name):
+        conversation, _token = services.conversation_start(visitor_name=name, service=service)
+        services.conversation_assign(conversation_id=conversation.pk, helper=helper)
+        return services.conversation_end(conversation_id=conversation.pk, ended_by="helper", helper=helper)[0]
+
+    def prepare():
+        logged = ended_by(advisor, "Logged")
+        console_services.assisted_transaction_create(
+            helper=advisor,
+            services=[service],
+            outcome="done_with_guidance",
+            barriers=[],
+            typed_by="resident",
+            can_do_alone_next_time="yes",
+            minutes_spent=5,
+            conversation=logged,
+        )
+        ended_by(other_advisor, "Someone else's")
+        first = ended_by(advisor, "Pat")
+        return first, ended_by(advisor, "Kim")
+
+    first, second = await sync_to_async(prepare)()
+    communicator = await console(advisor)
+    snapshot = await expect(communicator, "queue.snapshot")
+
+    assert [(c["id"], c["status"], c["visitor_name"]) for c in snapshot["awaiting_wrap_up"]] == [
+        (second.pk, "ended", "Kim"),
+        (first.pk, "ended", "Pat"),
+    ]
+    assert snapshot["mine"] == []
+    await communicator.disconnect()
 
 
 async def test_the_resident_never_receives_queue_events(advisor):

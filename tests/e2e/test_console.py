@@ -281,6 +281,52 @@ def test_a_supervisor_goes_on_watching_after_the_connection_comes_back(server, s
         restarted.stop()
 
 
+def test_a_console_back_from_a_lost_connection_says_what_became_of_its_conversations(server, staff, browsers):
+    alex, sam = browsers(), browsers()
+    sign_in(alex, server, "alex")
+    sign_in(sam, server, "sam")
+    names = ("Pat", "Kim", "Lee", "Ola")
+    pat, kim, lee, ola = (services.conversation_start(visitor_name=name)[0] for name in names)
+    for conversation in (pat, kim, lee, ola):
+        services.conversation_touch_visitor(conversation_id=conversation.pk)
+        services.conversation_assign(conversation_id=conversation.pk, helper=staff["alex"])
+    for name in names:
+        wait_for_text(alex, "#mine-list", name)
+    click(alex, f'[data-open="{kim.pk}"]')
+    wait_for_text(alex, "#conversation-heading", "Kim")
+    click(sam, f'[data-watch="{pat.pk}"]')
+    wait_for_text(sam, "#conversation-heading", "Pat")
+
+    server.stop()
+    wait_for_text(alex, "#console-connection", "Connection lost")
+    # Meanwhile, with nobody's console connected to hear it:
+    services.conversation_end(conversation_id=pat.pk, ended_by="visitor")
+    services.conversation_transfer(conversation_id=kim.pk, by_helper=staff["alex"], to_helper=staff["bea"])
+    services.conversation_transfer(conversation_id=lee.pk, by_helper=staff["alex"])
+    services.conversation_visitor_left(conversation_id=ola.pk, channel_name="a page that closed")
+    restarted = server.start_again()
+    try:
+        wait_for_text(alex, "#console-connection", "Connected", timeout=40)
+        wait_for_text(alex, "#console-announcer", "The conversation with Pat ended while you were disconnected.")
+        announced = alex.find_element(By.ID, "console-announcer").text
+        assert "The conversation with Kim ended or went to another helper while you were disconnected." in announced
+        assert "The conversation with Lee went back to the queue while you were disconnected." in announced
+        wait_for_text(alex, "#wrap-up-list", f"Log conversation {pat.pk}")
+        wait_for_text(alex, "#queue-list", "Lee")
+        mine = alex.find_element(By.ID, "mine-list").text
+        assert "Kim" not in mine and "Lee" not in mine, mine
+        assert "Kim" not in alex.find_element(By.ID, "conversation-heading").text, "Kim's chat is no longer shown"
+        # Not at once: a resident reloading the page is away for a moment only.
+        assert "left the page" not in mine
+        wait_for_text(alex, "#console-announcer", "Ola has left the chat page.", timeout=15)
+        wait_for_text(alex, "#mine-list", "Ola – left the page")
+        wait_for_text(sam, "#console-announcer", "The conversation you were watching with Pat is no longer live.")
+        assert "Pat" not in sam.find_element(By.ID, "conversation-heading").text
+        assert_accessible(alex, "the console after a reconnection")
+    finally:
+        restarted.stop()
+
+
 def test_a_call_back_is_taken_on_by_one_advisor_and_done(server, staff, browsers):
     alex, bea = browsers(), browsers()
     sign_in(alex, server, "alex")

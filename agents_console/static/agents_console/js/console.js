@@ -222,10 +222,7 @@ const socket = new FrameSocket({
   },
 });
 
-function onQueueSnapshot({ waiting, waiting_count: waitingCount, mine, callbacks, live, helpers, presence }) {
-  // A fresh start after a lost connection: the conversations below say where residents are.
-  for (const timer of state.leftNotices.values()) clearTimeout(timer);
-  state.leftNotices.clear();
+function onQueueSnapshot({ waiting, waiting_count: waitingCount, mine, awaiting_wrap_up: awaitingWrapUp, callbacks, live, helpers, presence }) {
   state.waiting = new Map(waiting.map((c) => [c.id, c]));
   state.waitingCount = waitingCount;
   state.live = new Map(live.map((c) => [c.id, c]));
@@ -235,21 +232,73 @@ function onQueueSnapshot({ waiting, waiting_count: waitingCount, mine, callbacks
   renderHelpers();
   state.callbacks = new Map(callbacks.map((c) => [c.id, c]));
   renderCallbacks();
+  renderWrapUp(awaitingWrapUp);
+  // After a lost connection: say what became of the conversations held here meanwhile.
+  const stillMine = new Set(mine.map((c) => c.id));
+  const endedMeanwhile = new Map(awaitingWrapUp.map((c) => [c.id, c]));
+  for (const [id, held] of state.mine) {
+    if (stillMine.has(id) || held.status === "ended") continue;
+    if (state.watching.has(id)) {
+      if (!state.live.has(id)) letGo(id, `The conversation you were watching with ${visitorLabel(held)} is no longer live.`);
+    } else if (endedMeanwhile.has(id)) {
+      state.mine.set(id, endedMeanwhile.get(id));
+      dropUnsent(id);
+      announce(`The conversation with ${visitorLabel(held)} ended while you were disconnected.`);
+      // Whatever was said before the end. Volunteers see no transcript once it has ended.
+      if (config.role !== "volunteer") socket.send("conversation.open", { conversation_id: id, last_seq: storeFor(id).contiguousSeq });
+    } else {
+      letGo(id, state.waiting.has(id)
+        ? `The conversation with ${visitorLabel(held)} went back to the queue while you were disconnected.`
+        : `The conversation with ${visitorLabel(held)} ended or went to another helper while you were disconnected.`);
+    }
+  }
   for (const conversation of mine) {
-    state.mine.set(conversation.id, conversation);
+    putMine(conversation);
     socket.send("conversation.open", { conversation_id: conversation.id, last_seq: storeFor(conversation.id).contiguousSeq });
   }
   // A new socket follows nothing: what a supervisor was watching is opened again too.
   for (const id of state.watching) {
-    const watched = state.mine.get(id);
-    if (watched && watched.status !== "ended") socket.send("conversation.open", { conversation_id: id, last_seq: storeFor(id).contiguousSeq });
+    if (state.live.has(id)) socket.send("conversation.open", { conversation_id: id, last_seq: storeFor(id).contiguousSeq });
   }
   renderQueue();
   renderMine();
+  if (state.selected !== null) renderSelected();
+}
+
+// Stops showing a conversation this console no longer holds.
+function letGo(id, why) {
+  clearTimeout(state.leftNotices.get(id));
+  state.leftNotices.delete(id);
+  state.mine.delete(id);
+  state.watching.delete(id);
+  dropUnsent(id);
+  if (state.selected === id) select(null);
+  announce(why);
+}
+
+// Messages typed while disconnected to a conversation that can no longer take them.
+function dropUnsent(id) {
+  for (const [clientId, pending] of state.outbox) {
+    if (pending.conversation_id === id) state.outbox.delete(clientId);
+  }
+}
+
+// A fresh copy of a held conversation replaces it, but whether the resident is there is
+// applied as a live `visitor.presence` would be: announced, and an absence only after a while.
+function putMine(conversation) {
+  const held = state.mine.get(conversation.id);
+  if (!held) {
+    state.mine.set(conversation.id, conversation);
+    return;
+  }
+  const { visitor_connected: connected, visitor_left_at: at } = conversation;
+  Object.assign(conversation, { visitor_connected: held.visitor_connected, visitor_left_at: held.visitor_left_at });
+  state.mine.set(conversation.id, conversation);
+  if (connected !== undefined) onVisitorPresence({ conversation_id: conversation.id, connected, at });
 }
 
 function onSnapshot({ conversation, messages, has_more: hasMore, cobrowse }) {
-  state.mine.set(conversation.id, conversation);
+  putMine(conversation);
   if (cobrowse !== undefined) state.cobrowse.set(conversation.id, cobrowse);
   if (config.role === "supervisor" && conversation.status === "active") state.live.set(conversation.id, conversation);
   state.visitorRead.set(conversation.id, Math.max(state.visitorRead.get(conversation.id) || 0, conversation.visitor_read_seq || 0));
@@ -700,20 +749,30 @@ function renderSelected() {
   markRead();
 }
 
+function wrapUpItem(conversation) {
+  return element("li", { "data-wrap-up": String(conversation.id) }, [
+    element("a", {
+      className: "govuk-link",
+      href: config.wrapUpUrlTemplate.replace("{id}", String(conversation.id)),
+      text: `Log conversation ${conversation.id} (${CHANNEL_NAMES[conversation.channel] || conversation.channel})`,
+    }),
+  ]);
+}
+
+// Newest first, as the page lists them.
 function addWrapUpLink(conversation) {
   const list = byId("wrap-up-list");
   if (list.querySelector(`[data-wrap-up="${conversation.id}"]`)) return;
   const empty = byId("wrap-up-empty");
   if (empty) empty.remove();
-  list.append(
-    element("li", { "data-wrap-up": String(conversation.id) }, [
-      element("a", {
-        className: "govuk-link",
-        href: config.wrapUpUrlTemplate.replace("{id}", String(conversation.id)),
-        text: `Log conversation ${conversation.id} (${CHANNEL_NAMES[conversation.channel] || conversation.channel})`,
-      }),
-    ]),
-  );
+  list.prepend(wrapUpItem(conversation));
+}
+
+// The server's list, after a reconnection: another tab may have logged some meanwhile.
+function renderWrapUp(conversations) {
+  const items = conversations.map(wrapUpItem);
+  if (!items.length) items.push(element("li", { id: "wrap-up-empty", text: "Nothing to log." }));
+  byId("wrap-up-list").replaceChildren(...items);
 }
 
 function showError(text) {
