@@ -5,6 +5,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from config.clock import clock_text
+
 
 class ConversationQuerySet(models.QuerySet):
     def not_ended(self) -> "ConversationQuerySet":
@@ -206,7 +208,7 @@ class OpeningHours(models.Model):
         verbose_name_plural = _("opening hours")
 
     def __str__(self) -> str:
-        return f"{self.get_weekday_display()} {self.opens_at:%H:%M} to {self.closes_at:%H:%M}"
+        return f"{self.get_weekday_display()} {clock_text(self.opens_at)} to {clock_text(self.closes_at)}"
 
 
 class ClosureDate(models.Model):

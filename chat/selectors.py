@@ -8,6 +8,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from chat.models import CallbackRequest, Conversation, Message
+from config.clock import clock_text, date_time_text
 
 SNAPSHOT_MESSAGE_LIMIT = 200
 
@@ -162,11 +163,11 @@ def conversation_transcript_text(*, conversation: Conversation) -> str:
     """The conversation as plain text, for download or email."""
     lines = [
         f"{settings.COUNCIL_NAME}: conversation {conversation.pk}",
-        f"Started {timezone.localtime(conversation.created_at):%d %B %Y %H:%M}",
+        f"Started {date_time_text(conversation.created_at)}",
         "",
     ]
     for message in Message.objects.filter(conversation=conversation).order_by("seq"):
-        when = timezone.localtime(message.created_at).strftime("%H:%M")
+        when = clock_text(message.created_at)
         if message.author_kind == Message.AuthorKind.SYSTEM:
             lines.append(f"[{when}] {message.body}")
         else:

@@ -119,6 +119,7 @@ TEMPLATES = [
                 "csp.context_processors.nonce",
                 "config.context_processors.council",
             ],
+            "libraries": {"clock": "config.clock"},
         },
     },
 ]

@@ -1,12 +1,13 @@
 """The widget's HTTP endpoints: configuration, transcript, and CORS for embedding sites."""
 
 import datetime
+import zoneinfo
 
 import pytest
 from django.utils import timezone
 
 from chat import services
-from chat.models import ClosureDate, OpeningHours
+from chat.models import ClosureDate, Conversation, Message, OpeningHours
 
 pytestmark = pytest.mark.django_db
 
@@ -83,6 +84,19 @@ def test_transcript_downloads_with_the_token(client, advisor):
     assert "Pat: <script>x</script>" in response.content.decode()
 
 
+def test_transcript_times_read_as_govuk_writes_them(client):
+    conversation, token = services.conversation_start(visitor_name="Pat")
+    services.message_create(conversation_id=conversation.pk, author_kind="visitor", body="Hello")
+    started = datetime.datetime(2026, 11, 5, 17, 29, tzinfo=zoneinfo.ZoneInfo("Europe/London"))
+    Conversation.objects.filter(pk=conversation.pk).update(created_at=started)
+    Message.objects.filter(conversation=conversation).update(created_at=started + datetime.timedelta(minutes=1))
+
+    lines = client.post("/chat/widget/transcript/", {"token": token}).content.decode().splitlines()
+
+    assert lines[1] == "Started 5 November 2026 at 5:29pm"
+    assert "[5:30pm] Pat: Hello" in lines
+
+
 @pytest.mark.parametrize("token", ["", "wrong", "x" * 500])
 def test_transcript_without_the_right_token_reveals_nothing(client, token):
     services.conversation_start()
@@ -100,3 +114,8 @@ def test_transcript_of_an_expired_conversation_is_gone(client, settings):
 
 def test_transcript_only_by_post(client):
     assert client.get("/chat/widget/transcript/").status_code == 405
+
+
+def test_opening_hours_read_as_govuk_writes_them():
+    hours = OpeningHours(weekday=0, opens_at=datetime.time(9), closes_at=datetime.time(17, 30))
+    assert str(hours) == "Monday 9am to 5:30pm"

@@ -1,0 +1,40 @@
+"""Times as GOV.UK writes them, the same on the server as in the browser (socket.js)."""
+
+import datetime
+import zoneinfo
+
+import pytest
+from django.template import Context, Template
+
+from config.clock import clock_text, date_time_text
+
+LONDON = zoneinfo.ZoneInfo("Europe/London")
+
+
+@pytest.mark.parametrize(
+    ("hour", "minute", "text"),
+    [
+        (9, 0, "9am"),
+        (17, 30, "5:30pm"),
+        (12, 0, "midday"),
+        (0, 0, "midnight"),
+        (0, 5, "12:05am"),
+        (12, 30, "12:30pm"),
+        (23, 59, "11:59pm"),
+    ],
+)
+def test_a_time_of_day(hour, minute, text):
+    assert clock_text(datetime.time(hour, minute)) == text
+
+
+def test_a_moment_is_read_in_the_councils_time_zone():
+    # 16:30 UTC in summer is 5:30pm in London; in winter it is 4:30pm.
+    assert clock_text(datetime.datetime(2026, 7, 1, 16, 30, tzinfo=datetime.UTC)) == "5:30pm"
+    assert clock_text(datetime.datetime(2026, 12, 1, 16, 30, tzinfo=datetime.UTC)) == "4:30pm"
+    assert date_time_text(datetime.datetime(2026, 11, 5, 12, 0, tzinfo=LONDON)) == "5 November 2026 at midday"
+
+
+def test_templates_load_it_as_a_filter():
+    moment = datetime.datetime(2026, 11, 30, 9, 15, tzinfo=LONDON)
+    rendered = Template("{% load clock %}{{ moment|clock }}").render(Context({"moment": moment}))
+    assert rendered == "9:15am"
