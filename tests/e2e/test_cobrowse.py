@@ -95,10 +95,10 @@ def test_the_helper_watches_points_and_highlights_nothing_masked_leaks_and_stop_
 
     resident.get(f"{server.http}{PERMIT}")
     click(resident, ".chat-launcher")
-    resident.find_element(By.ID, "chat-name").send_keys("Pat")
+    resident.find_element(By.ID, "dioa-chat-name").send_keys("Pat")
     resident.find_element(By.CSS_SELECTOR, ".chat-start button[type=submit]").click()
     click(helper, "[data-accept]")
-    wait_for_text(resident, "#chat-status", "You are chatting with Alex.")
+    wait_for_text(resident, "#dioa-chat-status", "You are chatting with Alex.")
 
     # Consent first: nothing is recorded or sent before the resident agrees.
     click(helper, "#cobrowse-request")
@@ -144,7 +144,7 @@ def test_the_helper_watches_points_and_highlights_nothing_masked_leaks_and_stop_
             == "solid"
         )
     )
-    wait_for_text(resident, "#cobrowse-announcer", "Your helper highlighted part of the page")
+    wait_for_text(resident, "#dioa-cobrowse-announcer", "Your helper highlighted part of the page")
     assert_accessible(resident, "the page with a highlight")
 
     # The helper reloads the console: the view comes back from a fresh full snapshot.
@@ -186,9 +186,9 @@ def test_sharing_by_code_without_a_chat(server, browsers):
     helper_console(helper, server)
     resident.get(f"{server.http}{PERMIT}")
     click(resident, ".chat-launcher")
-    click(resident, "#chat-share-screen")
-    wait_for_text(resident, "#cobrowse-code", "Your code is")
-    code = resident.find_element(By.ID, "cobrowse-code").text.removeprefix("Your code is ").replace(" ", "")
+    click(resident, "#dioa-chat-share-screen")
+    wait_for_text(resident, "#dioa-cobrowse-code", "Your code is")
+    code = resident.find_element(By.ID, "dioa-cobrowse-code").text.removeprefix("Your code is ").replace(" ", "")
     assert len(code) == 6 and code.isdigit()
     assert_accessible(resident, "the screen-sharing code")
 
@@ -214,10 +214,10 @@ def test_sharing_by_code_without_a_chat(server, browsers):
     # The server restarts under both: sharing comes back by itself, without asking again, and
     # the helper's view starts afresh from a new snapshot.
     server.stop()
-    wait_for_text(resident, "#chat-status", "You are offline", timeout=15)
+    wait_for_text(resident, "#dioa-chat-status", "You are offline", timeout=15)
     restarted = server.start_again()
     try:
-        wait_for_text(resident, "#chat-status", "You are chatting with Alex", timeout=40)
+        wait_for_text(resident, "#dioa-chat-status", "You are chatting with Alex", timeout=40)
         wait_for_text(helper, "#console-connection", "Connected", timeout=40)
         resident.find_element(By.ID, "id_full_name").send_keys("Pat Example")
         wait(helper, 20).until(lambda d: replayed_value(d, "#id_full_name") == "Pat Example")

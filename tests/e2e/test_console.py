@@ -65,11 +65,11 @@ def sign_in(driver, server, username):
 def resident_starts_chat(driver, server, name="Pat"):
     driver.get(f"{server.http}/")
     click(driver, ".chat-launcher")
-    driver.find_element(By.ID, "chat-name").send_keys(name)
-    wait(driver).until(lambda d: len(Select(d.find_element(By.ID, "chat-topic")).options) > 1)
-    Select(driver.find_element(By.ID, "chat-topic")).select_by_visible_text("Apply for a resident parking permit")
+    driver.find_element(By.ID, "dioa-chat-name").send_keys(name)
+    wait(driver).until(lambda d: len(Select(d.find_element(By.ID, "dioa-chat-topic")).options) > 1)
+    Select(driver.find_element(By.ID, "dioa-chat-topic")).select_by_visible_text("Apply for a resident parking permit")
     driver.find_element(By.CSS_SELECTOR, ".chat-start button[type=submit]").click()
-    wait_for_text(driver, "#chat-status", "in the queue")
+    wait_for_text(driver, "#dioa-chat-status", "in the queue")
 
 
 def test_two_advisors_accept_at_once_then_transfer_watch_and_wrap_up(server, staff, browsers):
@@ -142,7 +142,7 @@ def test_two_advisors_accept_at_once_then_transfer_watch_and_wrap_up(server, sta
     vic.find_element(By.ID, "compose-message").send_keys("Hello, I am Vic. Let us do step 2 together.", Keys.ENTER)
     wait_for_text(resident, ".chat-log", "Let us do step 2 together.")
     click(vic, "#end-conversation")
-    wait_for_text(resident, "#chat-status", "This chat has ended.")
+    wait_for_text(resident, "#dioa-chat-status", "This chat has ended.")
     click(vic, "#wrap-up-link")
     wait_for_text(vic, "h1", "Log what was done")
     assert_accessible(vic, "the wrap-up form")
@@ -213,7 +213,7 @@ def test_the_keyboard_stays_where_the_advisor_is_and_nothing_they_type_vanishes(
     # The list of conversations is rebuilt as Pat types; the button with the keyboard keeps it.
     pat_id = str(Conversation.objects.get(visitor_name="Pat").pk)
     alex.execute_script(f'document.querySelector("[data-open=\\"{pat_id}\\"]").focus()')
-    pat.find_element(By.ID, "chat-message").send_keys("Hello")
+    pat.find_element(By.ID, "dioa-chat-message").send_keys("Hello")
     wait_for_text(alex, "#mine-list", "typing")
     # Read in the page at once: the list (and the element with focus) is rebuilt as Pat types.
     assert alex.execute_script("return document.activeElement.dataset.open") == pat_id

@@ -91,9 +91,9 @@ class BrowserTestCase(ChannelsLiveServerTestCase):
     def open_widget_and_start(self, driver, name="Pat"):
         driver.get(f"{self.live_server_url}/")
         click(driver, ".chat-launcher")
-        driver.find_element(By.ID, "chat-name").send_keys(name)
+        driver.find_element(By.ID, "dioa-chat-name").send_keys(name)
         driver.find_element(By.CSS_SELECTOR, ".chat-start button[type=submit]").click()
-        wait_for_text(driver, "#chat-status", "in the queue")
+        wait_for_text(driver, "#dioa-chat-status", "in the queue")
 
 
 class WalkingSkeletonTests(BrowserTestCase):
@@ -103,25 +103,25 @@ class WalkingSkeletonTests(BrowserTestCase):
         self.sign_in(helper)
 
         self.open_widget_and_start(visitor)
-        visitor.find_element(By.ID, "chat-message").send_keys("My bin was not collected", Keys.ENTER)
+        visitor.find_element(By.ID, "dioa-chat-message").send_keys("My bin was not collected", Keys.ENTER)
         wait_for_text(visitor, ".chat-log", "Sent")
 
         wait_for_text(helper, "#queue-list", "Pat")
         self.assertEqual(helper.title.split(")")[0], "(1")
         click(helper, "[data-accept]")
         wait_for_text(helper, "#conversation-log", "My bin was not collected")
-        wait_for_text(visitor, "#chat-status", "You are chatting with Alex")
+        wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex")
 
         helper.find_element(By.ID, "compose-message").send_keys("I can help with that. What is your postcode?")
         helper.find_element(By.CSS_SELECTOR, "#compose-form button[type=submit]").click()
         wait_for_text(visitor, ".chat-log", "What is your postcode?")
-        wait_for_text(visitor, "#chat-announcer", "Alex says: I can help with that.")
+        wait_for_text(visitor, "#dioa-chat-announcer", "Alex says: I can help with that.")
 
-        visitor.find_element(By.ID, "chat-message").send_keys("MB1 2CD", Keys.ENTER)
+        visitor.find_element(By.ID, "dioa-chat-message").send_keys("MB1 2CD", Keys.ENTER)
         wait_for_text(helper, "#conversation-log", "MB1 2CD")
 
         click(helper, "#end-conversation")
-        wait_for_text(visitor, "#chat-status", "This chat has ended")
+        wait_for_text(visitor, "#dioa-chat-status", "This chat has ended")
         wait_for_text(helper, "#conversation-ended", "This conversation has ended")
         click(helper, "#wrap-up-link")
         wait_for_text(helper, "h1", "Log what was done")
@@ -146,12 +146,12 @@ class WalkingSkeletonTests(BrowserTestCase):
     def test_a_page_reload_resumes_the_conversation_without_duplicates(self):
         visitor = self.browser()
         self.open_widget_and_start(visitor)
-        visitor.find_element(By.ID, "chat-message").send_keys("First message", Keys.ENTER)
+        visitor.find_element(By.ID, "dioa-chat-message").send_keys("First message", Keys.ENTER)
         wait_for_text(visitor, ".chat-log", "Sent")
 
         visitor.refresh()
         wait_for_text(visitor, ".chat-log", "First message")
-        wait_for_text(visitor, "#chat-status", "in the queue")
+        wait_for_text(visitor, "#dioa-chat-status", "in the queue")
         items = visitor.find_elements(By.CSS_SELECTOR, ".chat-log__item")
         self.assertEqual([item.text.count("First message") for item in items], [1])
         self.assertEqual(Message.objects.count(), 1)
@@ -164,11 +164,11 @@ class AccessibilityTests(BrowserTestCase):
         wait(visitor).until(lambda d: d.find_element(By.CSS_SELECTOR, ".chat-launcher"))
         browser.assert_accessible(visitor, "the demo page with the widget closed")
         click(visitor, ".chat-launcher")
-        self.assertEqual(visitor.switch_to.active_element.get_attribute("id"), "chat-name")
+        self.assertEqual(visitor.switch_to.active_element.get_attribute("id"), "dioa-chat-name")
         browser.assert_accessible(visitor, "the demo page with the widget open")
         visitor.find_element(By.CSS_SELECTOR, ".chat-start button[type=submit]").click()
-        wait_for_text(visitor, "#chat-status", "in the queue")
-        visitor.find_element(By.ID, "chat-message").send_keys("Hello", Keys.ENTER)
+        wait_for_text(visitor, "#dioa-chat-status", "in the queue")
+        visitor.find_element(By.ID, "dioa-chat-message").send_keys("Hello", Keys.ENTER)
         wait_for_text(visitor, ".chat-log", "Sent")
         browser.assert_accessible(visitor, "the widget in a conversation")
 
@@ -204,7 +204,7 @@ class AccessibilityTests(BrowserTestCase):
         driver.get(f"{self.live_server_url}/")
         click(driver, ".chat-launcher")
         self.assertEqual(driver.execute_script("return window.innerWidth"), 320)
-        panel = driver.find_element(By.ID, "chat-panel")
+        panel = driver.find_element(By.ID, "dioa-chat-panel")
         self.assertGreaterEqual(panel.rect["x"], 0)
         self.assertLessEqual(panel.rect["x"] + panel.rect["width"], 320)
         self.assertLessEqual(driver.execute_script("return document.documentElement.scrollWidth"), 320)

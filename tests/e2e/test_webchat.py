@@ -107,7 +107,7 @@ def pat_starts(visitor, page) -> None:
     """Pat opens the chat on `page` and starts one, giving only a name."""
     visitor.get(page)
     click(visitor, ".chat-launcher")
-    visitor.find_element(By.ID, "chat-name").send_keys("Pat")
+    visitor.find_element(By.ID, "dioa-chat-name").send_keys("Pat")
     visitor.find_element(By.CSS_SELECTOR, ".chat-start button[type=submit]").click()
 
 
@@ -127,7 +127,7 @@ def texts_of(driver, selector: str) -> list[str]:
 
 
 def type_message(driver, text: str) -> None:
-    driver.find_element(By.ID, "chat-message").send_keys(text, Keys.ENTER)
+    driver.find_element(By.ID, "dioa-chat-message").send_keys(text, Keys.ENTER)
 
 
 def test_the_whole_journey_on_another_council_site(server, council_site, browsers, tmp_path):
@@ -139,30 +139,31 @@ def test_the_whole_journey_on_another_council_site(server, council_site, browser
     assert_accessible(visitor, "the council page with the launcher")
 
     click(visitor, ".chat-launcher")
-    assert visitor.switch_to.active_element.get_attribute("id") == "chat-name"
-    wait(visitor).until(lambda d: len(Select(d.find_element(By.ID, "chat-topic")).options) > 1)
+    assert visitor.switch_to.active_element.get_attribute("id") == "dioa-chat-name"
+    wait(visitor).until(lambda d: len(Select(d.find_element(By.ID, "dioa-chat-topic")).options) > 1)
     assert (
-        Select(visitor.find_element(By.ID, "chat-topic")).first_selected_option.text == "Report a missed bin collection"
+        Select(visitor.find_element(By.ID, "dioa-chat-topic")).first_selected_option.text
+        == "Report a missed bin collection"
     )
     assert_accessible(visitor, "the pre-chat form")
-    visitor.find_element(By.ID, "chat-name").send_keys("Pat")
-    visitor.find_element(By.ID, "chat-email").send_keys("pat@example.com")
+    visitor.find_element(By.ID, "dioa-chat-name").send_keys("Pat")
+    visitor.find_element(By.ID, "dioa-chat-email").send_keys("pat@example.com")
     visitor.find_element(By.CSS_SELECTOR, ".chat-start button[type=submit]").click()
-    wait_for_text(visitor, "#chat-status", "You are number 1 in the queue. Estimated wait: about 3 minutes.")
+    wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue. Estimated wait: about 3 minutes.")
     assert_accessible(visitor, "the queue")
 
     wait_for_text(helper, "#queue-list", "Report a missed bin collection")
     click(helper, "[data-accept]")
-    wait_for_text(visitor, "#chat-status", "You are chatting with Alex.")
+    wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
 
-    visitor.find_element(By.ID, "chat-message").send_keys("My bin")
+    visitor.find_element(By.ID, "dioa-chat-message").send_keys("My bin")
     wait_for_text(helper, "#conversation-typing", "Pat is typing…")
-    visitor.find_element(By.ID, "chat-message").send_keys(" was <b>missed</b>", Keys.ENTER)
+    visitor.find_element(By.ID, "dioa-chat-message").send_keys(" was <b>missed</b>", Keys.ENTER)
     wait_for_text(helper, "#conversation-log", "My bin was <b>missed</b>")
     wait_for_text(visitor, ".chat-log__item--mine .chat-log__state", "Read")
 
     helper.find_element(By.ID, "compose-message").send_keys("Sorry")
-    wait_for_text(visitor, "#chat-typing", "Alex is typing…")
+    wait_for_text(visitor, "#dioa-chat-typing", "Alex is typing…")
     helper.find_element(By.ID, "compose-message").send_keys(" – report it at https://example.org/bins.", Keys.ENTER)
     wait_for_text(visitor, ".chat-log", "report it at")
     link = visitor.find_element(By.CSS_SELECTOR, ".chat-log a.govuk-link")
@@ -171,8 +172,11 @@ def test_the_whole_journey_on_another_council_site(server, council_site, browser
         "noopener noreferrer nofollow",
     )
     assert visitor.find_elements(By.CSS_SELECTOR, ".chat-log b") == [], "message text is never HTML"
-    assert visitor.find_element(By.ID, "chat-typing").text == ""
+    assert visitor.find_element(By.ID, "dioa-chat-typing").text == ""
     assert_accessible(visitor, "a conversation")
+    # Labels and live regions point at ids document-wide: the host page's own must not clash.
+    ids = visitor.execute_script("return [...document.querySelectorAll('.dioa-chat [id]')].map((e) => e.id)")
+    assert len(ids) > 20 and all(i.startswith("dioa-") for i in ids), [i for i in ids if not i.startswith("dioa-")]
 
     # The resident moves to another page of the council site: the chat follows, nothing twice.
     visitor.find_element(By.LINK_TEXT, "Another page").click()
@@ -182,14 +186,14 @@ def test_the_whole_journey_on_another_council_site(server, council_site, browser
     assert sum("missed" in body for body in bodies) == 1
 
     click(helper, "#end-conversation")
-    wait_for_text(visitor, "#chat-status", "This chat has ended.")
+    wait_for_text(visitor, "#dioa-chat-status", "This chat has ended.")
     assert_accessible(visitor, "the end of a conversation with the rating form")
-    visitor.find_element(By.CSS_SELECTOR, "label[for=chat-rating-5]").click()
-    visitor.find_element(By.ID, "chat-rating-comment").send_keys("Very patient")
+    visitor.find_element(By.CSS_SELECTOR, "label[for=dioa-chat-rating-5]").click()
+    visitor.find_element(By.ID, "dioa-chat-rating-comment").send_keys("Very patient")
     visitor.find_element(By.CSS_SELECTOR, ".chat-rate button[type=submit]").click()
-    wait_for_text(visitor, "#chat-rated", "Thank you for your feedback.")
+    wait_for_text(visitor, "#dioa-chat-rated", "Thank you for your feedback.")
     assert_accessible(visitor, "after rating")
-    click(visitor, "#chat-transcript")
+    click(visitor, "#dioa-chat-transcript")
     deadline = time.monotonic() + 10
     while not list(tmp_path.glob("conversation-*.txt")) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -207,12 +211,12 @@ def test_the_whole_journey_on_another_council_site(server, council_site, browser
 def test_a_server_restart_mid_chat_loses_and_duplicates_nothing(server, council_site, browsers, site):
     helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
     click(helper, "[data-accept]")
-    wait_for_text(visitor, "#chat-status", "You are chatting with Alex.")
+    wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
     type_message(visitor, "Before the restart")
     wait_for_text(helper, "#conversation-log", "Before the restart")
 
     server.stop()
-    wait_for_text(visitor, "#chat-status", "You are offline")
+    wait_for_text(visitor, "#dioa-chat-status", "You are offline")
     type_message(visitor, "Typed while the server was down")
     wait_for_text(visitor, ".chat-log", "Sending…")
     conversation = Conversation.objects.get()
@@ -222,9 +226,9 @@ def test_a_server_restart_mid_chat_loses_and_duplicates_nothing(server, council_
     restarted = server.start_again()
     try:
         wait_for_text(helper, "#conversation-log", "Typed while the server was down", timeout=40)
-        wait_for_text(visitor, "#chat-status", "You are chatting with Alex.", timeout=40)
+        wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.", timeout=40)
         # What was missed is announced once it arrives, both messages, not only the last.
-        wait_for_text(visitor, "#chat-announcer", "Alex says: Missed one Alex says: Missed two")
+        wait_for_text(visitor, "#dioa-chat-announcer", "Alex says: Missed one Alex says: Missed two")
         helper.find_element(By.ID, "compose-message").send_keys("Got it", Keys.ENTER)
         wait_for_text(visitor, ".chat-log", "Got it")
         # Read in one step each: the console redraws its log as events arrive.
@@ -246,7 +250,7 @@ def test_a_message_that_arrives_ahead_of_a_missed_one_is_read_out_after_it(
 ):
     helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
     click(helper, "[data-accept]")
-    wait_for_text(visitor, "#chat-status", "You are chatting with Alex.")
+    wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
     compose = helper.find_element(By.ID, "compose-message")
     compose.send_keys("Right after it")
     # Stored but never announced (as when the layer drops an event): the resident's widget
@@ -256,7 +260,7 @@ def test_a_message_that_arrives_ahead_of_a_missed_one_is_read_out_after_it(
     services.message_create(conversation_id=conversation.pk, author_kind="helper", author=site, body="Missed one")
     compose.send_keys(Keys.ENTER)
 
-    wait_for_text(visitor, "#chat-announcer", "Alex says: Missed one Alex says: Right after it")
+    wait_for_text(visitor, "#dioa-chat-announcer", "Alex says: Missed one Alex says: Right after it")
     texts = [item.text for item in visitor.find_elements(By.CSS_SELECTOR, ".chat-log__item")]
     assert [i for i, text in enumerate(texts) if "Missed one" in text] < [
         i for i, text in enumerate(texts) if "Right after it" in text
@@ -266,12 +270,12 @@ def test_a_message_that_arrives_ahead_of_a_missed_one_is_read_out_after_it(
 def test_the_helper_sees_the_resident_leave_the_page_and_come_back(server, council_site, browsers):
     helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
     click(helper, "[data-accept]")
-    wait_for_text(visitor, "#chat-status", "You are chatting with Alex.")
+    wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
     wait_for_text(helper, "#conversation-context", "Has the chat open")
 
     # Another page of the site: gone for a moment, which the helper is not bothered with.
     visitor.get(council_site)
-    wait_for_text(visitor, "#chat-status", "You are chatting with Alex.")
+    wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
     time.sleep(6)
     assert "left the page" not in helper.find_element(By.ID, "mine-list").text
 
@@ -289,7 +293,7 @@ def test_the_helper_sees_the_resident_leave_the_page_and_come_back(server, counc
     wait_for_text(helper, "#conversation-context", "Has the chat open", timeout=15)
     wait_for_text(helper, "#console-announcer", "Pat is back in the chat.")
     assert "left the page" not in helper.find_element(By.ID, "mine-list").text
-    wait_for_text(visitor, "#chat-status", "You are chatting with Alex.")
+    wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
     assert visitor.execute_script("return window.keptWhole") is True, "the kept page came back, not a new load"
 
 
@@ -302,12 +306,12 @@ def test_back_to_a_kept_page_from_before_the_chat_shows_the_chat_started_since(s
     visitor.execute_script("window.keptWhole = true")
     pat_starts(visitor, f"{council_site}/other")
     click(helper, "[data-accept]")
-    wait_for_text(visitor, "#chat-status", "You are chatting with Alex.")
+    wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
 
     visitor.back()
 
     assert visitor.execute_script("return window.keptWhole") is True, "the kept page came back, not a new load"
-    wait_for_text(visitor, "#chat-status", "You are chatting with Alex.")
+    wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
     wait_for_text(helper, "#conversation-context", "Has the chat open", timeout=15)
     helper.find_element(By.ID, "compose-message").send_keys("Still here?", Keys.ENTER)
     wait_for_text(visitor, ".chat-log", "Still here?")
@@ -323,22 +327,22 @@ def test_with_nobody_available_the_resident_can_leave_a_message(server, council_
     visitor = browsers()
     visitor.get(council_site)
     click(visitor, ".chat-launcher")
-    wait_for_text(visitor, "#chat-unavailable-reason", "All our advisors are busy or away at the moment.")
+    wait_for_text(visitor, "#dioa-chat-unavailable-reason", "All our advisors are busy or away at the moment.")
     hours = visitor.find_element(By.CSS_SELECTOR, ".chat-hours").text
     assert "Webchat opening hours" in hours
     assert "Monday: midnight to 11:59pm" in hours, "times as GOV.UK writes them"
     assert f"Closed on {closure.date:%A} {closure.date.day} {closure.date:%B} (Staff training)" in hours
     assert "Christmas Day" not in hours, "only the next two weeks' closures"
-    assert visitor.switch_to.active_element.get_attribute("id") in {"callback-name", "chat-name"}
+    assert visitor.switch_to.active_element.get_attribute("id") in {"dioa-callback-name", "dioa-chat-name"}
     assert_accessible(visitor, "the leave-a-message form")
-    visitor.find_element(By.ID, "callback-name").send_keys("Pat")
-    visitor.find_element(By.ID, "callback-message").send_keys("Please call me about my bin")
+    visitor.find_element(By.ID, "dioa-callback-name").send_keys("Pat")
+    visitor.find_element(By.ID, "dioa-callback-message").send_keys("Please call me about my bin")
     visitor.find_element(By.CSS_SELECTOR, ".chat-callback button[type=submit]").click()
-    wait_for_text(visitor, "#chat-error", "Enter a phone number or an email address")
+    wait_for_text(visitor, "#dioa-chat-error", "Enter a phone number or an email address")
     assert CallbackRequest.objects.count() == 0
-    visitor.find_element(By.ID, "callback-phone").send_keys("01632 960001")
+    visitor.find_element(By.ID, "dioa-callback-phone").send_keys("01632 960001")
     visitor.find_element(By.CSS_SELECTOR, ".chat-callback button[type=submit]").click()
-    wait_for_text(visitor, "#callback-confirmation", "Your reference is CB-")
+    wait_for_text(visitor, "#dioa-callback-confirmation", "Your reference is CB-")
     assert_accessible(visitor, "the call-back confirmation")
 
     callback = CallbackRequest.objects.get()
@@ -348,7 +352,7 @@ def test_with_nobody_available_the_resident_can_leave_a_message(server, council_
 def start_chat_with_a_double_press(visitor, council_site) -> None:
     visitor.get(council_site)
     click(visitor, ".chat-launcher")
-    visitor.find_element(By.ID, "chat-name").send_keys("Pat")
+    visitor.find_element(By.ID, "dioa-chat-name").send_keys("Pat")
     ActionChains(visitor).double_click(
         visitor.find_element(By.CSS_SELECTOR, ".chat-start button[type=submit]")
     ).perform()
@@ -360,9 +364,9 @@ def test_a_long_chat_reloaded_with_a_message_typed_offline_delivers_it(server, c
     visitor = browsers()
     # A double press on "Start chat" starts one chat (it used to leave the widget "Connecting…").
     start_chat_with_a_double_press(visitor, council_site)
-    wait_for_text(visitor, "#chat-status", "You are number 1 in the queue.")
+    wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue.")
     click(helper, "[data-accept]")
-    wait_for_text(visitor, "#chat-status", "You are chatting with Alex.")
+    wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
     conversation = Conversation.objects.get()
     settings.CHAT_MESSAGES_PER_MINUTE = 100  # for the helper's forty, written here at once
     # Forty answers: a reload's snapshot holds them all (it used to send a read mark for each,
@@ -374,7 +378,7 @@ def test_a_long_chat_reloaded_with_a_message_typed_offline_delivers_it(server, c
     wait_for_text(visitor, ".chat-log", "Step 40")
 
     server.stop()
-    wait_for_text(visitor, "#chat-status", "You are offline")
+    wait_for_text(visitor, "#dioa-chat-status", "You are offline")
     type_message(visitor, "Typed while offline")
     wait_for_text(visitor, ".chat-log", "Sending…")
     restarted = server.start_again()
@@ -387,7 +391,7 @@ def test_a_long_chat_reloaded_with_a_message_typed_offline_delivers_it(server, c
         )
         texts = [item.text for item in visitor.find_elements(By.CSS_SELECTOR, ".chat-log__item")]
         assert sum("Typed while offline" in text for text in texts) == 1
-        assert not visitor.find_element(By.ID, "chat-error").is_displayed(), "no refusal shown"
+        assert not visitor.find_element(By.ID, "dioa-chat-error").is_displayed(), "no refusal shown"
         # A reload does not pull the keyboard into the chat.
         assert visitor.switch_to.active_element.tag_name == "body"
         assert list(Message.objects.filter(author_kind="visitor").values_list("body", flat=True)) == [
@@ -400,19 +404,19 @@ def test_a_long_chat_reloaded_with_a_message_typed_offline_delivers_it(server, c
 
 def test_a_chat_nobody_answered_offers_to_leave_a_message(server, council_site, browsers, settings):
     _helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
-    wait_for_text(visitor, "#chat-status", "You are number 1 in the queue.")
+    wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue.")
 
     later = timezone.now() + datetime.timedelta(minutes=settings.CHAT_WAITING_TIMEOUT_MINUTES + 1)
     assert len(services.conversation_end_expired(now=later)) == 1
 
-    wait_for_text(visitor, "#chat-status", "This chat has ended.")
-    wait_for_text(visitor, "#chat-unavailable-reason", "No advisor was free to answer in time.")
+    wait_for_text(visitor, "#dioa-chat-status", "This chat has ended.")
+    wait_for_text(visitor, "#dioa-chat-unavailable-reason", "No advisor was free to answer in time.")
     assert not visitor.find_element(By.CSS_SELECTOR, ".chat-rate").is_displayed(), "nothing to rate"
     assert_accessible(visitor, "a chat nobody answered")
-    visitor.find_element(By.ID, "callback-name").send_keys("Pat")
-    visitor.find_element(By.ID, "callback-phone").send_keys("01632 960001")
-    visitor.find_element(By.ID, "callback-message").send_keys("Nobody answered, please call")
+    visitor.find_element(By.ID, "dioa-callback-name").send_keys("Pat")
+    visitor.find_element(By.ID, "dioa-callback-phone").send_keys("01632 960001")
+    visitor.find_element(By.ID, "dioa-callback-message").send_keys("Nobody answered, please call")
     visitor.find_element(By.CSS_SELECTOR, ".chat-callback button[type=submit]").click()
-    wait_for_text(visitor, "#callback-confirmation", "Your reference is CB-")
-    assert visitor.switch_to.active_element.get_attribute("id") == "callback-confirmation"
+    wait_for_text(visitor, "#dioa-callback-confirmation", "Your reference is CB-")
+    assert visitor.switch_to.active_element.get_attribute("id") == "dioa-callback-confirmation"
     assert CallbackRequest.objects.get().message == "Nobody answered, please call"

@@ -54,19 +54,19 @@ export class ResidentCobrowse {
     this.pending = [];
     this.buildConsent();
     this.buildBanner();
-    this.live = element("div", { className: "govuk-visually-hidden", "aria-live": "polite", id: "cobrowse-announcer" });
+    this.live = element("div", { className: "govuk-visually-hidden", "aria-live": "polite", id: "dioa-cobrowse-announcer" });
     this.root.append(this.live);
   }
 
   // --- Consent --------------------------------------------------------------------------
   buildConsent() {
     const list = (items) => element("ul", { className: "govuk-list govuk-list--bullet" }, items.map((text) => element("li", { text })));
-    this.consentTitle = element("h2", { className: "govuk-heading-m", id: "cobrowse-consent-title" });
+    this.consentTitle = element("h2", { className: "govuk-heading-m", id: "dioa-cobrowse-consent-title" });
     this.acceptButton = element("button", { type: "button", className: "govuk-button", text: TEXT.accept });
     this.declineButton = element("button", { type: "button", className: "govuk-button govuk-button--secondary", text: TEXT.decline });
-    this.consent = element("dialog", { className: "cobrowse-consent", "aria-labelledby": "cobrowse-consent-title", "aria-describedby": "cobrowse-consent-intro" }, [
+    this.consent = element("dialog", { className: "cobrowse-consent", "aria-labelledby": "dioa-cobrowse-consent-title", "aria-describedby": "dioa-cobrowse-consent-intro" }, [
       this.consentTitle,
-      element("p", { className: "govuk-body", id: "cobrowse-consent-intro", text: TEXT.consentIntro }),
+      element("p", { className: "govuk-body", id: "dioa-cobrowse-consent-intro", text: TEXT.consentIntro }),
       element("h3", { className: "govuk-heading-s", text: TEXT.sharedTitle }),
       list(TEXT.shared),
       element("h3", { className: "govuk-heading-s", text: TEXT.neverTitle }),
@@ -282,10 +282,10 @@ export class ResidentCobrowse {
 
 // "Share my screen with an adviser" without a chat: a code to read out on the phone.
 export function codeView() {
-  const heading = element("h3", { className: "govuk-heading-s", id: "cobrowse-code-title", text: TEXT.codeTitle });
-  const code = element("p", { className: "govuk-heading-l cobrowse-code", id: "cobrowse-code", "aria-live": "polite" });
+  const heading = element("h3", { className: "govuk-heading-s", id: "dioa-cobrowse-code-title", text: TEXT.codeTitle });
+  const code = element("p", { className: "govuk-heading-l cobrowse-code", id: "dioa-cobrowse-code", "aria-live": "polite" });
   const help = element("p", { className: "govuk-body-s", text: TEXT.codeHelp });
-  const box = element("section", { className: "cobrowse-code-box", "aria-labelledby": "cobrowse-code-title", hidden: "" }, [heading, code, help]);
+  const box = element("section", { className: "cobrowse-code-box", "aria-labelledby": "dioa-cobrowse-code-title", hidden: "" }, [heading, code, help]);
   return {
     box,
     show(value) {

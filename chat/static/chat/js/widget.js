@@ -220,7 +220,7 @@ class ChatWidget {
       type: "button",
       className: "govuk-button chat-launcher",
       "aria-expanded": "false",
-      "aria-controls": "chat-panel",
+      "aria-controls": "dioa-chat-panel",
       text: TEXT.launcher,
     });
     this.launcher.addEventListener("click", () => this.open({ focus: true }));
@@ -232,11 +232,11 @@ class ChatWidget {
     );
     this.closeButton.addEventListener("click", () => this.close());
 
-    this.status = element("p", { className: "chat-status", id: "chat-status" });
+    this.status = element("p", { className: "chat-status", id: "dioa-chat-status" });
     this.log = element("ol", { className: "chat-log", "aria-label": "Messages" });
-    this.typingLine = element("p", { className: "chat-typing", id: "chat-typing" });
-    this.announcer = element("div", { className: "govuk-visually-hidden", "aria-live": "polite", id: "chat-announcer" });
-    this.errorBox = element("p", { className: "govuk-error-message", role: "alert", id: "chat-error", hidden: "" });
+    this.typingLine = element("p", { className: "chat-typing", id: "dioa-chat-typing" });
+    this.announcer = element("div", { className: "govuk-visually-hidden", "aria-live": "polite", id: "dioa-chat-announcer" });
+    this.errorBox = element("p", { className: "govuk-error-message", role: "alert", id: "dioa-chat-error", hidden: "" });
 
     this.buildStartForm();
     this.buildUnavailable();
@@ -245,13 +245,13 @@ class ChatWidget {
 
     this.panel = element(
       "section",
-      { id: "chat-panel", className: "chat-panel", "aria-labelledby": "chat-panel-title", hidden: "" },
+      { id: "dioa-chat-panel", className: "chat-panel", "aria-labelledby": "dioa-chat-panel-title", hidden: "" },
       [
         element("div", { className: "chat-panel__header" }, [
-          element("h2", { id: "chat-panel-title", className: "chat-panel__title", text: TEXT.title }),
+          element("h2", { id: "dioa-chat-panel-title", className: "chat-panel__title", text: TEXT.title }),
           this.closeButton,
         ]),
-        element("div", { className: "chat-panel__body", id: "chat-body" }, [
+        element("div", { className: "chat-panel__body", id: "dioa-chat-body" }, [
           this.status,
           this.log,
           this.typingLine,
@@ -272,26 +272,26 @@ class ChatWidget {
   }
 
   buildStartForm() {
-    const name = textField({ id: "chat-name", name: "name", label: TEXT.nameLabel, hint: TEXT.nameHint, autocomplete: "given-name", maxlength: 80 });
-    const email = textField({ id: "chat-email", name: "email", label: TEXT.emailLabel, hint: TEXT.emailHint, type: "email", autocomplete: "email", maxlength: 254 });
+    const name = textField({ id: "dioa-chat-name", name: "name", label: TEXT.nameLabel, hint: TEXT.nameHint, autocomplete: "given-name", maxlength: 80 });
+    const email = textField({ id: "dioa-chat-email", name: "email", label: TEXT.emailLabel, hint: TEXT.emailHint, type: "email", autocomplete: "email", maxlength: 254 });
     this.nameInput = name.input;
     this.emailInput = email.input;
-    this.topicSelect = element("select", { className: "govuk-select", id: "chat-topic", name: "service" });
+    this.topicSelect = element("select", { className: "govuk-select", id: "dioa-chat-topic", name: "service" });
     this.startForm = element("form", { className: "chat-start", novalidate: "" }, [
       element("p", { className: "govuk-body-s", text: TEXT.privacy }),
       name.group,
       element("div", { className: "govuk-form-group" }, [
-        element("label", { className: "govuk-label", for: "chat-topic", text: TEXT.topicLabel }),
+        element("label", { className: "govuk-label", for: "dioa-chat-topic", text: TEXT.topicLabel }),
         this.topicSelect,
       ]),
       email.group,
       element("button", { type: "submit", className: "govuk-button", text: TEXT.start }),
     ]);
-    this.shareButton = element("button", { type: "button", className: "govuk-button govuk-button--secondary", id: "chat-share-screen", "aria-describedby": "chat-share-screen-hint", text: TEXT.shareScreen });
+    this.shareButton = element("button", { type: "button", className: "govuk-button govuk-button--secondary", id: "dioa-chat-share-screen", "aria-describedby": "dioa-chat-share-screen-hint", text: TEXT.shareScreen });
     this.shareButton.addEventListener("click", () => this.requestCobrowseCode());
     this.codeBox = codeView();
     this.startForm.append(
-      element("p", { className: "govuk-hint", id: "chat-share-screen-hint", text: TEXT.shareScreenHint }),
+      element("p", { className: "govuk-hint", id: "dioa-chat-share-screen-hint", text: TEXT.shareScreenHint }),
       this.shareButton,
     );
     this.fillTopics();
@@ -313,18 +313,18 @@ class ChatWidget {
   }
 
   buildUnavailable() {
-    this.unavailableReason = element("p", { className: "govuk-body", id: "chat-unavailable-reason" });
-    const name = textField({ id: "callback-name", name: "name", label: "Your name", autocomplete: "name", maxlength: 80 });
-    const phone = textField({ id: "callback-phone", name: "phone", label: TEXT.phoneLabel, hint: TEXT.phoneHint, type: "tel", autocomplete: "tel", maxlength: 32 });
-    const email = textField({ id: "callback-email", name: "email", label: "Email address", type: "email", autocomplete: "email", maxlength: 254 });
-    this.callbackMessage = element("textarea", { className: "govuk-textarea", id: "callback-message", name: "message", rows: "3", maxlength: "2000" });
+    this.unavailableReason = element("p", { className: "govuk-body", id: "dioa-chat-unavailable-reason" });
+    const name = textField({ id: "dioa-callback-name", name: "name", label: "Your name", autocomplete: "name", maxlength: 80 });
+    const phone = textField({ id: "dioa-callback-phone", name: "phone", label: TEXT.phoneLabel, hint: TEXT.phoneHint, type: "tel", autocomplete: "tel", maxlength: 32 });
+    const email = textField({ id: "dioa-callback-email", name: "email", label: "Email address", type: "email", autocomplete: "email", maxlength: 254 });
+    this.callbackMessage = element("textarea", { className: "govuk-textarea", id: "dioa-callback-message", name: "message", rows: "3", maxlength: "2000" });
     this.callbackInputs = { name: name.input, phone: phone.input, email: email.input };
     this.callbackForm = element("form", { className: "chat-callback", novalidate: "" }, [
       name.group,
       phone.group,
       email.group,
       element("div", { className: "govuk-form-group" }, [
-        element("label", { className: "govuk-label", for: "callback-message", text: TEXT.callbackMessageLabel }),
+        element("label", { className: "govuk-label", for: "dioa-callback-message", text: TEXT.callbackMessageLabel }),
         this.callbackMessage,
       ]),
       element("button", { type: "submit", className: "govuk-button", text: TEXT.sendMessage }),
@@ -333,7 +333,7 @@ class ChatWidget {
       event.preventDefault();
       this.requestCallback();
     });
-    this.callbackConfirmation = element("div", { className: "govuk-panel govuk-panel--confirmation", id: "callback-confirmation", tabindex: "-1", hidden: "" });
+    this.callbackConfirmation = element("div", { className: "govuk-panel govuk-panel--confirmation", id: "dioa-callback-confirmation", tabindex: "-1", hidden: "" });
     this.hoursBox = element("div", { className: "chat-hours", hidden: "" });
     this.unavailable = element("div", { className: "chat-unavailable", hidden: "" }, [
       this.unavailableReason,
@@ -345,7 +345,7 @@ class ChatWidget {
   }
 
   buildCompose() {
-    this.textarea = element("textarea", { className: "govuk-textarea", id: "chat-message", name: "message", rows: "2", maxlength: "2000" });
+    this.textarea = element("textarea", { className: "govuk-textarea", id: "dioa-chat-message", name: "message", rows: "2", maxlength: "2000" });
     this.textarea.addEventListener("keydown", (event) => {
       if (event.key === "Enter" && !event.shiftKey) {
         event.preventDefault();
@@ -357,7 +357,7 @@ class ChatWidget {
     this.endButton.addEventListener("click", () => this.socket.send("conversation.end", {}));
     this.composeForm = element("form", { className: "chat-compose", novalidate: "" }, [
       element("div", { className: "govuk-form-group govuk-!-margin-bottom-3" }, [
-        element("label", { className: "govuk-label", for: "chat-message", text: TEXT.messageLabel }),
+        element("label", { className: "govuk-label", for: "dioa-chat-message", text: TEXT.messageLabel }),
         this.textarea,
       ]),
       element("div", { className: "govuk-button-group govuk-!-margin-bottom-0" }, [
@@ -375,11 +375,11 @@ class ChatWidget {
 
   buildEnded() {
     this.ratingInputs = TEXT.rateLabels.map((label, index) => {
-      const id = `chat-rating-${index + 1}`;
+      const id = `dioa-chat-rating-${index + 1}`;
       const input = element("input", { className: "govuk-radios__input", id, name: "rating", type: "radio", value: String(index + 1) });
       return { input, item: element("div", { className: "govuk-radios__item" }, [input, element("label", { className: "govuk-label govuk-radios__label", for: id, text: label })]) };
     });
-    this.ratingComment = element("textarea", { className: "govuk-textarea", id: "chat-rating-comment", name: "comment", rows: "2", maxlength: "500" });
+    this.ratingComment = element("textarea", { className: "govuk-textarea", id: "dioa-chat-rating-comment", name: "comment", rows: "2", maxlength: "500" });
     this.rateForm = element("form", { className: "chat-rate", novalidate: "" }, [
       element("div", { className: "govuk-form-group" }, [
         element("fieldset", { className: "govuk-fieldset" }, [
@@ -388,7 +388,7 @@ class ChatWidget {
         ]),
       ]),
       element("div", { className: "govuk-form-group" }, [
-        element("label", { className: "govuk-label", for: "chat-rating-comment", text: TEXT.rateComment }),
+        element("label", { className: "govuk-label", for: "dioa-chat-rating-comment", text: TEXT.rateComment }),
         this.ratingComment,
       ]),
       element("button", { type: "submit", className: "govuk-button govuk-button--secondary", text: TEXT.rateSubmit }),
@@ -402,8 +402,8 @@ class ChatWidget {
       }
       this.socket.send("conversation.rate", { rating: Number(chosen.input.value), comment: this.ratingComment.value.trim() });
     });
-    this.ratedText = element("p", { className: "govuk-body", id: "chat-rated", text: TEXT.rated, tabindex: "-1", hidden: "" });
-    this.transcriptButton = element("button", { type: "button", className: "govuk-button govuk-button--secondary", id: "chat-transcript", text: TEXT.transcript });
+    this.ratedText = element("p", { className: "govuk-body", id: "dioa-chat-rated", text: TEXT.rated, tabindex: "-1", hidden: "" });
+    this.transcriptButton = element("button", { type: "button", className: "govuk-button govuk-button--secondary", id: "dioa-chat-transcript", text: TEXT.transcript });
     this.transcriptButton.addEventListener("click", () => this.downloadTranscript());
     this.endedBox = element("div", { className: "chat-ended", hidden: "" }, [this.rateForm, this.ratedText, this.transcriptButton]);
   }
