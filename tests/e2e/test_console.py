@@ -294,6 +294,7 @@ def test_a_console_back_from_a_lost_connection_says_what_became_of_its_conversat
         wait_for_text(alex, "#mine-list", name)
     click(alex, f'[data-open="{kim.pk}"]')
     wait_for_text(alex, "#conversation-heading", "Kim")
+    alex.find_element(By.ID, "compose-message").send_keys("Your permit is ready")
     click(sam, f'[data-watch="{pat.pk}"]')
     wait_for_text(sam, "#conversation-heading", "Pat")
 
@@ -309,13 +310,17 @@ def test_a_console_back_from_a_lost_connection_says_what_became_of_its_conversat
         wait_for_text(alex, "#console-connection", "Connected", timeout=40)
         wait_for_text(alex, "#console-announcer", "The conversation with Pat ended while you were disconnected.")
         announced = alex.find_element(By.ID, "console-announcer").text
-        assert "The conversation with Kim ended or went to another helper while you were disconnected." in announced
+        assert "The conversation with Kim ended or was passed on while you were disconnected." in announced
         assert "The conversation with Lee went back to the queue while you were disconnected." in announced
         wait_for_text(alex, "#wrap-up-list", f"Log conversation {pat.pk}")
         wait_for_text(alex, "#queue-list", "Lee")
         mine = alex.find_element(By.ID, "mine-list").text
         assert "Kim" not in mine and "Lee" not in mine, mine
-        assert "Kim" not in alex.find_element(By.ID, "conversation-heading").text, "Kim's chat is no longer shown"
+        # Kim's chat is no longer shown, and the words typed to Kim are not offered to anyone
+        # else: shown to copy instead. The live conversation is shown, not the ended one.
+        wait_for_text(alex, "#console-error", "Not sent to Kim: “Your permit is ready”")
+        wait_for_text(alex, "#conversation-heading", "Ola")
+        assert alex.find_element(By.ID, "compose-message").get_attribute("value") == ""
         # Not at once: a resident reloading the page is away for a moment only.
         assert "left the page" not in mine
         wait_for_text(alex, "#console-announcer", "Ola has left the chat page.", timeout=15)
@@ -323,6 +328,17 @@ def test_a_console_back_from_a_lost_connection_says_what_became_of_its_conversat
         wait_for_text(sam, "#console-announcer", "The conversation you were watching with Pat is no longer live.")
         assert "Pat" not in sam.find_element(By.ID, "conversation-heading").text
         assert_accessible(alex, "the console after a reconnection")
+
+        # Words typed to one conversation stay with it while another is shown.
+        zed = services.conversation_start(visitor_name="Zed")[0]
+        services.conversation_assign(conversation_id=zed.pk, helper=staff["alex"])
+        alex.find_element(By.ID, "compose-message").send_keys("Are you still there?")
+        click(alex, f'[data-open="{zed.pk}"]')
+        wait_for_text(alex, "#conversation-heading", "Zed")
+        assert alex.find_element(By.ID, "compose-message").get_attribute("value") == ""
+        click(alex, f'[data-open="{ola.pk}"]')
+        wait_for_text(alex, "#conversation-heading", "Ola")
+        assert alex.find_element(By.ID, "compose-message").get_attribute("value") == "Are you still there?"
     finally:
         restarted.stop()
 

@@ -38,6 +38,10 @@ const state = {
   mine: new Map(),
   stores: new Map(),
   outbox: new Map(),
+  // Words typed to a conversation not shown now, kept until it is shown again.
+  drafts: new Map(),
+  // Conversations whose state.snapshot this console has had: their copy is kept current live.
+  following: new Set(),
   selected: null,
   baseTitle: document.title,
   // Co-browse session per conversation, and a conversation to select once it arrives.
@@ -82,10 +86,7 @@ const socket = new FrameSocket({
     "conversation.queued": ({ conversation }) => {
       state.waiting.set(conversation.id, conversation);
       state.live.delete(conversation.id);
-      if (state.mine.has(conversation.id)) {
-        state.mine.delete(conversation.id);
-        if (state.selected === conversation.id) select(null);
-      }
+      if (state.mine.has(conversation.id)) letGo(conversation.id, "");
       renderQueue();
       renderLive();
       renderMine();
@@ -122,9 +123,7 @@ const socket = new FrameSocket({
       renderLive();
       if (state.mine.has(conversation.id) && conversation.assigned_helper_id !== config.helperId && !state.watching.has(conversation.id)) {
         // Transferred to someone else.
-        state.mine.delete(conversation.id);
-        if (state.selected === conversation.id) select(null);
-        announce(`The conversation with ${visitorLabel(conversation)} is now with ${conversation.helper_name || "another helper"}.`);
+        letGo(conversation.id, `The conversation with ${visitorLabel(conversation)} is now with ${conversation.helper_name || "another helper"}.`);
       }
       if (conversation.assigned_helper_id === config.helperId && !state.mine.has(conversation.id)) {
         // Not this tab's own Accept: a transfer, routing or another tab gave it.
@@ -143,7 +142,8 @@ const socket = new FrameSocket({
       if (state.mine.has(conversation.id)) {
         state.mine.set(conversation.id, conversation);
         announce(`The conversation with ${visitorLabel(conversation)} has ended.`);
-        addWrapUpLink(conversation);
+        // Not for one a supervisor only watched: nobody logs it but its helper.
+        if (conversation.assigned_helper_id === config.helperId) addWrapUpLink(conversation);
       }
       renderQueue();
       renderMine();
@@ -200,8 +200,12 @@ const socket = new FrameSocket({
         // Not stored: never sent later behind the helper's back. The text goes back in the box.
         state.outbox.delete(clientId);
         const box = byId("compose-message");
-        if (refused.conversation_id === state.selected && !box.value) box.value = refused.body;
-        if (state.selected === refused.conversation_id) renderSelected();
+        if (refused.conversation_id === state.selected) {
+          if (!box.value) box.value = refused.body;
+          renderSelected();
+        } else if (state.mine.has(refused.conversation_id) && !state.drafts.has(refused.conversation_id)) {
+          state.drafts.set(refused.conversation_id, refused.body);
+        }
       }
       if (frameType === "cobrowse.join_code") {
         byId("cobrowse-code-error").textContent = message;
@@ -242,14 +246,15 @@ function onQueueSnapshot({ waiting, waiting_count: waitingCount, mine, awaiting_
       if (!state.live.has(id)) letGo(id, `The conversation you were watching with ${visitorLabel(held)} is no longer live.`);
     } else if (endedMeanwhile.has(id)) {
       state.mine.set(id, endedMeanwhile.get(id));
-      dropUnsent(id);
       announce(`The conversation with ${visitorLabel(held)} ended while you were disconnected.`);
+      giveBackUnsent(id, held);
       // Whatever was said before the end. Volunteers see no transcript once it has ended.
       if (config.role !== "volunteer") socket.send("conversation.open", { conversation_id: id, last_seq: storeFor(id).contiguousSeq });
     } else {
+      // Volunteers are not shown the queue, so for them "passed on" includes back to it.
       letGo(id, state.waiting.has(id)
         ? `The conversation with ${visitorLabel(held)} went back to the queue while you were disconnected.`
-        : `The conversation with ${visitorLabel(held)} ended or went to another helper while you were disconnected.`);
+        : `The conversation with ${visitorLabel(held)} ended or was passed on while you were disconnected.`);
     }
   }
   for (const conversation of mine) {
@@ -258,7 +263,7 @@ function onQueueSnapshot({ waiting, waiting_count: waitingCount, mine, awaiting_
   }
   // A new socket follows nothing: what a supervisor was watching is opened again too.
   for (const id of state.watching) {
-    if (state.live.has(id)) socket.send("conversation.open", { conversation_id: id, last_seq: storeFor(id).contiguousSeq });
+    if (state.live.has(id) && !stillMine.has(id)) socket.send("conversation.open", { conversation_id: id, last_seq: storeFor(id).contiguousSeq });
   }
   renderQueue();
   renderMine();
@@ -267,27 +272,40 @@ function onQueueSnapshot({ waiting, waiting_count: waitingCount, mine, awaiting_
 
 // Stops showing a conversation this console no longer holds.
 function letGo(id, why) {
+  const held = state.mine.get(id);
   clearTimeout(state.leftNotices.get(id));
   state.leftNotices.delete(id);
+  if (state.selected === id) select(null);
   state.mine.delete(id);
   state.watching.delete(id);
-  dropUnsent(id);
-  if (state.selected === id) select(null);
-  announce(why);
+  state.following.delete(id);
+  if (why) announce(why);
+  giveBackUnsent(id, held);
 }
 
-// Messages typed while disconnected to a conversation that can no longer take them.
-function dropUnsent(id) {
+// Words for a conversation that can no longer take them (sent while disconnected, or still
+// in the box) are shown to the helper to copy, never sent to anyone else.
+function giveBackUnsent(id, conversation) {
+  const words = [];
   for (const [clientId, pending] of state.outbox) {
-    if (pending.conversation_id === id) state.outbox.delete(clientId);
+    if (pending.conversation_id !== id) continue;
+    words.push(pending.body);
+    state.outbox.delete(clientId);
   }
+  const box = byId("compose-message");
+  const draft = state.selected === id ? box.value : state.drafts.get(id);
+  if (state.selected === id) box.value = "";
+  state.drafts.delete(id);
+  if (draft && draft.trim()) words.push(draft.trim());
+  if (words.length) showError(`Not sent to ${visitorLabel(conversation)}: “${words.join(" ")}”`);
+  if (state.selected === id) renderSelected();
 }
 
 // A fresh copy of a held conversation replaces it, but whether the resident is there is
 // applied as a live `visitor.presence` would be: announced, and an absence only after a while.
 function putMine(conversation) {
   const held = state.mine.get(conversation.id);
-  if (!held) {
+  if (!held || !state.following.has(conversation.id)) {
     state.mine.set(conversation.id, conversation);
     return;
   }
@@ -299,6 +317,7 @@ function putMine(conversation) {
 
 function onSnapshot({ conversation, messages, has_more: hasMore, cobrowse }) {
   putMine(conversation);
+  state.following.add(conversation.id);
   if (cobrowse !== undefined) state.cobrowse.set(conversation.id, cobrowse);
   if (config.role === "supervisor" && conversation.status === "active") state.live.set(conversation.id, conversation);
   state.visitorRead.set(conversation.id, Math.max(state.visitorRead.get(conversation.id) || 0, conversation.visitor_read_seq || 0));
@@ -310,7 +329,7 @@ function onSnapshot({ conversation, messages, has_more: hasMore, cobrowse }) {
   for (const pending of state.outbox.values()) {
     if (pending.conversation_id === conversation.id) socket.send("message.send", pending);
   }
-  if (state.selected === null || state.selectWhenOpen === conversation.id) {
+  if ((state.selected === null && conversation.status !== "ended") || state.selectWhenOpen === conversation.id) {
     const focusCompose = state.selectWhenOpen === conversation.id && state.focusComposeWhenOpen;
     state.selectWhenOpen = null;
     state.focusComposeWhenOpen = false;
@@ -620,6 +639,13 @@ function renderMine() {
 }
 
 function select(id) {
+  if (id !== state.selected) {
+    // One box serves every conversation: words typed to one stay with it.
+    const box = byId("compose-message");
+    if (state.selected !== null && box.value) state.drafts.set(state.selected, box.value);
+    box.value = (id !== null && state.drafts.get(id)) || "";
+    state.drafts.delete(id);
+  }
   state.selected = id;
   const conversation = id === null ? null : state.mine.get(id);
   if (conversation) conversation.unread = 0;
@@ -879,7 +905,7 @@ window.addEventListener("pagehide", (event) => {
 window.addEventListener("pageshow", (event) => {
   if (!event.persisted) return;
   // Unless that would lose words not yet sent: then only reconnect, as after a lost connection.
-  const unsent = state.outbox.size > 0 || byId("compose-message").value || byId("note-body").value;
+  const unsent = state.outbox.size > 0 || state.drafts.size > 0 || byId("compose-message").value || byId("note-body").value;
   if (unsent) socket.connect();
   else window.location.reload();
 });
