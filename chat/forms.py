@@ -27,6 +27,14 @@ class FrameFormMetaclass(forms.forms.DeclarativeFieldsMetaclass):
         return new_class
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class FrameForm(forms.Form, metaclass=FrameFormMetaclass):
     """A form over a decoded JSON object: values must already have the right JSON type.
 
@@ -49,6 +57,9 @@ class FrameForm(forms.Form, metaclass=FrameFormMetaclass):
             elif isinstance(field, forms.CharField):
                 ok = isinstance(value, str)
                 expected = _("a string")
+                # JSON can spell half of a UTF-16 pair ("\ud800"), which no database stores.
+                if ok and not _encodable(value):
+                    ok, expected = False, _("text without half a character (an unpaired surrogate)")
             else:
                 ok = True
             if not ok:

@@ -138,6 +138,12 @@ class FrameConsumer(AsyncJsonWebsocketConsumer):
                 user = self.scope.get("user")
                 logger.warning("denied %s (%s) to user %s", frame_type, code, getattr(user, "pk", None) or "anonymous")
             await self.send_error(code, frame_type=frame_type, client_id=form.cleaned_data.get("client_id"))
+        except Exception:
+            # A fault of ours, not the client's: the socket stays open, the client is told
+            # (it may retry), and the fault is logged in full. Database writes are atomic, so
+            # nothing half-done is left.
+            logger.exception("%s failed", frame_type)
+            await self.send_error("server_error", frame_type=frame_type, client_id=form.cleaned_data.get("client_id"))
 
     async def send_frame(self, frame_type: str, data: dict[str, Any]) -> None:
         await self.send_json({"type": frame_type, "data": data})

@@ -248,6 +248,51 @@ async def test_an_invalid_message_names_its_valid_client_id_so_the_client_can_ma
     await communicator.disconnect()
 
 
+async def test_half_a_character_in_a_message_is_refused_before_it_reaches_the_database():
+    communicator = await connect()
+    await start(communicator)
+
+    # JSON can spell half of a UTF-16 pair, which no database can store.
+    await communicator.send_to(text_data='{"type": "message.send", "data": {"client_id": "c-1", "body": "Hi \\ud800"}}')
+    error = await expect(communicator, "error")
+
+    assert (error["code"], list(error["fields"]), error["client_id"]) == ("invalid_frame", ["body"], "c-1")
+    assert await Message.objects.acount() == 0
+    await send(communicator, "Still here", "c-2")
+    assert (await expect(communicator, "message.created"))["body"] == "Still here"
+    await communicator.disconnect()
+
+
+async def test_half_a_character_in_a_name_starts_nothing():
+    communicator = await connect()
+
+    await communicator.send_to(text_data='{"type": "conversation.start", "data": {"name": "Pat \\udc00"}}')
+    error = await expect(communicator, "error")
+
+    assert (error["code"], list(error["fields"])) == ("invalid_frame", ["name"])
+    assert await Conversation.objects.acount() == 0
+    await start(communicator, name="Pat")
+    await communicator.disconnect()
+
+
+async def test_a_fault_of_ours_is_answered_with_server_error_and_the_socket_stays(monkeypatch):
+    communicator = await connect()
+    await start(communicator)
+
+    async def broken(**_kwargs):
+        raise RuntimeError("the kind of fault no test foresaw")
+
+    monkeypatch.setattr(services, "amessage_create", broken)
+    await send(communicator, "Hello", "c-1")
+    error = await expect(communicator, "error")
+    monkeypatch.undo()
+
+    assert (error["code"], error["frame_type"], error["client_id"]) == ("server_error", "message.send", "c-1")
+    await send(communicator, "Hello again", "c-2")
+    assert (await expect(communicator, "message.created"))["body"] == "Hello again"
+    await communicator.disconnect()
+
+
 async def test_binary_frames_are_refused():
     communicator = await connect()
     await communicator.send_to(bytes_data=b"\x00\x01")
