@@ -208,6 +208,32 @@ def test_the_whole_journey_on_another_council_site(server, council_site, browser
     assert Message.objects.filter(author_kind__in=["visitor", "helper"]).count() == 2
 
 
+# Keeps every text the chat's live region says on a page, from before the page's own scripts.
+RECORD_ANNOUNCEMENTS = """
+window.heard = [];
+new MutationObserver(() => {
+  const region = document.getElementById("dioa-chat-announcer");
+  if (region && region.textContent && region.textContent !== window.heard.at(-1)) window.heard.push(region.textContent);
+}).observe(document, { subtree: true, childList: true, characterData: true });
+"""
+
+
+def test_the_queue_position_is_announced_once_not_again_on_the_next_page(server, council_site, browsers):
+    helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
+    wait_for_text(visitor, "#dioa-chat-announcer", "You are number 1 in the queue.")
+    visitor.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RECORD_ANNOUNCEMENTS})
+
+    visitor.find_element(By.LINK_TEXT, "Another page").click()
+    wait_for_text(visitor, "h1", "Another page")
+    wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue.")
+    click(helper, "[data-accept]")
+    wait_for_text(visitor, "#dioa-chat-announcer", "You are chatting with Alex.")
+
+    heard = visitor.execute_script("return window.heard")
+    assert not any("in the queue" in text for text in heard), heard
+    assert sum("You are chatting with Alex." in text for text in heard) == 1, heard
+
+
 def test_a_server_restart_mid_chat_loses_and_duplicates_nothing(server, council_site, browsers, site):
     helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
     click(helper, "[data-accept]")
@@ -228,7 +254,7 @@ def test_a_server_restart_mid_chat_loses_and_duplicates_nothing(server, council_
         wait_for_text(helper, "#conversation-log", "Typed while the server was down", timeout=40)
         wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.", timeout=40)
         # What was missed is announced once it arrives, both messages, not only the last.
-        wait_for_text(visitor, "#dioa-chat-announcer", "Alex says: Missed one Alex says: Missed two")
+        wait_for_text(visitor, "#dioa-chat-announcer", "Connected again. Alex says: Missed one Alex says: Missed two")
         helper.find_element(By.ID, "compose-message").send_keys("Got it", Keys.ENTER)
         wait_for_text(visitor, ".chat-log", "Got it")
         # Read in one step each: the console redraws its log as events arrive.

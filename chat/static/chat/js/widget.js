@@ -47,6 +47,7 @@ const TEXT = {
   newChat: "Start a new chat",
   connecting: "Connecting…",
   offline: "You are offline. We will reconnect and send your messages when we can.",
+  reconnected: "Connected again.",
   waiting: "You are in the queue. An advisor will be with you soon.",
   position: (position, minutes) =>
     `You are number ${position} in the queue. Estimated wait: about ${minutes} minute${minutes === 1 ? "" : "s"}.`,
@@ -121,6 +122,8 @@ class ChatWidget {
     this.resendTimer = null;
     this.unread = 0;
     this.online = false;
+    // The connection went while a chat was open: its return is announced.
+    this.reconnecting = false;
     this.starting = false;
     // Set by the resident's own action (starting, a helper using their code): the snapshot
     // that follows moves focus to the message box. A page load or a reconnect never does.
@@ -526,7 +529,10 @@ class ChatWidget {
     }
     this.setStatus(TEXT.offline);
     // Said once when the connection goes, not at every attempt to get it back.
-    if (this.online) this.announce(TEXT.offline);
+    if (this.online) {
+      this.announce(TEXT.offline);
+      this.reconnecting = true;
+    }
     this.online = false;
   }
 
@@ -547,6 +553,9 @@ class ChatWidget {
   }
 
   onSnapshot({ conversation, messages, has_more: hasMore, cobrowse }) {
+    // Before what was missed; the status is read out only if it changed meanwhile.
+    if (this.reconnecting) this.announce(TEXT.reconnected);
+    this.reconnecting = false;
     for (const message of messages) this.onMessage(message, { announce: this.snapshotSeen });
     this.onConversation(conversation);
     if (conversation.status !== "ended") this.cobrowse.update(cobrowse);
@@ -592,7 +601,7 @@ class ChatWidget {
     if (conversation.status === "ended") this.cobrowse.conversationEnded();
     this.render();
     this.refreshStates();
-    if (previous && previous.status !== conversation.status) this.announce(this.status.textContent);
+    if (previous && previous.status !== conversation.status) this.announceStatus();
     if (conversation.status === "ended" && focusInCompose) this.focusAfterEnd();
   }
 
@@ -605,7 +614,7 @@ class ChatWidget {
   onPosition({ position, estimated_wait_seconds: seconds }) {
     this.position = { position, minutes: Math.max(1, Math.round(seconds / 60)) };
     this.render();
-    this.announce(this.status.textContent);
+    this.announceStatus();
   }
 
   onTyping({ typing }) {
@@ -849,6 +858,16 @@ class ChatWidget {
 
   announce(text) {
     if (text) announce(this.announcer, text);
+  }
+
+  // Each status is read out once, on whichever page of the site: a resume, a move to another
+  // page or a gap filled sends the same queue position again.
+  announceStatus() {
+    const text = this.status.textContent;
+    if (!text || text === this.state.announcedStatus) return;
+    this.announce(text);
+    this.state.announcedStatus = text;
+    this.save();
   }
 
   setStatus(text) {
