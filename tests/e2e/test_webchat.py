@@ -4,7 +4,9 @@ server restart, and when nobody is available; axe-core checks every state of the
 import datetime
 import http.server
 import importlib
+import os
 import re
+import signal
 import threading
 import time
 
@@ -206,6 +208,29 @@ def test_the_whole_journey_on_another_council_site(server, council_site, browser
     assert conversation.visitor_email == "pat@example.com"
     assert conversation.service.slug == "report-missed-bin"
     assert Message.objects.filter(author_kind__in=["visitor", "helper"]).count() == 2
+
+
+def test_a_connection_that_dies_without_closing_is_noticed_and_replaced(server, council_site, browsers):
+    helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
+    click(helper, "[data-accept]")
+    wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
+
+    # The server stops answering but nothing closes: to the browser the socket is still open,
+    # as when a phone changes networks.
+    os.kill(server.process.pid, signal.SIGSTOP)
+    try:
+        # Coming back to the page checks at once instead of at the next ping.
+        visitor.execute_script("document.dispatchEvent(new Event('visibilitychange'))")
+        wait_for_text(visitor, "#dioa-chat-status", "You are offline", timeout=20)
+        type_message(visitor, "Typed on a dead line")
+        wait_for_text(visitor, ".chat-log", "Sending…")
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+
+    wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.", timeout=40)
+    wait_for_text(helper, "#conversation-log", "Typed on a dead line", timeout=20)
+    wait_for_text(visitor, "#dioa-chat-announcer", "Connected again.")
+    assert Message.objects.filter(body="Typed on a dead line").count() == 1
 
 
 # Keeps every text the chat's live region says on a page, from before the page's own scripts.

@@ -4,6 +4,12 @@
 const MIN_DELAY_MS = 500;
 const MAX_DELAY_MS = 30000;
 const PING_INTERVAL_MS = 25000;
+// Every server socket answers a ping. A connection can die without closing (a phone moving
+// from Wi-Fi to mobile data, a router forgetting it) and the browser then calls it open for
+// minutes, messages going nowhere: no frame this long after a ping, and it counts as lost.
+const ANSWER_TIMEOUT_MS = 10000;
+// The close code this side reports for such a connection (4000-4999 are the application's).
+export const NO_ANSWER_CLOSE_CODE = 4000;
 
 export function socketUrl(path, base) {
   const url = new URL(path, base || window.location.href);
@@ -22,6 +28,12 @@ export class FrameSocket {
     this.stopped = false;
     this.pingTimer = null;
     this.retryTimer = null;
+    this.answerTimer = null;
+    // Back from a network change or a locked phone: find out now, not at the next ping.
+    window.addEventListener("online", () => this.checkNow());
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "visible") this.checkNow();
+    });
   }
 
   connect() {
@@ -33,17 +45,46 @@ export class FrameSocket {
     this.socket = socket;
     socket.addEventListener("open", () => {
       this.attempt = 0;
-      this.pingTimer = setInterval(() => this.send("ping", {}), PING_INTERVAL_MS);
+      this.pingTimer = setInterval(() => this.ping(), PING_INTERVAL_MS);
       this.onOpen();
     });
-    socket.addEventListener("message", (event) => this.dispatch(event.data));
-    socket.addEventListener("close", (event) => {
-      clearInterval(this.pingTimer);
-      if (this.socket !== socket) return;
-      this.socket = null;
-      this.onClose(event);
-      if (!this.stopped) this.scheduleReconnect();
+    socket.addEventListener("message", (event) => {
+      clearTimeout(this.answerTimer);
+      this.dispatch(event.data);
     });
+    // A socket given up on (`lost`) may still report its close much later: ignored then.
+    socket.addEventListener("close", (event) => {
+      if (this.socket === socket) this.lost(event);
+    });
+  }
+
+  ping() {
+    if (!this.send("ping", {})) return;
+    clearTimeout(this.answerTimer);
+    this.answerTimer = setTimeout(() => {
+      const dead = this.socket;
+      this.lost({ code: NO_ANSWER_CLOSE_CODE, reason: "no answer", wasClean: false });
+      // Closing waits for an answer that will not come; this side has already moved on.
+      if (dead) dead.close(NO_ANSWER_CLOSE_CODE);
+    }, ANSWER_TIMEOUT_MS);
+  }
+
+  lost(event) {
+    clearInterval(this.pingTimer);
+    clearTimeout(this.answerTimer);
+    this.socket = null;
+    this.onClose(event);
+    if (!this.stopped) this.scheduleReconnect();
+  }
+
+  checkNow() {
+    if (this.stopped) return;
+    if (this.isOpen) this.ping();
+    else if (!this.socket) {
+      // Waiting out a backoff: the network may be back, so try at once.
+      this.attempt = 0;
+      this.connect();
+    }
   }
 
   scheduleReconnect() {
@@ -57,6 +98,7 @@ export class FrameSocket {
   close() {
     this.stopped = true;
     clearTimeout(this.retryTimer);
+    clearTimeout(this.answerTimer);
     if (this.socket) this.socket.close(1000);
   }
 
