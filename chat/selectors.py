@@ -20,12 +20,16 @@ PAYLOAD_RELATIONS = ("assigned_helper", "service", "kiosk_visit__device")
 def conversation_get_by_token(*, token_hash: str, now: datetime.datetime | None = None) -> Conversation | None:
     """The conversation this token opens, or None once it ended more than the token's lifetime ago."""
     conversation = Conversation.objects.select_related(*PAYLOAD_RELATIONS).filter(token_hash=token_hash).first()
-    if conversation is None:
-        return None
-    expired_before = (now or timezone.now()) - datetime.timedelta(minutes=settings.CHAT_TOKEN_TTL_MINUTES)
-    if conversation.ended_at is not None and conversation.ended_at < expired_before:
+    if conversation is None or conversation_token_expired(conversation, now=now):
         return None
     return conversation
+
+
+def conversation_token_expired(conversation: Conversation, *, now: datetime.datetime | None = None) -> bool:
+    """Whether the conversation ended more than the token's lifetime ago: its resident can no
+    longer reach it, even from a socket that has stayed open since."""
+    expired_before = (now or timezone.now()) - datetime.timedelta(minutes=settings.CHAT_TOKEN_TTL_MINUTES)
+    return conversation.ended_at is not None and conversation.ended_at < expired_before
 
 
 def conversation_helper_id(*, conversation_id: int) -> int | None:

@@ -720,12 +720,15 @@ def conversation_mark_read(*, conversation_id: int, reader: str, seq: int) -> Co
 def conversation_rate(*, conversation_id: int, rating: int, comment: str = "") -> Conversation:
     """Store the resident's rating of an ended conversation, once.
 
-    Raises ValidationError `conversation_not_ended` before the end and `already_rated` after a
-    rating was given. Nobody is notified: ratings feed reports, not the helper's screen.
+    Raises ValidationError `conversation_not_ended` before the end, `already_rated` after a
+    rating was given, and `conversation_not_found` once the token has expired. Nobody is
+    notified: ratings feed reports, not the helper's screen.
     """
     conversation = _locked_conversation(conversation_id)
     if not conversation.is_ended:
         raise chat_error("conversation_not_ended")
+    if selectors.conversation_token_expired(conversation):
+        raise chat_error("conversation_not_found")
     if conversation.rating is not None:
         raise chat_error("already_rated")
     conversation.rating = rating

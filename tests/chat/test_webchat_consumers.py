@@ -1,5 +1,7 @@
 """The webchat frames on real sockets: queue position, typing, read marks, rating, call backs."""
 
+import datetime
+
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
@@ -147,6 +149,24 @@ async def test_rating_after_the_end():
     assert await expect(visitor, "conversation.rated") == {"rating": 4}
     conversation = await Conversation.objects.aget()
     assert (conversation.rating, conversation.rating_comment) == (4, "Kind")
+    await visitor.disconnect()
+
+
+async def test_a_socket_open_since_before_the_token_expired_can_no_longer_rate(settings):
+    visitor = await connect()
+    await start(visitor)
+    await visitor.send_json_to({"type": "conversation.end", "data": {}})
+    await expect(visitor, "message.created")
+    await expect(visitor, "conversation.updated")
+    # Ended longer ago than the token lives: a new socket could not reach it, this one neither.
+    ended = (await Conversation.objects.aget()).ended_at
+    await Conversation.objects.aupdate(ended_at=ended - datetime.timedelta(minutes=settings.CHAT_TOKEN_TTL_MINUTES + 1))
+
+    await visitor.send_json_to({"type": "conversation.rate", "data": {"rating": 1, "comment": "After expiry"}})
+
+    assert (await expect(visitor, "error"))["code"] == "conversation_not_found"
+    conversation = await Conversation.objects.aget()
+    assert (conversation.rating, conversation.rating_comment) == (None, "")
     await visitor.disconnect()
 
 
