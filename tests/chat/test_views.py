@@ -23,6 +23,11 @@ def test_config_lists_services_and_availability(client, service):
     assert "no-cache" in response["Cache-Control"]
 
 
+def test_config_says_how_long_a_resident_may_be_away(client, settings):
+    settings.CHAT_ABANDONED_TIMEOUT_MINUTES = 15
+    assert client.get("/chat/widget/config.json").json()["abandoned_minutes"] == 15
+
+
 def test_config_says_when_closed(client):
     now = timezone.localtime()
     OpeningHours.objects.create(weekday=(now.weekday() + 1) % 7, opens_at=datetime.time(9), closes_at=datetime.time(17))

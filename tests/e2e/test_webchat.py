@@ -152,11 +152,13 @@ def test_the_whole_journey_on_another_council_site(server, council_site, browser
     visitor.find_element(By.ID, "dioa-chat-email").send_keys("pat@example.com")
     visitor.find_element(By.CSS_SELECTOR, ".chat-start button[type=submit]").click()
     wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue. Estimated wait: about 3 minutes.")
+    wait_for_text(visitor, "#dioa-chat-keep-open", "If you close it for more than 10 minutes, your chat will end.")
     assert_accessible(visitor, "the queue")
 
     wait_for_text(helper, "#queue-list", "Report a missed bin collection")
     click(helper, "[data-accept]")
     wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
+    assert not visitor.find_element(By.ID, "dioa-chat-keep-open").is_displayed(), "only while waiting"
 
     visitor.find_element(By.ID, "dioa-chat-message").send_keys("My bin")
     wait_for_text(helper, "#conversation-typing", "Pat is typing…")

@@ -48,6 +48,8 @@ const TEXT = {
   connecting: "Connecting…",
   offline: "You are offline. We will reconnect and send your messages when we can.",
   reconnected: "Connected again.",
+  keepOpen: (minutes) =>
+    `Keep this website open to keep your place in the queue. If you close it for more than ${minutes} minute${minutes === 1 ? "" : "s"}, your chat will end.`,
   waiting: "You are in the queue. An advisor will be with you soon.",
   position: (position, minutes) =>
     `You are number ${position} in the queue. Estimated wait: about ${minutes} minute${minutes === 1 ? "" : "s"}.`,
@@ -236,6 +238,9 @@ class ChatWidget {
     this.closeButton.addEventListener("click", () => this.close());
 
     this.status = element("p", { className: "chat-status", id: "dioa-chat-status" });
+    // A phone's browser closes the connection of a page in the background; a long wait
+    // should not cost the resident their place without warning.
+    this.keepOpenHint = element("p", { className: "govuk-hint", id: "dioa-chat-keep-open", hidden: "" });
     this.log = element("ol", { className: "chat-log", "aria-label": "Messages" });
     this.typingLine = element("p", { className: "chat-typing", id: "dioa-chat-typing" });
     this.announcer = element("div", { className: "govuk-visually-hidden", "aria-live": "polite", id: "dioa-chat-announcer" });
@@ -256,6 +261,7 @@ class ChatWidget {
         ]),
         element("div", { className: "chat-panel__body", id: "dioa-chat-body" }, [
           this.status,
+          this.keepOpenHint,
           this.log,
           this.typingLine,
           this.startForm,
@@ -922,6 +928,9 @@ class ChatWidget {
     this.rateForm.hidden = !ended || Boolean(this.rated) || unanswered;
     this.ratedText.hidden = !this.rated;
     this.newChatButton.hidden = !ended;
+    const minutes = this.config.abandoned_minutes;
+    this.keepOpenHint.hidden = !(this.conversation && this.conversation.status === "waiting" && minutes);
+    this.keepOpenHint.textContent = minutes ? TEXT.keepOpen(minutes) : "";
     if (ended) this.typingLine.textContent = "";
     if (!hasConversation) this.setStatus(this.pendingFrame ? TEXT.connecting : "");
     else if (!this.conversation) this.setStatus(TEXT.connecting);
