@@ -224,7 +224,7 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
         self.position_sent = current
         await self.send_frame("queue.position", {"position": current[0], "estimated_wait_seconds": current[1]})
 
-    async def handle_start(self, *, name: str, email: str, service: str, in_person: bool) -> None:
+    async def handle_start(self, *, client_id: str, name: str, email: str, service: str, in_person: bool) -> None:
         if self.conversation_id is not None:
             raise services.chat_error("already_joined")
         service_obj = await service_from_slug(service)
@@ -235,6 +235,7 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
             address_hash=self.address_hash,
             kiosk_device=self.kiosk_device,
             helper_in_person=in_person,
+            start_key=client_id,
         )
         await self.send_frame("conversation.started", {"token": token})
         await self.bind(conversation, after_seq=0)

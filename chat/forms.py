@@ -95,13 +95,14 @@ class FrameForm(forms.Form, metaclass=FrameFormMetaclass):
         return {name: [str(message) for message in messages] for name, messages in self.errors.items()}
 
 
-client_id_field = forms.CharField(
-    max_length=64,
-    validators=[RegexValidator(r"^[A-Za-z0-9_.:-]+$", _("Use letters, digits, '-', '_', '.' or ':'."))],
-)
+client_id_characters = RegexValidator(r"^[A-Za-z0-9_.:-]+$", _("Use letters, digits, '-', '_', '.' or ':'."))
+client_id_field = forms.CharField(max_length=64, validators=[client_id_characters])
 
 
 class ConversationStartForm(FrameForm):
+    # A secret of the client's (it brings back the conversation with a new token), so at
+    # least 32 characters: a random UUID, say.
+    client_id = forms.CharField(min_length=32, max_length=64, required=False, validators=[client_id_characters])
     name = forms.CharField(max_length=80, required=False)
     email = forms.EmailField(max_length=254, required=False)
     service = forms.SlugField(max_length=80, required=False)

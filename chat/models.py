@@ -37,6 +37,9 @@ class Conversation(models.Model):
     # Only the SHA-256 of the resident's token is kept, so a copy of the database does not
     # hand anyone the right to read or post in a conversation.
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    # The key the client sent with its `conversation.start`, hashed as the token is: a start
+    # sent again after its answer was lost finds this conversation instead of opening another.
+    start_key_hash = models.CharField(max_length=64, blank=True, editable=False)
     visitor_name = models.CharField(_("resident's name"), max_length=80, blank=True)
     # Only for sending the transcript; purged with the conversation.
     visitor_email = models.EmailField(_("resident's email"), blank=True)
@@ -105,6 +108,11 @@ class Conversation(models.Model):
             # change: the recent acceptances, and who was waiting then.
             models.Index(fields=["assigned_at"], name="chat_conversation_assigned_at"),
             models.Index(fields=["queued_at"], name="chat_conversation_queued"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["start_key_hash"], condition=~models.Q(start_key_hash=""), name="chat_conversation_start_key"
+            )
         ]
         verbose_name = _("conversation")
         verbose_name_plural = _("conversations")

@@ -152,5 +152,5 @@ class FrameConsumer(AsyncJsonWebsocketConsumer):
         data = {"code": code, "message": error_message(code)}
         if frame_type is not None:
             data["frame_type"] = frame_type
-        data.update({key: value for key, value in extra.items() if value is not None})
+        data.update({key: value for key, value in extra.items() if value not in (None, "")})
         await self.send_frame("error", data)

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -158,9 +158,14 @@ def conversation_start(
     address_hash: str = "",
     kiosk_device: KioskDevice | None = None,
     helper_in_person: bool = False,
+    start_key: str = "",
     now: datetime.datetime | None = None,
 ) -> tuple[Conversation, str]:
     """Open a conversation in the waiting queue and return it with the resident's secret token.
+
+    A `start_key` (the client's secret for this start) makes a start sent again, after its
+    answer was lost, return the conversation the first one opened, with a new token (only
+    the old token's hash is kept), and change nothing else.
 
     The token is returned once and only its hash is stored. Helpers' consoles are told
     (`chat.conversation_queued`) and waiting residents see the queue move, after the commit.
@@ -170,6 +175,15 @@ def conversation_start(
     and `too_many_conversations` past the per-address hourly limit, which call-back requests share.
     """
     now = now or timezone.now()
+    key_hash = token_hash(start_key) if start_key else ""
+    if key_hash:
+        started = Conversation.objects.select_for_update().filter(start_key_hash=key_hash).first()
+        if started is not None and not selectors.conversation_token_expired(started, now=now):
+            logger.info("conversation %s start repeated", started.pk)
+            return started, _rotate_token(started)
+        if started is not None:
+            # Its key was reused long after: the old conversation keeps no claim on it.
+            Conversation.objects.filter(pk=started.pk).update(start_key_hash="")
     if not chat_availability(now=now).available:
         raise chat_error("chat_unavailable")
     visit = None
@@ -186,19 +200,28 @@ def conversation_start(
         refusal="too_many_conversations",
     )
     token = secrets.token_urlsafe(32)
-    conversation = Conversation.objects.create(
-        channel=channel,
-        token_hash=token_hash(token),
-        visitor_name=visitor_name,
-        visitor_email=visitor_email,
-        service=service,
-        client_address_hash=address_hash,
-        waiting_since=now,
-        queued_at=now,
-        visitor_last_seen_at=now,
-        kiosk_visit=visit,
-        helper_in_person=helper_in_person,
-    )
+    try:
+        with transaction.atomic():
+            conversation = Conversation.objects.create(
+                channel=channel,
+                token_hash=token_hash(token),
+                start_key_hash=key_hash,
+                visitor_name=visitor_name,
+                visitor_email=visitor_email,
+                service=service,
+                client_address_hash=address_hash,
+                waiting_since=now,
+                queued_at=now,
+                visitor_last_seen_at=now,
+                kiosk_visit=visit,
+                helper_in_person=helper_in_person,
+            )
+    except IntegrityError:
+        if not key_hash:
+            raise
+        # The same start twice at once, the other taken first (on another process, say).
+        started = Conversation.objects.select_for_update().get(start_key_hash=key_hash)
+        return started, _rotate_token(started)
     if visit is not None:
         _after_commit_kiosk_help_changed(visit.device_id)
     events.broadcast_conversation_queued(conversation)

@@ -134,6 +134,31 @@ async def test_a_wrong_token_reads_nothing_and_posts_nothing():
     await stranger.disconnect()
 
 
+async def test_a_start_whose_answer_was_lost_is_sent_again_and_finds_the_same_conversation():
+    key = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+    lost = await connect()
+    await lost.send_json_to({"type": "conversation.start", "data": {"client_id": key, "name": "Pat"}})
+    # The connection goes before the answer is read: the page has no token.
+    await lost.disconnect()
+
+    again = await connect()
+    token, snapshot = await start(again, client_id=key, name="Pat")
+
+    conversation = await Conversation.objects.aget()
+    assert snapshot["conversation"]["id"] == conversation.pk
+    assert conversation.token_hash == services.token_hash(token)
+    await again.disconnect()
+
+
+async def test_a_start_key_shorter_than_a_secret_is_refused():
+    communicator = await connect()
+    await communicator.send_json_to({"type": "conversation.start", "data": {"client_id": "c-1"}})
+    error = await expect(communicator, "error")
+    assert (error["code"], list(error["fields"])) == ("invalid_frame", ["client_id"])
+    assert await Conversation.objects.acount() == 0
+    await communicator.disconnect()
+
+
 async def test_start_twice_on_one_socket_is_refused():
     communicator = await connect()
     await start(communicator)

@@ -77,6 +77,38 @@ def test_starting_while_closed_is_refused_and_creates_nothing(weekday_hours):
     assert Conversation.objects.count() == 0
 
 
+START_KEY = "8f14e45fceea167a5a36dedd4bea2543"
+
+
+def test_a_start_sent_again_with_its_key_returns_the_same_conversation_with_a_new_token(
+    settings, broadcasts, django_capture_on_commit_callbacks
+):
+    settings.CHAT_STARTS_PER_ADDRESS_PER_HOUR = 1
+    address = services.client_address_hash("203.0.113.9")
+    with django_capture_on_commit_callbacks(execute=True):
+        first, first_token = services.conversation_start(visitor_name="Pat", address_hash=address, start_key=START_KEY)
+        again, again_token = services.conversation_start(visitor_name="Pat", address_hash=address, start_key=START_KEY)
+
+    assert again.pk == first.pk and again_token != first_token
+    assert selectors.conversation_get_by_token(token_hash=services.token_hash(first_token)) is None
+    assert selectors.conversation_get_by_token(token_hash=services.token_hash(again_token)).pk == first.pk
+    assert Conversation.objects.count() == 1
+    assert len(broadcasts.events(events.CONVERSATION_QUEUED)) == 1, "queued once, not twice"
+    # The address's one start an hour was spent once; another key is a new start, refused.
+    assert code_of(services.conversation_start, address_hash=address, start_key="x" * 32) == "too_many_conversations"
+
+
+def test_a_start_key_reused_after_its_conversation_expired_opens_a_new_one(settings):
+    first, _token = services.conversation_start(start_key=START_KEY)
+    services.conversation_end(conversation_id=first.pk, ended_by="visitor")
+    later = timezone.now() + datetime.timedelta(minutes=settings.CHAT_TOKEN_TTL_MINUTES + 1)
+
+    second, _token = services.conversation_start(start_key=START_KEY, now=later)
+
+    assert second.pk != first.pk
+    assert Conversation.objects.get(pk=first.pk).start_key_hash == ""
+
+
 @pytest.mark.parametrize(
     ("limit", "create", "refusal", "model"),
     [

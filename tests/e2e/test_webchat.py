@@ -153,6 +153,7 @@ def test_the_whole_journey_on_another_council_site(server, council_site, browser
     visitor.find_element(By.CSS_SELECTOR, ".chat-start button[type=submit]").click()
     wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue. Estimated wait: about 3 minutes.")
     wait_for_text(visitor, "#dioa-chat-keep-open", "If you close it for more than 10 minutes, your chat will end.")
+    assert len(Conversation.objects.get().start_key_hash) == 64, "the widget's start can be sent again safely"
     assert_accessible(visitor, "the queue")
 
     wait_for_text(helper, "#queue-list", "Report a missed bin collection")

@@ -148,6 +148,12 @@ export class MessageStore {
   }
 }
 
+// 32 hex characters from the browser's random source, for an id that must not be guessed.
+export function secretId() {
+  const bytes = window.crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
 export function newClientId() {
   if (window.crypto && window.crypto.randomUUID) return window.crypto.randomUUID();
   return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;

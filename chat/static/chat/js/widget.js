@@ -9,7 +9,7 @@
 // resends, with the same client ids, whatever was not acknowledged).
 
 import { announce, element, linkify } from "./dom.js";
-import { FrameSocket, MessageStore, clockText, formatTime, newClientId, socketUrl, timeText } from "./socket.js";
+import { FrameSocket, MessageStore, clockText, formatTime, newClientId, secretId, socketUrl, timeText } from "./socket.js";
 import { ResidentCobrowse, codeView } from "./cobrowse.js";
 
 const ORIGIN = new URL(import.meta.url).origin;
@@ -461,7 +461,18 @@ class ChatWidget {
     this.starting = true;
     this.focusComposeOnSnapshot = true;
     this.hideError();
-    const data = { name: this.nameInput.value.trim(), email: this.emailInput.value.trim(), service: this.topicSelect.value };
+    // Pressed again after the answer was lost (the connection went, the page reloaded), the
+    // same key brings back the chat the first press opened instead of queueing a second.
+    if (!this.state.startKey) {
+      this.state.startKey = secretId();
+      this.save();
+    }
+    const data = {
+      client_id: this.state.startKey,
+      name: this.nameInput.value.trim(),
+      email: this.emailInput.value.trim(),
+      service: this.topicSelect.value,
+    };
     this.send("conversation.start", data);
   }
 
@@ -555,6 +566,7 @@ class ChatWidget {
   onStarted({ token }) {
     this.starting = false;
     this.state.token = token;
+    delete this.state.startKey;
     this.save();
   }
 
