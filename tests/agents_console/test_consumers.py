@@ -192,6 +192,9 @@ async def test_a_reconnecting_helper_reopens_a_conversation_from_its_last_seq(ad
     await helper.disconnect()
 
     await send(visitor, "are you there?", "v-1")
+    # Stored before the console comes back (the echo says so), so it is in the snapshot.
+    while (await visitor.receive_json_from(timeout=10))["type"] != "message.created":
+        pass
     again = await console(advisor)
     snapshot = await expect(again, "queue.snapshot")
     assert [c["id"] for c in snapshot["mine"]] == [conversation_id]
