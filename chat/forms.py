@@ -95,6 +95,14 @@ class FrameForm(forms.Form, metaclass=FrameFormMetaclass):
         return {name: [str(message) for message in messages] for name, messages in self.errors.items()}
 
 
+# What a resident reads beside a field of the widget's forms, in GOV.UK's words.
+EMAIL_ERRORS = {
+    "invalid": _("Enter an email address in the correct format, like name@example.com"),
+    "max_length": _("Your email address must be %(limit_value)s characters or fewer"),
+}
+NAME_TOO_LONG = _("Your name must be %(limit_value)s characters or fewer")
+RATING_REQUIRED = _("Select how helpful this chat was")
+
 client_id_characters = RegexValidator(r"^[A-Za-z0-9_.:-]+$", _("Use letters, digits, '-', '_', '.' or ':'."))
 client_id_field = forms.CharField(max_length=64, validators=[client_id_characters])
 
@@ -103,23 +111,31 @@ class ConversationStartForm(FrameForm):
     # A secret of the client's (it brings back the conversation with a new token), so at
     # least 32 characters: a random UUID, say.
     client_id = forms.CharField(min_length=32, max_length=64, required=False, validators=[client_id_characters])
-    name = forms.CharField(max_length=80, required=False)
-    email = forms.EmailField(max_length=254, required=False)
+    name = forms.CharField(max_length=80, required=False, error_messages={"max_length": NAME_TOO_LONG})
+    email = forms.EmailField(max_length=254, required=False, error_messages=EMAIL_ERRORS)
     service = forms.SlugField(max_length=80, required=False)
     # On an enrolled kiosk: the resident asks for a helper to come over instead of chatting.
     in_person = forms.BooleanField(required=False)
 
 
 class CallbackRequestForm(FrameForm):
-    name = forms.CharField(max_length=80)
+    name = forms.CharField(
+        max_length=80, error_messages={"required": _("Enter your name"), "max_length": NAME_TOO_LONG}
+    )
     phone = forms.RegexField(
         regex=r"^\+?[0-9 ()-]{7,20}$",
         max_length=32,
         required=False,
-        error_messages={"invalid": _("Enter a phone number, like 01632 960 001.")},
+        error_messages={"invalid": _("Enter a phone number, like 01632 960 001")},
     )
-    email = forms.EmailField(max_length=254, required=False)
-    message = forms.CharField(max_length=MAX_MESSAGE_LENGTH)
+    email = forms.EmailField(max_length=254, required=False, error_messages=EMAIL_ERRORS)
+    message = forms.CharField(
+        max_length=MAX_MESSAGE_LENGTH,
+        error_messages={
+            "required": _("Enter your message"),
+            "max_length": _("Your message must be %(limit_value)s characters or fewer"),
+        },
+    )
     service = forms.SlugField(max_length=80, required=False)
 
 
@@ -128,8 +144,12 @@ class ReadForm(FrameForm):
 
 
 class RateForm(FrameForm):
-    rating = forms.IntegerField(min_value=1, max_value=5)
-    comment = forms.CharField(max_length=500, required=False)
+    rating = forms.IntegerField(min_value=1, max_value=5, error_messages={"required": RATING_REQUIRED})
+    comment = forms.CharField(
+        max_length=500,
+        required=False,
+        error_messages={"max_length": _("Your comment must be %(limit_value)s characters or fewer")},
+    )
 
 
 class ConversationResumeForm(FrameForm):

@@ -193,10 +193,17 @@ def test_the_whole_journey_on_another_council_site(server, council_site, browser
     click(helper, "#end-conversation")
     wait_for_text(visitor, "#dioa-chat-status", "This chat has ended.")
     assert_accessible(visitor, "the end of a conversation with the rating form")
+    visitor.find_element(By.CSS_SELECTOR, ".chat-rate button[type=submit]").click()
+    wait_for_text(visitor, ".chat-rate .govuk-error-summary", "Select how helpful this chat was")
+    assert "Select how helpful" in visitor.find_element(By.CSS_SELECTOR, ".chat-rate fieldset").get_attribute(
+        "innerText"
+    )
+    assert_accessible(visitor, "the rating form with an error")
     visitor.find_element(By.CSS_SELECTOR, "label[for=dioa-chat-rating-5]").click()
     visitor.find_element(By.ID, "dioa-chat-rating-comment").send_keys("Very patient")
     visitor.find_element(By.CSS_SELECTOR, ".chat-rate button[type=submit]").click()
     wait_for_text(visitor, "#dioa-chat-rated", "Thank you for your feedback.")
+    assert not visitor.find_element(By.CSS_SELECTOR, ".chat-rate .govuk-error-summary").is_displayed()
     assert_accessible(visitor, "after rating")
     click(visitor, "#dioa-chat-transcript")
     deadline = time.monotonic() + 10
@@ -389,10 +396,35 @@ def test_with_nobody_available_the_resident_can_leave_a_message(server, council_
     assert "Christmas Day" not in hours, "only the next two weeks' closures"
     assert visitor.switch_to.active_element.get_attribute("id") in {"dioa-callback-name", "dioa-chat-name"}
     assert_accessible(visitor, "the leave-a-message form")
+
+    # Nothing filled in: GOV.UK's error summary takes focus and links to each field in error,
+    # and each field says what is wrong above it.
+    visitor.find_element(By.ID, "dioa-callback-phone").send_keys("not a number")
+    visitor.find_element(By.CSS_SELECTOR, ".chat-callback button[type=submit]").click()
+    wait_for_text(visitor, ".chat-callback .govuk-error-summary", "There is a problem")
+    summary = visitor.find_element(By.CSS_SELECTOR, ".chat-callback .govuk-error-summary")
+    assert visitor.switch_to.active_element == summary
+    assert [link.text for link in summary.find_elements(By.TAG_NAME, "a")] == [
+        "Enter your name",
+        "Enter a phone number, like 01632 960 001",
+        "Enter your message",
+    ]
+    error = visitor.find_element(By.ID, "dioa-callback-name-error").get_attribute("textContent")
+    assert error == "Error: Enter your name", "the prefix is for screen readers"
+    assert "dioa-callback-phone-error" in visitor.find_element(By.ID, "dioa-callback-phone").get_attribute(
+        "aria-describedby"
+    )
+    assert_accessible(visitor, "the leave-a-message form with errors")
+    summary.find_element(By.LINK_TEXT, "Enter your message").click()
+    assert visitor.switch_to.active_element.get_attribute("id") == "dioa-callback-message"
+    assert visitor.execute_script("return location.hash") == "", "the host page's address is left alone"
+
+    visitor.find_element(By.ID, "dioa-callback-phone").clear()
     visitor.find_element(By.ID, "dioa-callback-name").send_keys("Pat")
     visitor.find_element(By.ID, "dioa-callback-message").send_keys("Please call me about my bin")
     visitor.find_element(By.CSS_SELECTOR, ".chat-callback button[type=submit]").click()
-    wait_for_text(visitor, "#dioa-chat-error", "Enter a phone number or an email address")
+    wait_for_text(visitor, "#dioa-callback-phone-error", "Enter a phone number or an email address")
+    assert not visitor.find_elements(By.ID, "dioa-callback-name-error"), "a corrected field's error goes"
     assert CallbackRequest.objects.count() == 0
     visitor.find_element(By.ID, "dioa-callback-phone").send_keys("01632 960001")
     visitor.find_element(By.CSS_SELECTOR, ".chat-callback button[type=submit]").click()

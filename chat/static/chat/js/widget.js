@@ -11,6 +11,7 @@
 import { announce, element, linkify } from "./dom.js";
 import { FrameSocket, MessageStore, clockText, formatTime, newClientId, secretId, socketUrl, timeText } from "./socket.js";
 import { ResidentCobrowse, codeView } from "./cobrowse.js";
+import { FormErrors } from "./form_errors.js";
 
 const ORIGIN = new URL(import.meta.url).origin;
 const SCRIPT = document.querySelector("script[data-dioa-chat]") || document.createElement("script");
@@ -84,6 +85,7 @@ const TEXT = {
   rateComment: "Tell us more (optional)",
   rateSubmit: "Send feedback",
   rated: "Thank you for your feedback.",
+  ratingRequired: "Select how helpful this chat was",
   transcript: "Download the conversation",
   shareScreen: "Share my screen with an adviser",
   shareScreenHint: "On the phone to us? Get a code to read to the adviser.",
@@ -286,16 +288,22 @@ class ChatWidget {
     this.nameInput = name.input;
     this.emailInput = email.input;
     this.topicSelect = element("select", { className: "govuk-select", id: "dioa-chat-topic", name: "service" });
+    const topic = element("div", { className: "govuk-form-group" }, [
+      element("label", { className: "govuk-label", for: "dioa-chat-topic", text: TEXT.topicLabel }),
+      this.topicSelect,
+    ]);
     this.startForm = element("form", { className: "chat-start", novalidate: "" }, [
       element("p", { className: "govuk-body-s", text: TEXT.privacy }),
       name.group,
-      element("div", { className: "govuk-form-group" }, [
-        element("label", { className: "govuk-label", for: "dioa-chat-topic", text: TEXT.topicLabel }),
-        this.topicSelect,
-      ]),
+      topic,
       email.group,
       element("button", { type: "submit", className: "govuk-button", text: TEXT.start }),
     ]);
+    this.startErrors = new FormErrors(this.startForm, {
+      name,
+      service: { input: this.topicSelect, group: topic },
+      email,
+    });
     this.shareButton = element("button", { type: "button", className: "govuk-button govuk-button--secondary", id: "dioa-chat-share-screen", "aria-describedby": "dioa-chat-share-screen-hint", text: TEXT.shareScreen });
     this.shareButton.addEventListener("click", () => this.requestCobrowseCode());
     this.codeBox = codeView();
@@ -328,16 +336,23 @@ class ChatWidget {
     const email = textField({ id: "dioa-callback-email", name: "email", label: "Email address", type: "email", autocomplete: "email", maxlength: 254 });
     this.callbackMessage = element("textarea", { className: "govuk-textarea", id: "dioa-callback-message", name: "message", rows: "3", maxlength: "2000" });
     this.callbackInputs = { name: name.input, phone: phone.input, email: email.input };
+    const message = element("div", { className: "govuk-form-group" }, [
+      element("label", { className: "govuk-label", for: "dioa-callback-message", text: TEXT.callbackMessageLabel }),
+      this.callbackMessage,
+    ]);
     this.callbackForm = element("form", { className: "chat-callback", novalidate: "" }, [
       name.group,
       phone.group,
       email.group,
-      element("div", { className: "govuk-form-group" }, [
-        element("label", { className: "govuk-label", for: "dioa-callback-message", text: TEXT.callbackMessageLabel }),
-        this.callbackMessage,
-      ]),
+      message,
       element("button", { type: "submit", className: "govuk-button", text: TEXT.sendMessage }),
     ]);
+    this.callbackErrors = new FormErrors(this.callbackForm, {
+      name,
+      phone,
+      email,
+      message: { input: this.callbackMessage, group: message },
+    });
     this.callbackForm.addEventListener("submit", (event) => {
       event.preventDefault();
       this.requestCallback();
@@ -363,7 +378,7 @@ class ChatWidget {
     });
     this.textarea.addEventListener("input", () => this.typed());
     this.endButton = element("button", { type: "button", className: "govuk-button govuk-button--warning", text: TEXT.end });
-    this.endButton.addEventListener("click", () => this.socket.send("conversation.end", {}));
+    this.endButton.addEventListener("click", () => this.send("conversation.end", {}));
     this.composeForm = element("form", { className: "chat-compose", novalidate: "" }, [
       element("div", { className: "govuk-form-group govuk-!-margin-bottom-3" }, [
         element("label", { className: "govuk-label", for: "dioa-chat-message", text: TEXT.messageLabel }),
@@ -389,27 +404,35 @@ class ChatWidget {
       return { input, item: element("div", { className: "govuk-radios__item" }, [input, element("label", { className: "govuk-label govuk-radios__label", for: id, text: label })]) };
     });
     this.ratingComment = element("textarea", { className: "govuk-textarea", id: "dioa-chat-rating-comment", name: "comment", rows: "2", maxlength: "500" });
+    const radios = element("div", { className: "govuk-radios govuk-radios--small" }, this.ratingInputs.map((r) => r.item));
+    const fieldset = element("fieldset", { className: "govuk-fieldset" }, [
+      element("legend", { className: "govuk-fieldset__legend govuk-fieldset__legend--s", text: TEXT.rateLegend }),
+      radios,
+    ]);
+    const rating = element("div", { className: "govuk-form-group" }, [fieldset]);
+    const comment = element("div", { className: "govuk-form-group" }, [
+      element("label", { className: "govuk-label", for: "dioa-chat-rating-comment", text: TEXT.rateComment }),
+      this.ratingComment,
+    ]);
     this.rateForm = element("form", { className: "chat-rate", novalidate: "" }, [
-      element("div", { className: "govuk-form-group" }, [
-        element("fieldset", { className: "govuk-fieldset" }, [
-          element("legend", { className: "govuk-fieldset__legend govuk-fieldset__legend--s", text: TEXT.rateLegend }),
-          element("div", { className: "govuk-radios govuk-radios--small" }, this.ratingInputs.map((r) => r.item)),
-        ]),
-      ]),
-      element("div", { className: "govuk-form-group" }, [
-        element("label", { className: "govuk-label", for: "dioa-chat-rating-comment", text: TEXT.rateComment }),
-        this.ratingComment,
-      ]),
+      rating,
+      comment,
       element("button", { type: "submit", className: "govuk-button govuk-button--secondary", text: TEXT.rateSubmit }),
     ]);
+    this.rateErrors = new FormErrors(this.rateForm, {
+      rating: { input: this.ratingInputs[0].input, group: rating, before: radios, describe: fieldset },
+      comment: { input: this.ratingComment, group: comment },
+    });
     this.rateForm.addEventListener("submit", (event) => {
       event.preventDefault();
+      this.hideError();
       const chosen = this.ratingInputs.find((r) => r.input.checked);
       if (!chosen) {
-        this.showError("Choose a rating from 1 to 5.");
+        this.rateErrors.show({ rating: TEXT.ratingRequired });
         return;
       }
-      this.socket.send("conversation.rate", { rating: Number(chosen.input.value), comment: this.ratingComment.value.trim() });
+      this.rateErrors.clear();
+      this.send("conversation.rate", { rating: Number(chosen.input.value), comment: this.ratingComment.value.trim() });
     });
     this.ratedText = element("p", { className: "govuk-body", id: "dioa-chat-rated", text: TEXT.rated, tabindex: "-1", hidden: "" });
     this.transcriptButton = element("button", { type: "button", className: "govuk-button govuk-button--secondary", id: "dioa-chat-transcript", text: TEXT.transcript });
@@ -461,6 +484,7 @@ class ChatWidget {
     this.starting = true;
     this.focusComposeOnSnapshot = true;
     this.hideError();
+    this.startErrors.clear();
     // Pressed again after the answer was lost (the connection went, the page reloaded), the
     // same key brings back the chat the first press opened instead of queueing a second.
     if (!this.state.startKey) {
@@ -478,6 +502,7 @@ class ChatWidget {
 
   requestCallback() {
     this.hideError();
+    this.callbackErrors.clear();
     const { name, phone, email } = this.callbackInputs;
     this.send("callback.request", {
       name: name.value.trim(),
@@ -504,6 +529,7 @@ class ChatWidget {
     this.conversation = null;
     this.position = null;
     this.rated = false;
+    for (const errors of [this.startErrors, this.callbackErrors, this.rateErrors]) errors.clear();
     this.helperReadSeq = 0;
     this.sentReadSeq = 0;
     this.starting = false;
@@ -649,12 +675,16 @@ class ChatWidget {
 
   onRated() {
     this.rated = true;
+    this.rateErrors.clear();
+    this.hideError();
     this.render();
     // Focus moves to the thanks, which is read out on arriving there.
     this.ratedText.focus();
   }
 
   onCallbackRequested({ reference }) {
+    this.callbackErrors.clear();
+    this.hideError();
     this.callbackForm.hidden = true;
     this.callbackConfirmation.hidden = false;
     this.callbackConfirmation.replaceChildren(element("div", { className: "govuk-panel__body", text: TEXT.callbackDone(reference) }));
@@ -698,8 +728,9 @@ class ChatWidget {
     if (this.state.token && typeof lastSeq === "number" && lastSeq > this.messages.contiguousSeq) this.resume();
   }
 
-  onError({ code, message, client_id: clientId }) {
+  onError({ code, message, client_id: clientId, frame_type: frameType, fields }) {
     this.starting = false;
+    if (this.showFieldErrors(frameType, code === "contact_required" ? { phone: [message] } : fields)) return;
     if (code === "conversation_not_found") {
       this.reset({ focus: false });
       this.showError(TEXT.notFound);
@@ -720,6 +751,13 @@ class ChatWidget {
     }
     if (clientId) this.markFailed(clientId);
     this.showError(message);
+  }
+
+  // A refusal of one of the resident's forms is shown on the form, beside the fields.
+  showFieldErrors(frameType, fields) {
+    const form = { "conversation.start": this.startErrors, "callback.request": this.callbackErrors, "conversation.rate": this.rateErrors }[frameType];
+    if (!form || !fields) return false;
+    return form.show(Object.fromEntries(Object.entries(fields).map(([name, messages]) => [name, messages[0]])));
   }
 
   showError(text) {
