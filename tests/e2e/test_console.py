@@ -143,6 +143,8 @@ def test_two_advisors_accept_at_once_then_transfer_watch_and_wrap_up(server, sta
     wait_for_text(resident, ".chat-log", "Let us do step 2 together.")
     click(vic, "#end-conversation")
     wait_for_text(resident, "#dioa-chat-status", "This chat has ended.")
+    # The button pressed is gone with the message box: the keyboard goes to the next step.
+    wait(vic).until(lambda d: d.switch_to.active_element.get_attribute("id") == "wrap-up-link")
     click(vic, "#wrap-up-link")
     wait_for_text(vic, "h1", "Log what was done")
     assert_accessible(vic, "the wrap-up form")

@@ -243,6 +243,22 @@ def test_a_connection_that_dies_without_closing_is_noticed_and_replaced(server, 
     assert Message.objects.filter(body="Typed on a dead line").count() == 1
 
 
+def test_opening_the_panel_on_a_chat_that_ended_meanwhile_puts_the_keyboard_on_the_rating(
+    server, council_site, browsers
+):
+    helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
+    click(helper, "[data-accept]")
+    wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
+    visitor.find_element(By.ID, "dioa-chat-message").send_keys(Keys.ESCAPE)
+    wait(visitor).until(lambda d: d.find_element(By.CSS_SELECTOR, ".chat-launcher").is_displayed())
+
+    click(helper, "#end-conversation")
+    wait_for_text(visitor, ".chat-launcher", "new message")
+    click(visitor, ".chat-launcher")
+
+    wait(visitor).until(lambda d: d.switch_to.active_element.get_attribute("id") == "dioa-chat-rating-1")
+
+
 # Keeps every text the chat's live region says on a page, from before the page's own scripts.
 RECORD_ANNOUNCEMENTS = """
 window.heard = [];

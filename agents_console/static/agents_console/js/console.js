@@ -1,6 +1,6 @@
 // The advisor console: live queue, the helper's conversations and the selected one's chat.
 
-import { announce as announceIn, element, linkify } from "../../chat/js/dom.js";
+import { announce as announceIn, element, isShown, keepingFocusIn, linkify } from "../../chat/js/dom.js";
 import { FrameSocket, MessageStore, formatTime, newClientId, socketUrl } from "../../chat/js/socket.js";
 import { CobrowseViewer } from "./cobrowse_viewer.js";
 
@@ -725,7 +725,16 @@ function renderContext(conversation) {
   );
 }
 
+// Ending a conversation hides the message box and its buttons, which may have the focus: it
+// goes to the next step, logging what was done, rather than back to the top of the page.
 function renderSelected() {
+  keepingFocusIn(byId("conversation-panel"), drawSelected, () => {
+    const link = byId("wrap-up-link");
+    return isShown(link) ? link : byId("conversation-heading");
+  });
+}
+
+function drawSelected() {
   const conversation = state.mine.get(state.selected);
   const panel = byId("conversation-panel");
   panel.hidden = !conversation;

@@ -30,6 +30,28 @@ export function announce(region, text) {
   }, 50);
 }
 
+// Whether `node` takes up room on the page: false inside anything `hidden` or not displayed.
+export function isShown(node) {
+  return node.getClientRects().length > 0;
+}
+
+// Runs `render` (which may hide what has the keyboard's focus, such as a form that the new
+// state removes) and, if the focus was inside `container` and is now somewhere nobody can
+// see, puts it on `fallback()`, unless something else placed it meanwhile (after this task).
+export function keepingFocusIn(container, render, fallback) {
+  const focused = document.activeElement;
+  const hadFocus = container.contains(focused) && focused !== container;
+  render();
+  if (!hadFocus || isShown(focused)) return;
+  window.setTimeout(() => {
+    const now = document.activeElement;
+    if (now === focused || now === document.body || now === null) {
+      const target = fallback();
+      if (target) target.focus();
+    }
+  }, 0);
+}
+
 const URL_PATTERN = /\bhttps?:\/\/[^\s<>"']+/g;
 
 // Plain text as nodes, with http(s) addresses made into links. Nothing is parsed as HTML,

@@ -8,7 +8,7 @@
 // sessionStorage) and lost connections (it resumes from the last message it holds and
 // resends, with the same client ids, whatever was not acknowledged).
 
-import { announce, element, linkify } from "./dom.js";
+import { announce, element, isShown, keepingFocusIn, linkify } from "./dom.js";
 import { FrameSocket, MessageStore, clockText, formatTime, newClientId, secretId, socketUrl, timeText } from "./socket.js";
 import { ResidentCobrowse, codeView } from "./cobrowse.js";
 import { FormErrors } from "./form_errors.js";
@@ -455,9 +455,7 @@ class ChatWidget {
   }
 
   focusFirst() {
-    if (this.state.token) this.textarea.focus();
-    else if (!this.config.available) this.callbackInputs.name.focus();
-    else this.nameInput.focus();
+    this.focusTarget().focus();
   }
 
   close({ focus = true } = {}) {
@@ -963,7 +961,18 @@ class ChatWidget {
     );
   }
 
+  // The state's main control; after a change, the keyboard goes there if what it was on is gone.
+  focusTarget() {
+    const candidates = [this.textarea, this.ratingInputs[0].input, this.callbackInputs.name, this.nameInput, this.newChatButton];
+    return candidates.find((node) => isShown(node)) || this.closeButton;
+  }
+
   render() {
+    if (this.panel.hidden) this.draw();
+    else keepingFocusIn(this.panel, () => this.draw(), () => (this.panel.hidden ? null : this.focusTarget()));
+  }
+
+  draw() {
     const hasConversation = Boolean(this.state.token);
     const ended = Boolean(this.conversation && this.conversation.status === "ended");
     const unavailable = !hasConversation && this.config.available === false;
