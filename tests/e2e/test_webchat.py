@@ -36,7 +36,8 @@ from tests.servers import free_port, start_daphne
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PAGE = """<!DOCTYPE html>
-<html lang="en-GB"><head><meta charset="utf-8"><title>{title} – Millbrook District Council</title></head>
+<html lang="en-GB"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} – Millbrook District Council</title></head>
 <body><header><a href="/">Millbrook District Council</a></header>
 <main><h1>{title}</h1><p>A page of the council's main website, which carries the chat widget.</p>
 <p><a href="/other">Another page</a></p></main>
@@ -257,6 +258,34 @@ def test_opening_the_panel_on_a_chat_that_ended_meanwhile_puts_the_keyboard_on_t
     click(visitor, ".chat-launcher")
 
     wait(visitor).until(lambda d: d.switch_to.active_element.get_attribute("id") == "dioa-chat-rating-1")
+
+
+def test_on_a_small_screen_the_panel_is_the_whole_screen_and_every_button_is_reachable(server, council_site, browsers):
+    helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
+    click(helper, "[data-accept]")
+    wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
+
+    # A phone: the panel covers the screen, and the page behind is out of the keyboard's reach.
+    visitor.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": 320, "height": 568, "deviceScaleFactor": 2, "mobile": True}
+    )
+    panel = visitor.find_element(By.ID, "dioa-chat-panel")
+    wait(visitor).until(lambda _: panel.rect["width"] == 320 and panel.rect["y"] == 0)
+    assert visitor.execute_script("return document.querySelector('main').closest('[inert]') !== null")
+    assert_accessible(visitor, "the conversation at 320 px")
+
+    # 400 % zoom of a 1280 x 1024 screen: the message box and its buttons still reachable.
+    visitor.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": 320, "height": 256, "deviceScaleFactor": 1, "mobile": False}
+    )
+    type_message(visitor, "Sent at 400 per cent zoom")
+    click(visitor, ".chat-compose .govuk-button--warning")
+    wait_for_text(helper, "#conversation-log", "Sent at 400 per cent zoom")
+    wait_for_text(visitor, "#dioa-chat-status", "This chat has ended.")
+
+    # Wide again: the panel sits in the corner and the page is usable with it open.
+    visitor.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    wait(visitor).until(lambda d: d.execute_script("return document.querySelector('[inert]') === null"))
 
 
 # Keeps every text the chat's live region says on a page, from before the page's own scripts.

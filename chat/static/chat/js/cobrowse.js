@@ -3,6 +3,7 @@
 // and showing the helper's pointer and highlights. Nothing is recorded before consent, and
 // masked values never leave this browser: rrweb replaces them before an event is made.
 import { announce, element } from "./dom.js";
+import { secretId } from "./socket.js";
 
 const RRWEB_URL = new URL("../../vendor/rrweb/rrweb.js", import.meta.url).href;
 // Values that never leave the page in clear text; add data-private to mark anything else.
@@ -36,12 +37,6 @@ const TEXT = {
   codeHelp: "Read this code to the adviser on the phone. It works once and expires in 20 minutes. They will ask before they see anything.",
 };
 
-function pageId() {
-  const bytes = new Uint8Array(9);
-  window.crypto.getRandomValues(bytes);
-  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 export class ResidentCobrowse {
   constructor({ send, root, maskAllInputs = false }) {
     this.send = send;
@@ -49,7 +44,8 @@ export class ResidentCobrowse {
     this.maskAllInputs = maskAllInputs;
     this.session = null;
     this.sharingId = null;
-    this.page = pageId();
+    // Names this page load among the resident's others.
+    this.page = secretId();
     this.batch = 0;
     this.pending = [];
     this.buildConsent();

@@ -16,6 +16,8 @@ import { FormErrors } from "./form_errors.js";
 const ORIGIN = new URL(import.meta.url).origin;
 const SCRIPT = document.querySelector("script[data-dioa-chat]") || document.createElement("script");
 const STORAGE_KEY = "dioa-chat";
+// Where the panel takes the whole screen (widget.scss, GOV.UK's tablet breakpoint).
+const FULL_SCREEN = window.matchMedia("(max-width: 40.0525em)");
 const TYPING_IDLE_MS = 3000;
 const TYPING_REPEAT_MS = 2000;
 // The other side repeats "typing" every 2 s or so while typing; silence this long means it
@@ -280,6 +282,7 @@ class ChatWidget {
     // Outside the panel, so that what arrives while the panel is closed is still heard.
     this.root.append(this.launcher, this.panel, this.announcer);
     document.body.append(this.root);
+    FULL_SCREEN.addEventListener("change", () => this.updateModal());
   }
 
   buildStartForm() {
@@ -446,6 +449,7 @@ class ChatWidget {
     this.launcher.setAttribute("aria-expanded", "true");
     this.state.open = true;
     this.save();
+    this.updateModal();
     this.setUnread(0);
     // Whether anyone can take a chat may have changed since the page loaded.
     if (!this.state.token) this.loadConfig();
@@ -458,8 +462,22 @@ class ChatWidget {
     this.focusTarget().focus();
   }
 
+  // Covering the whole screen, the open panel is modal: the page behind it is inert (out of
+  // the keyboard's and the screen reader's reach) until it closes or the screen widens.
+  updateModal() {
+    const modal = !this.panel.hidden && FULL_SCREEN.matches;
+    if (modal && !this.madeInert) {
+      this.madeInert = [...document.body.children].filter((node) => node !== this.root && !node.inert);
+      for (const node of this.madeInert) node.inert = true;
+    } else if (!modal && this.madeInert) {
+      for (const node of this.madeInert) node.inert = false;
+      this.madeInert = null;
+    }
+  }
+
   close({ focus = true } = {}) {
     this.panel.hidden = true;
+    this.updateModal();
     this.launcher.hidden = false;
     this.launcher.setAttribute("aria-expanded", "false");
     this.state.open = false;
