@@ -143,6 +143,7 @@ def conversation_public_payload(conversation: Conversation) -> dict[str, Any]:
         "helper_name": helper_display_name(conversation.assigned_helper),
         "last_seq": conversation.last_seq,
         "ended_by": conversation.ended_by or None,
+        "ended_reason": conversation.ended_reason or None,
         "helper_read_seq": conversation.helper_read_seq,
         "rating": conversation.rating,
     }

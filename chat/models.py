@@ -85,6 +85,8 @@ class Conversation(models.Model):
     assigned_at = models.DateTimeField(_("assigned"), null=True, blank=True)
     ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
     ended_by = models.CharField(_("ended by"), max_length=16, choices=EndedBy, blank=True)
+    # Why, more exactly than who: one of services.ENDED_TEXT's keys ("unanswered", "abandoned"…).
+    ended_reason = models.CharField(_("end reason"), max_length=16, blank=True)
     # When the resident last had a socket open on it: an abandoned conversation times out.
     visitor_last_seen_at = models.DateTimeField(_("resident last seen"), null=True, blank=True)
     # When the resident's last open socket closed, until one opens again: their helper sees

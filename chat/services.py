@@ -618,7 +618,8 @@ def conversation_end(
     conversation.status = Conversation.Status.ENDED
     conversation.ended_at = timezone.now()
     conversation.ended_by = ended_by
-    conversation.save(update_fields=["status", "ended_at", "ended_by"])
+    conversation.ended_reason = reason or ended_by
+    conversation.save(update_fields=["status", "ended_at", "ended_by", "ended_reason"])
     _cobrowse_stop_live(conversation, text=_("Screen sharing stopped because the conversation ended."))
     _system_message(conversation, str(ENDED_TEXT[reason or ended_by]))
     events.broadcast_conversation_ended(conversation, was_waiting=was_waiting)

@@ -95,3 +95,21 @@ def test_migration_0010_starts_every_existing_wait_when_it_joined_the_queue():
         == conversation.waiting_since
         == datetime.datetime(2026, 11, 30, 9, 15, tzinfo=datetime.UTC)
     )
+
+
+def test_migration_0013_gives_earlier_ends_their_ender_as_the_reason():
+    from chat.models import Conversation
+
+    before = ("chat", "0012_start_key")
+    migrate([before])
+    try:
+        executor = MigrationExecutor(connection)
+        old_conversation = executor.loader.project_state(before).apps.get_model("chat", "Conversation")
+        now = datetime.datetime(2026, 11, 30, 9, 15, tzinfo=datetime.UTC)
+        old_conversation.objects.create(token_hash="ended", waiting_since=now, status="ended", ended_by="system")
+        old_conversation.objects.create(token_hash="open", waiting_since=now)
+    finally:
+        migrate()
+
+    reasons = dict(Conversation.objects.values_list("token_hash", "ended_reason"))
+    assert reasons == {"ended": "system", "open": ""}

@@ -290,8 +290,10 @@ def test_unanswered_and_abandoned_conversations_end_with_a_reason(settings, advi
     unanswered.refresh_from_db()
     abandoned.refresh_from_db()
     fresh.refresh_from_db()
-    assert (unanswered.status, unanswered.ended_by) == ("ended", "system")
-    assert abandoned.status == "ended"
+    assert (unanswered.status, unanswered.ended_by, unanswered.ended_reason) == ("ended", "system", "unanswered")
+    assert (abandoned.status, abandoned.ended_reason) == ("ended", "abandoned")
+    # The resident's page tells the two apart.
+    assert events.conversation_public_payload(abandoned)["ended_reason"] == "abandoned"
     assert fresh.status == "waiting"
     assert "Nobody was free to answer" in unanswered.messages.last().body
     assert "the resident left" in abandoned.messages.last().body

@@ -551,3 +551,18 @@ def test_a_chat_nobody_answered_offers_to_leave_a_message(server, council_site, 
     wait_for_text(visitor, "#dioa-callback-confirmation", "Your reference is CB-")
     assert visitor.switch_to.active_element.get_attribute("id") == "dioa-callback-confirmation"
     assert CallbackRequest.objects.get().message == "Nobody answered, please call"
+
+
+def test_a_chat_closed_because_the_resident_was_away_says_so(server, council_site, browsers):
+    _helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
+    wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue.")
+
+    # As assist_sweep ends it once the resident's page has been closed too long.
+    services.conversation_end(conversation_id=Conversation.objects.get().pk, ended_by="system", reason="abandoned")
+
+    wait_for_text(
+        visitor,
+        "#dioa-chat-unavailable-reason",
+        "This chat closed because the website was closed for more than 10 minutes.",
+    )
+    assert "No advisor was free" not in visitor.find_element(By.CSS_SELECTOR, ".dioa-chat").text

@@ -71,6 +71,8 @@ const TEXT = {
   unavailableClosed: "Webchat is closed at the moment.",
   unavailableBusy: "All our advisors are busy or away at the moment.",
   unanswered: "No advisor was free to answer in time.",
+  abandoned: (minutes) =>
+    `This chat closed because the website was closed for more than ${minutes} minute${minutes === 1 ? "" : "s"}.`,
   nextOpen: (when) => `We open again ${when}.`,
   hoursHeading: "Webchat opening hours",
   hours: (day, opens, closes) => `${day}: ${opens} to ${closes}`,
@@ -952,6 +954,12 @@ class ChatWidget {
     return date.toLocaleString(document.documentElement.lang || "en-GB", { ...options, ...zone });
   }
 
+  // Why a chat nobody answered has closed: nobody was free, or the resident was away too long.
+  unansweredText() {
+    const away = this.conversation.ended_reason === "abandoned" && this.config.abandoned_minutes;
+    return away ? TEXT.abandoned(this.config.abandoned_minutes) : TEXT.unanswered;
+  }
+
   unavailableText() {
     const parts = [this.config.reason === "closed" ? TEXT.unavailableClosed : TEXT.unavailableBusy];
     if (this.config.next_open) {
@@ -998,7 +1006,7 @@ class ChatWidget {
     const unanswered = ended && this.conversation.ended_by === "system" && !this.conversation.helper_name;
     this.startForm.hidden = hasConversation || unavailable;
     this.unavailable.hidden = !(unavailable || unanswered);
-    this.unavailableReason.textContent = unavailable ? this.unavailableText() : unanswered ? TEXT.unanswered : "";
+    this.unavailableReason.textContent = unavailable ? this.unavailableText() : unanswered ? this.unansweredText() : "";
     this.renderHours();
     this.composeForm.hidden = !hasConversation || ended;
     this.endedBox.hidden = !ended;
