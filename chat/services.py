@@ -606,7 +606,7 @@ def conversation_end(
 
     A helper may end only a conversation assigned to them (ValidationError `not_assigned`).
     Adds a system message saying why, tells the resident and every console, and emails the
-    transcript to the resident if they asked for it.
+    transcript to the resident if they asked for it and an advisor took part.
     """
     conversation = _locked_conversation(conversation_id)
     if conversation.is_ended:
@@ -627,17 +627,31 @@ def conversation_end(
         _after_commit_kiosk_help_changed(conversation.kiosk_visit.device_id)
     if helper_id and not was_waiting:
         events.signal_after_commit(signals.conversation_released, helper_id=helper_id)
-    if conversation.visitor_email:
+    # Only after an advisor took part: otherwise anyone could have the council email a stranger
+    # whatever they typed, by giving the stranger's address and ending the chat unanswered.
+    helped = not was_waiting or conversation.messages.filter(author_kind=Message.AuthorKind.HELPER).exists()
+    if conversation.visitor_email and helped:
         transaction.on_commit(lambda: _email_transcript(conversation.pk))
     logger.info("conversation %s ended by %s", conversation.pk, reason or ended_by)
     return conversation, True
+
+
+TRANSCRIPT_EMAIL_INTRO = _(
+    "You asked for a copy of your webchat with %(council)s. If that was not you, you can ignore this email."
+)
 
 
 def _email_transcript(conversation_id: int) -> None:
     conversation = selectors.conversation_get(conversation_id=conversation_id)
     message = EmailMessage(
         subject=_("Your conversation with %(council)s") % {"council": settings.COUNCIL_NAME},
-        body=selectors.conversation_transcript_text(conversation=conversation),
+        body="\n".join(
+            [
+                str(TRANSCRIPT_EMAIL_INTRO % {"council": settings.COUNCIL_NAME}),
+                "",
+                selectors.conversation_transcript_text(conversation=conversation),
+            ]
+        ),
         to=[conversation.visitor_email],
     )
     # The conversation has ended whatever the mail server says (a failure is logged; the

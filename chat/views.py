@@ -48,6 +48,8 @@ def widget_config(request):
                 )
             ],
             "time_zone": settings.TIME_ZONE,
+            # Who runs the chat, for the privacy notice on another site's page.
+            "council_name": settings.COUNCIL_NAME,
             "services": [{"slug": service.slug, "name": service.name} for service in service_list_active()],
             "cobrowse_mask_all_inputs": settings.COBROWSE_MASK_ALL_INPUTS,
             # A resident away this long loses their chat, place in the queue and all.

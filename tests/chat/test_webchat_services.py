@@ -495,6 +495,17 @@ def test_the_transcript_is_emailed_when_the_resident_asked_for_it(
     assert mail.outbox[0].to == ["pat@example.com"]
     assert "Pat: My bin was missed" in mail.outbox[0].body
     assert "Alex joined the conversation." in mail.outbox[0].body
+    assert mail.outbox[0].body.startswith("You asked for a copy of your webchat with"), "says why it came"
+
+
+def test_no_email_of_a_chat_no_advisor_took_part_in(django_capture_on_commit_callbacks, broadcasts):
+    """Else anyone could have the council email a stranger whatever they typed."""
+    conversation, _token = services.conversation_start(visitor_email="someone.else@example.com")
+    services.message_create(conversation_id=conversation.pk, author_kind="visitor", body="Click https://bad.example")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.conversation_end(conversation_id=conversation.pk, ended_by="visitor")
+    assert background_mail.wait_for_pending(timeout=30)
+    assert mail.outbox == []
 
 
 def test_no_email_without_an_address(django_capture_on_commit_callbacks, broadcasts):
@@ -523,11 +534,14 @@ class MailServerThatRefuses(BaseEmailBackend):
         raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
 
 
-def test_ending_a_chat_does_not_wait_for_the_mail_server(settings, django_capture_on_commit_callbacks, broadcasts):
+def test_ending_a_chat_does_not_wait_for_the_mail_server(
+    settings, advisor, django_capture_on_commit_callbacks, broadcasts
+):
     settings.EMAIL_BACKEND = f"{__name__}.MailServerThatHolds"
     MailServerThatHolds.answer.clear()
     MailServerThatHolds.answered.clear()
     conversation, _token = services.conversation_start(visitor_email="pat@example.com")
+    services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
 
     with django_capture_on_commit_callbacks(execute=True):
         services.conversation_end(conversation_id=conversation.pk, ended_by="visitor")
@@ -542,10 +556,11 @@ def test_ending_a_chat_does_not_wait_for_the_mail_server(settings, django_captur
 
 
 def test_a_mail_server_failure_is_logged_and_the_chat_still_ends(
-    settings, django_capture_on_commit_callbacks, broadcasts, caplog
+    settings, advisor, django_capture_on_commit_callbacks, broadcasts, caplog
 ):
     settings.EMAIL_BACKEND = f"{__name__}.MailServerThatRefuses"
     conversation, _token = services.conversation_start(visitor_email="pat@example.com")
+    services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
 
     with caplog.at_level(logging.ERROR, logger="config.mail"):
         with django_capture_on_commit_callbacks(execute=True):

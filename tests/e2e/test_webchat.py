@@ -41,7 +41,8 @@ PAGE = """<!DOCTYPE html>
 <body><header><a href="/">Millbrook District Council</a></header>
 <main><h1>{title}</h1><p>A page of the council's main website, which carries the chat widget.</p>
 <p><a href="/other">Another page</a></p></main>
-<script type="module" src="{widget}" data-dioa-chat data-service="report-missed-bin"></script>
+<script type="module" src="{widget}" data-dioa-chat data-service="report-missed-bin"
+  data-privacy-url="/privacy"></script>
 </body></html>"""
 
 
@@ -149,6 +150,13 @@ def test_the_whole_journey_on_another_council_site(server, council_site, browser
         == "Report a missed bin collection"
     )
     assert_accessible(visitor, "the pre-chat form")
+    notice = visitor.find_element(By.CSS_SELECTOR, ".chat-start p.govuk-body-s")
+    wait(visitor).until(lambda _: "This chat is run by Millbrook District Council." in notice.text)
+    assert (
+        notice.find_element(By.LINK_TEXT, "How we use your information (opens in new tab)")
+        .get_attribute("href")
+        .endswith("/privacy")
+    )
     visitor.find_element(By.ID, "dioa-chat-name").send_keys("Pat")
     visitor.find_element(By.ID, "dioa-chat-email").send_keys("pat@example.com")
     visitor.find_element(By.CSS_SELECTOR, ".chat-start button[type=submit]").click()
@@ -441,6 +449,10 @@ def test_with_nobody_available_the_resident_can_leave_a_message(server, council_
     assert "Christmas Day" not in hours, "only the next two weeks' closures"
     assert visitor.switch_to.active_element.get_attribute("id") in {"dioa-callback-name", "dioa-chat-name"}
     assert_accessible(visitor, "the leave-a-message form")
+    assert (
+        "This chat is run by Millbrook District Council."
+        in visitor.find_element(By.CSS_SELECTOR, ".chat-callback").text
+    )
 
     # Nothing filled in: GOV.UK's error summary takes focus and links to each field in error,
     # and each field says what is wrong above it.

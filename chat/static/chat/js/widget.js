@@ -34,9 +34,11 @@ const TEXT = {
   title: SCRIPT.dataset.title || "Chat with an advisor",
   close: "Close",
   closeHidden: " chat",
-  privacy:
-    "An advisor will guide you. Do not type passwords or bank card numbers in the chat. " +
-    "We keep the conversation only as long as we need it to help you and improve our service.",
+  privacy: (council) =>
+    (council ? `This chat is run by ${council}. ` : "") +
+    "Do not type passwords or bank card numbers. " +
+    "We keep what you write only as long as we need it to help you and improve our service.",
+  privacyLink: "How we use your information (opens in new tab)",
   nameLabel: "Your name (optional)",
   nameHint: "So the advisor knows what to call you.",
   topicLabel: "What do you need help with?",
@@ -298,7 +300,7 @@ class ChatWidget {
       this.topicSelect,
     ]);
     this.startForm = element("form", { className: "chat-start", novalidate: "" }, [
-      element("p", { className: "govuk-body-s", text: TEXT.privacy }),
+      this.privacyNotice(),
       name.group,
       topic,
       email.group,
@@ -321,6 +323,18 @@ class ChatWidget {
       event.preventDefault();
       this.start();
     });
+  }
+
+  // Where the resident is asked for details: who runs the chat, what not to type, and the
+  // council's full notice when the embedding page names it (`data-privacy-url`).
+  privacyNotice() {
+    const text = element("span", { "data-privacy-text": "", text: TEXT.privacy("") });
+    const notice = element("p", { className: "govuk-body-s" }, [text]);
+    if (SCRIPT.dataset.privacyUrl) {
+      const link = { className: "govuk-link", href: SCRIPT.dataset.privacyUrl, target: "_blank", rel: "noopener", text: TEXT.privacyLink };
+      notice.append(" ", element("a", link));
+    }
+    return notice;
   }
 
   fillTopics() {
@@ -346,6 +360,7 @@ class ChatWidget {
       this.callbackMessage,
     ]);
     this.callbackForm = element("form", { className: "chat-callback", novalidate: "" }, [
+      this.privacyNotice(),
       name.group,
       phone.group,
       email.group,
@@ -1008,6 +1023,7 @@ class ChatWidget {
     this.unavailable.hidden = !(unavailable || unanswered);
     this.unavailableReason.textContent = unavailable ? this.unavailableText() : unanswered ? this.unansweredText() : "";
     this.renderHours();
+    for (const text of this.root.querySelectorAll("[data-privacy-text]")) text.textContent = TEXT.privacy(this.config.council_name);
     this.composeForm.hidden = !hasConversation || ended;
     this.endedBox.hidden = !ended;
     this.rateForm.hidden = !ended || Boolean(this.rated) || unanswered;
