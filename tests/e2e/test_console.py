@@ -2,6 +2,7 @@
 resident at the same moment, a transfer to a volunteer, a supervisor watching, the wrap-up,
 and axe-core on every console page."""
 
+import datetime
 import importlib
 import threading
 
@@ -346,9 +347,15 @@ def test_a_console_back_from_a_lost_connection_says_what_became_of_its_conversat
 
 
 def test_a_call_back_is_taken_on_by_one_advisor_and_done(server, staff, browsers):
+    # One left on an earlier day (a Friday evening, read on Monday) says which day.
+    earlier = services.callback_request_create(name="Sam", message="Left last week", phone="01632 960002")
+    noon = (timezone.now() - datetime.timedelta(days=3)).replace(hour=12, minute=0)
+    CallbackRequest.objects.filter(pk=earlier.pk).update(created_at=noon)
     alex, bea = browsers(), browsers()
     sign_in(alex, server, "alex")
     sign_in(bea, server, "bea")
+    wait_for_text(alex, "#callbacks-list", f"left {noon:%A} {noon.day} {noon:%B} at ")
+    services.callback_complete(callback_id=earlier.pk, helper=staff["bea"])
     services.callback_request_create(name="Pat", message="About my permit", phone="01632 960001")
     for driver in (alex, bea):
         wait_for_text(driver, "#callbacks-list", "About my permit")
@@ -363,5 +370,5 @@ def test_a_call_back_is_taken_on_by_one_advisor_and_done(server, staff, browsers
     click(alex, "[data-callback-done]")
     for driver in (alex, bea):
         wait_for_text(driver, "#callbacks-count", "0")
-    callback = CallbackRequest.objects.get()
+    callback = CallbackRequest.objects.get(name="Pat")
     assert (callback.status, callback.claimed_by.username) == ("done", "alex")

@@ -1,7 +1,7 @@
 // The advisor console: live queue, the helper's conversations and the selected one's chat.
 
 import { announce as announceIn, element, isShown, keepingFocusIn, linkify } from "../../chat/js/dom.js";
-import { FrameSocket, MessageStore, formatTime, newClientId, socketUrl } from "../../chat/js/socket.js";
+import { FrameSocket, MessageStore, formatTime, formatWhen, newClientId, socketUrl } from "../../chat/js/socket.js";
 import { CobrowseViewer } from "./cobrowse_viewer.js";
 
 const config = JSON.parse(document.getElementById("console-config").textContent);
@@ -453,7 +453,7 @@ function renderCallbacks() {
       return element("li", { className: "govuk-!-margin-bottom-4" }, [
         element("strong", { text: callback.name }),
         element("br"),
-        element("span", { className: "govuk-body-s", text: `${contact}${callback.service ? ` · ${callback.service.name}` : ""} · left ${formatTime(callback.created_at)}` }),
+        element("span", { className: "govuk-body-s", text: `${contact}${callback.service ? ` · ${callback.service.name}` : ""} · left ${formatWhen(callback.created_at)}` }),
         element("br"),
         element("span", { text: callback.message }),
         handling,

@@ -186,3 +186,11 @@ export function timeText(date, timeZone) {
 export function formatTime(iso) {
   return iso ? timeText(new Date(iso)) : "";
 }
+
+// "9:15pm" for a moment today, "Friday 27 November at 9:15pm" for one before.
+export function formatWhen(iso, now = new Date()) {
+  if (!iso) return "";
+  const date = new Date(iso);
+  if (date.toDateString() === now.toDateString()) return timeText(date);
+  return `${date.toLocaleDateString("en-GB", { weekday: "long", day: "numeric", month: "long" })} at ${timeText(date)}`;
+}

@@ -966,7 +966,8 @@ class ChatWidget {
   // Times as the council keeps them (its own time zone), whatever the resident's device says.
   councilTime(date, options) {
     const zone = this.config.time_zone ? { timeZone: this.config.time_zone } : {};
-    return date.toLocaleString(document.documentElement.lang || "en-GB", { ...options, ...zone });
+    // The widget's words are English whatever the host page's language.
+    return date.toLocaleString("en-GB", { ...options, ...zone });
   }
 
   // Why a chat nobody answered has closed: nobody was free, or the resident was away too long.
