@@ -322,6 +322,25 @@ def test_the_queue_position_is_announced_once_not_again_on_the_next_page(server,
     assert sum("You are chatting with Alex." in text for text in heard) == 1, heard
 
 
+def test_the_estimated_wait_counts_down_and_says_when_it_is_taking_longer(server, council_site, browsers):
+    _helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
+    wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue. Estimated wait: about 3 minutes.")
+
+    # Two and a half minutes later (the clock moved on for the widget; it redraws every 30 s).
+    visitor.execute_script("window.dioaChat.state.queue.until -= 150000; window.dioaChat.waitTick()")
+    wait_for_text(visitor, "#dioa-chat-status", "Estimated wait: about 1 minute.")
+    assert "about 1 minute" not in visitor.find_element(By.ID, "dioa-chat-announcer").text, "shown, not read out"
+
+    visitor.execute_script("window.dioaChat.state.queue.until -= 60000; window.dioaChat.waitTick()")
+    wait_for_text(visitor, "#dioa-chat-status", "It is taking longer than we estimated.")
+    wait_for_text(visitor, "#dioa-chat-announcer", "It is taking longer than we estimated.")
+
+    # Another page of the site: the wait already counted goes on counting.
+    visitor.find_element(By.LINK_TEXT, "Another page").click()
+    wait_for_text(visitor, "h1", "Another page")
+    wait_for_text(visitor, "#dioa-chat-status", "It is taking longer than we estimated.")
+
+
 def test_a_server_restart_mid_chat_loses_and_duplicates_nothing(server, council_site, browsers, site):
     helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
     click(helper, "[data-accept]")

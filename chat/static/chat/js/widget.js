@@ -18,6 +18,8 @@ const SCRIPT = document.querySelector("script[data-dioa-chat]") || document.crea
 const STORAGE_KEY = "dioa-chat";
 // Where the panel takes the whole screen (widget.scss, GOV.UK's tablet breakpoint).
 const FULL_SCREEN = window.matchMedia("(max-width: 40.0525em)");
+// How often the queue's estimate, counting down, is redrawn.
+const WAIT_TICK_MS = 30000;
 const TYPING_IDLE_MS = 3000;
 const TYPING_REPEAT_MS = 2000;
 // The other side repeats "typing" every 2 s or so while typing; silence this long means it
@@ -58,6 +60,8 @@ const TEXT = {
   waiting: "You are in the queue. An advisor will be with you soon.",
   position: (position, minutes) =>
     `You are number ${position} in the queue. Estimated wait: about ${minutes} minute${minutes === 1 ? "" : "s"}.`,
+  positionLate: (position) =>
+    `You are number ${position} in the queue. It is taking longer than we estimated. An advisor will be with you as soon as they can.`,
   active: (name) => `You are chatting with ${name}.`,
   ended: "This chat has ended.",
   typing: (name) => `${name} is typing…`,
@@ -560,7 +564,7 @@ class ChatWidget {
     this.save();
     this.messages = new MessageStore();
     this.conversation = null;
-    this.position = null;
+    clearInterval(this.waitTimer);
     this.rated = false;
     for (const errors of [this.startErrors, this.callbackErrors, this.rateErrors]) errors.clear();
     this.helperReadSeq = 0;
@@ -674,7 +678,10 @@ class ChatWidget {
     const focusInCompose = this.composeForm.contains(document.activeElement);
     this.helperReadSeq = Math.max(this.helperReadSeq, conversation.helper_read_seq || 0);
     if (conversation.rating) this.rated = true;
-    if (conversation.status !== "waiting") this.position = null;
+    if (conversation.status !== "waiting" && this.state.queue) {
+      delete this.state.queue;
+      this.save();
+    }
     if (conversation.status === "ended") this.cobrowse.conversationEnded();
     this.render();
     this.refreshStates();
@@ -688,10 +695,33 @@ class ChatWidget {
     else this.newChatButton.focus();
   }
 
+  // The estimate counts down as the resident waits. The same place sent again (a resume,
+  // another page of the site) keeps the wait already counted, kept with the chat's state.
   onPosition({ position, estimated_wait_seconds: seconds }) {
-    this.position = { position, minutes: Math.max(1, Math.round(seconds / 60)) };
+    if (!this.state.queue || this.state.queue.position !== position) {
+      this.state.queue = { position, until: Date.now() + Math.max(60, seconds) * 1000 };
+      this.save();
+    }
     this.render();
     this.announceStatus();
+    clearInterval(this.waitTimer);
+    this.waitTimer = setInterval(() => this.waitTick(), WAIT_TICK_MS);
+  }
+
+  waitTick() {
+    if (!this.state.queue || !this.conversation || this.conversation.status !== "waiting") {
+      clearInterval(this.waitTimer);
+      return;
+    }
+    this.render();
+    // Said once: the wait has outrun its estimate. The minutes counting down are only shown.
+    if (Date.now() >= this.state.queue.until) this.announceStatus();
+  }
+
+  queueText() {
+    const { position, until } = this.state.queue;
+    const minutes = Math.ceil((until - Date.now()) / 60000);
+    return minutes >= 1 ? TEXT.position(position, minutes) : TEXT.positionLate(position);
   }
 
   onTyping({ typing }) {
@@ -1038,7 +1068,7 @@ class ChatWidget {
     else if (!this.conversation) this.setStatus(TEXT.connecting);
     else if (ended) this.setStatus(TEXT.ended);
     else if (this.conversation.status === "active") this.setStatus(TEXT.active(this.conversation.helper_name || TEXT.advisor));
-    else if (this.position) this.setStatus(TEXT.position(this.position.position, this.position.minutes));
+    else if (this.state.queue) this.setStatus(this.queueText());
     else this.setStatus(TEXT.waiting);
   }
 }
