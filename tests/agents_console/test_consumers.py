@@ -98,6 +98,7 @@ async def test_the_whole_loop_between_a_resident_and_an_advisor(advisor):
         "helper_name": "Alex",
         "last_seq": 2,
         "ended_by": None,
+        "ended_reason": None,
         "helper_read_seq": 0,
         "rating": None,
     }

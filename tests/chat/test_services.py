@@ -181,6 +181,7 @@ def test_assign_tells_every_console_and_tells_the_resident_only_public_fields(
         "helper_name",
         "last_seq",
         "ended_by",
+        "ended_reason",
         "helper_read_seq",
         "rating",
     }
