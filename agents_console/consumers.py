@@ -147,6 +147,7 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
         "cobrowse.guide": FrameHandler(CobrowseGuideForm, "handle_cobrowse_guide"),
         "ping": FrameHandler(EmptyForm, "handle_ping"),
     }
+    setup_frame_types = frozenset({"conversation.accept", "conversation.open"})
     # Helpers type quickly across several conversations.
     rate_per_second = 10.0
     rate_burst = 40

@@ -147,6 +147,7 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
         "ping": FrameHandler(EmptyForm, "handle_ping"),
     }
     bulk_frame_types = frozenset({"cobrowse.events"})
+    setup_frame_types = frozenset({"conversation.start", "conversation.resume"})
 
     async def connect(self) -> None:
         await self.stream_init()

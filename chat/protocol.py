@@ -20,6 +20,8 @@ from chat.forms import FrameForm
 logger = logging.getLogger(__name__)
 
 MAX_FRAME_BYTES = 16 * 1024
+# WebSocket's own code for "the server met a condition it could not handle".
+SERVER_FAULT_CLOSE_CODE = 1011
 # Co-browse page events arrive in many frames at once (a page's full snapshot is split into
 # parts of at most MAX_FRAME_BYTES): a page of up to 4 MiB may be sent at once, then 1 MiB/s.
 BULK_BURST_BYTES = 4 * 1024 * 1024
@@ -60,6 +62,10 @@ class FrameConsumer(AsyncJsonWebsocketConsumer):
     rate_per_second = 5.0
     rate_burst = 20
     bulk_frame_types: frozenset[str] = frozenset()
+    # Frames that set up what the socket follows: one that fails half-way closes the socket
+    # (1011), so the client reconnects and starts from the database rather than from a socket
+    # that follows half of what it should.
+    setup_frame_types: frozenset[str] = frozenset()
 
     async def dispatch(self, message):
         # Channels runs `close_old_connections` before every handler, a hop to its one sync
@@ -144,6 +150,8 @@ class FrameConsumer(AsyncJsonWebsocketConsumer):
             # nothing half-done is left.
             logger.exception("%s failed", frame_type)
             await self.send_error("server_error", frame_type=frame_type, client_id=form.cleaned_data.get("client_id"))
+            if frame_type in self.setup_frame_types:
+                await self.close(code=SERVER_FAULT_CLOSE_CODE)
 
     async def send_frame(self, frame_type: str, data: dict[str, Any]) -> None:
         await self.send_json({"type": frame_type, "data": data})

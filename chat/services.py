@@ -176,14 +176,8 @@ def conversation_start(
     """
     now = now or timezone.now()
     key_hash = token_hash(start_key) if start_key else ""
-    if key_hash:
-        started = Conversation.objects.select_for_update().filter(start_key_hash=key_hash).first()
-        if started is not None and not selectors.conversation_token_expired(started, now=now):
-            logger.info("conversation %s start repeated", started.pk)
-            return started, _rotate_token(started)
-        if started is not None:
-            # Its key was reused long after: the old conversation keeps no claim on it.
-            Conversation.objects.filter(pk=started.pk).update(start_key_hash="")
+    if started := _started_with(key_hash, now):
+        return started, _rotate_token(started)
     if not chat_availability(now=now).available:
         raise chat_error("chat_unavailable")
     visit = None
@@ -192,13 +186,20 @@ def conversation_start(
         visit = kiosk_services.visit_start(kiosk_device)
     else:
         helper_in_person = False
-    _limit_per_address(
-        [Conversation, CallbackRequest],
-        address_hash,
-        now,
-        limit=settings.CHAT_STARTS_PER_ADDRESS_PER_HOUR,
-        refusal="too_many_conversations",
-    )
+    try:
+        _limit_per_address(
+            [Conversation, CallbackRequest],
+            address_hash,
+            now,
+            limit=settings.CHAT_STARTS_PER_ADDRESS_PER_HOUR,
+            refusal="too_many_conversations",
+        )
+    except ValidationError:
+        # The same start sent twice at once waited here for the first, which may have opened
+        # the conversation it asks for (and counted against the address) meanwhile.
+        if started := _started_with(key_hash, now):
+            return started, _rotate_token(started)
+        raise
     token = secrets.token_urlsafe(32)
     try:
         with transaction.atomic():
@@ -228,6 +229,24 @@ def conversation_start(
     events.signal_after_commit(signals.conversation_waiting, conversation_id=conversation.pk)
     logger.info("conversation %s started on %s", conversation.pk, channel)
     return conversation, token
+
+
+def _started_with(key_hash: str, now: datetime.datetime) -> Conversation | None:
+    """The conversation a start with this key opened, if its resident may still reach it.
+
+    Not once its token has expired, nor once its kiosk visit was wiped (the key then belonged
+    to a resident who has gone); the old conversation then gives the key up.
+    """
+    if not key_hash:
+        return None
+    started = Conversation.objects.select_for_update().filter(start_key_hash=key_hash).first()
+    if started is None:
+        return None
+    if selectors.conversation_token_expired(started, now=now) or started.ended_reason == "kiosk_wiped":
+        Conversation.objects.filter(pk=started.pk).update(start_key_hash="")
+        return None
+    logger.info("conversation %s start repeated", started.pk)
+    return started
 
 
 class _AlreadyStored(Exception):

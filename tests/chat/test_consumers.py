@@ -318,6 +318,28 @@ async def test_a_fault_of_ours_is_answered_with_server_error_and_the_socket_stay
     await communicator.disconnect()
 
 
+async def test_a_fault_of_ours_while_setting_up_closes_the_socket_so_the_client_starts_again(monkeypatch):
+    from chat.consumers import VisitorConsumer
+
+    async def broken(self, *args, **kwargs):
+        raise RuntimeError("the channel layer went away mid-start")
+
+    monkeypatch.setattr(VisitorConsumer, "bind", broken)
+    communicator = await connect()
+    await communicator.send_json_to({"type": "conversation.start", "data": {"name": "Pat"}})
+    token = (await expect(communicator, "conversation.started"))["token"]
+    error = await expect(communicator, "error")
+    monkeypatch.undo()
+
+    assert (error["code"], error["frame_type"]) == ("server_error", "conversation.start")
+    assert await communicator.receive_output(timeout=1) == {"type": "websocket.close", "code": 1011}
+    # The client has its token: a new socket resumes the conversation the start made.
+    again = await connect()
+    await again.send_json_to({"type": "conversation.resume", "data": {"token": token}})
+    assert (await expect(again, "state.snapshot"))["conversation"]["status"] == "waiting"
+    await again.disconnect()
+
+
 async def test_binary_frames_are_refused():
     communicator = await connect()
     await communicator.send_to(bytes_data=b"\x00\x01")

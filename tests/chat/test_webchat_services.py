@@ -109,6 +109,16 @@ def test_a_start_key_reused_after_its_conversation_expired_opens_a_new_one(setti
     assert Conversation.objects.get(pk=first.pk).start_key_hash == ""
 
 
+def test_a_start_key_does_not_bring_back_a_chat_whose_kiosk_visit_was_wiped():
+    """The key belonged to the resident who has gone; the next one must not get their chat."""
+    first, _token = services.conversation_start(start_key=START_KEY)
+    services.conversation_end(conversation_id=first.pk, ended_by="system", reason="kiosk_wiped")
+
+    second, _token = services.conversation_start(start_key=START_KEY)
+
+    assert second.pk != first.pk
+
+
 @pytest.mark.parametrize(
     ("limit", "create", "refusal", "model"),
     [

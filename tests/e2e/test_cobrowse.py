@@ -258,3 +258,15 @@ def test_the_mask_everything_setting_hides_every_value(mask_all_server, browsers
     resident.find_element(By.ID, "id_vehicle_registration").send_keys("XY34 ZZZ")
     wait(helper, 10).until(lambda d: replayed_value(d, "#id_vehicle_registration") == "********")
     assert "XY34 ZZZ" not in " ".join(cobrowse_frames(helper))
+
+
+def test_a_batch_is_never_cut_through_the_middle_of_an_emoji(server, browsers):
+    """Half of one is refused by the server as not text, and the batch would never arrive."""
+    driver = browsers()
+    driver.get(f"{server.http}/")
+    driver.set_script_timeout(10)
+    parts = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "import('/static/chat/js/cobrowse.js').then((m) => done([m.textParts('a😀b', 2), m.textParts('ab😀', 3)]));"
+    )
+    assert parts == [["a", "😀", "b"], ["ab", "😀"]]

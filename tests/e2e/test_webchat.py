@@ -41,6 +41,7 @@ PAGE = """<!DOCTYPE html>
 <body><header><a href="/">Millbrook District Council</a></header>
 <main><h1>{title}</h1><p>A page of the council's main website, which carries the chat widget.</p>
 <p><a href="/other">Another page</a></p></main>
+<div id="host-notice" data-dioa-keep-usable>The host page's own notice, which stays usable.</div>
 <script type="module" src="{widget}" data-dioa-chat data-service="report-missed-bin"
   data-privacy-url="/privacy"></script>
 </body></html>"""
@@ -229,6 +230,18 @@ def test_the_whole_journey_on_another_council_site(server, council_site, browser
     assert Message.objects.filter(author_kind__in=["visitor", "helper"]).count() == 2
 
 
+def test_a_page_without_a_chat_opens_no_connection_when_shown_again(server, council_site, browsers):
+    visitor = browsers()
+    visitor.get(council_site)
+    wait(visitor).until(lambda d: d.find_element(By.CSS_SELECTOR, ".chat-launcher").is_displayed())
+
+    visitor.execute_script("document.dispatchEvent(new Event('visibilitychange')); dispatchEvent(new Event('online'))")
+    time.sleep(1)
+
+    # Thousands of council pages are open at once: only those with a chat hold a socket.
+    assert visitor.execute_script("return window.dioaChat.socket.socket") is None
+
+
 def test_a_connection_that_dies_without_closing_is_noticed_and_replaced(server, council_site, browsers):
     helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
     click(helper, "[data-accept]")
@@ -280,6 +293,7 @@ def test_on_a_small_screen_the_panel_is_the_whole_screen_and_every_button_is_rea
     panel = visitor.find_element(By.ID, "dioa-chat-panel")
     wait(visitor).until(lambda _: panel.rect["width"] == 320 and panel.rect["y"] == 0)
     assert visitor.execute_script("return document.querySelector('main').closest('[inert]') !== null")
+    assert visitor.execute_script("return document.getElementById('host-notice').inert") is False
     assert_accessible(visitor, "the conversation at 320 px")
 
     # 400 % zoom of a 1280 x 1024 screen: the message box and its buttons still reachable.

@@ -730,7 +730,9 @@ function renderContext(conversation) {
 function renderSelected() {
   keepingFocusIn(byId("conversation-panel"), drawSelected, () => {
     const link = byId("wrap-up-link");
-    return isShown(link) ? link : byId("conversation-heading");
+    if (isShown(link)) return link;
+    // Taken away altogether (transferred): back to the list of the helper's conversations.
+    return isShown(byId("conversation-heading")) ? byId("conversation-heading") : byId("mine-heading");
   });
 }
 

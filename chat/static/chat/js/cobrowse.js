@@ -37,6 +37,20 @@ const TEXT = {
   codeHelp: "Read this code to the adviser on the phone. It works once and expires in 20 minutes. They will ask before they see anything.",
 };
 
+// `text` cut into pieces of at most `size` UTF-16 units, never between the two halves of a
+// character such as an emoji: the server refuses half of one, which is not text.
+export function textParts(text, size) {
+  const parts = [];
+  for (let start = 0; start < text.length; ) {
+    let end = Math.min(start + size, text.length);
+    const last = text.charCodeAt(end - 1);
+    if (end < text.length && end - 1 > start && last >= 0xd800 && last <= 0xdbff) end -= 1;
+    parts.push(text.slice(start, end));
+    start = end;
+  }
+  return parts;
+}
+
 export class ResidentCobrowse {
   constructor({ send, root, maskAllInputs = false }) {
     this.send = send;
@@ -225,18 +239,11 @@ export class ResidentCobrowse {
       this.stopByResident();
       return;
     }
-    const parts = Math.ceil(text.length / PART_CHARS);
+    const pieces = textParts(text, PART_CHARS);
     const batch = this.batch++;
-    for (let part = 0; part < parts; part += 1) {
-      this.send("cobrowse.events", {
-        session_id: this.sharingId,
-        page: this.page,
-        batch,
-        part,
-        parts,
-        data: text.slice(part * PART_CHARS, (part + 1) * PART_CHARS),
-      });
-    }
+    pieces.forEach((data, part) => {
+      this.send("cobrowse.events", { session_id: this.sharingId, page: this.page, batch, part, parts: pieces.length, data });
+    });
   }
 
   // --- Guidance from the helper ---------------------------------------------------------------

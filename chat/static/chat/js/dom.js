@@ -42,7 +42,8 @@ export function keepingFocusIn(container, render, fallback) {
   const focused = document.activeElement;
   const hadFocus = container.contains(focused) && focused !== container;
   render();
-  if (!hadFocus || isShown(focused)) return;
+  // Hidden, not replaced: a rebuilt list or log puts its own focus back, or leaves it be.
+  if (!hadFocus || !focused.isConnected || isShown(focused)) return;
   window.setTimeout(() => {
     const now = document.activeElement;
     if (now === focused || now === document.body || now === null) {

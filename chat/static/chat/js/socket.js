@@ -25,7 +25,8 @@ export class FrameSocket {
     this.onClose = onClose;
     this.attempt = 0;
     this.socket = null;
-    this.stopped = false;
+    // Until the first connect(): a page with nothing to say (no chat) opens no socket.
+    this.stopped = true;
     this.pingTimer = null;
     this.retryTimer = null;
     this.answerTimer = null;
@@ -41,6 +42,8 @@ export class FrameSocket {
     clearTimeout(this.retryTimer);
     // Already connecting or open: a second socket would race the first (a double click).
     if (this.socket && this.socket.readyState <= WebSocket.OPEN) return;
+    // One closing may not have reported yet: its timers go with it.
+    this.stopTimers();
     const socket = new WebSocket(this.url);
     this.socket = socket;
     socket.addEventListener("open", () => {
@@ -70,8 +73,7 @@ export class FrameSocket {
   }
 
   lost(event) {
-    clearInterval(this.pingTimer);
-    clearTimeout(this.answerTimer);
+    this.stopTimers();
     this.socket = null;
     this.onClose(event);
     if (!this.stopped) this.scheduleReconnect();
@@ -95,10 +97,15 @@ export class FrameSocket {
     this.retryTimer = setTimeout(() => this.connect(), delay);
   }
 
+  stopTimers() {
+    clearInterval(this.pingTimer);
+    clearTimeout(this.answerTimer);
+  }
+
   close() {
     this.stopped = true;
     clearTimeout(this.retryTimer);
-    clearTimeout(this.answerTimer);
+    this.stopTimers();
     if (this.socket) this.socket.close(1000);
   }
 

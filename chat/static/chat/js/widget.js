@@ -488,7 +488,10 @@ class ChatWidget {
   updateModal() {
     const modal = !this.panel.hidden && FULL_SCREEN.matches;
     if (modal && !this.madeInert) {
-      this.madeInert = [...document.body.children].filter((node) => node !== this.root && !node.inert);
+      // What the host page marks `data-dioa-keep-usable` stays usable (the kiosk's own bar and
+      // idle warning, a session-timeout dialog).
+      const keep = (node) => node === this.root || node.inert || node.hasAttribute("data-dioa-keep-usable");
+      this.madeInert = [...document.body.children].filter((node) => !keep(node));
       for (const node of this.madeInert) node.inert = true;
     } else if (!modal && this.madeInert) {
       for (const node of this.madeInert) node.inert = false;
@@ -565,6 +568,7 @@ class ChatWidget {
     this.messages = new MessageStore();
     this.conversation = null;
     clearInterval(this.waitTimer);
+    this.reconnecting = false;
     this.rated = false;
     for (const errors of [this.startErrors, this.callbackErrors, this.rateErrors]) errors.clear();
     this.helperReadSeq = 0;
@@ -685,7 +689,8 @@ class ChatWidget {
     if (conversation.status === "ended") this.cobrowse.conversationEnded();
     this.render();
     this.refreshStates();
-    if (previous && previous.status !== conversation.status) this.announceStatus();
+    // Only what changed: a page load or a resume finding the same status says nothing.
+    this.announceStatus();
     if (conversation.status === "ended" && focusInCompose) this.focusAfterEnd();
   }
 
@@ -820,7 +825,12 @@ class ChatWidget {
   showFieldErrors(frameType, fields) {
     const form = { "conversation.start": this.startErrors, "callback.request": this.callbackErrors, "conversation.rate": this.rateErrors }[frameType];
     if (!form || !fields) return false;
-    return form.show(Object.fromEntries(Object.entries(fields).map(([name, messages]) => [name, messages[0]])));
+    const errors = Object.entries(fields).map(([name, messages]) => [name, messages[0]]);
+    if (!form.show(Object.fromEntries(errors))) return false;
+    // About something the form does not show (the page's topic, say): said below it.
+    const others = errors.filter(([name]) => !form.fields[name]).map(([, message]) => message);
+    if (others.length) this.showError(others.join(" "));
+    return true;
   }
 
   showError(text) {
@@ -982,11 +992,22 @@ class ChatWidget {
   // Each status is read out once, on whichever page of the site: a resume, a move to another
   // page or a gap filled sends the same queue position again.
   announceStatus() {
-    const text = this.status.textContent;
-    if (!text || text === this.state.announcedStatus) return;
-    this.announce(text);
-    this.state.announcedStatus = text;
+    const key = this.statusKey();
+    if (!key || key === this.state.announcedStatus) return;
+    this.announce(this.status.textContent);
+    this.state.announcedStatus = key;
     this.save();
+  }
+
+  // What the status says, without what merely counts down: the place in the queue, and
+  // whether the wait has outrun its estimate, not the minutes left. Null: nothing to say yet
+  // (offline is said on its own; "in the queue" is followed at once by the place).
+  statusKey() {
+    if (!this.conversation || this.reconnecting) return null;
+    if (this.conversation.status !== "waiting") return this.status.textContent;
+    if (!this.state.queue) return null;
+    const late = Date.now() >= this.state.queue.until;
+    return `queue ${this.state.queue.position}${late ? " late" : ""}`;
   }
 
   setStatus(text) {
@@ -1066,6 +1087,8 @@ class ChatWidget {
     if (ended) this.typingLine.textContent = "";
     if (!hasConversation) this.setStatus(this.pendingFrame ? TEXT.connecting : "");
     else if (!this.conversation) this.setStatus(TEXT.connecting);
+    // Offline until what was missed has arrived, whatever redraws meanwhile.
+    else if (this.reconnecting) this.setStatus(TEXT.offline);
     else if (ended) this.setStatus(TEXT.ended);
     else if (this.conversation.status === "active") this.setStatus(TEXT.active(this.conversation.helper_name || TEXT.advisor));
     else if (this.state.queue) this.setStatus(this.queueText());
