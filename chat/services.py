@@ -176,8 +176,8 @@ def conversation_start(
     """
     now = now or timezone.now()
     key_hash = token_hash(start_key) if start_key else ""
-    if started := _started_with(key_hash, now):
-        return started, _rotate_token(started)
+    if again := _start_again(key_hash, now):
+        return again
     if not chat_availability(now=now).available:
         raise chat_error("chat_unavailable")
     visit = None
@@ -197,8 +197,8 @@ def conversation_start(
     except ValidationError:
         # The same start sent twice at once waited here for the first, which may have opened
         # the conversation it asks for (and counted against the address) meanwhile.
-        if started := _started_with(key_hash, now):
-            return started, _rotate_token(started)
+        if again := _start_again(key_hash, now):
+            return again
         raise
     token = secrets.token_urlsafe(32)
     try:
@@ -218,11 +218,10 @@ def conversation_start(
                 helper_in_person=helper_in_person,
             )
     except IntegrityError:
-        if not key_hash:
-            raise
         # The same start twice at once, the other taken first (on another process, say).
-        started = Conversation.objects.select_for_update().get(start_key_hash=key_hash)
-        return started, _rotate_token(started)
+        if again := _start_again(key_hash, now):
+            return again
+        raise
     if visit is not None:
         _after_commit_kiosk_help_changed(visit.device_id)
     events.broadcast_conversation_queued(conversation)
@@ -231,8 +230,9 @@ def conversation_start(
     return conversation, token
 
 
-def _started_with(key_hash: str, now: datetime.datetime) -> Conversation | None:
-    """The conversation a start with this key opened, if its resident may still reach it.
+def _start_again(key_hash: str, now: datetime.datetime) -> tuple[Conversation, str] | None:
+    """The conversation a start with this key opened, with a new token, if its resident may
+    still reach it.
 
     Not once its token has expired, nor once its kiosk visit was wiped (the key then belonged
     to a resident who has gone); the old conversation then gives the key up.
@@ -246,7 +246,7 @@ def _started_with(key_hash: str, now: datetime.datetime) -> Conversation | None:
         Conversation.objects.filter(pk=started.pk).update(start_key_hash="")
         return None
     logger.info("conversation %s start repeated", started.pk)
-    return started
+    return started, _rotate_token(started)
 
 
 class _AlreadyStored(Exception):
@@ -648,8 +648,9 @@ def conversation_end(
         events.signal_after_commit(signals.conversation_released, helper_id=helper_id)
     # Only after an advisor took part: otherwise anyone could have the council email a stranger
     # whatever they typed, by giving the stranger's address and ending the chat unanswered.
-    helped = not was_waiting or conversation.messages.filter(author_kind=Message.AuthorKind.HELPER).exists()
-    if conversation.visitor_email and helped:
+    if conversation.visitor_email and (
+        not was_waiting or conversation.messages.filter(author_kind=Message.AuthorKind.HELPER).exists()
+    ):
         transaction.on_commit(lambda: _email_transcript(conversation.pk))
     logger.info("conversation %s ended by %s", conversation.pk, reason or ended_by)
     return conversation, True
