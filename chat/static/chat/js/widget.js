@@ -228,6 +228,10 @@ class ChatWidget {
       // Offline: keep the defaults; starting a chat will say so.
     }
     this.fillTopics();
+    // What the configuration says in the panel's words, set once per load, not per redraw.
+    for (const text of this.privacyTexts) text.textContent = TEXT.privacy(this.config.council_name);
+    const minutes = this.config.abandoned_minutes;
+    this.keepOpenHint.textContent = minutes ? TEXT.keepOpen(minutes) : "";
     this.render();
   }
 
@@ -332,7 +336,8 @@ class ChatWidget {
   // Where the resident is asked for details: who runs the chat, what not to type, and the
   // council's full notice when the embedding page names it (`data-privacy-url`).
   privacyNotice() {
-    const text = element("span", { "data-privacy-text": "", text: TEXT.privacy("") });
+    const text = element("span", { text: TEXT.privacy("") });
+    this.privacyTexts = [...(this.privacyTexts || []), text];
     const notice = element("p", { className: "govuk-body-s" }, [text]);
     if (SCRIPT.dataset.privacyUrl) {
       const link = { className: "govuk-link", href: SCRIPT.dataset.privacyUrl, target: "_blank", rel: "noopener", text: TEXT.privacyLink };
@@ -1075,15 +1080,12 @@ class ChatWidget {
     this.unavailable.hidden = !(unavailable || unanswered);
     this.unavailableReason.textContent = unavailable ? this.unavailableText() : unanswered ? this.unansweredText() : "";
     this.renderHours();
-    for (const text of this.root.querySelectorAll("[data-privacy-text]")) text.textContent = TEXT.privacy(this.config.council_name);
     this.composeForm.hidden = !hasConversation || ended;
     this.endedBox.hidden = !ended;
     this.rateForm.hidden = !ended || Boolean(this.rated) || unanswered;
     this.ratedText.hidden = !this.rated;
     this.newChatButton.hidden = !ended;
-    const minutes = this.config.abandoned_minutes;
-    this.keepOpenHint.hidden = !(this.conversation && this.conversation.status === "waiting" && minutes);
-    this.keepOpenHint.textContent = minutes ? TEXT.keepOpen(minutes) : "";
+    this.keepOpenHint.hidden = !(this.conversation && this.conversation.status === "waiting" && this.keepOpenHint.textContent);
     if (ended) this.typingLine.textContent = "";
     if (!hasConversation) this.setStatus(this.pendingFrame ? TEXT.connecting : "");
     else if (!this.conversation) this.setStatus(TEXT.connecting);
