@@ -243,6 +243,32 @@ async def test_the_snapshot_lists_the_helpers_ended_conversations_not_yet_logged
     await communicator.disconnect()
 
 
+async def test_a_fault_while_opening_a_conversation_closes_the_console_socket(advisor, monkeypatch):
+    """Half-followed is worse than not at all: the console reconnects and reopens everything."""
+    from agents_console.consumers import ConsoleConsumer
+
+    visitor = await connect_visitor()
+    await start(visitor)
+    helper = await console(advisor)
+    await expect(helper, "queue.snapshot")
+    conversation_id = (await Conversation.objects.aget()).pk
+    await helper.send_json_to({"type": "conversation.accept", "data": {"conversation_id": conversation_id}})
+    await expect_follow(helper)
+    await expect(helper, "conversation.assigned")
+
+    async def broken(self, *args, **kwargs):
+        raise RuntimeError("the channel layer went away mid-open")
+
+    monkeypatch.setattr(ConsoleConsumer, "follow", broken)
+    await helper.send_json_to({"type": "conversation.open", "data": {"conversation_id": conversation_id}})
+    error = await expect(helper, "error")
+    monkeypatch.undo()
+
+    assert (error["code"], error["frame_type"]) == ("server_error", "conversation.open")
+    assert await helper.receive_output(timeout=1) == {"type": "websocket.close", "code": 1011}
+    await visitor.disconnect()
+
+
 async def test_the_resident_never_receives_queue_events(advisor):
     visitor = await connect_visitor()
     await start(visitor)

@@ -161,9 +161,9 @@ export function secretId() {
   return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
+// randomUUID is only offered to secure pages; the random source behind secretId is everywhere.
 export function newClientId() {
-  if (window.crypto && window.crypto.randomUUID) return window.crypto.randomUUID();
-  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+  return window.crypto.randomUUID ? window.crypto.randomUUID() : secretId();
 }
 
 // A time of day as GOV.UK writes it: "9am", "5:30pm", "midday", "midnight".
