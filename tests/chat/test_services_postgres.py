@@ -1,7 +1,7 @@
 """Simultaneous writes on PostgreSQL's locks: of two helpers pressing Accept exactly one
 wins; messages sent at once from many sockets are numbered without gaps or repeats, the
-same message resent on two sockets at once is stored once, and the per-minute and
-per-address limits hold for requests made at the same moment."""
+same message resent on two sockets at once is stored once, so is one start (its key), and the
+per-minute and per-address limits hold for requests made at the same moment."""
 
 import threading
 
@@ -157,3 +157,36 @@ def test_the_per_address_limit_holds_for_requests_made_at_once(postgres, setting
     assert len([result for result in results if isinstance(result, int)]) == 3
     assert results.count(refusal) == 5
     assert sum(model.objects.filter(client_address_hash=address).count() for model in models) == 3
+
+
+START_KEY = "c4ca4238a0b923820dcc509a6f75849b"
+
+
+@pytest.mark.parametrize(
+    ("address", "per_hour"),
+    [
+        # No address: the later ones meet the first's row in the start key's unique index.
+        ("", 10),
+        # They take turns on the address's lock, then meet the first's row in the index.
+        ("203.0.113.9", 10),
+        # They take turns on the address's lock, and the first's start spent the address's one.
+        ("203.0.113.9", 1),
+    ],
+)
+def test_one_start_sent_on_several_sockets_at_once_opens_one_conversation(postgres, settings, address, per_hour):
+    settings.CHAT_STARTS_PER_ADDRESS_PER_HOUR = per_hour
+    address_hash = services.client_address_hash(address) if address else ""
+
+    def start():
+        conversation, token = services.conversation_start(address_hash=address_hash, start_key=START_KEY)
+        return conversation.pk, token
+
+    results = together([start] * 4)
+
+    assert all(isinstance(result, tuple) for result in results), results
+    (conversation,) = Conversation.objects.all()
+    assert {pk for pk, _token in results} == {conversation.pk}
+    # Each answer rotated the token; the last one written is the one that opens it.
+    opening = [token for _pk, token in results if services.token_hash(token) == conversation.token_hash]
+    assert len(opening) == 1
+    assert conversation.messages.count() == 0
