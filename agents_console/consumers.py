@@ -273,8 +273,8 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
         await self.send_frame("helpers.updated", {"helpers": helpers})
 
     async def handle_ping(self) -> None:
-        data = await db(_heartbeat)(self.channel_name, list(self.delivered))
-        await self.send_frame("pong", data)
+        data = await self.within_pong_wait(lambda: db(_heartbeat)(self.channel_name, list(self.delivered)))
+        await self.send_frame("pong", data or {})
 
     async def send_queue_count(self) -> None:
         count = await db(_waiting_count)()

@@ -4,11 +4,13 @@ Every frame is a JSON object `{"type": str, "data": object}` (docs/protocol.md).
 is answered with an `error` frame and changes nothing; the socket stays open.
 """
 
+import asyncio
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -18,6 +20,8 @@ from chat.error_messages import ERRORS, error_message
 from chat.forms import FrameForm
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 MAX_FRAME_BYTES = 16 * 1024
 # WebSocket's own code for "the server met a condition it could not handle".
@@ -66,6 +70,11 @@ class FrameConsumer(AsyncJsonWebsocketConsumer):
     # (1011), so the client reconnects and starts from the database rather than from a socket
     # that follows half of what it should.
     setup_frame_types: frozenset[str] = frozenset()
+    # A ping proves the socket alive. What the database adds to the answer must not hold it
+    # past the client's deadline (10 s), or a slow database would make every client close its
+    # socket and reconnect at once, and load the database more as it recovers.
+    pong_database_wait_seconds = 3.0
+    pong_work: asyncio.Future | None = None
 
     async def dispatch(self, message):
         # Channels runs `close_old_connections` before every handler, a hop to its one sync
@@ -152,6 +161,21 @@ class FrameConsumer(AsyncJsonWebsocketConsumer):
             await self.send_error("server_error", frame_type=frame_type, client_id=form.cleaned_data.get("client_id"))
             if frame_type in self.setup_frame_types:
                 await self.close(code=SERVER_FAULT_CLOSE_CODE)
+
+    async def within_pong_wait(self, work: Callable[[], Awaitable[T]]) -> T | None:
+        """The result of `work()`, the database's part of a pong, or None if it takes longer
+        than a pong may wait.
+
+        Work that answers late goes on, and the next ping waits for it rather than starting
+        it again: a stalled database gets one such call from each socket at a time.
+        """
+        if self.pong_work is None or self.pong_work.done():
+            self.pong_work = asyncio.ensure_future(work())
+        try:
+            return await asyncio.wait_for(asyncio.shield(self.pong_work), self.pong_database_wait_seconds)
+        except TimeoutError:
+            logger.warning("pong sent without the database's part: no answer in %ss", self.pong_database_wait_seconds)
+            return None
 
     async def send_frame(self, frame_type: str, data: dict[str, Any]) -> None:
         await self.send_json({"type": frame_type, "data": data})

@@ -7,11 +7,13 @@ from django.conf import settings
 from django.test import Client
 
 from agents_console import services as console_services
+from agents_console.models import ConsoleConnection
 from chat import services
 from chat.models import Conversation, Message
+from chat.protocol import FrameConsumer
 from config.asgi import application
 from tests.chat.test_consumers import connect as connect_visitor
-from tests.chat.test_consumers import expect, send, start
+from tests.chat.test_consumers import expect, send, start, writes_held
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -305,4 +307,19 @@ async def test_a_bad_console_frame_gets_an_error_and_changes_nothing(advisor, fr
     assert await Message.objects.acount() == 0
     await helper.send_json_to({"type": "ping", "data": {}})
     assert (await expect(helper, "pong"))["conversations"] == []
+    await helper.disconnect()
+
+
+async def test_a_console_ping_is_answered_in_time_while_the_database_is_stalled(advisor, monkeypatch):
+    monkeypatch.setattr(FrameConsumer, "pong_database_wait_seconds", 0.5)
+    helper = await console(advisor)
+    await expect(helper, "queue.snapshot")
+
+    with writes_held(ConsoleConnection._meta.db_table):
+        await helper.send_json_to({"type": "ping", "data": {}})
+        assert (await expect(helper, "pong")) == {}
+    await helper.send_json_to({"type": "ping", "data": {}})
+
+    pong = await expect(helper, "pong")
+    assert pong["conversations"] == [] and [h["id"] for h in pong["helpers"]] == [advisor.pk]
     await helper.disconnect()

@@ -1,13 +1,16 @@
 """The resident's websocket, driven through the real ASGI application."""
 
+import contextlib
 import json
+import threading
 
 import pytest
 from channels.testing import WebsocketCommunicator
+from django.db import connection, transaction
 
 from chat import services
 from chat.models import Conversation, Message
-from chat.protocol import MAX_FRAME_BYTES
+from chat.protocol import MAX_FRAME_BYTES, FrameConsumer
 from config.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -202,6 +205,53 @@ async def test_ping_reports_the_last_sequence_number():
     await communicator.send_json_to({"type": "ping", "data": {}})
 
     assert (await expect(communicator, "pong")) == {"last_seq": 1}
+    await communicator.disconnect()
+
+
+@contextlib.contextmanager
+def writes_held(table):
+    """Another connection holds `table` for writing until the block ends (on SQLite, the
+    whole database): the server's writes to it wait, as they would on a stalled database."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        try:
+            # SQLite's transactions here are IMMEDIATE: beginning one takes the write lock.
+            with transaction.atomic():
+                if connection.vendor == "postgresql":
+                    with connection.cursor() as cursor:
+                        cursor.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+                held.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(10)
+    try:
+        yield
+    finally:
+        release.set()
+        holder.join()
+
+
+async def test_a_ping_is_answered_in_time_while_the_database_is_stalled(monkeypatch):
+    monkeypatch.setattr(FrameConsumer, "pong_database_wait_seconds", 0.5)
+    communicator = await connect()
+    token, _snapshot = await start(communicator)
+    conversation = await Conversation.objects.aget(token_hash=services.token_hash(token))
+
+    with writes_held(Conversation._meta.db_table):
+        await communicator.send_json_to({"type": "ping", "data": {}})
+        # Proof of life without what the database could not tell in time.
+        assert (await expect(communicator, "pong")) == {}
+    await communicator.send_json_to({"type": "ping", "data": {}})
+
+    assert (await expect(communicator, "pong")) == {"last_seq": 0}
+    # The stalled visit was recorded all the same, once the database answered.
+    await conversation.arefresh_from_db()
+    assert conversation.visitor_last_seen_at > conversation.created_at
     await communicator.disconnect()
 
 

@@ -170,9 +170,12 @@ const socket = new FrameSocket({
       state.visitorRead.set(id, Math.max(state.visitorRead.get(id) || 0, seq));
       if (state.selected === id) renderSelected();
     },
-    pong: ({ conversations, helpers }) => {
-      state.helpers = helpers;
-      renderHelpers();
+    // Both left out when the server's database was too slow to answer in time.
+    pong: ({ conversations = [], helpers }) => {
+      if (helpers) {
+        state.helpers = helpers;
+        renderHelpers();
+      }
       for (const { id, last_seq: lastSeq } of conversations) {
         if (lastSeq > storeFor(id).contiguousSeq) {
           socket.send("conversation.open", { conversation_id: id, last_seq: storeFor(id).contiguousSeq });
