@@ -35,6 +35,9 @@ ERRORS = {
     "cobrowse_not_found": _("That screen-sharing session does not exist or has ended."),
     "too_many_codes": _("You have asked for too many screen-sharing codes. Please try again later."),
     "cobrowse_code_invalid": _("That code is not right or has expired. Ask the resident to read it out again."),
+    "too_many_code_misses": _(
+        "You have typed too many wrong codes in the last hour. Ask another helper to join the resident."
+    ),
     "cobrowse_not_requested": _("Your helper has not asked to see your screen, or you have already answered."),
     "cobrowse_not_active": _("Screen sharing is not on."),
     "server_error": _("Something went wrong on our side. Try again."),

@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from config.clock import clock_text
@@ -312,3 +313,24 @@ class CobrowseSession(models.Model):
     @property
     def is_live(self) -> bool:
         return self.status in (self.Status.REQUESTED, self.Status.ACTIVE)
+
+
+class CobrowseCodeMiss(models.Model):
+    """A screen-sharing code a helper typed that opened nothing.
+
+    Six digits can be guessed, and a helper who guesses a live code is shown that resident's
+    screen as soon as they agree, which a resident waiting for the council's call would do.
+    So each helper gets only so many misses an hour, counted here across every socket and
+    process.
+    """
+
+    helper = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    tried_at = models.DateTimeField(_("tried"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("wrong co-browse code")
+        verbose_name_plural = _("wrong co-browse codes")
+        indexes = [models.Index(fields=["helper", "tried_at"], name="chat_cobrowse_miss_window")]
+
+    def __str__(self) -> str:
+        return f"Wrong code by user {self.helper_id} at {self.tried_at:%Y-%m-%d %H:%M}"

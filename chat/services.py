@@ -7,6 +7,7 @@ import logging
 import secrets
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
@@ -18,7 +19,7 @@ from django.utils.translation import gettext as _
 from chat import events, selectors, signals
 from chat.availability import chat_availability
 from chat.error_messages import error_message
-from chat.models import CallbackRequest, CobrowseSession, Conversation, InternalNote, Message
+from chat.models import CallbackRequest, CobrowseCodeMiss, CobrowseSession, Conversation, InternalNote, Message
 from config import async_db, mail, realtime
 from kiosk import services as kiosk_services
 from kiosk.models import KioskDevice, Service
@@ -993,12 +994,29 @@ def cobrowse_code_issue(*, address_hash: str = "", now: datetime.datetime | None
     raise chat_error("server_error")
 
 
-@transaction.atomic
-def cobrowse_code_join(*, code: str, helper: AbstractBaseUser) -> CobrowseSession:
+def cobrowse_code_join(*, code: str, helper: AbstractBaseUser, now: datetime.datetime | None = None) -> CobrowseSession:
     """A helper types the resident's code: a conversation between them starts, held by the
     helper, and consent is asked as in any chat. Raises ValidationError
-    `cobrowse_code_invalid` for a wrong, used or expired code."""
-    now = timezone.now()
+    `cobrowse_code_invalid` for a wrong, used or expired code, which is recorded
+    (`CobrowseCodeMiss`), and `too_many_code_misses`, whatever the code, once the helper has
+    had `COBROWSE_CODE_MISSES_PER_HELPER_PER_HOUR` misses in the hour before `now`."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        session = _cobrowse_code_redeem(code=code, helper=helper, now=now)
+    # Raised after the commit: the miss must be kept, not rolled back with the refusal.
+    if session is None:
+        logger.warning("wrong or expired co-browse code tried by user %s", helper.pk)
+        raise chat_error("cobrowse_code_invalid")
+    return session
+
+
+def _cobrowse_code_redeem(*, code: str, helper: AbstractBaseUser, now: datetime.datetime) -> CobrowseSession | None:
+    # One helper's tries take turns, so tries sent at once cannot all pass the count.
+    list(get_user_model().objects.select_for_update().filter(pk=helper.pk).values_list("pk", flat=True))
+    misses = CobrowseCodeMiss.objects.filter(helper=helper, tried_at__gt=now - datetime.timedelta(hours=1))
+    if misses.count() >= settings.COBROWSE_CODE_MISSES_PER_HELPER_PER_HOUR:
+        logger.warning("co-browse code refused to user %s: too many wrong codes", helper.pk)
+        raise chat_error("too_many_code_misses")
     code = code.strip().replace(" ", "")
     session = None
     if len(code) == 6 and code.isdigit():
@@ -1012,8 +1030,8 @@ def cobrowse_code_join(*, code: str, helper: AbstractBaseUser) -> CobrowseSessio
             .first()
         )
     if session is None:
-        logger.warning("wrong or expired co-browse code tried by user %s", helper.pk)
-        raise chat_error("cobrowse_code_invalid")
+        CobrowseCodeMiss.objects.create(helper=helper, tried_at=now)
+        return None
     token = secrets.token_urlsafe(32)
     conversation = Conversation.objects.create(
         channel=Conversation.Channel.WEB,

@@ -331,6 +331,8 @@ CHAT_DEFAULT_WAIT_MINUTES = env_int("CHAT_DEFAULT_WAIT_MINUTES", 3)
 CHAT_STARTS_PER_ADDRESS_PER_HOUR = env_int("CHAT_STARTS_PER_ADDRESS_PER_HOUR", 10)
 # Screen-sharing codes a network address may ask for in an hour (not kiosks).
 COBROWSE_CODES_PER_ADDRESS_PER_HOUR = env_int("COBROWSE_CODES_PER_ADDRESS_PER_HOUR", 10)
+# Wrong screen-sharing codes a helper may type in an hour; then no code works for them.
+COBROWSE_CODE_MISSES_PER_HELPER_PER_HOUR = env_int("COBROWSE_CODE_MISSES_PER_HELPER_PER_HOUR", 10)
 CHAT_MESSAGES_PER_MINUTE = env_int("CHAT_MESSAGES_PER_MINUTE", 20)
 # Routes the benchmark's baseline relay (bench/relay.py). Benchmarks only, never production.
 BENCH_RELAY = env_bool("BENCH_RELAY", False)

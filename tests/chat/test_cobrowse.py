@@ -183,6 +183,24 @@ async def test_a_code_starts_a_conversation_and_asks_consent(advisor):
         await communicator.disconnect()
 
 
+async def test_too_many_wrong_codes_shut_the_helper_out_of_every_code(advisor, settings):
+    settings.COBROWSE_CODE_MISSES_PER_HELPER_PER_HOUR = 1
+    _session, code = await sync_to_async(services.cobrowse_code_issue)()
+    wrong = "000000" if code != "000000" else "111111"
+    helper = await console(advisor)
+    await expect(helper, "queue.snapshot")
+    await helper.send_json_to({"type": "cobrowse.join_code", "data": {"code": wrong}})
+    assert (await until(helper, "error"))["code"] == "cobrowse_code_invalid"
+
+    await helper.send_json_to({"type": "cobrowse.join_code", "data": {"code": code}})
+    error = await until(helper, "error")
+
+    assert (error["code"], error["frame_type"]) == ("too_many_code_misses", "cobrowse.join_code")
+    assert "too many wrong codes" in error["message"]
+    assert await Conversation.objects.acount() == 0
+    await helper.disconnect()
+
+
 async def test_an_expired_code_gives_nothing(advisor):
     _session, code = await sync_to_async(services.cobrowse_code_issue)(
         now=timezone.now() - services.COBROWSE_CODE_LIFETIME - datetime.timedelta(seconds=1)

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 
 from chat import services
-from chat.models import CallbackRequest, CobrowseSession, Conversation, Message
+from chat.models import CallbackRequest, CobrowseCodeMiss, CobrowseSession, Conversation, Message
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -190,3 +190,14 @@ def test_one_start_sent_on_several_sockets_at_once_opens_one_conversation(postgr
     opening = [token for _pk, token in results if services.token_hash(token) == conversation.token_hash]
     assert len(opening) == 1
     assert conversation.messages.count() == 0
+
+
+def test_wrong_codes_typed_at_once_on_several_sockets_are_all_counted(postgres, settings, advisor):
+    settings.COBROWSE_CODE_MISSES_PER_HELPER_PER_HOUR = 3
+    _session, code = services.cobrowse_code_issue()
+    wrong = "000000" if code != "000000" else "111111"
+
+    results = together([lambda: services.cobrowse_code_join(code=wrong, helper=advisor)] * 8)
+
+    assert sorted(results) == ["cobrowse_code_invalid"] * 3 + ["too_many_code_misses"] * 5
+    assert CobrowseCodeMiss.objects.filter(helper=advisor).count() == 3

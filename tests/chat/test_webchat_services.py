@@ -14,7 +14,15 @@ from django.utils import timezone
 from agents_console.models import ConsoleConnection
 from chat import events, selectors, services
 from chat.availability import chat_availability
-from chat.models import CallbackRequest, ClosureDate, CobrowseSession, Conversation, Message, OpeningHours
+from chat.models import (
+    CallbackRequest,
+    ClosureDate,
+    CobrowseCodeMiss,
+    CobrowseSession,
+    Conversation,
+    Message,
+    OpeningHours,
+)
 from config import mail as background_mail
 from kiosk.models import KioskDevice
 
@@ -604,3 +612,26 @@ def test_wait_per_place_comes_from_recent_waits_and_the_places_they_were_waited_
     # A chat a helper started from a screen-sharing code never queued: it changes nothing.
     services.cobrowse_code_join(code=services.cobrowse_code_issue()[1], helper=advisor)
     assert 119 <= selectors.queue_seconds_per_place(now=now) <= 121
+
+
+def test_a_helper_who_types_too_many_wrong_codes_is_refused_even_the_right_one(settings, advisor, other_advisor):
+    settings.COBROWSE_CODE_MISSES_PER_HELPER_PER_HOUR = 3
+    now = timezone.now()
+    session, code = services.cobrowse_code_issue()
+    wrong = "000000" if code != "000000" else "111111"
+    # An hour ago and more: no longer counted.
+    stale = [now - datetime.timedelta(minutes=61)] * 5
+    CobrowseCodeMiss.objects.bulk_create(CobrowseCodeMiss(helper=advisor, tried_at=at) for at in stale)
+    for typed in (wrong, "12 34", "not a code"):
+        assert code_of(services.cobrowse_code_join, code=typed, helper=advisor, now=now) == "cobrowse_code_invalid"
+
+    refusal = code_of(services.cobrowse_code_join, code=code, helper=advisor, now=now)
+
+    assert refusal == "too_many_code_misses"
+    assert CobrowseSession.objects.get(pk=session.pk).status == CobrowseSession.Status.CODE_ISSUED
+    assert Conversation.objects.count() == 0
+    assert CobrowseCodeMiss.objects.filter(helper=advisor).count() == 8, "a refusal is not a miss"
+    # Another helper is not held back, and an hour on the first may try again.
+    assert services.cobrowse_code_join(code=code, helper=other_advisor, now=now).helper_id == other_advisor.pk
+    later = now + datetime.timedelta(hours=1)
+    assert code_of(services.cobrowse_code_join, code=wrong, helper=advisor, now=later) == "cobrowse_code_invalid"
