@@ -273,7 +273,8 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
         await self.send_frame("helpers.updated", {"helpers": helpers})
 
     async def handle_ping(self) -> None:
-        data = await self.within_pong_wait(lambda: db(_heartbeat)(self.channel_name, list(self.delivered)))
+        following = frozenset(self.delivered)
+        data = await self.within_pong_wait(following, lambda: db(_heartbeat)(self.channel_name, list(following)))
         await self.send_frame("pong", data or {})
 
     async def send_queue_count(self) -> None:

@@ -363,7 +363,9 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
     async def handle_ping(self) -> None:
         data: dict[str, Any] = {}
         if self.conversation_id is not None:
-            last_seq = await self.within_pong_wait(lambda: db(_touch_and_last_seq)(self.conversation_id))
+            last_seq = await self.within_pong_wait(
+                self.conversation_id, lambda: db(_touch_and_last_seq)(self.conversation_id)
+            )
             if last_seq is not None:
                 data["last_seq"] = last_seq
         await self.send_frame("pong", data)

@@ -8,7 +8,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -74,7 +74,7 @@ class FrameConsumer(AsyncJsonWebsocketConsumer):
     # past the client's deadline (10 s), or a slow database would make every client close its
     # socket and reconnect at once, and load the database more as it recovers.
     pong_database_wait_seconds = 3.0
-    pong_work: asyncio.Future | None = None
+    pong_work: tuple[Hashable, asyncio.Future] | None = None
 
     async def dispatch(self, message):
         # Channels runs `close_old_connections` before every handler, a hop to its one sync
@@ -162,20 +162,32 @@ class FrameConsumer(AsyncJsonWebsocketConsumer):
             if frame_type in self.setup_frame_types:
                 await self.close(code=SERVER_FAULT_CLOSE_CODE)
 
-    async def within_pong_wait(self, work: Callable[[], Awaitable[T]]) -> T | None:
-        """The result of `work()`, the database's part of a pong, or None if it takes longer
-        than a pong may wait.
+    async def within_pong_wait(self, about: Hashable, work: Callable[[], Awaitable[T]]) -> T | None:
+        """The result of `work()`, the database's part of a pong about `about` (what the socket
+        follows), or None if it fails or takes longer than a pong may wait.
 
-        Work that answers late goes on, and the next ping waits for it rather than starting
-        it again: a stalled database gets one such call from each socket at a time.
+        Work that answers late goes on, and the next ping about the same thing waits for it
+        rather than starting it again: a stalled database gets one such call from each socket
+        at a time. A failure is logged; the pong still proves the socket alive.
         """
-        if self.pong_work is None or self.pong_work.done():
-            self.pong_work = asyncio.ensure_future(work())
+        if self.pong_work is None or self.pong_work[1].done() or self.pong_work[0] != about:
+            future = asyncio.ensure_future(work())
+            future.add_done_callback(_log_pong_work_failure)
+            self.pong_work = (about, future)
         try:
-            return await asyncio.wait_for(asyncio.shield(self.pong_work), self.pong_database_wait_seconds)
+            return await asyncio.wait_for(asyncio.shield(self.pong_work[1]), self.pong_database_wait_seconds)
         except TimeoutError:
             logger.warning("pong sent without the database's part: no answer in %ss", self.pong_database_wait_seconds)
-            return None
+        except Exception:  # noqa: S110 - logged by _log_pong_work_failure
+            pass
+        return None
+
+    async def websocket_disconnect(self, message):
+        # A ping's late database work ("the resident is here") must not land after what
+        # `disconnect` writes ("they left").
+        if self.pong_work is not None:
+            await asyncio.wait([self.pong_work[1]])
+        await super().websocket_disconnect(message)
 
     async def send_frame(self, frame_type: str, data: dict[str, Any]) -> None:
         await self.send_json({"type": frame_type, "data": data})
@@ -186,3 +198,8 @@ class FrameConsumer(AsyncJsonWebsocketConsumer):
             data["frame_type"] = frame_type
         data.update({key: value for key, value in extra.items() if value not in (None, "")})
         await self.send_frame("error", data)
+
+
+def _log_pong_work_failure(future: asyncio.Future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.error("the database's part of a pong failed", exc_info=future.exception())

@@ -999,7 +999,10 @@ def cobrowse_code_join(*, code: str, helper: AbstractBaseUser, now: datetime.dat
     helper, and consent is asked as in any chat. Raises ValidationError
     `cobrowse_code_invalid` for a wrong, used or expired code, which is recorded
     (`CobrowseCodeMiss`), and `too_many_code_misses`, whatever the code, once the helper has
-    had `COBROWSE_CODE_MISSES_PER_HELPER_PER_HOUR` misses in the hour before `now`."""
+    had `COBROWSE_CODE_MISSES_PER_HELPER_PER_HOUR` misses in the hour before `now`.
+
+    Not inside another transaction: the miss is committed before the refusal is raised, and
+    an outer rollback would take it back."""
     now = now or timezone.now()
     with transaction.atomic():
         session = _cobrowse_code_redeem(code=code, helper=helper, now=now)
@@ -1011,8 +1014,9 @@ def cobrowse_code_join(*, code: str, helper: AbstractBaseUser, now: datetime.dat
 
 
 def _cobrowse_code_redeem(*, code: str, helper: AbstractBaseUser, now: datetime.datetime) -> CobrowseSession | None:
-    # One helper's tries take turns, so tries sent at once cannot all pass the count.
-    list(get_user_model().objects.select_for_update().filter(pk=helper.pk).values_list("pk", flat=True))
+    # One helper's tries take turns, so tries sent at once cannot all pass the count. (No key
+    # update: rows that refer to the helper, such as their messages, are not held up.)
+    list(get_user_model().objects.select_for_update(no_key=True).filter(pk=helper.pk).values_list("pk", flat=True))
     misses = CobrowseCodeMiss.objects.filter(helper=helper, tried_at__gt=now - datetime.timedelta(hours=1))
     if misses.count() >= settings.COBROWSE_CODE_MISSES_PER_HELPER_PER_HOUR:
         logger.warning("co-browse code refused to user %s: too many wrong codes", helper.pk)

@@ -8,6 +8,7 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from django.db import connection, transaction
 
+from chat import consumers as chat_consumers
 from chat import services
 from chat.models import Conversation, Message
 from chat.protocol import MAX_FRAME_BYTES, FrameConsumer
@@ -238,20 +239,43 @@ def writes_held(table):
 
 async def test_a_ping_is_answered_in_time_while_the_database_is_stalled(monkeypatch):
     monkeypatch.setattr(FrameConsumer, "pong_database_wait_seconds", 0.5)
+    touches, touch = [], chat_consumers._touch_and_last_seq
+
+    def counted_touch(conversation_id):
+        touches.append(conversation_id)
+        return touch(conversation_id)
+
+    monkeypatch.setattr(chat_consumers, "_touch_and_last_seq", counted_touch)
     communicator = await connect()
     token, _snapshot = await start(communicator)
     conversation = await Conversation.objects.aget(token_hash=services.token_hash(token))
 
     with writes_held(Conversation._meta.db_table):
-        await communicator.send_json_to({"type": "ping", "data": {}})
-        # Proof of life without what the database could not tell in time.
-        assert (await expect(communicator, "pong")) == {}
+        for _ in range(2):
+            await communicator.send_json_to({"type": "ping", "data": {}})
+            # Proof of life without what the database could not tell in time.
+            assert (await expect(communicator, "pong")) == {}
+        assert touches == [conversation.pk], "the second ping waits for the first's work, not a second call"
     await communicator.send_json_to({"type": "ping", "data": {}})
 
     assert (await expect(communicator, "pong")) == {"last_seq": 0}
     # The stalled visit was recorded all the same, once the database answered.
     await conversation.arefresh_from_db()
     assert conversation.visitor_last_seen_at > conversation.created_at
+    await communicator.disconnect()
+
+
+async def test_a_ping_whose_database_part_fails_is_still_answered(monkeypatch, caplog):
+    def broken(conversation_id):
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(chat_consumers, "_touch_and_last_seq", broken)
+    communicator = await connect()
+    await start(communicator)
+    await communicator.send_json_to({"type": "ping", "data": {}})
+
+    assert (await expect(communicator, "pong")) == {}
+    assert "the database's part of a pong failed" in caplog.text
     await communicator.disconnect()
 
 
