@@ -687,22 +687,34 @@ def conversation_end_expired(*, now: datetime.datetime | None = None) -> list[in
     """
     now = now or timezone.now()
     ended = []
-    unanswered = selectors.conversation_list_unanswered(
-        before=now - datetime.timedelta(minutes=settings.CHAT_WAITING_TIMEOUT_MINUTES)
-    )
-    abandoned = selectors.conversation_list_abandoned(
-        before=now - datetime.timedelta(minutes=settings.CHAT_ABANDONED_TIMEOUT_MINUTES)
-    )
-    for reason, conversation_ids in (("unanswered", unanswered), ("abandoned", abandoned)):
+    unanswered_before = now - datetime.timedelta(minutes=settings.CHAT_WAITING_TIMEOUT_MINUTES)
+    abandoned_before = now - datetime.timedelta(minutes=settings.CHAT_ABANDONED_TIMEOUT_MINUTES)
+    for reason, before, conversation_ids in (
+        ("unanswered", unanswered_before, selectors.conversation_list_unanswered(before=unanswered_before)),
+        ("abandoned", abandoned_before, selectors.conversation_list_abandoned(before=abandoned_before)),
+    ):
         for conversation_id in conversation_ids:
-            if conversation_id in ended:
-                continue
-            _conversation, changed = conversation_end(
-                conversation_id=conversation_id, ended_by=Conversation.EndedBy.SYSTEM, reason=reason
-            )
-            if changed:
+            if conversation_id not in ended and _conversation_end_if_expired(conversation_id, reason, before):
                 ended.append(conversation_id)
     return ended
+
+
+@transaction.atomic
+def _conversation_end_if_expired(conversation_id: int, reason: str, before: datetime.datetime) -> bool:
+    """End the conversation if it is still `reason` ("unanswered" or "abandoned") as of
+    `before`, checked under its lock: since it was listed a helper may have accepted it, or
+    its resident come back."""
+    conversation = _locked_conversation(conversation_id, related=False)
+    if reason == "unanswered":
+        expired = conversation.status == Conversation.Status.WAITING and conversation.queued_at < before
+    else:
+        expired = not conversation.is_ended and conversation.visitor_last_seen_at < before
+    if not expired:
+        return False
+    _conversation, changed = conversation_end(
+        conversation_id=conversation_id, ended_by=Conversation.EndedBy.SYSTEM, reason=reason
+    )
+    return changed
 
 
 @transaction.atomic

@@ -318,6 +318,39 @@ def test_unanswered_and_abandoned_conversations_end_with_a_reason(settings, advi
     assert services.conversation_end_expired(now=now) == []
 
 
+@pytest.mark.parametrize("reason", ["unanswered", "abandoned"])
+def test_a_conversation_that_stops_being_expired_after_it_is_listed_is_not_ended(
+    settings, advisor, monkeypatch, reason
+):
+    settings.CHAT_WAITING_TIMEOUT_MINUTES = 30
+    settings.CHAT_ABANDONED_TIMEOUT_MINUTES = 10
+    now = timezone.now()
+    conversation, _ = services.conversation_start(now=now - datetime.timedelta(minutes=31))
+    if reason == "unanswered":
+        services.conversation_touch_visitor(conversation_id=conversation.pk, now=now)
+        listing, in_between = "conversation_list_unanswered", "accepted"
+    else:
+        services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
+        listing, in_between = "conversation_list_abandoned", "came back"
+    listed = getattr(selectors, listing)
+
+    def listed_then_changed(**kwargs):
+        ids = listed(**kwargs)
+        # Between the sweep's list and its end: a helper accepts, or the resident comes back.
+        if in_between == "accepted":
+            services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
+        else:
+            services.conversation_touch_visitor(conversation_id=conversation.pk, now=now)
+        return ids
+
+    monkeypatch.setattr(selectors, listing, listed_then_changed)
+
+    assert services.conversation_end_expired(now=now) == []
+    conversation.refresh_from_db()
+    assert (conversation.status, conversation.ended_reason) == ("active", "")
+    assert not conversation.messages.filter(author_kind="system", body__contains="closed").exists()
+
+
 def helped_then_put_back(advisor, *, started: datetime.datetime) -> Conversation:
     """A conversation started at `started`, taken by `advisor` and put back in the queue now."""
     conversation, _ = services.conversation_start(now=started)
