@@ -6,9 +6,11 @@ import io
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
+from django.db import OperationalError
 from django.utils import timezone
 
 from agents_console import assignment, presence
+from agents_console.management.commands import assist_sweep
 from agents_console.models import ConsoleConnection, ConsoleSettings, HelperProfile
 from chat import events, services
 from chat.models import Conversation, InternalNote, Message
@@ -187,3 +189,40 @@ def test_the_sweep_ends_what_timed_out_and_marks_residents_gone_silent(settings,
     assert out.getvalue().splitlines() == [f"ended: {unanswered.pk}", f"resident gone silent: {silent.pk}"]
     silent.refresh_from_db()
     assert (silent.status, silent.visitor_left_at) == ("active", silent.visitor_last_seen_at)
+
+
+# Committed data: between passes the sweep closes connections a failure may have broken,
+# which would roll back a test's own transaction.
+@pytest.mark.django_db(transaction=True)
+def test_the_repeating_sweep_survives_a_failed_pass(settings, monkeypatch, caplog):
+    """A pass that fails (the database restarting, say) is logged, and the next pass runs."""
+    settings.CHAT_WAITING_TIMEOUT_MINUTES = 30
+    now = timezone.now()
+    unanswered, _ = services.conversation_start(now=now - datetime.timedelta(minutes=31))
+    services.conversation_touch_visitor(conversation_id=unanswered.pk, now=now)
+    passes = []
+
+    def end_expired():
+        passes.append(len(passes) + 1)
+        if len(passes) == 1:
+            raise OperationalError("the database is restarting")
+        return services.conversation_end_expired()
+
+    class Stop(Exception):
+        pass
+
+    def sleep(seconds):
+        assert seconds == 5
+        if len(passes) == 2:
+            raise Stop
+
+    monkeypatch.setattr(assist_sweep, "conversation_end_expired", end_expired)
+    monkeypatch.setattr(assist_sweep.time, "sleep", sleep)
+    out = io.StringIO()
+
+    with pytest.raises(Stop):
+        call_command("assist_sweep", every=5, stdout=out)
+
+    assert passes == [1, 2]
+    assert "sweep failed" in caplog.text and "the database is restarting" in caplog.text
+    assert out.getvalue().splitlines() == [f"ended: {unanswered.pk}"]

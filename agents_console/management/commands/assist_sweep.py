@@ -1,12 +1,16 @@
 """The periodic work no socket triggers: timeouts, residents gone without a word, and
 automatic routing."""
 
+import logging
 import time
 
 from django.core.management.base import BaseCommand
+from django.db import close_old_connections
 
 from agents_console.assignment import queue_requeue_unanswered, queue_route_waiting
 from chat.services import conversation_end_expired, conversation_mark_silent_visitors_gone
+
+logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -20,19 +24,31 @@ class Command(BaseCommand):
         parser.add_argument("--every", type=int, default=0, help="Repeat every N seconds until stopped.")
 
     def handle(self, *args, every: int, **options):
+        if every <= 0:
+            self.sweep()
+            return
         while True:
-            ended = conversation_end_expired()
-            silent = conversation_mark_silent_visitors_gone()
-            requeued = queue_requeue_unanswered()
-            routed = queue_route_waiting()
-            for label, ids in (
-                ("ended", ended),
-                ("resident gone silent", silent),
-                ("returned to the queue", requeued),
-                ("routed", routed),
-            ):
-                if ids:
-                    self.stdout.write(f"{label}: {', '.join(map(str, ids))}")
-            if every <= 0:
-                return
+            try:
+                self.sweep()
+            except Exception:
+                # One failed pass (the database restarting, say) must not stop every timeout
+                # and all routing until someone notices: it is logged and tried again.
+                logger.exception("sweep failed; trying again in %s s", every)
+            finally:
+                # Not reused: a connection the failure broke, or one kept past its age.
+                close_old_connections()
             time.sleep(every)
+
+    def sweep(self) -> None:
+        ended = conversation_end_expired()
+        silent = conversation_mark_silent_visitors_gone()
+        requeued = queue_requeue_unanswered()
+        routed = queue_route_waiting()
+        for label, ids in (
+            ("ended", ended),
+            ("resident gone silent", silent),
+            ("returned to the queue", requeued),
+            ("routed", routed),
+        ):
+            if ids:
+                self.stdout.write(f"{label}: {', '.join(map(str, ids))}")
