@@ -206,7 +206,10 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
         if not self.waiting:
             self.waiting = True
             await self.channel_layer.group_add(events.waiting_group(), self.channel_name)
+        read_at = time.time()
         waiting = await db(_waiting_snapshot)()
+        # A queue event stamped before this read, still on its way, is older than what it sends.
+        self.queue_event_at = max(self.queue_event_at, read_at)
         await self.send_position(waiting["waiting"], waiting["seconds_per_place"], always=True)
 
     async def leave_waiting(self) -> None:

@@ -224,11 +224,13 @@ def broadcast_queue_moved() -> None:
     def send() -> None:
         from chat import selectors
 
+        # Stamped before the reads: of two events, the later stamped read the newer queue.
+        at = time.time()
         event = {
             "type": QUEUE_MOVED,
             "waiting": list(selectors.conversation_list_waiting().values_list("pk", flat=True)),
             "seconds_per_place": selectors.queue_seconds_per_place(),
-            "at": time.time(),
+            "at": at,
         }
         try:
             realtime.group_send(waiting_group(), event)

@@ -1,9 +1,11 @@
 """The webchat frames on real sockets: queue position, typing, read marks, rating, call backs."""
 
 import datetime
+import time
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
 from agents_console.models import ConsoleSettings
@@ -45,6 +47,26 @@ async def test_waiting_residents_see_their_place_move_up(advisor):
 
     assert (await expect(second, "queue.position"))["position"] == 1
     for communicator in (helper, first, second):
+        await communicator.disconnect()
+
+
+async def test_a_queue_event_older_than_the_place_a_resident_was_given_is_ignored(advisor):
+    helper = await console(advisor)
+    await expect(helper, "queue.snapshot")
+    before_start = time.time()
+    visitor = await connect()
+    await start(visitor)  # place 1
+    conversation_id = (await expect(helper, "conversation.queued"))["conversation"]["id"]
+    layer = get_channel_layer()
+    moved = {"type": events.QUEUE_MOVED, "waiting": [10**9, conversation_id], "seconds_per_place": 60}
+
+    # Read before the resident joined, and still on its way: it would say place 2.
+    await layer.group_send(events.waiting_group(), {**moved, "at": before_start})
+    assert await visitor.receive_nothing(timeout=0.3)
+    await layer.group_send(events.waiting_group(), {**moved, "at": time.time()})
+
+    assert await expect(visitor, "queue.position") == {"position": 2, "estimated_wait_seconds": 120}
+    for communicator in (helper, visitor):
         await communicator.disconnect()
 
 
