@@ -12,6 +12,7 @@ import time
 
 import pytest
 from django.apps import apps
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils import timezone
@@ -228,6 +229,17 @@ def test_the_whole_journey_on_another_council_site(server, council_site, browser
     assert conversation.visitor_email == "pat@example.com"
     assert conversation.service.slug == "report-missed-bin"
     assert Message.objects.filter(author_kind__in=["visitor", "helper"]).count() == 2
+
+    # Once the token has expired, downloading says the chat is gone (trying again cannot
+    # work) and offers a new one, with the keyboard on it.
+    Conversation.objects.filter(pk=conversation.pk).update(
+        ended_at=timezone.now() - datetime.timedelta(minutes=settings.CHAT_TOKEN_TTL_MINUTES + 1)
+    )
+    click(visitor, "#dioa-chat-transcript")
+    wait_for_text(visitor, "#dioa-chat-error", "Your earlier chat has ended or could not be found.")
+    assert visitor.switch_to.active_element.get_attribute("id") == "dioa-chat-name"
+    assert len(list(tmp_path.glob("conversation-*.txt"))) == 1
+    assert_accessible(visitor, "a new chat offered after the old one expired")
 
 
 def test_a_page_without_a_chat_opens_no_connection_when_shown_again(server, council_site, browsers):

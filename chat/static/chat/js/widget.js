@@ -805,8 +805,7 @@ class ChatWidget {
     this.starting = false;
     if (this.showFieldErrors(frameType, code === "contact_required" ? { phone: [message] } : fields)) return;
     if (code === "conversation_not_found") {
-      this.reset({ focus: false });
-      this.showError(TEXT.notFound);
+      this.conversationGone();
       return;
     }
     if (code === "chat_unavailable") {
@@ -824,6 +823,12 @@ class ChatWidget {
     }
     if (clientId) this.markFailed(clientId);
     this.showError(message);
+  }
+
+  // Its token opens it no more (expired, or the chat moved to another device): start again.
+  conversationGone() {
+    this.reset({ focus: false });
+    this.showError(TEXT.notFound);
   }
 
   // A refusal of one of the resident's forms is shown on the form, beside the fields.
@@ -923,6 +928,11 @@ class ChatWidget {
     const body = new URLSearchParams({ token: this.state.token || "" });
     try {
       const response = await fetch(`${ORIGIN}/chat/widget/transcript/`, { method: "POST", body, credentials: "omit" });
+      // Trying again could never work.
+      if (response.status === 404) {
+        this.conversationGone();
+        return;
+      }
       if (!response.ok) throw new Error(String(response.status));
       const blob = await response.blob();
       const disposition = response.headers.get("Content-Disposition") || "";
