@@ -123,7 +123,8 @@ class CallbackRequestForm(FrameForm):
         max_length=80, error_messages={"required": _("Enter your name"), "max_length": NAME_TOO_LONG}
     )
     phone = forms.RegexField(
-        regex=r"^\+?[0-9 ()-]{7,20}$",
+        # 7 to 15 digits (the longest international number), spaced as people write them.
+        regex=r"^\+?(?:[ ()-]*[0-9]){7,15}[ ()-]*$",
         max_length=32,
         required=False,
         error_messages={"invalid": _("Enter a phone number, like 01632 960 001")},

@@ -3,7 +3,9 @@ leaves nothing for the garbage collector."""
 
 import gc
 
-from chat.forms import MessageSendForm
+import pytest
+
+from chat.forms import CallbackRequestForm, MessageSendForm
 
 
 def test_frame_forms_share_their_fields_and_still_validate_each_frame_on_its_own():
@@ -54,3 +56,22 @@ def test_a_refused_frame_form_leaves_neither_itself_nor_its_traceback_for_the_co
         gc.enable()
 
     assert not left & {"MessageSendForm", "BoundField", "frame", "traceback"}
+
+
+@pytest.mark.parametrize(
+    ("phone", "valid"),
+    [
+        ("01632 960001", True),
+        ("+44 (0)1632 960 001", True),
+        ("07700-900123", True),
+        ("+1 202 555 0143 12", True),
+        ("-------", False),
+        ("(01) 23-45", False),
+        ("0123456789012345", False),
+        ("01632 960001 ext 5", False),
+    ],
+)
+def test_a_call_back_phone_number_needs_7_to_15_digits(phone, valid):
+    form = CallbackRequestForm({"name": "Pat", "phone": phone, "message": "Call me"})
+
+    assert form.is_valid() is valid

@@ -246,6 +246,8 @@ async def test_one_address_is_limited_across_its_sockets_and_an_enrolled_kiosk_i
     [
         ({"name": "Pat", "message": "Call me"}, "contact_required"),
         ({"name": "Pat", "phone": "not a phone", "message": "Call me"}, "invalid_frame"),
+        ({"name": "Pat", "phone": "-------", "message": "Call me"}, "invalid_frame"),
+        ({"name": "Pat", "phone": "(01) 23-45", "message": "Call me"}, "invalid_frame"),
         ({"name": "Pat", "email": "nope", "message": "Call me"}, "invalid_frame"),
         ({"phone": "01632 960001", "message": "Call me"}, "invalid_frame"),
     ],
