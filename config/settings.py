@@ -7,6 +7,7 @@ channel layer. `DATABASE_URL` switches to PostgreSQL and `REDIS_URL` to channels
 
 import datetime
 import os
+import urllib.parse
 from pathlib import Path
 
 import dj_database_url
@@ -28,6 +29,31 @@ def env_bool(name: str, default: bool = False) -> bool:
 
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def web_origin(value: str, *, setting: str) -> str:
+    """`value` as browsers send it in `Origin`: scheme://host[:port], in lower case, without
+    the scheme's default port. Anything else (a path, a wildcard) stops start-up: the CORS
+    headers compare origins exactly, so a near miss would fail silently."""
+    parsed = urllib.parse.urlsplit(value)
+    try:
+        port = parsed.port
+    except ValueError:
+        port = -1
+    if (
+        parsed.scheme not in ("http", "https")
+        or not parsed.hostname
+        or parsed.hostname.startswith(".")  # every subdomain, to Channels; nothing, to CORS
+        or port == -1
+        or parsed.path not in ("", "/")
+        or parsed.query
+        or parsed.fragment
+        or parsed.username is not None
+    ):
+        raise ImproperlyConfigured(f"{setting}: {value!r} is not an origin like https://www.council.gov.uk")
+    host = f"[{parsed.hostname}]" if ":" in parsed.hostname else parsed.hostname
+    default_port = {"http": 80, "https": 443}[parsed.scheme]
+    return f"{parsed.scheme}://{host}" + (f":{port}" if port not in (None, default_port) else "")
 
 
 def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
@@ -308,7 +334,7 @@ COBROWSE_MASK_ALL_INPUTS = env_bool("COBROWSE_MASK_ALL_INPUTS", False)
 # The kiosk's "Are you still there?" countdown before the privacy wipe (the idle time before
 # it is set per kiosk in the console).
 KIOSK_IDLE_WARNING_SECONDS = env_int("KIOSK_IDLE_WARNING_SECONDS", 30)
-CHAT_WIDGET_ORIGINS = env_list("CHAT_WIDGET_ORIGINS")
+CHAT_WIDGET_ORIGINS = [web_origin(value, setting="CHAT_WIDGET_ORIGINS") for value in env_list("CHAT_WIDGET_ORIGINS")]
 # Those sites read the widget's configuration and transcript across origins: CORS on just
 # those paths, never with credentials (the widget's secret travels in the request body).
 # Static files (the widget's module and styles) are public: WhiteNoise serves them to any

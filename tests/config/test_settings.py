@@ -5,8 +5,9 @@ import subprocess
 import sys
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 
-from config.settings import BASE_DIR
+from config.settings import BASE_DIR, web_origin
 
 
 def load_settings(**env):
@@ -62,6 +63,7 @@ def test_the_core_redis_layer_has_deliberate_capacity_and_expiry():
         ({"DJANGO_DEBUG": "1", "CHANNEL_LAYER": "core"}, "CHANNEL_LAYER=core needs REDIS_URL"),
         ({"DJANGO_DEBUG": "1", "DJANGO_DB_ASYNC_CONNECTIONS": "0"}, "DJANGO_DB_ASYNC_CONNECTIONS must be at least 1"),
         ({"DJANGO_DEBUG": "1", "DJANGO_DB_ASYNC_CONNECTIONS": "ten"}, "must be a whole number"),
+        ({"DJANGO_DEBUG": "1", "CHAT_WIDGET_ORIGINS": "*"}, "CHAT_WIDGET_ORIGINS: '*' is not an origin"),
     ],
 )
 def test_unsafe_or_incomplete_settings_stop_start_up_with_a_clear_message(env, message):
@@ -95,3 +97,35 @@ def test_a_configured_deployment_keeps_its_guard_for_management_commands():
     result = run_manage("check", DJANGO_SECRET_KEY="a-long-random-production-key-" + "z" * 30)
     assert result.returncode != 0
     assert "DJANGO_ALLOWED_HOSTS must list" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "origin"),
+    [
+        ("https://www.council.gov.uk", "https://www.council.gov.uk"),
+        ("HTTPS://WWW.Council.gov.uk/", "https://www.council.gov.uk"),
+        ("https://www.council.gov.uk:443", "https://www.council.gov.uk"),
+        ("http://localhost:8000", "http://localhost:8000"),
+        ("http://[::1]:80", "http://[::1]"),
+    ],
+)
+def test_widget_origins_are_written_as_browsers_send_them(value, origin):
+    assert web_origin(value, setting="CHAT_WIDGET_ORIGINS") == origin
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "*",
+        "www.council.gov.uk",
+        "https://.council.gov.uk",
+        "https://council.gov.uk/chat",
+        "ftp://council.gov.uk",
+        "https://council.gov.uk:http",
+        "https://user@council.gov.uk",
+        "https://council.gov.uk/?a=1",
+    ],
+)
+def test_anything_but_an_origin_stops_start_up(value):
+    with pytest.raises(ImproperlyConfigured, match="is not an origin"):
+        web_origin(value, setting="CHAT_WIDGET_ORIGINS")
