@@ -297,7 +297,13 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
     async def handle_callback_request(self, *, name: str, phone: str, email: str, message: str, service: str) -> None:
         service_obj = await service_from_slug(service)
         callback = await db(services.callback_request_create)(
-            name=name, phone=phone, email=email, message=message, service=service_obj, address_hash=self.address_hash
+            name=name,
+            phone=phone,
+            email=email,
+            message=message,
+            service=service_obj,
+            address_hash=self.address_hash,
+            instead_of=self.conversation_id,
         )
         await self.send_frame("callback.requested", {"reference": f"CB-{callback.pk:06d}"})
 

@@ -611,6 +611,7 @@ ENDED_TEXT = {
     "unanswered": _("Nobody was free to answer in time. You can leave a message and we will get back to you."),
     "abandoned": _("The conversation was closed because the resident left."),
     "kiosk_wiped": _("The resident finished at the kiosk and their details were cleared."),
+    "left_message": _("The resident left a message to be contacted instead of waiting."),
 }
 
 
@@ -817,12 +818,16 @@ def callback_request_create(
     email: str = "",
     service: Service | None = None,
     address_hash: str = "",
+    instead_of: int | None = None,
     now: datetime.datetime | None = None,
 ) -> CallbackRequest:
     """Leave a message for a helper to answer later; every console sees it in the queue.
 
     Needs a phone number or an email (ValidationError `contact_required`); shares the
-    per-address hourly limit with conversations (`too_many_conversations`).
+    per-address hourly limit with conversations (`too_many_conversations`). Left `instead_of`
+    the resident's conversation while it still waits, it ends that conversation (reason
+    `left_message`) in the same transaction: the resident stops waiting exactly when the
+    message is kept.
     """
     if not phone and not email:
         raise chat_error("contact_required")
@@ -838,6 +843,8 @@ def callback_request_create(
         name=name, message=message, phone=phone, email=email, service=service, client_address_hash=address_hash
     )
     events.broadcast_callback_requested(callback)
+    if instead_of is not None and _locked_conversation(instead_of).status == Conversation.Status.WAITING:
+        conversation_end(conversation_id=instead_of, ended_by=Conversation.EndedBy.VISITOR, reason="left_message")
     logger.info("callback request %s left", callback.pk)
     return callback
 

@@ -16,6 +16,7 @@ from config.asgi import application
 from kiosk import services as kiosk_services
 from kiosk.middleware import DEVICE_COOKIE
 from tests.agents_console.test_consumers import console, expect_follow
+from tests.chat.test_cobrowse import until
 from tests.chat.test_consumers import ORIGIN, connect, expect, send, start
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -239,6 +240,35 @@ async def test_one_address_is_limited_across_its_sockets_and_an_enrolled_kiosk_i
     assert (await ask(*code_request, headers=[kiosk_cookie]))[0] == "cobrowse.code"
     assert (await ask(*callback, headers=[kiosk_cookie]))[0] == "callback.requested"
     assert (await CobrowseSession.objects.acount(), await CallbackRequest.objects.acount()) == (3, 1)
+
+
+async def test_a_waiting_resident_who_leaves_a_message_stops_waiting_and_an_active_one_does_not(advisor):
+    helper = await console(advisor)
+    await expect(helper, "queue.snapshot")
+    waiting, active = await connect(), await connect()
+    await start(waiting, name="Pat")
+    waiting_id = (await expect(helper, "conversation.queued"))["conversation"]["id"]
+    await start(active, name="Kim")
+    active_id = (await expect(helper, "conversation.queued"))["conversation"]["id"]
+    await accept(helper, active_id)
+    callback = {"name": "Pat", "phone": "01632 960001", "message": "Call me about my bin"}
+
+    for communicator in (waiting, active):
+        await communicator.send_json_to({"type": "callback.request", "data": callback})
+        assert (await until(communicator, "callback.requested"))["reference"].startswith("CB-")
+
+    updated = await until(waiting, "conversation.updated")
+    assert (updated["conversation"]["status"], updated["conversation"]["ended_reason"]) == ("ended", "left_message")
+    ended = await until(helper, "conversation.ended")
+    assert ended["conversation"]["id"] == waiting_id
+    assert await CallbackRequest.objects.acount() == 2
+    left = await Conversation.objects.aget(pk=waiting_id)
+    assert (left.status, left.ended_by, left.ended_reason) == ("ended", "visitor", "left_message")
+    assert await left.messages.filter(body__contains="left a message").aexists()
+    # With an advisor already there, a message left changes nothing about the chat.
+    assert (await Conversation.objects.aget(pk=active_id)).status == "active"
+    for communicator in (helper, waiting, active):
+        await communicator.disconnect()
 
 
 @pytest.mark.parametrize(

@@ -610,6 +610,44 @@ def test_a_chat_nobody_answered_offers_to_leave_a_message(server, council_site, 
     assert CallbackRequest.objects.get().message == "Nobody answered, please call"
 
 
+def test_a_waiting_resident_can_leave_a_message_instead_and_stops_waiting(server, council_site, browsers):
+    helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
+    wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue.")
+
+    click(visitor, "#dioa-chat-leave-instead")
+    wait_for_text(visitor, "#dioa-chat-unavailable-reason", "You keep your place in the queue")
+    assert visitor.switch_to.active_element.get_attribute("id") == "dioa-callback-name"
+    assert visitor.find_element(By.ID, "dioa-callback-name").get_attribute("value") == "Pat", "what they told us"
+    assert not visitor.find_element(By.ID, "dioa-chat-message").is_displayed()
+    assert_accessible(visitor, "leaving a message instead of waiting")
+    # Changed their mind: back in the queue, which they never left.
+    click(visitor, "#dioa-chat-keep-waiting")
+    assert visitor.switch_to.active_element.get_attribute("id") == "dioa-chat-leave-instead"
+    assert visitor.find_element(By.ID, "dioa-chat-message").is_displayed()
+    assert Conversation.objects.get().status == "waiting"
+
+    click(visitor, "#dioa-chat-leave-instead")
+    visitor.find_element(By.ID, "dioa-callback-phone").send_keys("01632 960001")
+    visitor.find_element(By.ID, "dioa-callback-message").send_keys("Please call me about my bin")
+    visitor.find_element(By.CSS_SELECTOR, ".chat-callback button[type=submit]").click()
+
+    wait_for_text(visitor, "#dioa-callback-confirmation", "Your reference is CB-")
+    wait_for_text(visitor, "#dioa-chat-status", "This chat has ended.")
+    wait_for_text(visitor, "#dioa-chat-unavailable-reason", "You left a message, so you are no longer in the queue.")
+    assert visitor.switch_to.active_element.get_attribute("id") == "dioa-callback-confirmation"
+    assert not visitor.find_element(By.CSS_SELECTOR, ".chat-rate").is_displayed(), "nobody to rate"
+    assert_accessible(visitor, "a message left instead of waiting")
+    wait(helper).until(lambda d: not d.find_elements(By.CSS_SELECTOR, "[data-accept]"), "the chat left the queue")
+    assert CallbackRequest.objects.get().name == "Pat"
+    assert Conversation.objects.get().ended_reason == "left_message"
+
+    # Another page of the site: no second form, and why the chat ended.
+    visitor.find_element(By.LINK_TEXT, "Another page").click()
+    wait_for_text(visitor, "h1", "Another page")
+    wait_for_text(visitor, "#dioa-chat-unavailable-reason", "You left a message")
+    assert not visitor.find_element(By.CSS_SELECTOR, ".chat-callback").is_displayed()
+
+
 def test_a_chat_closed_because_the_resident_was_away_says_so(server, council_site, browsers):
     _helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
     wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue.")

@@ -84,6 +84,10 @@ const TEXT = {
   hours: (day, opens, closes) => `${day}: ${opens} to ${closes}`,
   closedOn: (when, reason) => `Closed on ${when}${reason ? ` (${reason})` : ""}`,
   leaveMessageIntro: "Leave a message and we will get back to you by phone or email.",
+  leaveInstead: "Leave a message instead",
+  keepPlace: "You keep your place in the queue until you send your message.",
+  keepWaiting: "Keep waiting in the queue",
+  leftMessage: "You left a message, so you are no longer in the queue. We will get back to you by phone or email.",
   leaveMessage: "Leave a message",
   phoneLabel: "Phone number",
   phoneHint: "Give a phone number or an email address, or both.",
@@ -257,6 +261,9 @@ class ChatWidget {
     // A phone's browser closes the connection of a page in the background; a long wait
     // should not cost the resident their place without warning.
     this.keepOpenHint = element("p", { className: "govuk-hint", id: "dioa-chat-keep-open", hidden: "" });
+    // A long wait, or nobody coming (the advisors went home): the resident can stop waiting.
+    this.leaveInsteadButton = element("button", { type: "button", className: "govuk-button govuk-button--secondary", id: "dioa-chat-leave-instead", text: TEXT.leaveInstead, hidden: "" });
+    this.leaveInsteadButton.addEventListener("click", () => this.startLeavingMessage(true));
     this.log = element("ol", { className: "chat-log", "aria-label": "Messages" });
     this.typingLine = element("p", { className: "chat-typing", id: "dioa-chat-typing" });
     this.announcer = element("div", { className: "govuk-visually-hidden", "aria-live": "polite", id: "dioa-chat-announcer" });
@@ -278,6 +285,7 @@ class ChatWidget {
         element("div", { className: "chat-panel__body", id: "dioa-chat-body" }, [
           this.status,
           this.keepOpenHint,
+          this.leaveInsteadButton,
           this.log,
           this.typingLine,
           this.startForm,
@@ -388,12 +396,16 @@ class ChatWidget {
     });
     this.callbackConfirmation = element("div", { className: "govuk-panel govuk-panel--confirmation", id: "dioa-callback-confirmation", tabindex: "-1", hidden: "" });
     this.hoursBox = element("div", { className: "chat-hours", hidden: "" });
+    this.leaveMessageIntro = element("p", { className: "govuk-body", text: TEXT.leaveMessageIntro });
+    this.keepWaitingButton = element("button", { type: "button", className: "govuk-button govuk-button--secondary", id: "dioa-chat-keep-waiting", text: TEXT.keepWaiting, hidden: "" });
+    this.keepWaitingButton.addEventListener("click", () => this.startLeavingMessage(false));
     this.unavailable = element("div", { className: "chat-unavailable", hidden: "" }, [
       this.unavailableReason,
       this.hoursBox,
-      element("p", { className: "govuk-body", text: TEXT.leaveMessageIntro }),
+      this.leaveMessageIntro,
       this.callbackForm,
       this.callbackConfirmation,
+      this.keepWaitingButton,
     ]);
   }
 
@@ -545,6 +557,20 @@ class ChatWidget {
     this.send("conversation.start", data);
   }
 
+  // Switches a waiting resident between the queue and the leave-a-message form (the chat
+  // ends only when the message is sent), with the keyboard on what they switched to.
+  startLeavingMessage(leaving) {
+    this.state.leavingMessage = leaving;
+    this.save();
+    if (leaving) {
+      // What they already told us, as a head start.
+      if (!this.callbackInputs.name.value) this.callbackInputs.name.value = this.nameInput.value;
+      if (!this.callbackInputs.email.value) this.callbackInputs.email.value = this.emailInput.value;
+    }
+    this.render();
+    (leaving ? this.callbackInputs.name : this.leaveInsteadButton).focus();
+  }
+
   requestCallback() {
     this.hideError();
     this.callbackErrors.clear();
@@ -687,8 +713,9 @@ class ChatWidget {
     const focusInCompose = this.composeForm.contains(document.activeElement);
     this.helperReadSeq = Math.max(this.helperReadSeq, conversation.helper_read_seq || 0);
     if (conversation.rating) this.rated = true;
-    if (conversation.status !== "waiting" && this.state.queue) {
+    if (conversation.status !== "waiting" && (this.state.queue || this.state.leavingMessage)) {
       delete this.state.queue;
+      delete this.state.leavingMessage;
       this.save();
     }
     if (conversation.status === "ended") this.cobrowse.conversationEnded();
@@ -756,6 +783,8 @@ class ChatWidget {
   }
 
   onCallbackRequested({ reference }) {
+    delete this.state.leavingMessage;
+    this.save();
     this.callbackErrors.clear();
     this.hideError();
     this.callbackForm.hidden = true;
@@ -1084,15 +1113,32 @@ class ChatWidget {
     const hasConversation = Boolean(this.state.token);
     const ended = Boolean(this.conversation && this.conversation.status === "ended");
     const unavailable = !hasConversation && this.config.available === false;
+    const waiting = Boolean(this.conversation && this.conversation.status === "waiting");
+    const leaving = waiting && Boolean(this.state.leavingMessage);
     // Ended by the system before any advisor took it: the chat promised a way to leave a message.
     const unanswered = ended && this.conversation.ended_by === "system" && !this.conversation.helper_name;
+    const leftMessage = ended && this.conversation.ended_reason === "left_message";
     this.startForm.hidden = hasConversation || unavailable;
-    this.unavailable.hidden = !(unavailable || unanswered);
-    this.unavailableReason.textContent = unavailable ? this.unavailableText() : unanswered ? this.unansweredText() : "";
+    this.unavailable.hidden = !(unavailable || unanswered || leaving || leftMessage);
+    this.unavailableReason.textContent = unavailable
+      ? this.unavailableText()
+      : unanswered
+        ? this.unansweredText()
+        : leaving
+          ? TEXT.keepPlace
+          : leftMessage
+            ? TEXT.leftMessage
+            : "";
     this.renderHours();
-    this.composeForm.hidden = !hasConversation || ended;
+    if (leaving || leftMessage) this.hoursBox.hidden = true;
+    this.leaveMessageIntro.hidden = leftMessage;
+    // Sent (here or on another page): the confirmation, if this page saw it, and no second form.
+    if (leftMessage) this.callbackForm.hidden = true;
+    this.keepWaitingButton.hidden = !leaving;
+    this.leaveInsteadButton.hidden = !waiting || leaving;
+    this.composeForm.hidden = !hasConversation || ended || leaving;
     this.endedBox.hidden = !ended;
-    this.rateForm.hidden = !ended || Boolean(this.rated) || unanswered;
+    this.rateForm.hidden = !ended || Boolean(this.rated) || unanswered || leftMessage;
     this.ratedText.hidden = !this.rated;
     this.newChatButton.hidden = !ended;
     this.keepOpenHint.hidden = !(this.conversation && this.conversation.status === "waiting" && this.keepOpenHint.textContent);
