@@ -100,6 +100,9 @@ class Conversation(models.Model):
         _("rating"), null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(5)]
     )
     rating_comment = models.CharField(_("rating comment"), max_length=500, blank=True)
+    # When its messages, notes and the resident's details were deleted, the retention period
+    # after it ended (services.personal_data_purge); what is left is anonymous.
+    purged_at = models.DateTimeField(_("personal data deleted"), null=True, blank=True, editable=False)
 
     objects = ConversationQuerySet.as_manager()
 
@@ -107,6 +110,10 @@ class Conversation(models.Model):
         ordering = ["created_at"]
         indexes = [
             models.Index(fields=["status", "waiting_since"]),
+            # What the retention sweep still has to purge.
+            models.Index(
+                fields=["ended_at"], condition=models.Q(purged_at__isnull=True), name="chat_conversation_to_purge"
+            ),
             # The queue's wait estimate (selectors.queue_seconds_per_place), on every queue
             # change: the recent acceptances, and who was waiting then.
             models.Index(fields=["assigned_at"], name="chat_conversation_assigned_at"),
@@ -259,6 +266,8 @@ class CallbackRequest(models.Model):
     client_address_hash = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
     created_at = models.DateTimeField(_("left"), auto_now_add=True)
     done_at = models.DateTimeField(_("done"), null=True, blank=True)
+    # When the resident's details and message were deleted, the retention period after it was done.
+    purged_at = models.DateTimeField(_("personal data deleted"), null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["created_at"]

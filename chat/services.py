@@ -718,6 +718,47 @@ def _conversation_end_if_expired(conversation_id: int, reason: str, before: date
     return changed
 
 
+# Conversations purged in one transaction: a backlog (the first run after an upgrade) is
+# worked through over several sweeps rather than in one long transaction.
+PURGE_BATCH = 500
+
+
+@transaction.atomic
+def personal_data_purge(*, now: datetime.datetime | None = None) -> tuple[list[int], list[int]]:
+    """Delete what identifies a resident once `CHAT_RETENTION_DAYS` have passed: from each
+    conversation ended before then, its messages, staff notes, the resident's name, email and
+    rating comment and the hashes that tied it to them; from each call back done before then,
+    the resident's details and message. The rest (channel, service, times, rating, helper,
+    assisted transaction) stays: anonymous figures for management information.
+
+    Call backs still open are kept whatever their age: a resident is still waiting for them.
+    Returns the ids of the conversations and call backs purged.
+    """
+    now = now or timezone.now()
+    before = now - datetime.timedelta(days=settings.CHAT_RETENTION_DAYS)
+    conversation_ids = list(
+        Conversation.objects.filter(ended_at__lt=before, purged_at__isnull=True)
+        .order_by("ended_at")
+        .values_list("pk", flat=True)[:PURGE_BATCH]
+    )
+    Message.objects.filter(conversation_id__in=conversation_ids).delete()
+    InternalNote.objects.filter(conversation_id__in=conversation_ids).delete()
+    Conversation.objects.filter(pk__in=conversation_ids).update(
+        visitor_name="", visitor_email="", rating_comment="", client_address_hash="", start_key_hash="", purged_at=now
+    )
+    done = CallbackRequest.objects.filter(
+        status=CallbackRequest.Status.DONE, done_at__lt=before, purged_at__isnull=True
+    ).order_by("done_at")
+    callback_ids = list(done.values_list("pk", flat=True)[:PURGE_BATCH])
+    CallbackRequest.objects.filter(pk__in=callback_ids).update(
+        name="", phone="", email="", message="", client_address_hash="", purged_at=now
+    )
+    CobrowseCodeMiss.objects.filter(tried_at__lt=before).delete()
+    if conversation_ids or callback_ids:
+        logger.info("purged %s conversations and %s call backs", len(conversation_ids), len(callback_ids))
+    return conversation_ids, callback_ids
+
+
 @transaction.atomic
 def conversation_touch_visitor(
     *, conversation_id: int, now: datetime.datetime | None = None, announce: bool = False

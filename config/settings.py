@@ -360,6 +360,10 @@ COBROWSE_CODES_PER_ADDRESS_PER_HOUR = env_int("COBROWSE_CODES_PER_ADDRESS_PER_HO
 # Wrong screen-sharing codes a helper may type in an hour; then no code works for them.
 COBROWSE_CODE_MISSES_PER_HELPER_PER_HOUR = env_int("COBROWSE_CODE_MISSES_PER_HELPER_PER_HOUR", 10)
 CHAT_MESSAGES_PER_MINUTE = env_int("CHAT_MESSAGES_PER_MINUTE", 20)
+# Personal data is kept no longer than necessary: this many days after a conversation ends
+# (or a call back is done) its transcript, notes and the resident's details are deleted;
+# the anonymous rest stays for management information.
+CHAT_RETENTION_DAYS = env_int("CHAT_RETENTION_DAYS", 90, minimum=1)
 # Routes the benchmark's baseline relay (bench/relay.py). Benchmarks only, never production.
 BENCH_RELAY = env_bool("BENCH_RELAY", False)
 

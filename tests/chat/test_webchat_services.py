@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.mail.backends.base import BaseEmailBackend
 from django.utils import timezone
 
-from agents_console.models import ConsoleConnection
+from agents_console.models import AssistedTransaction, ConsoleConnection
 from chat import events, selectors, services
 from chat.availability import chat_availability
 from chat.models import (
@@ -20,6 +20,7 @@ from chat.models import (
     CobrowseCodeMiss,
     CobrowseSession,
     Conversation,
+    InternalNote,
     Message,
     OpeningHours,
 )
@@ -668,3 +669,53 @@ def test_a_helper_who_types_too_many_wrong_codes_is_refused_even_the_right_one(s
     assert services.cobrowse_code_join(code=code, helper=other_advisor, now=now).helper_id == other_advisor.pk
     later = now + datetime.timedelta(hours=1)
     assert code_of(services.cobrowse_code_join, code=wrong, helper=advisor, now=later) == "cobrowse_code_invalid"
+
+
+def test_personal_data_is_deleted_once_the_retention_period_is_over(settings, advisor):
+    settings.CHAT_RETENTION_DAYS = 30
+    now = timezone.now()
+    long_ago = now - datetime.timedelta(days=31)
+
+    def ended_chat(ended_at, name):
+        conversation, _ = services.conversation_start(visitor_name=name, visitor_email=f"{name}@example.com")
+        services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
+        services.message_create(conversation_id=conversation.pk, author_kind="visitor", body="My address is…")
+        services.note_create(conversation_id=conversation.pk, author=advisor, body="Lives alone")
+        services.conversation_end(conversation_id=conversation.pk, ended_by="visitor")
+        Conversation.objects.filter(pk=conversation.pk).update(ended_at=ended_at, rating=4, rating_comment="Thanks Pat")
+        return conversation
+
+    old, recent = ended_chat(long_ago, "pat"), ended_chat(now - datetime.timedelta(days=29), "kim")
+    still_open, _ = services.conversation_start(visitor_name="Lee")
+    Conversation.objects.filter(pk=still_open.pk).update(created_at=long_ago)
+    logged = AssistedTransaction.objects.create(
+        helper=advisor,
+        conversation=old,
+        channel="web",
+        outcome="done_with_guidance",
+        typed_by="both",
+        can_do_alone_next_time="yes",
+        minutes_spent=12,
+    )
+    done, waiting = (
+        services.callback_request_create(name=name, phone="01632 960001", message="Call me") for name in ("Pat", "Kim")
+    )
+    CallbackRequest.objects.filter(pk=done.pk).update(status="done", done_at=long_ago)
+    CallbackRequest.objects.filter(pk=waiting.pk).update(created_at=long_ago)
+
+    assert services.personal_data_purge(now=now) == ([old.pk], [done.pk])
+
+    old.refresh_from_db()
+    assert (old.visitor_name, old.visitor_email, old.rating_comment, old.purged_at) == ("", "", "", now)
+    assert not Message.objects.filter(conversation=old).exists()
+    assert not InternalNote.objects.filter(conversation=old).exists()
+    # What management information counts stays.
+    assert (old.rating, old.channel, old.assigned_helper_id, old.ended_by) == (4, "web", advisor.pk, "visitor")
+    assert AssistedTransaction.objects.get(pk=logged.pk).conversation_id == old.pk
+    recent.refresh_from_db()
+    assert recent.visitor_name == "kim" and Message.objects.filter(conversation=recent).exists()
+    assert Conversation.objects.get(pk=still_open.pk).visitor_name == "Lee", "not ended: still in use"
+    done.refresh_from_db()
+    assert (done.name, done.phone, done.message, done.status) == ("", "", "", "done")
+    assert CallbackRequest.objects.get(pk=waiting.pk).name == "Kim", "not done: the resident still waits"
+    assert services.personal_data_purge(now=now) == ([], [])

@@ -1,5 +1,5 @@
-"""The periodic work no socket triggers: timeouts, residents gone without a word, and
-automatic routing."""
+"""The periodic work no socket triggers: timeouts, residents gone without a word, automatic
+routing, and deleting personal data once its retention period is over."""
 
 import logging
 import time
@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
 from agents_console.assignment import queue_requeue_unanswered, queue_route_waiting
-from chat.services import conversation_end_expired, conversation_mark_silent_visitors_gone
+from chat.services import conversation_end_expired, conversation_mark_silent_visitors_gone, personal_data_purge
 
 logger = logging.getLogger(__name__)
 
@@ -16,8 +16,9 @@ logger = logging.getLogger(__name__)
 class Command(BaseCommand):
     help = (
         "End unanswered and abandoned conversations, mark gone residents whose pages stopped "
-        "pinging, return unanswered automatic assignments to the queue and route waiting "
-        "conversations. Run once (cron) or with --every N as a process."
+        "pinging, return unanswered automatic assignments to the queue, route waiting "
+        "conversations and delete personal data past CHAT_RETENTION_DAYS. Run once (cron) or "
+        "with --every N as a process."
     )
 
     def add_arguments(self, parser):
@@ -44,11 +45,14 @@ class Command(BaseCommand):
         silent = conversation_mark_silent_visitors_gone()
         requeued = queue_requeue_unanswered()
         routed = queue_route_waiting()
+        purged_conversations, purged_callbacks = personal_data_purge()
         for label, ids in (
             ("ended", ended),
             ("resident gone silent", silent),
             ("returned to the queue", requeued),
             ("routed", routed),
+            ("personal data deleted from conversations", purged_conversations),
+            ("personal data deleted from call backs", purged_callbacks),
         ):
             if ids:
                 self.stdout.write(f"{label}: {', '.join(map(str, ids))}")
