@@ -54,6 +54,8 @@ def widget_config(request):
             "cobrowse_mask_all_inputs": settings.COBROWSE_MASK_ALL_INPUTS,
             # A resident away this long loses their chat, place in the queue and all.
             "abandoned_minutes": settings.CHAT_ABANDONED_TIMEOUT_MINUTES,
+            # A chat nobody answers in this long ends (and offers to leave a message).
+            "waiting_minutes": settings.CHAT_WAITING_TIMEOUT_MINUTES,
         }
     )
 

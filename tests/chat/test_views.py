@@ -23,9 +23,11 @@ def test_config_lists_services_and_availability(client, service):
     assert "no-cache" in response["Cache-Control"]
 
 
-def test_config_says_how_long_a_resident_may_be_away(client, settings):
+def test_config_says_how_long_a_resident_may_be_away_and_a_chat_may_wait(client, settings):
     settings.CHAT_ABANDONED_TIMEOUT_MINUTES = 15
-    assert client.get("/chat/widget/config.json").json()["abandoned_minutes"] == 15
+    settings.CHAT_WAITING_TIMEOUT_MINUTES = 25
+    config = client.get("/chat/widget/config.json").json()
+    assert (config["abandoned_minutes"], config["waiting_minutes"]) == (15, 25)
 
 
 def test_config_says_when_closed(client):

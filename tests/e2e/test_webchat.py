@@ -352,6 +352,12 @@ def test_the_estimated_wait_counts_down_and_says_when_it_is_taking_longer(server
     _helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
     wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue. Estimated wait: about 3 minutes.")
 
+    # An estimate past the time an unanswered chat lasts is not promised.
+    visitor.execute_script("window.dioaChat.state.queue.until += 60 * 60000; window.dioaChat.waitTick()")
+    wait_for_text(visitor, "#dioa-chat-status", "The wait is likely to be more than 30 minutes.")
+    visitor.execute_script("window.dioaChat.state.queue.until -= 60 * 60000; window.dioaChat.waitTick()")
+    wait_for_text(visitor, "#dioa-chat-status", "Estimated wait: about 3 minutes.")
+
     # Two and a half minutes later (the clock moved on for the widget; it redraws every 30 s).
     visitor.execute_script("window.dioaChat.state.queue.until -= 150000; window.dioaChat.waitTick()")
     wait_for_text(visitor, "#dioa-chat-status", "Estimated wait: about 1 minute.")

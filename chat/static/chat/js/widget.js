@@ -60,6 +60,8 @@ const TEXT = {
   waiting: "You are in the queue. An advisor will be with you soon.",
   position: (position, minutes) =>
     `You are number ${position} in the queue. Estimated wait: about ${minutes} minute${minutes === 1 ? "" : "s"}.`,
+  positionLong: (position, minutes) =>
+    `You are number ${position} in the queue. The wait is likely to be more than ${minutes} minutes. You can leave a message instead.`,
   positionLate: (position) =>
     `You are number ${position} in the queue. It is taking longer than we estimated. An advisor will be with you as soon as they can.`,
   active: (name) => `You are chatting with ${name}.`,
@@ -758,6 +760,10 @@ class ChatWidget {
   queueText() {
     const { position, until } = this.state.queue;
     const minutes = Math.ceil((until - Date.now()) / 60000);
+    // Past the time a chat nobody answers is closed, "about 90 minutes" would promise a wait
+    // the chat does not last.
+    const limit = this.config.waiting_minutes;
+    if (limit && minutes > limit) return TEXT.positionLong(position, limit);
     return minutes >= 1 ? TEXT.position(position, minutes) : TEXT.positionLate(position);
   }
 
