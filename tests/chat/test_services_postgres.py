@@ -8,7 +8,10 @@ import threading
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
+from django.utils import timezone
 
+from agents_console import assignment
+from agents_console.models import ConsoleConnection, ConsoleSettings, HelperProfile
 from chat import services
 from chat.models import CallbackRequest, CobrowseCodeMiss, CobrowseSession, Conversation, Message
 
@@ -201,3 +204,16 @@ def test_wrong_codes_typed_at_once_on_several_sockets_are_all_counted(postgres, 
 
     assert sorted(results) == ["cobrowse_code_invalid"] * 3 + ["too_many_code_misses"] * 5
     assert CobrowseCodeMiss.objects.filter(helper=advisor).count() == 3
+
+
+def test_routing_passes_at_once_never_give_a_helper_more_than_their_capacity(postgres, advisor):
+    conversations = [services.conversation_start()[0] for _ in range(4)]  # manual routing: all wait
+    ConsoleSettings.objects.update_or_create(pk=1, defaults={"routing": ConsoleSettings.Routing.AUTOMATIC})
+    HelperProfile.objects.update_or_create(user=advisor, defaults={"capacity": 1})
+    ConsoleConnection.objects.create(channel_name="console-1", helper=advisor, last_seen_at=timezone.now())
+
+    results = together([assignment.queue_route_waiting] * 4)
+
+    assert sorted(len(assigned) for assigned in results) == [0, 0, 0, 1]
+    assert Conversation.objects.filter(status="active").count() == 1
+    assert Conversation.objects.get(status="active").pk == conversations[0].pk, "the oldest first"
