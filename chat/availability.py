@@ -40,6 +40,9 @@ def _next_opening(moment: datetime.datetime, hours: list[OpeningHours], closed_d
         day = moment.date() + datetime.timedelta(days=days_ahead)
         if day in closed_dates:
             continue
+        if not hours and days_ahead:
+            # No weekly hours: open all day, every day but the closures.
+            return timezone.make_aware(datetime.datetime.combine(day, datetime.time()), moment.tzinfo)
         for h in sorted((h for h in hours if h.weekday == day.weekday()), key=lambda h: h.opens_at):
             start = timezone.make_aware(datetime.datetime.combine(day, h.opens_at), moment.tzinfo)
             if start > moment:

@@ -66,6 +66,15 @@ def test_no_hours_configured_means_always_open():
     assert chat_availability(now=MONDAY_EVENING).available
 
 
+def test_with_no_hours_configured_a_closure_says_it_opens_the_next_day_not_closed():
+    monday = MONDAY_NOON.date()
+    for days in (0, 1):  # Monday and Tuesday closed
+        ClosureDate.objects.create(date=monday + datetime.timedelta(days=days), reason="Staff training")
+    availability = chat_availability(now=MONDAY_NOON)
+    assert (availability.available, availability.reason) == (False, "closed")
+    assert timezone.localtime(availability.next_open).strftime("%A %H:%M") == "Wednesday 00:00"
+
+
 @pytest.mark.real_availability
 def test_nobody_online_makes_chat_unavailable_and_a_console_makes_it_available(advisor):
     assert chat_availability().reason == "no_helpers"

@@ -482,6 +482,18 @@ def test_back_to_a_kept_page_from_before_the_chat_shows_the_chat_started_since(s
     wait_for_text(visitor, ".chat-log", "Still here?")
 
 
+def test_closed_today_with_no_weekly_hours_says_which_day_it_opens(server, council_site, browsers):
+    ClosureDate.objects.create(date=timezone.localdate(), reason="Staff training")
+    tomorrow = timezone.localdate() + datetime.timedelta(days=1)
+    visitor = browsers()
+    visitor.get(council_site)
+    click(visitor, ".chat-launcher")
+
+    wait_for_text(visitor, "#dioa-chat-unavailable-reason", "Webchat is closed at the moment.")
+    reason = visitor.find_element(By.ID, "dioa-chat-unavailable-reason").text
+    assert reason.endswith(f"We open again on {tomorrow:%A}."), reason
+
+
 def test_with_nobody_available_the_resident_can_leave_a_message(server, council_site, browsers, settings):
     for weekday in range(7):
         OpeningHours.objects.create(weekday=weekday, opens_at=datetime.time(0), closes_at=datetime.time(23, 59))

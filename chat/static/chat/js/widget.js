@@ -1082,7 +1082,9 @@ class ChatWidget {
     if (this.config.next_open) {
       const opening = new Date(this.config.next_open);
       const day = this.councilTime(opening, { weekday: "long" });
-      parts.push(TEXT.nextOpen(`on ${day} at ${timeText(opening, this.config.time_zone)}`));
+      const time = timeText(opening, this.config.time_zone);
+      // Open all day (no weekly hours): "at midnight" would leave it unclear which midnight.
+      parts.push(TEXT.nextOpen(time === "midnight" ? `on ${day}` : `on ${day} at ${time}`));
     }
     return parts.join(" ");
   }
