@@ -34,6 +34,7 @@ ERRORS = {
     "callback_taken": _("Someone else is dealing with that call-back request, or it is done."),
     "cobrowse_not_found": _("That screen-sharing session does not exist or has ended."),
     "too_many_codes": _("You have asked for too many screen-sharing codes. Please try again later."),
+    "already_answered": _("An advisor has joined your chat, so your message was not sent. You can ask them here."),
     "cobrowse_code_invalid": _("That code is not right or has expired. Ask the resident to read it out again."),
     "too_many_code_misses": _(
         "You have typed too many wrong codes in the last hour. Ask another helper to join the resident."

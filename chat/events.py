@@ -146,6 +146,8 @@ def conversation_public_payload(conversation: Conversation) -> dict[str, Any]:
         "ended_reason": conversation.ended_reason or None,
         "helper_read_seq": conversation.helper_read_seq,
         "rating": conversation.rating,
+        # When the current wait began: a chat nobody answers ends a set time after it.
+        "queued_at": isoformat(conversation.queued_at) if conversation.status == Conversation.Status.WAITING else None,
     }
 
 

@@ -12,7 +12,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Model
+from django.db.models import Model, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -746,13 +746,17 @@ def personal_data_purge(*, now: datetime.datetime | None = None) -> tuple[list[i
     Conversation.objects.filter(pk__in=conversation_ids).update(
         visitor_name="", visitor_email="", rating_comment="", client_address_hash="", start_key_hash="", purged_at=now
     )
+    # Marked done in the admin, a call back has no `done_at`: its age counts from when it was left.
     done = CallbackRequest.objects.filter(
-        status=CallbackRequest.Status.DONE, done_at__lt=before, purged_at__isnull=True
-    ).order_by("done_at")
+        Q(done_at__lt=before) | Q(done_at__isnull=True, created_at__lt=before),
+        status=CallbackRequest.Status.DONE,
+        purged_at__isnull=True,
+    ).order_by("created_at")
     callback_ids = list(done.values_list("pk", flat=True)[:PURGE_BATCH])
     CallbackRequest.objects.filter(pk__in=callback_ids).update(
         name="", phone="", email="", message="", client_address_hash="", purged_at=now
     )
+    CobrowseSession.objects.filter(created_at__lt=before).exclude(client_address_hash="").update(client_address_hash="")
     CobrowseCodeMiss.objects.filter(tried_at__lt=before).delete()
     if conversation_ids or callback_ids:
         logger.info("purged %s conversations and %s call backs", len(conversation_ids), len(callback_ids))
@@ -865,26 +869,35 @@ def callback_request_create(
     """Leave a message for a helper to answer later; every console sees it in the queue.
 
     Needs a phone number or an email (ValidationError `contact_required`); shares the
-    per-address hourly limit with conversations (`too_many_conversations`). Left `instead_of`
-    the resident's conversation while it still waits, it ends that conversation (reason
-    `left_message`) in the same transaction: the resident stops waiting exactly when the
-    message is kept.
+    per-address hourly limit with conversations (`too_many_conversations`).
+
+    Left `instead_of` the resident's conversation, the message replaces it: while it still
+    waits, the same transaction ends it (reason `left_message`, and the message does not
+    count against the address, whose start already did), so the resident stops waiting
+    exactly when the message is kept; once a helper has it, nothing is kept
+    (`already_answered`): the resident is in the chat.
     """
     if not phone and not email:
         raise chat_error("contact_required")
     now = now or timezone.now()
-    _limit_per_address(
-        [CallbackRequest, Conversation],
-        address_hash,
-        now,
-        limit=settings.CHAT_STARTS_PER_ADDRESS_PER_HOUR,
-        refusal="too_many_conversations",
-    )
+    # Locked first, as a start does: the conversation row, then the address.
+    replaced = _locked_conversation(instead_of, related=False) if instead_of is not None else None
+    if replaced is not None and replaced.status == Conversation.Status.ACTIVE:
+        raise chat_error("already_answered")
+    waiting = replaced is not None and replaced.status == Conversation.Status.WAITING
+    if not waiting:
+        _limit_per_address(
+            [CallbackRequest, Conversation],
+            address_hash,
+            now,
+            limit=settings.CHAT_STARTS_PER_ADDRESS_PER_HOUR,
+            refusal="too_many_conversations",
+        )
     callback = CallbackRequest.objects.create(
         name=name, message=message, phone=phone, email=email, service=service, client_address_hash=address_hash
     )
     events.broadcast_callback_requested(callback)
-    if instead_of is not None and _locked_conversation(instead_of).status == Conversation.Status.WAITING:
+    if waiting:
         conversation_end(conversation_id=instead_of, ended_by=Conversation.EndedBy.VISITOR, reason="left_message")
     logger.info("callback request %s left", callback.pk)
     return callback

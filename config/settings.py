@@ -44,6 +44,7 @@ def web_origin(value: str, *, setting: str) -> str:
         parsed.scheme not in ("http", "https")
         or not parsed.hostname
         or parsed.hostname.startswith(".")  # every subdomain, to Channels; nothing, to CORS
+        or "*" in parsed.hostname
         or port == -1
         or parsed.path not in ("", "/")
         or parsed.query

@@ -103,6 +103,7 @@ async def test_the_whole_loop_between_a_resident_and_an_advisor(advisor):
         "ended_reason": None,
         "helper_read_seq": 0,
         "rating": None,
+        "queued_at": None,
     }
 
     await helper.send_json_to(

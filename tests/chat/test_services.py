@@ -184,6 +184,7 @@ def test_assign_tells_every_console_and_tells_the_resident_only_public_fields(
         "ended_reason",
         "helper_read_seq",
         "rating",
+        "queued_at",
     }
     assert public["helper_name"] == "Alex"
     staff = broadcasts.events(events.CONVERSATION_ASSIGNED)[0]["conversation"]

@@ -217,3 +217,28 @@ def test_routing_passes_at_once_never_give_a_helper_more_than_their_capacity(pos
     assert sorted(len(assigned) for assigned in results) == [0, 0, 0, 1]
     assert Conversation.objects.filter(status="active").count() == 1
     assert Conversation.objects.get(status="active").pk == conversations[0].pk, "the oldest first"
+
+
+def test_a_helper_accepting_as_the_resident_leaves_a_message_gives_one_outcome(postgres, advisor):
+    for _round in range(5):
+        conversation, _token = services.conversation_start()
+
+        def leave(conversation_id=conversation.pk):
+            return services.callback_request_create(
+                name="Pat", phone="01632 960001", message="Call me", instead_of=conversation_id
+            ).pk
+
+        def accept(conversation_id=conversation.pk):
+            services.conversation_assign(conversation_id=conversation_id, helper=advisor)
+            return "accepted"
+
+        left, accepted = together([leave, accept])
+
+        conversation.refresh_from_db()
+        if accepted == "accepted":
+            assert (left, conversation.status) == ("already_answered", "active")
+            assert not CallbackRequest.objects.exists()
+        else:
+            assert (accepted, conversation.ended_reason) == ("conversation_gone", "left_message")
+            assert CallbackRequest.objects.get().pk == left
+        CallbackRequest.objects.all().delete()

@@ -255,17 +255,18 @@ async def test_a_waiting_resident_who_leaves_a_message_stops_waiting_and_an_acti
 
     for communicator in (waiting, active):
         await communicator.send_json_to({"type": "callback.request", "data": callback})
-        assert (await until(communicator, "callback.requested"))["reference"].startswith("CB-")
+    assert (await until(waiting, "callback.requested"))["reference"].startswith("CB-")
+    # With an advisor already there, the resident is in the chat: no message is kept.
+    assert (await until(active, "error"))["code"] == "already_answered"
 
     updated = await until(waiting, "conversation.updated")
     assert (updated["conversation"]["status"], updated["conversation"]["ended_reason"]) == ("ended", "left_message")
     ended = await until(helper, "conversation.ended")
     assert ended["conversation"]["id"] == waiting_id
-    assert await CallbackRequest.objects.acount() == 2
+    assert await CallbackRequest.objects.acount() == 1
     left = await Conversation.objects.aget(pk=waiting_id)
     assert (left.status, left.ended_by, left.ended_reason) == ("ended", "visitor", "left_message")
     assert await left.messages.filter(body__contains="left a message").aexists()
-    # With an advisor already there, a message left changes nothing about the chat.
     assert (await Conversation.objects.aget(pk=active_id)).status == "active"
     for communicator in (helper, waiting, active):
         await communicator.disconnect()

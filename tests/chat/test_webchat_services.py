@@ -706,13 +706,20 @@ def test_personal_data_is_deleted_once_the_retention_period_is_over(settings, ad
         can_do_alone_next_time="yes",
         minutes_spent=12,
     )
-    done, waiting = (
-        services.callback_request_create(name=name, phone="01632 960001", message="Call me") for name in ("Pat", "Kim")
+    done, done_in_admin, waiting = (
+        services.callback_request_create(name=name, phone="01632 960001", message="Call me")
+        for name in ("Pat", "Sam", "Kim")
     )
     CallbackRequest.objects.filter(pk=done.pk).update(status="done", done_at=long_ago)
+    # The admin sets the status alone: its age counts from when it was left.
+    CallbackRequest.objects.filter(pk=done_in_admin.pk).update(status="done", created_at=long_ago)
     CallbackRequest.objects.filter(pk=waiting.pk).update(created_at=long_ago)
+    code_session, _code = services.cobrowse_code_issue(address_hash="a" * 64)
+    CobrowseSession.objects.filter(pk=code_session.pk).update(created_at=long_ago)
 
-    assert services.personal_data_purge(now=now) == ([old.pk], [done.pk])
+    purged_conversations, purged_callbacks = services.personal_data_purge(now=now)
+
+    assert (purged_conversations, sorted(purged_callbacks)) == ([old.pk], sorted([done.pk, done_in_admin.pk]))
 
     old.refresh_from_db()
     assert (old.visitor_name, old.visitor_email, old.rating_comment, old.purged_at) == ("", "", "", now)
@@ -727,4 +734,21 @@ def test_personal_data_is_deleted_once_the_retention_period_is_over(settings, ad
     done.refresh_from_db()
     assert (done.name, done.phone, done.message, done.status) == ("", "", "", "done")
     assert CallbackRequest.objects.get(pk=waiting.pk).name == "Kim", "not done: the resident still waits"
+    assert CobrowseSession.objects.get(pk=code_session.pk).client_address_hash == ""
     assert services.personal_data_purge(now=now) == ([], [])
+
+
+def test_a_message_left_instead_of_waiting_does_not_count_against_the_address(settings):
+    settings.CHAT_STARTS_PER_ADDRESS_PER_HOUR = 1
+    address = services.client_address_hash("203.0.113.9")
+    conversation, _ = services.conversation_start(address_hash=address)
+
+    services.callback_request_create(
+        name="Pat", phone="01632 960001", message="Call me", address_hash=address, instead_of=conversation.pk
+    )
+
+    assert Conversation.objects.get(pk=conversation.pk).ended_reason == "left_message"
+    again = code_of(
+        services.callback_request_create, name="Pat", phone="01632 960001", message="Again", address_hash=address
+    )
+    assert again == "too_many_conversations", "any other message still counts"

@@ -119,6 +119,7 @@ def test_widget_origins_are_written_as_browsers_send_them(value, origin):
         "*",
         "www.council.gov.uk",
         "https://.council.gov.uk",
+        "https://*.council.gov.uk",
         "https://council.gov.uk/chat",
         "ftp://council.gov.uk",
         "https://council.gov.uk:http",

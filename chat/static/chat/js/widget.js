@@ -60,8 +60,8 @@ const TEXT = {
   waiting: "You are in the queue. An advisor will be with you soon.",
   position: (position, minutes) =>
     `You are number ${position} in the queue. Estimated wait: about ${minutes} minute${minutes === 1 ? "" : "s"}.`,
-  positionLong: (position, minutes) =>
-    `You are number ${position} in the queue. The wait is likely to be more than ${minutes} minutes. You can leave a message instead.`,
+  positionLong: (position) =>
+    `You are number ${position} in the queue. An advisor may not be free in time to answer this chat. You can leave a message instead.`,
   positionLate: (position) =>
     `You are number ${position} in the queue. It is taking longer than we estimated. An advisor will be with you as soon as they can.`,
   active: (name) => `You are chatting with ${name}.`,
@@ -565,9 +565,15 @@ class ChatWidget {
     this.state.leavingMessage = leaving;
     this.save();
     if (leaving) {
+      // A message left earlier on this page (before this chat) is not this one.
+      this.callbackForm.hidden = false;
+      this.callbackConfirmation.hidden = true;
       // What they already told us, as a head start.
       if (!this.callbackInputs.name.value) this.callbackInputs.name.value = this.nameInput.value;
       if (!this.callbackInputs.email.value) this.callbackInputs.email.value = this.emailInput.value;
+    } else if (this.pendingFrame && this.pendingFrame.type === "callback.request") {
+      // Sent while offline, not yet gone: back in the queue, it is not sent at all.
+      this.pendingFrame = null;
     }
     this.render();
     (leaving ? this.callbackInputs.name : this.leaveInsteadButton).focus();
@@ -762,9 +768,16 @@ class ChatWidget {
     const minutes = Math.ceil((until - Date.now()) / 60000);
     // Past the time a chat nobody answers is closed, "about 90 minutes" would promise a wait
     // the chat does not last.
-    const limit = this.config.waiting_minutes;
-    if (limit && minutes > limit) return TEXT.positionLong(position, limit);
+    const closesAt = this.unansweredEndsAt();
+    if (closesAt && until > closesAt) return TEXT.positionLong(position);
     return minutes >= 1 ? TEXT.position(position, minutes) : TEXT.positionLate(position);
+  }
+
+  // When a chat still waiting ends as unanswered: its wait began at `queued_at`.
+  unansweredEndsAt() {
+    const queuedAt = this.conversation && this.conversation.queued_at;
+    const minutes = this.config.waiting_minutes;
+    return queuedAt && minutes ? Date.parse(queuedAt) + minutes * 60000 : null;
   }
 
   onTyping({ typing }) {
@@ -964,7 +977,7 @@ class ChatWidget {
     try {
       const response = await fetch(`${ORIGIN}/chat/widget/transcript/`, { method: "POST", body, credentials: "omit" });
       // Trying again could never work.
-      if (response.status === 404) {
+      if (response.status === 404 && (await response.clone().json().catch(() => ({}))).code === "conversation_not_found") {
         this.conversationGone();
         return;
       }
