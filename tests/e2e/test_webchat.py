@@ -383,6 +383,26 @@ def test_the_estimated_wait_counts_down_and_says_when_it_is_taking_longer(server
     wait_for_text(visitor, "#dioa-chat-status", "It is taking longer than we estimated.")
 
 
+def test_a_waiting_resident_is_told_once_when_chat_closes_and_may_leave_a_message(server, council_site, browsers):
+    _helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
+    wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue. Estimated wait")
+    ClosureDate.objects.create(date=timezone.localdate(), reason="Staff training")
+
+    # Two minutes on, the widget asks again whether chat is open.
+    visitor.execute_script("window.dioaChat.configLoadedAt -= 2 * 60 * 1000; window.dioaChat.waitTick()")
+
+    closed = "Webchat has now closed, but an advisor may still answer you. You can leave a message instead."
+    wait_for_text(visitor, "#dioa-chat-status", closed)
+    wait_for_text(visitor, "#dioa-chat-announcer", "Webchat has now closed")
+    assert visitor.find_element(By.ID, "dioa-chat-leave-instead").is_displayed()
+    assert Conversation.objects.get().status == "waiting", "still in the queue: an advisor may answer"
+    # Asked again (the promise is awaited): nothing new, so nothing said again.
+    visitor.execute_script(
+        "window.dioaChat.announce = (text) => { window.heardAgain = text; }; return window.dioaChat.loadConfig()"
+    )
+    assert visitor.execute_script("return window.heardAgain") is None, "said once"
+
+
 def test_a_server_restart_mid_chat_loses_and_duplicates_nothing(server, council_site, browsers, site):
     helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
     click(helper, "[data-accept]")

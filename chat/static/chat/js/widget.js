@@ -29,6 +29,9 @@ const TYPING_EXPIRY_MS = 8000;
 const READ_MARK_DELAY_MS = 250;
 // After a `rate_limited` answer, unacknowledged messages are sent again this much later.
 const RESEND_AFTER_LIMIT_MS = 2000;
+// While waiting, whether chat is still open (closing time, the last advisor gone) is asked
+// again this often: nothing else would tell the resident.
+const CONFIG_RECHECK_MS = 2 * 60 * 1000;
 
 const TEXT = {
   launcher: "Chat with an advisor",
@@ -62,6 +65,8 @@ const TEXT = {
     `You are number ${position} in the queue. Estimated wait: about ${minutes} minute${minutes === 1 ? "" : "s"}.`,
   positionLong: (position) =>
     `You are number ${position} in the queue. An advisor may not be free in time to answer this chat. You can leave a message instead.`,
+  positionUnavailable: (position, reason) =>
+    `You are number ${position} in the queue. ${reason === "closed" ? "Webchat has now closed, but an advisor may still answer you." : "No advisors are online at the moment."} You can leave a message instead.`,
   positionLate: (position) =>
     `You are number ${position} in the queue. It is taking longer than we estimated. An advisor will be with you as soon as they can.`,
   active: (name) => `You are chatting with ${name}.`,
@@ -226,6 +231,7 @@ class ChatWidget {
   }
 
   async loadConfig() {
+    this.configLoadedAt = Date.now();
     try {
       const response = await fetch(`${ORIGIN}/chat/widget/config.json`, { credentials: "omit" });
       if (response.ok) this.config = await response.json();
@@ -239,6 +245,8 @@ class ChatWidget {
     const minutes = this.config.abandoned_minutes;
     this.keepOpenHint.textContent = minutes ? TEXT.keepOpen(minutes) : "";
     this.render();
+    // Said once: chat closed, or nobody is online, while the resident waits.
+    if (this.conversation && this.conversation.status === "waiting") this.announceStatus();
   }
 
   build() {
@@ -761,6 +769,7 @@ class ChatWidget {
     this.render();
     // Said once: the wait has outrun its estimate. The minutes counting down are only shown.
     if (Date.now() >= this.state.queue.until) this.announceStatus();
+    if (Date.now() - this.configLoadedAt >= CONFIG_RECHECK_MS) this.loadConfig();
   }
 
   queueText() {
@@ -768,6 +777,7 @@ class ChatWidget {
     const minutes = Math.ceil((until - Date.now()) / 60000);
     // Past the time a chat nobody answers is closed, "about 90 minutes" would promise a wait
     // the chat does not last.
+    if (this.config.available === false) return TEXT.positionUnavailable(position, this.config.reason);
     const closesAt = this.unansweredEndsAt();
     if (closesAt && until > closesAt) return TEXT.positionLong(position);
     return minutes >= 1 ? TEXT.position(position, minutes) : TEXT.positionLate(position);
@@ -1070,7 +1080,8 @@ class ChatWidget {
     if (this.conversation.status !== "waiting") return this.status.textContent;
     if (!this.state.queue) return null;
     const late = Date.now() >= this.state.queue.until;
-    return `queue ${this.state.queue.position}${late ? " late" : ""}`;
+    const unavailable = this.config.available === false ? ` ${this.config.reason}` : "";
+    return `queue ${this.state.queue.position}${late ? " late" : ""}${unavailable}`;
   }
 
   setStatus(text) {
