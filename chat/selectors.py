@@ -88,19 +88,25 @@ def conversation_get_for_helper(*, conversation_id: int, helper_id: int) -> Conv
     )
 
 
+def conversation_expired_q(reason: str, *, before: datetime.datetime) -> Q:
+    """Conversations that time out for `reason` as of `before`. "unanswered": still waiting,
+    the current wait begun before then (help given before a helper put one back in the queue
+    does not count); "abandoned": open, the resident without a connection since before then."""
+    if reason == "unanswered":
+        return Q(status=Conversation.Status.WAITING, queued_at__lt=before)
+    return ~Q(status=Conversation.Status.ENDED) & Q(visitor_last_seen_at__lt=before)
+
+
 def conversation_list_unanswered(*, before: datetime.datetime) -> list[int]:
-    """Ids of conversations still waiting whose current wait began before `before` (the help
-    given before a helper put one back in the queue does not count)."""
     return list(
-        Conversation.objects.filter(status=Conversation.Status.WAITING, queued_at__lt=before).values_list(
-            "pk", flat=True
-        )
+        Conversation.objects.filter(conversation_expired_q("unanswered", before=before)).values_list("pk", flat=True)
     )
 
 
 def conversation_list_abandoned(*, before: datetime.datetime) -> list[int]:
-    """Ids of open conversations whose resident has had no connection since before `before`."""
-    return list(Conversation.objects.not_ended().filter(visitor_last_seen_at__lt=before).values_list("pk", flat=True))
+    return list(
+        Conversation.objects.filter(conversation_expired_q("abandoned", before=before)).values_list("pk", flat=True)
+    )
 
 
 def conversation_list_silent_visitors(*, before: datetime.datetime) -> list[tuple[int, datetime.datetime]]:

@@ -705,12 +705,9 @@ def _conversation_end_if_expired(conversation_id: int, reason: str, before: date
     """End the conversation if it is still `reason` ("unanswered" or "abandoned") as of
     `before`, checked under its lock: since it was listed a helper may have accepted it, or
     its resident come back."""
-    conversation = _locked_conversation(conversation_id, related=False)
-    if reason == "unanswered":
-        expired = conversation.status == Conversation.Status.WAITING and conversation.queued_at < before
-    else:
-        expired = not conversation.is_ended and conversation.visitor_last_seen_at < before
-    if not expired:
+    _locked_conversation(conversation_id, related=False)
+    expired = Conversation.objects.filter(selectors.conversation_expired_q(reason, before=before), pk=conversation_id)
+    if not expired.exists():
         return False
     _conversation, changed = conversation_end(
         conversation_id=conversation_id, ended_by=Conversation.EndedBy.SYSTEM, reason=reason
