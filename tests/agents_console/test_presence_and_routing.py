@@ -213,16 +213,25 @@ def test_the_repeating_sweep_survives_a_failed_pass(settings, monkeypatch, caplo
 
     def sleep(seconds):
         assert seconds == 5
-        if len(passes) == 2:
+        if len(passes) == 3:
             raise Stop
 
+    purges = 0
+
+    def purge():
+        nonlocal purges
+        purges += 1
+        return [], []
+
     monkeypatch.setattr(assist_sweep, "conversation_end_expired", end_expired)
+    monkeypatch.setattr(assist_sweep, "personal_data_purge", purge)
     monkeypatch.setattr(assist_sweep.time, "sleep", sleep)
     out = io.StringIO()
 
     with pytest.raises(Stop):
         call_command("assist_sweep", every=5, stdout=out)
 
-    assert passes == [1, 2]
+    assert passes == [1, 2, 3]
+    assert purges == 1, "personal data is purged once an hour, not on every pass"
     assert "sweep failed" in caplog.text and "the database is restarting" in caplog.text
     assert out.getvalue().splitlines() == [f"ended: {unanswered.pk}"]
