@@ -775,9 +775,9 @@ class ChatWidget {
   queueText() {
     const { position, until } = this.state.queue;
     const minutes = Math.ceil((until - Date.now()) / 60000);
+    if (this.config.available === false) return TEXT.positionUnavailable(position, this.config.reason);
     // Past the time a chat nobody answers is closed, "about 90 minutes" would promise a wait
     // the chat does not last.
-    if (this.config.available === false) return TEXT.positionUnavailable(position, this.config.reason);
     const closesAt = this.unansweredEndsAt();
     if (closesAt && until > closesAt) return TEXT.positionLong(position);
     return minutes >= 1 ? TEXT.position(position, minutes) : TEXT.positionLate(position);
@@ -1173,7 +1173,7 @@ class ChatWidget {
     this.rateForm.hidden = !ended || Boolean(this.rated) || unanswered || leftMessage;
     this.ratedText.hidden = !this.rated;
     this.newChatButton.hidden = !ended;
-    this.keepOpenHint.hidden = !(this.conversation && this.conversation.status === "waiting" && this.keepOpenHint.textContent);
+    this.keepOpenHint.hidden = !(waiting && this.keepOpenHint.textContent);
     if (ended) this.typingLine.textContent = "";
     if (!hasConversation) this.setStatus(this.pendingFrame ? TEXT.connecting : "");
     else if (!this.conversation) this.setStatus(TEXT.connecting);
