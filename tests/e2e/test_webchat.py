@@ -383,6 +383,54 @@ def test_the_estimated_wait_counts_down_and_says_when_it_is_taking_longer(server
     wait_for_text(visitor, "#dioa-chat-status", "It is taking longer than we estimated.")
 
 
+def test_leaving_a_message_instead_starts_fresh_and_going_back_sends_nothing(server, council_site, browsers):
+    # Nobody online: Pat leaves a message without a chat, on this page.
+    visitor = browsers()
+    visitor.get(council_site)
+    click(visitor, ".chat-launcher")
+    wait_for_text(visitor, "#dioa-chat-unavailable-reason", "All our advisors are busy or away")
+    visitor.find_element(By.ID, "dioa-callback-name").send_keys("Pat")
+    visitor.find_element(By.ID, "dioa-callback-phone").send_keys("01632 960001")
+    visitor.find_element(By.ID, "dioa-callback-message").send_keys("First message")
+    visitor.find_element(By.CSS_SELECTOR, ".chat-callback button[type=submit]").click()
+    wait_for_text(visitor, "#dioa-callback-confirmation", "Your reference is CB-")
+
+    # Later an advisor is online, and Pat starts a chat on the same page.
+    helper = browsers()
+    sign_in(helper, server)
+    click(visitor, ".chat-panel__close")
+    click(visitor, ".chat-launcher")
+    wait(visitor).until(lambda d: d.find_element(By.ID, "dioa-chat-name").is_displayed())
+    visitor.find_element(By.ID, "dioa-chat-name").send_keys("Pat")
+    visitor.find_element(By.CSS_SELECTOR, ".chat-start button[type=submit]").click()
+    wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue.")
+
+    click(visitor, "#dioa-chat-leave-instead")
+    # A new form, not the earlier message's confirmation.
+    assert visitor.find_element(By.CSS_SELECTOR, ".chat-callback").is_displayed()
+    assert not visitor.find_element(By.ID, "dioa-callback-confirmation").is_displayed()
+    assert visitor.switch_to.active_element.get_attribute("id") == "dioa-callback-name"
+    assert visitor.find_element(By.ID, "dioa-callback-message").get_attribute("value") == "", "sent, not kept"
+
+    # Sent while the connection is down, then "Keep waiting": it must never go.
+    visitor.execute_script(
+        "const s = window.dioaChat.socket; s.connectReal = s.connect; s.connect = () => {};"
+        "Object.defineProperty(s, 'isOpen', { get: () => false, configurable: true });"
+    )
+    visitor.find_element(By.ID, "dioa-callback-message").send_keys("Second message")
+    visitor.find_element(By.CSS_SELECTOR, ".chat-callback button[type=submit]").click()
+    assert visitor.execute_script("return window.dioaChat.pendingFrame.type") == "callback.request"
+    click(visitor, "#dioa-chat-keep-waiting")
+    visitor.execute_script(
+        "const s = window.dioaChat.socket; delete s.isOpen; s.connect = s.connectReal;"
+        "window.dioaChat.socket.send('ping', {})"
+    )
+    wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue.")
+    assert visitor.execute_script("return window.dioaChat.pendingFrame") is None
+    assert list(CallbackRequest.objects.values_list("message", flat=True)) == ["First message"]
+    assert Conversation.objects.get().status == "waiting"
+
+
 def test_a_waiting_resident_is_told_once_when_chat_closes_and_may_leave_a_message(server, council_site, browsers):
     _helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
     wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue. Estimated wait")

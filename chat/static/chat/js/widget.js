@@ -817,6 +817,8 @@ class ChatWidget {
     this.callbackErrors.clear();
     this.hideError();
     this.callbackForm.hidden = true;
+    // Sent: a later message (instead of a later chat's wait) starts from an empty box.
+    this.callbackMessage.value = "";
     this.callbackConfirmation.hidden = false;
     this.callbackConfirmation.replaceChildren(element("div", { className: "govuk-panel__body", text: TEXT.callbackDone(reference) }));
     this.callbackConfirmation.focus();
