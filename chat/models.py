@@ -334,12 +334,12 @@ class CobrowseCodeMiss(models.Model):
     """
 
     helper = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    tried_at = models.DateTimeField(_("tried"), default=timezone.now)
+    created_at = models.DateTimeField(_("tried"), default=timezone.now)
 
     class Meta:
         verbose_name = _("wrong co-browse code")
         verbose_name_plural = _("wrong co-browse codes")
-        indexes = [models.Index(fields=["helper", "tried_at"], name="chat_cobrowse_miss_window")]
+        indexes = [models.Index(fields=["helper", "created_at"], name="chat_cobrowse_miss_window")]
 
     def __str__(self) -> str:
-        return f"Wrong code by user {self.helper_id} at {self.tried_at:%Y-%m-%d %H:%M}"
+        return f"Wrong code by user {self.helper_id} at {self.created_at:%Y-%m-%d %H:%M}"

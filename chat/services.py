@@ -7,12 +7,11 @@ import logging
 import secrets
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Model, Q
+from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -99,22 +98,27 @@ def _limit_per_address(
     models: list[type[Model]], address_hash: str, now: datetime.datetime, *, limit: int, refusal: str
 ) -> None:
     """Refuse (ValidationError `refusal`) once `limit` rows of `models` were created from one
-    network address in the hour before `now`; counted in the database, so the limit holds
-    across every process. Call it inside the transaction that creates the row. No address (a
-    kiosk's, see `limited_address_hash`, or none known): no limit."""
-    if not address_hash:
-        return
+    network address in the hour before `now`. No address (a kiosk's, see
+    `limited_address_hash`, or none known): no limit."""
+    if address_hash:
+        counted = [model.objects.filter(client_address_hash=address_hash) for model in models]
+        _limit_per_hour(counted, f"address:{address_hash}", now, limit=limit, refusal=refusal)
+
+
+def _limit_per_hour(counted: list[QuerySet], turn: str, now: datetime.datetime, *, limit: int, refusal: str) -> None:
+    """Refuse (ValidationError `refusal`) once the rows of `counted` created in the hour before
+    `now` reach `limit`; counted in the database, so the limit holds across every process.
+    Call it inside the transaction that creates the row.
+
+    Callers with the same `turn` take turns until their transactions end; otherwise several
+    at once would each count the rows committed before any of them and all pass at the limit.
+    (SQLite's transactions are immediate here: they already take turns.)
+    """
     if connection.vendor == "postgresql":
-        # Requests from one address take turns until their transactions end; otherwise several
-        # at once would each count the rows committed before any of them and all pass at the
-        # limit. (SQLite's transactions are immediate here: they already take turns.)
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int(address_hash[:15], 16)])
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [turn])
     since = now - datetime.timedelta(hours=1)
-    created = sum(
-        model.objects.filter(client_address_hash=address_hash, created_at__gte=since).count() for model in models
-    )
-    if created >= limit:
+    if sum(queryset.filter(created_at__gt=since).count() for queryset in counted) >= limit:
         raise chat_error(refusal)
 
 
@@ -754,7 +758,7 @@ def personal_data_purge(*, now: datetime.datetime | None = None) -> tuple[list[i
         name="", phone="", email="", message="", client_address_hash="", purged_at=now
     )
     CobrowseSession.objects.filter(created_at__lt=before).exclude(client_address_hash="").update(client_address_hash="")
-    CobrowseCodeMiss.objects.filter(tried_at__lt=before).delete()
+    CobrowseCodeMiss.objects.filter(created_at__lt=before).delete()
     if conversation_ids or callback_ids:
         logger.info("purged %s conversations and %s call backs", len(conversation_ids), len(callback_ids))
     return conversation_ids, callback_ids
@@ -1084,13 +1088,17 @@ def cobrowse_code_join(*, code: str, helper: AbstractBaseUser, now: datetime.dat
 
 
 def _cobrowse_code_redeem(*, code: str, helper: AbstractBaseUser, now: datetime.datetime) -> CobrowseSession | None:
-    # One helper's tries take turns, so tries sent at once cannot all pass the count. (No key
-    # update: rows that refer to the helper, such as their messages, are not held up.)
-    list(get_user_model().objects.select_for_update(no_key=True).filter(pk=helper.pk).values_list("pk", flat=True))
-    misses = CobrowseCodeMiss.objects.filter(helper=helper, tried_at__gt=now - datetime.timedelta(hours=1))
-    if misses.count() >= settings.COBROWSE_CODE_MISSES_PER_HELPER_PER_HOUR:
+    try:
+        _limit_per_hour(
+            [CobrowseCodeMiss.objects.filter(helper=helper)],
+            f"code-misses:{helper.pk}",
+            now,
+            limit=settings.COBROWSE_CODE_MISSES_PER_HELPER_PER_HOUR,
+            refusal="too_many_code_misses",
+        )
+    except ValidationError:
         logger.warning("co-browse code refused to user %s: too many wrong codes", helper.pk)
-        raise chat_error("too_many_code_misses")
+        raise
     code = code.strip().replace(" ", "")
     session = None
     if len(code) == 6 and code.isdigit():
@@ -1104,7 +1112,7 @@ def _cobrowse_code_redeem(*, code: str, helper: AbstractBaseUser, now: datetime.
             .first()
         )
     if session is None:
-        CobrowseCodeMiss.objects.create(helper=helper, tried_at=now)
+        CobrowseCodeMiss.objects.create(helper=helper, created_at=now)
         return None
     token = secrets.token_urlsafe(32)
     conversation = Conversation.objects.create(

@@ -664,7 +664,7 @@ def test_a_helper_who_types_too_many_wrong_codes_is_refused_even_the_right_one(s
     wrong = "000000" if code != "000000" else "111111"
     # An hour ago and more: no longer counted.
     stale = [now - datetime.timedelta(minutes=61)] * 5
-    CobrowseCodeMiss.objects.bulk_create(CobrowseCodeMiss(helper=advisor, tried_at=at) for at in stale)
+    CobrowseCodeMiss.objects.bulk_create(CobrowseCodeMiss(helper=advisor, created_at=at) for at in stale)
     for typed in (wrong, "12 34", "not a code"):
         assert code_of(services.cobrowse_code_join, code=typed, helper=advisor, now=now) == "cobrowse_code_invalid"
 
