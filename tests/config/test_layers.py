@@ -80,3 +80,22 @@ async def test_expired_messages_and_memberships_are_still_swept(clock):
     assert member not in layer.groups.get("members", {})
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(layer.receive(stale), 0.2)
+
+
+async def test_a_sweep_holds_the_loop_at_most_once_in_ten_seconds(clock, sweeps):
+    # Each sweep stops every socket of the process (about a millisecond at 100
+    # conversations); once a second that was one message in forty at the realistic rate.
+    layer = SweepingInMemoryChannelLayer(expiry=60)
+    channel = await layer.new_channel()
+    await layer.group_add("room", channel)
+    first_sweep_at = clock.now
+
+    for _ in range(99):
+        await layer.group_send("room", {"type": "note"})
+        await receive(layer, channel)
+        clock.now += 0.1
+    assert len(sweeps) == 1
+
+    clock.now = first_sweep_at + 10
+    await layer.group_send("room", {"type": "note"})
+    assert len(sweeps) == 2
