@@ -46,6 +46,13 @@ class ClosureDateAdmin(admin.ModelAdmin):
 
 @admin.register(CallbackRequest)
 class CallbackRequestAdmin(admin.ModelAdmin):
-    list_display = ["pk", "name", "status", "service", "created_at"]
+    list_display = ["pk", "name", "status", "service", "created_at", "purged_at"]
     list_filter = ["status"]
-    readonly_fields = ["created_at", "done_at"]
+    readonly_fields = ["created_at", "done_at", "purged_at"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # Past its retention the resident's name, contact details and message are gone:
+        # there is nothing left to change, and the emptied required fields could not be saved.
+        if obj is not None and obj.purged_at is not None:
+            return False
+        return super().has_change_permission(request, obj)

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from chat import services
-from chat.models import ClosureDate, Conversation, Message, OpeningHours
+from chat.models import CallbackRequest, ClosureDate, Conversation, Message, OpeningHours
 
 pytestmark = pytest.mark.django_db
 
@@ -126,3 +126,29 @@ def test_transcript_only_by_post(client):
 def test_opening_hours_read_as_govuk_writes_them():
     hours = OpeningHours(weekday=0, opens_at=datetime.time(9), closes_at=datetime.time(17, 30))
     assert str(hours) == "Monday 9am to 5:30pm"
+
+
+def test_a_call_back_past_its_retention_is_shown_in_the_admin_but_cannot_be_changed(admin_client):
+    callback = services.callback_request_create(name="Pat", phone="01632 960001", message="Call me")
+    CallbackRequest.objects.filter(pk=callback.pk).update(status="done", done_at=timezone.now())
+    services.personal_data_purge(now=timezone.now() + datetime.timedelta(days=365))
+    url = f"/admin/chat/callbackrequest/{callback.pk}/change/"
+
+    page = admin_client.get(url)
+    refused = admin_client.post(url, {"name": "Someone", "message": "Put back", "status": "open"})
+
+    assert page.status_code == 200
+    assert 'name="_save"' not in page.content.decode(), "no save button for a record with nothing left to change"
+    assert refused.status_code == 403
+    callback.refresh_from_db()
+    assert (callback.name, callback.message, callback.status) == ("", "", "done")
+
+
+def test_a_call_back_still_kept_can_be_changed_in_the_admin(admin_client):
+    callback = services.callback_request_create(name="Pat", phone="01632 960001", message="Call me")
+    url = f"/admin/chat/callbackrequest/{callback.pk}/change/"
+
+    saved = admin_client.post(url, {"name": "Pat", "phone": "01632 960001", "message": "Call me", "status": "done"})
+
+    assert saved.status_code == 302
+    assert CallbackRequest.objects.get(pk=callback.pk).status == "done"
