@@ -158,7 +158,7 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
         self.code_session_id: int | None = None
         self.waiting = False
         self.queue_event_at = 0.0
-        self.position_sent: tuple[int, int] | None = None
+        self.position_sent: dict[str, Any] | None = None
         # On an enrolled kiosk the widget asks for help as the kiosk (with its location).
         self.kiosk_device = await kiosk_device_from_scope(self.scope)
         client = self.scope.get("client") or (None, None)
@@ -207,26 +207,32 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
             self.waiting = True
             await self.channel_layer.group_add(events.waiting_group(), self.channel_name)
         read_at = time.time()
-        waiting = await db(_waiting_snapshot)()
+        state = await db(selectors.queue_state)()
         # A queue event stamped before this read, still on its way, is older than what it sends.
         self.queue_event_at = max(self.queue_event_at, read_at)
-        await self.send_position(waiting["waiting"], waiting["seconds_per_place"], always=True)
+        await self.send_position(state, always=True)
 
     async def leave_waiting(self) -> None:
         if self.waiting:
             self.waiting = False
             await self.channel_layer.group_discard(events.waiting_group(), self.channel_name)
 
-    async def send_position(self, waiting: list[int], seconds_per_place: int, *, always: bool = False) -> None:
-        """Tell the resident their place and wait, when either changed (or on joining)."""
-        if self.conversation_id not in waiting:
+    async def send_position(self, state: dict[str, Any], *, always: bool = False) -> None:
+        """Tell the resident their place, their wait and whether webchat is open, when any of
+        them changed (or on joining)."""
+        if self.conversation_id not in state["waiting"]:
             return
-        position = waiting.index(self.conversation_id) + 1
-        current = (position, position * seconds_per_place)
+        position = state["waiting"].index(self.conversation_id) + 1
+        current = {
+            "position": position,
+            "estimated_wait_seconds": position * state["seconds_per_place"],
+            "available": state["available"],
+            "reason": state["reason"],
+        }
         if current == self.position_sent and not always:
             return
         self.position_sent = current
-        await self.send_frame("queue.position", {"position": current[0], "estimated_wait_seconds": current[1]})
+        await self.send_frame("queue.position", current)
 
     async def handle_start(self, *, client_id: str, name: str, email: str, service: str, in_person: bool) -> None:
         if self.conversation_id is not None:
@@ -400,7 +406,7 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
         if event["at"] < self.queue_event_at:
             return
         self.queue_event_at = event["at"]
-        await self.send_position(event["waiting"], event["seconds_per_place"])
+        await self.send_position(event)
 
     async def chat_typing_changed(self, event: dict[str, Any]) -> None:
         if event["author_kind"] == "helper":
@@ -409,13 +415,6 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
     async def chat_read_changed(self, event: dict[str, Any]) -> None:
         if event["read"]["reader"] == "helper":
             await self.send_frame("read.updated", {"seq": event["read"]["seq"]})
-
-
-def _waiting_snapshot() -> dict[str, Any]:
-    return {
-        "waiting": list(selectors.conversation_list_waiting().values_list("pk", flat=True)),
-        "seconds_per_place": selectors.queue_seconds_per_place(),
-    }
 
 
 def _touch_and_last_seq(conversation_id: int) -> int:

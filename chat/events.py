@@ -220,22 +220,21 @@ def broadcast_conversation_queued(conversation: Conversation) -> None:
 
 
 def broadcast_queue_moved() -> None:
-    """Tell waiting residents the queue changed. The order is read after the commit, so each
-    event reflects a committed queue; `at` lets a socket ignore one that arrives late."""
+    """Tell waiting residents the queue changed, or whether webchat is open. The state is read
+    after the commit, so each event reflects a committed queue; `at` lets a socket ignore one
+    that arrives late."""
 
     def send() -> None:
         from chat import selectors
 
         # Stamped before the reads: of two events, the later stamped read the newer queue.
         at = time.time()
-        event = {
-            "type": QUEUE_MOVED,
-            "waiting": list(selectors.conversation_list_waiting().values_list("pk", flat=True)),
-            "seconds_per_place": selectors.queue_seconds_per_place(),
-            "at": at,
-        }
+        # What committed stands, and its caller (a helper's console opening, say) goes on:
+        # a resident who misses this is told by the next event or the sweep's next pass.
         try:
-            realtime.group_send(waiting_group(), event)
+            state = selectors.queue_state()
+            if state["waiting"]:
+                realtime.group_send(waiting_group(), {"type": QUEUE_MOVED, **state, "at": at})
         except Exception:
             logger.exception("broadcast of %s failed", QUEUE_MOVED)
 

@@ -1,12 +1,14 @@
 """Reads of conversations and messages."""
 
 import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from chat.availability import chat_availability
 from chat.models import CallbackRequest, Conversation, Message
 from config.clock import clock_text, date_time_text
 
@@ -43,6 +45,23 @@ def conversation_token_hash(*, conversation_id: int) -> str | None:
 
 def conversation_get(*, conversation_id: int) -> Conversation | None:
     return Conversation.objects.select_related(*PAYLOAD_RELATIONS).filter(pk=conversation_id).first()
+
+
+def queue_state() -> dict[str, Any]:
+    """What a waiting resident is told: the queue's order, the wait a place, and whether
+    webchat is open with a helper online (if not, they may leave a message instead); only
+    the order when nobody waits."""
+    waiting = list(conversation_list_waiting().values_list("pk", flat=True))
+    if not waiting:
+        # Nobody to tell (every console reconnecting after a restart asks at once).
+        return {"waiting": [], "seconds_per_place": 0, "available": None, "reason": None}
+    availability = chat_availability()
+    return {
+        "waiting": waiting,
+        "seconds_per_place": queue_seconds_per_place(),
+        "available": availability.available,
+        "reason": availability.reason,
+    }
 
 
 def conversation_list_waiting() -> QuerySet[Conversation]:

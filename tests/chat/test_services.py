@@ -155,10 +155,23 @@ def test_unknown_conversation_is_reported_not_found():
     assert error.value.code == "conversation_not_found"
 
 
+def test_taking_the_last_waiting_conversation_tells_no_waiting_resident(
+    advisor, broadcasts, django_capture_on_commit_callbacks
+):
+    # Nobody waits: neither the wait estimate nor the opening hours are read for nobody.
+    conversation, _token = start(visitor_name="Pat")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
+
+    assert broadcasts.events(events.QUEUE_MOVED) == []
+    assert events.CONVERSATION_ASSIGNED in [event["type"] for _group, event in broadcasts.sent]
+
+
 def test_assign_tells_every_console_and_tells_the_resident_only_public_fields(
     advisor, broadcasts, django_capture_on_commit_callbacks
 ):
     conversation, _token = start(visitor_name="Pat")
+    behind, _token = start(visitor_name="Kim")
     with django_capture_on_commit_callbacks(execute=True):
         conversation = services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
 
@@ -172,7 +185,8 @@ def test_assign_tells_every_console_and_tells_the_resident_only_public_fields(
         (events.conversation_group(conversation.pk), events.CONVERSATION_CHANGED),
         (events.waiting_group(), events.QUEUE_MOVED),
     ]
-    assert broadcasts.events(events.QUEUE_MOVED)[0]["waiting"] == []
+    moved = broadcasts.events(events.QUEUE_MOVED)[0]
+    assert (moved["waiting"], moved["available"], moved["reason"]) == ([behind.pk], True, None)
     public = broadcasts.events(events.CONVERSATION_CHANGED)[0]["conversation"]
     assert set(public) == {
         "id",

@@ -1,17 +1,20 @@
 """The webchat frames on real sockets: queue position, typing, read marks, rating, call backs."""
 
 import datetime
+import io
 import time
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from django.core.management import call_command
+from django.utils import timezone
 
 from agents_console.models import ConsoleSettings
 from chat import events, selectors, services
 from chat.error_messages import error_message
-from chat.models import CallbackRequest, CobrowseSession, Conversation, Message
+from chat.models import CallbackRequest, ClosureDate, CobrowseSession, Conversation, Message
 from config.asgi import application
 from kiosk import services as kiosk_services
 from kiosk.middleware import DEVICE_COOKIE
@@ -51,6 +54,48 @@ async def test_waiting_residents_see_their_place_move_up(advisor):
         await communicator.disconnect()
 
 
+@pytest.mark.real_availability
+async def test_a_waiting_resident_is_told_at_once_when_the_last_advisor_steps_away(advisor):
+    helper = await console(advisor)
+    await expect(helper, "queue.snapshot")
+    visitor = await connect()
+    await visitor.send_json_to({"type": "conversation.start", "data": {}})
+    await expect(visitor, "conversation.started")
+    await expect(visitor, "state.snapshot")
+    first = await expect(visitor, "queue.position")
+    assert (first["available"], first["reason"]) == (True, None)
+
+    await helper.send_json_to({"type": "presence.set", "data": {"status": "away"}})
+
+    told = await expect(visitor, "queue.position")
+    assert told == {**first, "available": False, "reason": "no_helpers"}, "the same place, and why"
+    await helper.send_json_to({"type": "presence.set", "data": {"status": "available"}})
+    assert (await expect(visitor, "queue.position"))["available"] is True
+    for communicator in (helper, visitor):
+        await communicator.disconnect()
+
+
+async def test_the_sweep_tells_waiting_residents_when_webchat_closes_and_says_nothing_new_twice(advisor):
+    helper = await console(advisor)
+    await expect(helper, "queue.snapshot")
+    visitor = await connect()
+    await start(visitor)
+    await sync_to_async(ClosureDate.objects.create)(date=timezone.localdate(), reason="Staff training")
+
+    await sync_to_async(call_command)("assist_sweep", stdout=io.StringIO())
+
+    told = await expect(visitor, "queue.position")
+    assert (told["position"], told["available"], told["reason"]) == (1, False, "closed")
+    assert await sync_to_async(services.waiting_residents_update)(), "someone waits"
+    assert await visitor.receive_nothing(timeout=0.3), "nothing changed: nothing sent"
+    for communicator in (helper, visitor):
+        await communicator.disconnect()
+
+
+def test_nobody_waiting_is_nobody_to_tell():
+    assert services.waiting_residents_update() is False
+
+
 async def test_a_queue_event_older_than_the_place_a_resident_was_given_is_ignored(advisor):
     helper = await console(advisor)
     await expect(helper, "queue.snapshot")
@@ -59,14 +104,25 @@ async def test_a_queue_event_older_than_the_place_a_resident_was_given_is_ignore
     await start(visitor)  # place 1
     conversation_id = (await expect(helper, "conversation.queued"))["conversation"]["id"]
     layer = get_channel_layer()
-    moved = {"type": events.QUEUE_MOVED, "waiting": [10**9, conversation_id], "seconds_per_place": 60}
+    moved = {
+        "type": events.QUEUE_MOVED,
+        "waiting": [10**9, conversation_id],
+        "seconds_per_place": 60,
+        "available": True,
+        "reason": None,
+    }
 
     # Read before the resident joined, and still on its way: it would say place 2.
     await layer.group_send(events.waiting_group(), {**moved, "at": before_start})
     assert await visitor.receive_nothing(timeout=0.3)
     await layer.group_send(events.waiting_group(), {**moved, "at": time.time()})
 
-    assert await expect(visitor, "queue.position") == {"position": 2, "estimated_wait_seconds": 120}
+    assert await expect(visitor, "queue.position") == {
+        "position": 2,
+        "estimated_wait_seconds": 120,
+        "available": True,
+        "reason": None,
+    }
     for communicator in (helper, visitor):
         await communicator.disconnect()
 
@@ -391,7 +447,7 @@ async def test_a_resident_put_back_in_the_queue_sees_their_place_and_its_moves_a
     assert [frame["data"]["conversation"]["status"] for frame in frames if frame["type"] == "conversation.updated"] == [
         "waiting"
     ]
-    assert frames[-1]["data"] == {"position": 1, "estimated_wait_seconds": 180}
+    assert frames[-1]["data"] == {"position": 1, "estimated_wait_seconds": 180, "available": True, "reason": None}
     # Live again: a resident who queues later is behind, and when this one is taken the
     # resident behind moves up, as for anyone who never left the queue.
     later = await connect()

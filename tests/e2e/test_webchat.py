@@ -436,18 +436,24 @@ def test_a_waiting_resident_is_told_once_when_chat_closes_and_may_leave_a_messag
     wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue. Estimated wait")
     ClosureDate.objects.create(date=timezone.localdate(), reason="Staff training")
 
-    # Two minutes on, the widget asks again whether chat is open.
-    visitor.execute_script("window.dioaChat.configLoadedAt -= 2 * 60 * 1000; window.dioaChat.waitTick()")
+    # assist_sweep's next pass tells the residents waiting.
+    assert services.waiting_residents_update()
 
     closed = "Webchat has now closed, but an advisor may still answer you. You can leave a message instead."
     wait_for_text(visitor, "#dioa-chat-status", closed)
     wait_for_text(visitor, "#dioa-chat-announcer", "Webchat has now closed")
     assert visitor.find_element(By.ID, "dioa-chat-leave-instead").is_displayed()
     assert Conversation.objects.get().status == "waiting", "still in the queue: an advisor may answer"
-    # Asked again (the promise is awaited): nothing new, so nothing said again.
+    # The next pass and a fresh look at the configuration: nothing new, so nothing said again.
+    visitor.execute_script("window.dioaChat.announce = (text) => { window.heardAgain = text; }")
+    assert services.waiting_residents_update()
+    visitor.execute_script("return window.dioaChat.loadConfig()")
+    # A pong comes back after anything the server sent before it.
     visitor.execute_script(
-        "window.dioaChat.announce = (text) => { window.heardAgain = text; }; return window.dioaChat.loadConfig()"
+        "const chat = window.dioaChat, onPong = chat.onPong.bind(chat);"
+        "chat.onPong = (data) => { window.ponged = true; onPong(data); }; chat.socket.send('ping', {})"
     )
+    wait(visitor).until(lambda driver: driver.execute_script("return window.ponged") is True)
     assert visitor.execute_script("return window.heardAgain") is None, "said once"
 
 

@@ -1,5 +1,6 @@
 """The periodic work no socket triggers: timeouts, residents gone without a word, automatic
-routing, and deleting personal data once its retention period is over."""
+routing, telling waiting residents when webchat closes, and deleting personal data once its
+retention period is over."""
 
 import logging
 import time
@@ -8,7 +9,12 @@ from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
 from agents_console.assignment import queue_requeue_unanswered, queue_route_waiting
-from chat.services import conversation_end_expired, conversation_mark_silent_visitors_gone, personal_data_purge
+from chat.services import (
+    conversation_end_expired,
+    conversation_mark_silent_visitors_gone,
+    personal_data_purge,
+    waiting_residents_update,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -21,8 +27,8 @@ class Command(BaseCommand):
     help = (
         "End unanswered and abandoned conversations, mark gone residents whose pages stopped "
         "pinging, return unanswered automatic assignments to the queue, route waiting "
-        "conversations and delete personal data past CHAT_RETENTION_DAYS. Run once (cron) or "
-        "with --every N as a process."
+        "conversations, tell waiting residents whether webchat is still open and delete "
+        "personal data past CHAT_RETENTION_DAYS. Run once (cron) or with --every N as a process."
     )
 
     def add_arguments(self, parser):
@@ -53,6 +59,7 @@ class Command(BaseCommand):
         silent = conversation_mark_silent_visitors_gone()
         requeued = queue_requeue_unanswered()
         routed = queue_route_waiting()
+        waiting_residents_update()
         purged_conversations, purged_callbacks = personal_data_purge() if purge else ([], [])
         for label, ids in (
             ("ended", ended),

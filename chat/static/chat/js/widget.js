@@ -29,9 +29,6 @@ const TYPING_EXPIRY_MS = 8000;
 const READ_MARK_DELAY_MS = 250;
 // After a `rate_limited` answer, unacknowledged messages are sent again this much later.
 const RESEND_AFTER_LIMIT_MS = 2000;
-// While waiting, whether chat is still open (closing time, the last advisor gone) is asked
-// again this often: nothing else would tell the resident.
-const CONFIG_RECHECK_MS = 2 * 60 * 1000;
 
 const TEXT = {
   launcher: "Chat with an advisor",
@@ -231,7 +228,6 @@ class ChatWidget {
   }
 
   async loadConfig() {
-    this.configLoadedAt = Date.now();
     try {
       const response = await fetch(`${ORIGIN}/chat/widget/config.json`, { credentials: "omit" });
       if (response.ok) this.config = await response.json();
@@ -750,11 +746,14 @@ class ChatWidget {
 
   // The estimate counts down as the resident waits. The same place sent again (a resume,
   // another page of the site) keeps the wait already counted, kept with the chat's state.
-  onPosition({ position, estimated_wait_seconds: seconds }) {
+  onPosition({ position, estimated_wait_seconds: seconds, available, reason }) {
     if (!this.state.queue || this.state.queue.position !== position) {
       this.state.queue = { position, until: Date.now() + Math.max(60, seconds) * 1000 };
       this.save();
     }
+    // Each place comes with whether chat is still open (closing time, the last advisor gone):
+    // said once, as part of the status, with the offer to leave a message.
+    if (available !== undefined) this.config = { ...this.config, available, reason };
     this.render();
     this.announceStatus();
     clearInterval(this.waitTimer);
@@ -769,7 +768,6 @@ class ChatWidget {
     this.render();
     // Said once: the wait has outrun its estimate. The minutes counting down are only shown.
     if (Date.now() >= this.state.queue.until) this.announceStatus();
-    if (Date.now() - this.configLoadedAt >= CONFIG_RECHECK_MS) this.loadConfig();
   }
 
   queueText() {
