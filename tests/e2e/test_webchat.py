@@ -456,6 +456,34 @@ def test_a_waiting_resident_is_told_once_when_chat_closes_and_may_leave_a_messag
     wait(visitor).until(lambda driver: driver.execute_script("return window.ponged") is True)
     assert visitor.execute_script("return window.heardAgain") is None, "said once"
 
+    # Nor on the site's next page, where the place and the closure come back from the server.
+    visitor.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RECORD_ANNOUNCEMENTS})
+    visitor.find_element(By.LINK_TEXT, "Another page").click()
+    wait_for_text(visitor, "h1", "Another page")
+    wait_for_text(visitor, "#dioa-chat-status", closed)
+    visitor.execute_script(
+        "const chat = window.dioaChat, onPong = chat.onPong.bind(chat);"
+        "chat.onPong = (data) => { window.ponged = true; onPong(data); }; chat.socket.send('ping', {})"
+    )
+    wait(visitor).until(lambda driver: driver.execute_script("return window.ponged") is True)
+    heard = visitor.execute_script("return window.heard")
+    assert not any("queue" in text or "closed" in text for text in heard), heard
+
+
+def test_a_waiting_resident_whose_server_cannot_push_the_closure_is_told_by_the_widgets_own_check(
+    server, council_site, browsers
+):
+    # One process on the in-memory layer: assist_sweep runs apart and cannot reach the socket.
+    _helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
+    wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue. Estimated wait")
+    ClosureDate.objects.create(date=timezone.localdate(), reason="Staff training")
+
+    # Two minutes on, the widget asks again whether chat is open.
+    visitor.execute_script("window.dioaChat.configLoadedAt -= 2 * 60 * 1000; window.dioaChat.waitTick()")
+
+    wait_for_text(visitor, "#dioa-chat-status", "Webchat has now closed, but an advisor may still answer you.")
+    wait_for_text(visitor, "#dioa-chat-announcer", "Webchat has now closed")
+
 
 def test_a_server_restart_mid_chat_loses_and_duplicates_nothing(server, council_site, browsers, site):
     helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)

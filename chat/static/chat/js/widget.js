@@ -29,6 +29,11 @@ const TYPING_EXPIRY_MS = 8000;
 const READ_MARK_DELAY_MS = 250;
 // After a `rate_limited` answer, unacknowledged messages are sent again this much later.
 const RESEND_AFTER_LIMIT_MS = 2000;
+// While waiting, whether chat is still open is also asked this often. Each `queue.position`
+// says it, but the server's periodic pass (closing time, a console past its grace period)
+// reaches sockets only through a shared channel layer: not on one process with the
+// in-memory layer, where it runs in a process of its own.
+const CONFIG_RECHECK_MS = 2 * 60 * 1000;
 
 const TEXT = {
   launcher: "Chat with an advisor",
@@ -228,9 +233,12 @@ class ChatWidget {
   }
 
   async loadConfig() {
+    this.configLoadedAt = Date.now();
+    const askedAt = this.configLoadedAt;
     try {
       const response = await fetch(`${ORIGIN}/chat/widget/config.json`, { credentials: "omit" });
       if (response.ok) this.config = await response.json();
+      this.noteAvailability(this.config, askedAt);
       this.cobrowse.maskAllInputs = Boolean(this.config.cobrowse_mask_all_inputs);
     } catch {
       // Offline: keep the defaults; starting a chat will say so.
@@ -748,12 +756,12 @@ class ChatWidget {
   // another page of the site) keeps the wait already counted, kept with the chat's state.
   onPosition({ position, estimated_wait_seconds: seconds, available, reason }) {
     if (!this.state.queue || this.state.queue.position !== position) {
-      this.state.queue = { position, until: Date.now() + Math.max(60, seconds) * 1000 };
-      this.save();
+      this.state.queue = { ...this.state.queue, position, until: Date.now() + Math.max(60, seconds) * 1000 };
     }
     // Each place comes with whether chat is still open (closing time, the last advisor gone):
     // said once, as part of the status, with the offer to leave a message.
-    if (available !== undefined) this.config = { ...this.config, available, reason };
+    this.noteAvailability({ available, reason }, Date.now());
+    this.save();
     this.render();
     this.announceStatus();
     clearInterval(this.waitTimer);
@@ -768,12 +776,30 @@ class ChatWidget {
     this.render();
     // Said once: the wait has outrun its estimate. The minutes counting down are only shown.
     if (Date.now() >= this.state.queue.until) this.announceStatus();
+    if (Date.now() - this.configLoadedAt >= CONFIG_RECHECK_MS) this.loadConfig();
+  }
+
+  // Whether chat is open, kept with the place in the queue (and so across the site's pages,
+  // where the status must not be said again): the newest word wins, whether a frame or a
+  // configuration asked for before it arrived and answered after.
+  noteAvailability({ available, reason }, at) {
+    const queue = this.state.queue;
+    if (!queue || typeof available !== "boolean" || at < (queue.availabilityAt || 0)) return;
+    Object.assign(queue, { available, reason: reason || null, availabilityAt: at });
+    this.save();
+  }
+
+  queueUnavailable() {
+    const queue = this.state.queue;
+    const available = queue && typeof queue.available === "boolean" ? queue.available : this.config.available;
+    return available === false ? (queue && queue.reason) || this.config.reason : null;
   }
 
   queueText() {
     const { position, until } = this.state.queue;
     const minutes = Math.ceil((until - Date.now()) / 60000);
-    if (this.config.available === false) return TEXT.positionUnavailable(position, this.config.reason);
+    const unavailable = this.queueUnavailable();
+    if (unavailable) return TEXT.positionUnavailable(position, unavailable);
     // Past the time a chat nobody answers is closed, "about 90 minutes" would promise a wait
     // the chat does not last.
     const closesAt = this.unansweredEndsAt();
@@ -1080,8 +1106,8 @@ class ChatWidget {
     if (this.conversation.status !== "waiting") return this.status.textContent;
     if (!this.state.queue) return null;
     const late = Date.now() >= this.state.queue.until;
-    const unavailable = this.config.available === false ? ` ${this.config.reason}` : "";
-    return `queue ${this.state.queue.position}${late ? " late" : ""}${unavailable}`;
+    const unavailable = this.queueUnavailable();
+    return `queue ${this.state.queue.position}${late ? " late" : ""}${unavailable ? ` ${unavailable}` : ""}`;
   }
 
   setStatus(text) {
