@@ -431,6 +431,15 @@ def test_leaving_a_message_instead_starts_fresh_and_going_back_sends_nothing(ser
     assert Conversation.objects.get().status == "waiting"
 
 
+def wait_for_pong(visitor) -> None:
+    """Ping and wait for the pong, which comes back after anything the server sent before it."""
+    visitor.execute_script(
+        "const chat = window.dioaChat, onPong = chat.onPong.bind(chat);"
+        "chat.onPong = (data) => { window.ponged = true; onPong(data); }; chat.socket.send('ping', {})"
+    )
+    wait(visitor).until(lambda driver: driver.execute_script("return window.ponged") is True)
+
+
 def test_a_waiting_resident_is_told_once_when_chat_closes_and_may_leave_a_message(server, council_site, browsers):
     _helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
     wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue. Estimated wait")
@@ -448,12 +457,7 @@ def test_a_waiting_resident_is_told_once_when_chat_closes_and_may_leave_a_messag
     visitor.execute_script("window.dioaChat.announce = (text) => { window.heardAgain = text; }")
     assert services.waiting_residents_update()
     visitor.execute_script("return window.dioaChat.loadConfig()")
-    # A pong comes back after anything the server sent before it.
-    visitor.execute_script(
-        "const chat = window.dioaChat, onPong = chat.onPong.bind(chat);"
-        "chat.onPong = (data) => { window.ponged = true; onPong(data); }; chat.socket.send('ping', {})"
-    )
-    wait(visitor).until(lambda driver: driver.execute_script("return window.ponged") is True)
+    wait_for_pong(visitor)
     assert visitor.execute_script("return window.heardAgain") is None, "said once"
 
     # Nor on the site's next page, where the place and the closure come back from the server.
@@ -461,11 +465,7 @@ def test_a_waiting_resident_is_told_once_when_chat_closes_and_may_leave_a_messag
     visitor.find_element(By.LINK_TEXT, "Another page").click()
     wait_for_text(visitor, "h1", "Another page")
     wait_for_text(visitor, "#dioa-chat-status", closed)
-    visitor.execute_script(
-        "const chat = window.dioaChat, onPong = chat.onPong.bind(chat);"
-        "chat.onPong = (data) => { window.ponged = true; onPong(data); }; chat.socket.send('ping', {})"
-    )
-    wait(visitor).until(lambda driver: driver.execute_script("return window.ponged") is True)
+    wait_for_pong(visitor)
     heard = visitor.execute_script("return window.heard")
     assert not any("queue" in text or "closed" in text for text in heard), heard
 
