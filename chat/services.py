@@ -798,18 +798,15 @@ def conversation_visitor_left(*, conversation_id: int, channel_name: str, now: d
         )
 
 
-def waiting_residents_update() -> bool:
-    """Tell the residents waiting, if any, the queue's state again; True if anyone waits.
+def waiting_residents_update() -> None:
+    """Tell the residents waiting, if any, the queue's state again.
 
     Whether webchat is open changes with time alone too: the day's opening hours end, or a
     helper whose console closed passes the grace period and no longer counts as online.
     Nothing commits then to announce it, so the periodic sweep does. A socket sends its
     resident a new `queue.position` only when something in it changed.
     """
-    if not selectors.conversation_list_waiting().exists():
-        return False
     events.broadcast_queue_moved()
-    return True
 
 
 def conversation_mark_silent_visitors_gone(*, now: datetime.datetime | None = None) -> list[int]:

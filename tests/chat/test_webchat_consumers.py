@@ -86,14 +86,28 @@ async def test_the_sweep_tells_waiting_residents_when_webchat_closes_and_says_no
 
     told = await expect(visitor, "queue.position")
     assert (told["position"], told["available"], told["reason"]) == (1, False, "closed")
-    assert await sync_to_async(services.waiting_residents_update)(), "someone waits"
+    await sync_to_async(services.waiting_residents_update)()
     assert await visitor.receive_nothing(timeout=0.3), "nothing changed: nothing sent"
     for communicator in (helper, visitor):
         await communicator.disconnect()
 
 
-def test_nobody_waiting_is_nobody_to_tell():
-    assert services.waiting_residents_update() is False
+def test_nobody_waiting_is_nobody_to_tell(broadcasts):
+    services.waiting_residents_update()
+
+    assert broadcasts.events(events.QUEUE_MOVED) == []
+
+
+def test_a_queue_update_that_fails_is_logged_and_what_committed_stands(monkeypatch, caplog):
+    def unreadable():
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(selectors, "queue_state", unreadable)
+
+    conversation, _token = services.conversation_start(visitor_name="Pat")
+
+    assert Conversation.objects.get(pk=conversation.pk).status == Conversation.Status.WAITING
+    assert f"broadcast of {events.QUEUE_MOVED} failed" in caplog.text
 
 
 async def test_a_queue_event_older_than_the_place_a_resident_was_given_is_ignored(advisor):

@@ -446,16 +446,23 @@ def test_a_waiting_resident_is_told_once_when_chat_closes_and_may_leave_a_messag
     ClosureDate.objects.create(date=timezone.localdate(), reason="Staff training")
 
     # assist_sweep's next pass tells the residents waiting.
-    assert services.waiting_residents_update()
+    services.waiting_residents_update()
 
     closed = "Webchat has now closed, but an advisor may still answer you. You can leave a message instead."
     wait_for_text(visitor, "#dioa-chat-status", closed)
     wait_for_text(visitor, "#dioa-chat-announcer", "Webchat has now closed")
     assert visitor.find_element(By.ID, "dioa-chat-leave-instead").is_displayed()
     assert Conversation.objects.get().status == "waiting", "still in the queue: an advisor may answer"
+    # A configuration that cannot be read (the page's own still says open) leaves what the
+    # newer frame said.
+    visitor.execute_script(
+        "const fetched = window.fetch; window.fetch = async () => new Response('{}', { status: 500 });"
+        "return window.dioaChat.loadConfig().finally(() => { window.fetch = fetched; })"
+    )
+    assert closed in visitor.find_element(By.ID, "dioa-chat-status").text
     # The next pass and a fresh look at the configuration: nothing new, so nothing said again.
     visitor.execute_script("window.dioaChat.announce = (text) => { window.heardAgain = text; }")
-    assert services.waiting_residents_update()
+    services.waiting_residents_update()
     visitor.execute_script("return window.dioaChat.loadConfig()")
     wait_for_pong(visitor)
     assert visitor.execute_script("return window.heardAgain") is None, "said once"

@@ -233,12 +233,14 @@ class ChatWidget {
   }
 
   async loadConfig() {
-    this.configLoadedAt = Date.now();
-    const askedAt = this.configLoadedAt;
+    const askedAt = (this.configLoadedAt = Date.now());
     try {
       const response = await fetch(`${ORIGIN}/chat/widget/config.json`, { credentials: "omit" });
-      if (response.ok) this.config = await response.json();
-      this.noteAvailability(this.config, askedAt);
+      if (response.ok) {
+        this.config = await response.json();
+        // Only a fresh answer: the configuration kept from before must not outvote a newer frame.
+        this.noteAvailability(this.config, askedAt);
+      }
       this.cobrowse.maskAllInputs = Boolean(this.config.cobrowse_mask_all_inputs);
     } catch {
       // Offline: keep the defaults; starting a chat will say so.
