@@ -10,10 +10,19 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
+import pytest
 from django.conf import settings
 from django.db import connection
 
 from config.settings import BASE_DIR
+
+
+def pushed_from_the_test_process(test):
+    """Mark a test whose own process changes what a server's sockets must then be told (it
+    calls a service that broadcasts). Only a channel layer both processes share carries that:
+    Redis, in the services pass. The in-memory layer is each process's own, so on the
+    embedded defaults such a test could only time out waiting."""
+    return pytest.mark.services(pytest.mark.usefixtures("redis_url")(test))
 
 
 def free_port() -> int:

@@ -21,7 +21,7 @@ from chat.models import CallbackRequest, Conversation, InternalNote, Message
 from kiosk.models import Service, ServiceCategory
 from tests.e2e import browser
 from tests.e2e.browser import assert_accessible, click, require_browser, wait, wait_for_text
-from tests.servers import start_daphne
+from tests.servers import pushed_from_the_test_process, start_daphne
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -260,6 +260,7 @@ def test_a_console_left_for_another_page_goes_offline_and_comes_back_with_the_qu
     wait(alex, 10).until(lambda _: ConsoleConnection.objects.filter(closed_at__isnull=True).count() == 1)
 
 
+@pushed_from_the_test_process
 def test_a_supervisor_goes_on_watching_after_the_connection_comes_back(server, staff, browsers):
     alex, sam = browsers(), browsers()
     sign_in(alex, server, "alex")
@@ -284,6 +285,7 @@ def test_a_supervisor_goes_on_watching_after_the_connection_comes_back(server, s
         restarted.stop()
 
 
+@pushed_from_the_test_process
 def test_a_console_back_from_a_lost_connection_says_what_became_of_its_conversations(server, staff, browsers):
     alex, sam = browsers(), browsers()
     sign_in(alex, server, "alex")
@@ -346,6 +348,7 @@ def test_a_console_back_from_a_lost_connection_says_what_became_of_its_conversat
         restarted.stop()
 
 
+@pushed_from_the_test_process
 def test_a_call_back_is_taken_on_by_one_advisor_and_done(server, staff, browsers):
     # One left on an earlier day (a Friday evening, read on Monday) says which day.
     earlier = services.callback_request_create(name="Sam", message="Left last week", phone="01632 960002")

@@ -32,7 +32,7 @@ from tests.e2e.browser import (
     wait,
     wait_for_text,
 )
-from tests.servers import free_port, start_daphne
+from tests.servers import free_port, pushed_from_the_test_process, start_daphne
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -440,6 +440,7 @@ def wait_for_pong(visitor) -> None:
     wait(visitor).until(lambda driver: driver.execute_script("return window.ponged") is True)
 
 
+@pushed_from_the_test_process
 def test_a_waiting_resident_is_told_once_when_chat_closes_and_may_leave_a_message(server, council_site, browsers):
     _helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
     wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue. Estimated wait")
@@ -683,6 +684,7 @@ def start_chat_with_a_double_press(visitor, council_site) -> None:
     ).perform()
 
 
+@pushed_from_the_test_process
 def test_a_long_chat_reloaded_with_a_message_typed_offline_delivers_it(server, council_site, browsers, site, settings):
     helper = browsers()
     sign_in(helper, server)
@@ -727,6 +729,7 @@ def test_a_long_chat_reloaded_with_a_message_typed_offline_delivers_it(server, c
         restarted.stop()
 
 
+@pushed_from_the_test_process
 def test_a_chat_nobody_answered_offers_to_leave_a_message(server, council_site, browsers, settings):
     _helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
     wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue.")
@@ -785,6 +788,7 @@ def test_a_waiting_resident_can_leave_a_message_instead_and_stops_waiting(server
     assert not visitor.find_element(By.CSS_SELECTOR, ".chat-callback").is_displayed()
 
 
+@pushed_from_the_test_process
 def test_a_chat_closed_because_the_resident_was_away_says_so(server, council_site, browsers):
     _helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
     wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue.")
