@@ -9,6 +9,10 @@ PORT ?= 8000
 # The services pass of `make test` uses these; .ci/run and the README say how to get them.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+# Tests run in parallel processes (pytest-xdist), one a core and at most four: each has its
+# own test database and channel-layer prefix. TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= auto
+PYTEST := $(BIN)/python -m pytest --numprocesses=$(TEST_WORKERS) --maxprocesses=4 --dist=worksteal
 
 ASSETS := build/static/council/css/council.css build/static/chat/css/widget.css \
 	build/static/vendor/govuk-frontend/govuk-frontend.min.js build/static/vendor/rrweb/rrweb.js
@@ -78,12 +82,12 @@ EMBEDDED_MARKERS ?= not services
 
 test-embedded: setup
 	@echo "== make test: pass 1 of 2, SQLite and the in-memory channel layer ($(EMBEDDED_MARKERS))"
-	env -u DATABASE_URL -u REDIS_URL $(BIN)/python -m pytest -m "$(EMBEDDED_MARKERS)"
+	env -u DATABASE_URL -u REDIS_URL $(PYTEST) -m "$(EMBEDDED_MARKERS)"
 
 test-services: setup
 	@echo "== make test: pass 2 of 2, PostgreSQL and Redis"
 	@if $(BIN)/python -m tests.services_available "$(TEST_DATABASE_URL)" "$(TEST_REDIS_URL)"; then \
-		DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" $(BIN)/python -m pytest; \
+		DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" $(PYTEST); \
 	elif [ "$$CI" = "true" ]; then \
 		echo "CI: PostgreSQL or Redis is not reachable; the services pass must run." >&2; exit 1; \
 	else \
@@ -92,7 +96,7 @@ test-services: setup
 
 # A quicker local loop: no browser tests, embedded services only.
 test-fast: setup
-	env -u DATABASE_URL -u REDIS_URL $(BIN)/python -m pytest -m "not services and not browser"
+	env -u DATABASE_URL -u REDIS_URL $(PYTEST) -m "not services and not browser"
 
 lint: setup
 	$(BIN)/ruff check .

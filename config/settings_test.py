@@ -13,11 +13,16 @@ os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,testserver")
 # tests/servers.py), so the pooled configuration is still what the browser and two-process
 # tests run on.
 os.environ.setdefault("DJANGO_DB_POOL", "0")
-# Each test run gets its own channel-layer namespace on a shared Redis.
-os.environ.setdefault("CHANNEL_LAYER_PREFIX", f"dioa-test-{uuid.uuid4().hex[:8]}")
+# Each test run gets its own channel-layer namespace on a shared Redis, and each of its
+# pytest-xdist workers a part of it (a worker inherits the environment of the process that
+# started it; a server a worker starts is handed the worker's whole prefix).
+_prefix = os.environ.setdefault("CHANNEL_LAYER_PREFIX", f"dioa-test-{uuid.uuid4().hex[:8]}")
+_worker = os.environ.get("PYTEST_XDIST_WORKER")
+if _worker and not _prefix.endswith(f"-{_worker}"):
+    os.environ["CHANNEL_LAYER_PREFIX"] = f"{_prefix}-{_worker}"
 
-from config.settings import *  # noqa: F403
-from config.settings import BASE_DIR, DATABASES, STORAGES
+from config.settings import *  # noqa: E402, F403
+from config.settings import BASE_DIR, DATABASES, STORAGES  # noqa: E402
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
