@@ -239,7 +239,7 @@ class ChatWidget {
       if (response.ok) {
         this.config = await response.json();
         // Only a fresh answer: the configuration kept from before must not outvote a newer frame.
-        this.noteAvailability(this.config, askedAt);
+        if (this.noteAvailability(this.config, askedAt)) this.save();
       }
       this.cobrowse.maskAllInputs = Boolean(this.config.cobrowse_mask_all_inputs);
     } catch {
@@ -783,18 +783,20 @@ class ChatWidget {
 
   // Whether chat is open, kept with the place in the queue (and so across the site's pages,
   // where the status must not be said again): the newest word wins, whether a frame or a
-  // configuration asked for before it arrived and answered after.
+  // configuration asked for before it arrived and answered after. Returns whether it noted
+  // it; the caller saves.
   noteAvailability({ available, reason }, at) {
     const queue = this.state.queue;
-    if (!queue || typeof available !== "boolean" || at < (queue.availabilityAt || 0)) return;
+    if (!queue || typeof available !== "boolean" || at < (queue.availabilityAt || 0)) return false;
     Object.assign(queue, { available, reason: reason || null, availabilityAt: at });
-    this.save();
+    return true;
   }
 
+  // Why chat is closed to the resident waiting (`closed`, `no_helpers`), or null while open.
+  // Every `queue.position` says it, and so the queue always holds the newest word.
   queueUnavailable() {
     const queue = this.state.queue;
-    const available = queue && typeof queue.available === "boolean" ? queue.available : this.config.available;
-    return available === false ? (queue && queue.reason) || this.config.reason : null;
+    return queue && queue.available === false ? queue.reason : null;
   }
 
   queueText() {
