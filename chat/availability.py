@@ -29,24 +29,35 @@ class Availability:
 
 
 def _open_at(moment: datetime.datetime, hours: list[OpeningHours], closed_dates: set[datetime.date]) -> bool:
+    """Whether a row's hours cover `moment`: one of its day's, or one of the day before's that
+    runs past midnight. A closure date closes its whole calendar day, and a row starting on
+    it does not open the small hours after it either."""
     if moment.date() in closed_dates:
         return False
-    now = moment.time()
-    return any(h.weekday == moment.weekday() and h.opens_at <= now < h.closes_at for h in hours)
+    wall = moment.replace(tzinfo=None)
+    started_on = [day for day in (wall.date(), wall.date() - datetime.timedelta(days=1)) if day not in closed_dates]
+    for h in hours:
+        for day in started_on:
+            if h.weekday == day.weekday():
+                opens, closes = h.span_from(day)
+                if opens <= wall < closes:
+                    return True
+    return False
 
 
 def _next_opening(moment: datetime.datetime, hours: list[OpeningHours], closed_dates: set[datetime.date]):
+    wall = moment.replace(tzinfo=None)
     for days_ahead in range(15):
-        day = moment.date() + datetime.timedelta(days=days_ahead)
+        day = wall.date() + datetime.timedelta(days=days_ahead)
         if day in closed_dates:
             continue
         if not hours and days_ahead:
             # No weekly hours: open all day, every day but the closures.
             return timezone.make_aware(datetime.datetime.combine(day, datetime.time()), moment.tzinfo)
         for h in sorted((h for h in hours if h.weekday == day.weekday()), key=lambda h: h.opens_at):
-            start = timezone.make_aware(datetime.datetime.combine(day, h.opens_at), moment.tzinfo)
-            if start > moment:
-                return start
+            opens, _closes = h.span_from(day)
+            if opens > wall:
+                return timezone.make_aware(opens, moment.tzinfo)
     return None
 
 
@@ -55,9 +66,10 @@ def chat_availability(*, now: datetime.datetime | None = None) -> Availability:
     helper is online."""
     moment = timezone.localtime(now or timezone.now())
     hours = list(OpeningHours.objects.all())
+    # From yesterday: a closure then keeps its night shut past midnight.
     closed_dates = set(
         ClosureDate.objects.filter(
-            date__gte=moment.date(), date__lte=moment.date() + datetime.timedelta(days=15)
+            date__gte=moment.date() - datetime.timedelta(days=1), date__lte=moment.date() + datetime.timedelta(days=15)
         ).values_list("date", flat=True)
     )
     if (hours and not _open_at(moment, hours, closed_dates)) or (not hours and moment.date() in closed_dates):

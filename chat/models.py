@@ -1,5 +1,7 @@
 """Conversations between a resident and a helper, and the messages in them."""
 
+import datetime
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -200,7 +202,11 @@ class InternalNote(models.Model):
 
 
 class OpeningHours(models.Model):
-    """When helpers answer webchat on one day of the week. No rows at all means always open."""
+    """When helpers answer webchat on one day of the week. No rows at all means always open.
+
+    A closing time at or before the opening time is on the next day, so a row can run to
+    midnight (9am to 00:00) or overnight (10pm to 2am); midnight to midnight is the whole day.
+    """
 
     class Weekday(models.IntegerChoices):
         MONDAY = 0, _("Monday")
@@ -213,20 +219,43 @@ class OpeningHours(models.Model):
 
     weekday = models.PositiveSmallIntegerField(_("day"), choices=Weekday)
     opens_at = models.TimeField(_("opens"))
-    closes_at = models.TimeField(_("closes"))
+    closes_at = models.TimeField(
+        _("closes"),
+        help_text=_(
+            "A time at or before the opening time is on the next day: 00:00 closes at midnight, "
+            "02:00 after a 22:00 opening closes overnight; 00:00 to 00:00 is open all day."
+        ),
+    )
 
     class Meta:
         ordering = ["weekday", "opens_at"]
-        constraints = [
-            models.CheckConstraint(
-                condition=models.Q(closes_at__gt=models.F("opens_at")), name="chat_hours_close_after_open"
-            )
-        ]
         verbose_name = _("opening hours")
         verbose_name_plural = _("opening hours")
 
     def __str__(self) -> str:
-        return f"{self.get_weekday_display()} {clock_text(self.opens_at)} to {clock_text(self.closes_at)}"
+        return f"{self.get_weekday_display()} {hours_text(self.opens_at, self.closes_at)}"
+
+    @property
+    def length(self) -> datetime.timedelta:
+        opens = datetime.datetime.combine(datetime.date.min, self.opens_at)
+        closes = datetime.datetime.combine(datetime.date.min, self.closes_at)
+        if closes <= opens:
+            closes += datetime.timedelta(days=1)
+        return closes - opens
+
+    def span_from(self, day: datetime.date) -> tuple[datetime.datetime, datetime.datetime]:
+        """When this row opens and closes if it starts on `day`, in wall-clock time (naive)."""
+        opens = datetime.datetime.combine(day, self.opens_at)
+        return opens, opens + self.length
+
+
+def hours_text(opens: datetime.time, closes: datetime.time) -> str:
+    """A day's hours as GOV.UK writes them: "9am to 5pm", "10pm to 2am the next day", "all day"."""
+    if opens == closes == datetime.time(0):
+        return "all day"
+    text = f"{clock_text(opens)} to {clock_text(closes)}"
+    # Closing at midnight ends the same day, as readers take "to midnight".
+    return text + " the next day" if closes <= opens and closes != datetime.time(0) else text
 
 
 class ClosureDate(models.Model):

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from chat import selectors, services
 from chat.availability import chat_availability
 from chat.error_messages import error_message
-from chat.models import ClosureDate, OpeningHours
+from chat.models import ClosureDate, OpeningHours, hours_text
 from kiosk.selectors import service_list_active
 
 CLOSURES_SHOWN_DAYS = 14
@@ -37,6 +37,7 @@ def widget_config(request):
                     "day": hours.get_weekday_display(),
                     "opens": f"{hours.opens_at:%H:%M}",
                     "closes": f"{hours.closes_at:%H:%M}",
+                    "text": hours_text(hours.opens_at, hours.closes_at),
                 }
                 for hours in OpeningHours.objects.all()
             ],

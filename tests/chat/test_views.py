@@ -37,6 +37,7 @@ def test_config_says_when_closed(client):
     assert (data["available"], data["reason"]) == (False, "closed")
     assert data["next_open"] is not None
     assert data["opening_hours"][0]["opens"] == "09:00"
+    assert data["opening_hours"][0]["text"] == "9am to 5pm"
     assert data["time_zone"] == "Europe/London"
 
 
@@ -126,6 +127,19 @@ def test_transcript_only_by_post(client):
 def test_opening_hours_read_as_govuk_writes_them():
     hours = OpeningHours(weekday=0, opens_at=datetime.time(9), closes_at=datetime.time(17, 30))
     assert str(hours) == "Monday 9am to 5:30pm"
+
+
+@pytest.mark.parametrize(
+    "opens, closes, text",
+    [
+        (datetime.time(9), datetime.time(0), "Friday 9am to midnight"),
+        (datetime.time(22), datetime.time(2), "Friday 10pm to 2am the next day"),
+        (datetime.time(0), datetime.time(0), "Friday all day"),
+        (datetime.time(12), datetime.time(12), "Friday midday to midday the next day"),
+    ],
+)
+def test_hours_past_midnight_read_as_they_run(opens, closes, text):
+    assert str(OpeningHours(weekday=4, opens_at=opens, closes_at=closes)) == text
 
 
 def test_a_call_back_past_its_retention_is_shown_in_the_admin_but_cannot_be_changed(admin_client):

@@ -75,6 +75,49 @@ def test_with_no_hours_configured_a_closure_says_it_opens_the_next_day_not_close
     assert timezone.localtime(availability.next_open).strftime("%A %H:%M") == "Wednesday 00:00"
 
 
+def at(day: int, hour: int, minute: int = 0) -> datetime.datetime:
+    """Day `day` of the week of MONDAY_NOON (0 is that Monday, 7 the next), at a time."""
+    return MONDAY_NOON.replace(hour=hour, minute=minute) + datetime.timedelta(days=day)
+
+
+def opening(now: datetime.datetime) -> str:
+    availability = chat_availability(now=now)
+    assert (availability.available, availability.reason) == (False, "closed")
+    return timezone.localtime(availability.next_open).strftime("%A %H:%M")
+
+
+def test_hours_can_run_to_midnight():
+    OpeningHours.objects.create(weekday=0, opens_at=datetime.time(9), closes_at=datetime.time(0))
+    assert chat_availability(now=at(0, 23, 59)).available
+    assert opening(at(1, 0)) == "Monday 09:00"
+    assert opening(at(0, 8, 59)) == "Monday 09:00"
+
+
+def test_hours_can_run_overnight_into_the_next_day():
+    OpeningHours.objects.create(weekday=4, opens_at=datetime.time(22), closes_at=datetime.time(2))
+    assert opening(at(4, 21, 59)) == "Friday 22:00"
+    assert chat_availability(now=at(4, 23)).available
+    assert chat_availability(now=at(5, 1, 59)).available
+    assert opening(at(5, 2)) == "Friday 22:00"
+
+
+def test_midnight_to_midnight_is_open_all_day():
+    OpeningHours.objects.create(weekday=0, opens_at=datetime.time(0), closes_at=datetime.time(0))
+    assert chat_availability(now=at(0, 0)).available
+    assert chat_availability(now=at(0, 23, 59)).available
+    assert opening(at(1, 0)) == "Monday 00:00"
+
+
+def test_a_closure_closes_its_whole_day_and_a_night_that_starts_on_it():
+    OpeningHours.objects.create(weekday=4, opens_at=datetime.time(22), closes_at=datetime.time(2))
+    saturday = ClosureDate.objects.create(date=at(5, 0).date())
+    assert opening(at(5, 1)) == "Friday 22:00", "the Friday night runs into a closed Saturday"
+    saturday.delete()
+    ClosureDate.objects.create(date=at(4, 0).date())
+    assert opening(at(5, 1)) == "Friday 22:00", "a night that starts on a closed Friday stays shut"
+    assert chat_availability(now=at(11, 23)).available, "the next Friday night opens as usual"
+
+
 @pytest.mark.real_availability
 def test_nobody_online_makes_chat_unavailable_and_a_console_makes_it_available(advisor):
     assert chat_availability().reason == "no_helpers"

@@ -616,7 +616,7 @@ def test_closed_today_with_no_weekly_hours_says_which_day_it_opens(server, counc
 
 def test_with_nobody_available_the_resident_can_leave_a_message(server, council_site, browsers, settings):
     for weekday in range(7):
-        OpeningHours.objects.create(weekday=weekday, opens_at=datetime.time(0), closes_at=datetime.time(23, 59))
+        OpeningHours.objects.create(weekday=weekday, opens_at=datetime.time(0), closes_at=datetime.time(0))
     ClosureDate.objects.create(date=datetime.date(2030, 12, 25), reason="Christmas Day")
     closure = ClosureDate.objects.create(
         date=timezone.localdate() + datetime.timedelta(days=3), reason="Staff training"
@@ -627,7 +627,7 @@ def test_with_nobody_available_the_resident_can_leave_a_message(server, council_
     wait_for_text(visitor, "#dioa-chat-unavailable-reason", "All our advisors are busy or away at the moment.")
     hours = visitor.find_element(By.CSS_SELECTOR, ".chat-hours").text
     assert "Webchat opening hours" in hours
-    assert "Monday: midnight to 11:59pm" in hours, "times as GOV.UK writes them"
+    assert "Monday: all day" in hours, "midnight to midnight"
     assert f"Closed on {closure.date:%A} {closure.date.day} {closure.date:%B} (Staff training)" in hours
     assert "Christmas Day" not in hours, "only the next two weeks' closures"
     assert visitor.switch_to.active_element.get_attribute("id") in {"dioa-callback-name", "dioa-chat-name"}

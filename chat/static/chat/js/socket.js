@@ -167,7 +167,7 @@ export function newClientId() {
 }
 
 // A time of day as GOV.UK writes it: "9am", "5:30pm", "midday", "midnight".
-export function clockText(hours, minutes) {
+function clockText(hours, minutes) {
   if (minutes === 0 && hours === 12) return "midday";
   if (minutes === 0 && hours === 0) return "midnight";
   const hour = hours % 12 || 12;

@@ -9,7 +9,7 @@
 // resends, with the same client ids, whatever was not acknowledged).
 
 import { announce, element, isShown, keepingFocusIn, linkify } from "./dom.js";
-import { FrameSocket, MessageStore, clockText, formatTime, newClientId, secretId, socketUrl, timeText } from "./socket.js";
+import { FrameSocket, MessageStore, formatTime, newClientId, secretId, socketUrl, timeText } from "./socket.js";
 import { ResidentCobrowse, codeView } from "./cobrowse.js";
 import { FormErrors } from "./form_errors.js";
 
@@ -90,7 +90,7 @@ const TEXT = {
     `This chat closed because the website was closed for more than ${minutes} minute${minutes === 1 ? "" : "s"}.`,
   nextOpen: (when) => `We open again ${when}.`,
   hoursHeading: "Webchat opening hours",
-  hours: (day, opens, closes) => `${day}: ${opens} to ${closes}`,
+  hours: (day, when) => `${day}: ${when}`,
   closedOn: (when, reason) => `Closed on ${when}${reason ? ` (${reason})` : ""}`,
   leaveMessageIntro: "Leave a message and we will get back to you by phone or email.",
   leaveInstead: "Leave a message instead",
@@ -1147,8 +1147,7 @@ class ChatWidget {
     const hours = this.config.opening_hours || [];
     const closures = this.config.closures || [];
     this.hoursBox.hidden = !hours.length && !closures.length;
-    const clock = (hhmm) => clockText(...hhmm.split(":").map(Number));
-    const items = hours.map((h) => element("li", { text: TEXT.hours(h.day, clock(h.opens), clock(h.closes)) }));
+    const items = hours.map((h) => element("li", { text: TEXT.hours(h.day, h.text) }));
     for (const closure of closures) {
       // A date without a time: noon UTC is the same calendar day in every council time zone.
       const when = this.councilTime(new Date(`${closure.date}T12:00:00Z`), { weekday: "long", day: "numeric", month: "long" });
