@@ -88,6 +88,13 @@ else:
         raise ImproperlyConfigured(
             "DJANGO_ALLOWED_HOSTS must list this site's host names (comma-separated) when DJANGO_DEBUG is off."
         )
+    # Channels checks a socket's Origin against these hosts: a wildcard would let any site open
+    # the console's and the kiosks' sockets in a signed-in browser.
+    if any(host == "*" or host.startswith("*") for host in ALLOWED_HOSTS):
+        raise ImproperlyConfigured(
+            "DJANGO_ALLOWED_HOSTS must name this site's hosts, not '*', when DJANGO_DEBUG is off: "
+            "websocket origins are checked against them."
+        )
 
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 

@@ -60,6 +60,13 @@ def test_the_core_redis_layer_has_deliberate_capacity_and_expiry():
             "DJANGO_SECRET_KEY must be set",
         ),
         ({"DJANGO_SECRET_KEY": "a-long-random-production-key-" + "z" * 30}, "DJANGO_ALLOWED_HOSTS must list"),
+        (
+            {
+                "DJANGO_SECRET_KEY": "a-long-random-production-key-" + "z" * 30,
+                "DJANGO_ALLOWED_HOSTS": "council.example,*",
+            },
+            "DJANGO_ALLOWED_HOSTS must name this site's hosts, not '*'",
+        ),
         ({"DJANGO_DEBUG": "1", "CHANNEL_LAYER": "core"}, "CHANNEL_LAYER=core needs REDIS_URL"),
         ({"DJANGO_DEBUG": "1", "DJANGO_DB_ASYNC_CONNECTIONS": "0"}, "DJANGO_DB_ASYNC_CONNECTIONS must be at least 1"),
         ({"DJANGO_DEBUG": "1", "DJANGO_DB_ASYNC_CONNECTIONS": "ten"}, "must be a whole number"),
