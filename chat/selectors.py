@@ -116,16 +116,9 @@ def conversation_expired_q(reason: str, *, before: datetime.datetime) -> Q:
     return ~Q(status=Conversation.Status.ENDED) & Q(visitor_last_seen_at__lt=before)
 
 
-def conversation_list_unanswered(*, before: datetime.datetime) -> list[int]:
-    return list(
-        Conversation.objects.filter(conversation_expired_q("unanswered", before=before)).values_list("pk", flat=True)
-    )
-
-
-def conversation_list_abandoned(*, before: datetime.datetime) -> list[int]:
-    return list(
-        Conversation.objects.filter(conversation_expired_q("abandoned", before=before)).values_list("pk", flat=True)
-    )
+def conversation_list_expired(reason: str, *, before: datetime.datetime) -> list[int]:
+    """Ids of the conversations `conversation_expired_q` matches."""
+    return list(Conversation.objects.filter(conversation_expired_q(reason, before=before)).values_list("pk", flat=True))
 
 
 def conversation_list_silent_visitors(*, before: datetime.datetime) -> list[tuple[int, datetime.datetime]]:

@@ -692,13 +692,12 @@ def conversation_end_expired(*, now: datetime.datetime | None = None) -> list[in
     """
     now = now or timezone.now()
     ended = []
-    unanswered_before = now - datetime.timedelta(minutes=settings.CHAT_WAITING_TIMEOUT_MINUTES)
-    abandoned_before = now - datetime.timedelta(minutes=settings.CHAT_ABANDONED_TIMEOUT_MINUTES)
-    for reason, before, conversation_ids in (
-        ("unanswered", unanswered_before, selectors.conversation_list_unanswered(before=unanswered_before)),
-        ("abandoned", abandoned_before, selectors.conversation_list_abandoned(before=abandoned_before)),
+    for reason, minutes in (
+        ("unanswered", settings.CHAT_WAITING_TIMEOUT_MINUTES),
+        ("abandoned", settings.CHAT_ABANDONED_TIMEOUT_MINUTES),
     ):
-        for conversation_id in conversation_ids:
+        before = now - datetime.timedelta(minutes=minutes)
+        for conversation_id in selectors.conversation_list_expired(reason, before=before):
             if conversation_id not in ended and _conversation_end_if_expired(conversation_id, reason, before):
                 ended.append(conversation_id)
     return ended

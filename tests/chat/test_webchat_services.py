@@ -381,22 +381,22 @@ def test_a_conversation_that_stops_being_expired_after_it_is_listed_is_not_ended
     conversation, _ = services.conversation_start(now=now - datetime.timedelta(minutes=31))
     if reason == "unanswered":
         services.conversation_touch_visitor(conversation_id=conversation.pk, now=now)
-        listing, in_between = "conversation_list_unanswered", "accepted"
     else:
         services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
-        listing, in_between = "conversation_list_abandoned", "came back"
-    listed = getattr(selectors, listing)
+    listed = selectors.conversation_list_expired
 
-    def listed_then_changed(**kwargs):
-        ids = listed(**kwargs)
+    def listed_then_changed(listed_reason, **kwargs):
+        ids = listed(listed_reason, **kwargs)
         # Between the sweep's list and its end: a helper accepts, or the resident comes back.
-        if in_between == "accepted":
+        if listed_reason == reason == "unanswered":
             services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
-        else:
+        elif listed_reason == reason == "abandoned":
             services.conversation_touch_visitor(conversation_id=conversation.pk, now=now)
+        if listed_reason == reason:
+            assert ids == [conversation.pk], "listed before it changed"
         return ids
 
-    monkeypatch.setattr(selectors, listing, listed_then_changed)
+    monkeypatch.setattr(selectors, "conversation_list_expired", listed_then_changed)
 
     assert services.conversation_end_expired(now=now) == []
     conversation.refresh_from_db()
