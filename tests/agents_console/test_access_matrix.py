@@ -7,7 +7,6 @@ every page but the kiosk services with a friendly 403.
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.test import Client
 
 from chat import services
@@ -17,6 +16,7 @@ from kiosk.middleware import DEVICE_COOKIE
 from tests.agents_console.test_consumers import console, expect
 from tests.chat.test_consumers import connect as connect_visitor
 from tests.chat.test_consumers import start
+from tests.sockets import Communicator
 
 PEOPLE = ["anonymous", "visitor", "kiosk", "volunteer", "advisor", "supervisor"]
 STAFF = PEOPLE[3:]
@@ -166,7 +166,7 @@ async def test_the_kiosk_socket_is_only_for_an_enrolled_kiosk(people, person):
         client = Client()
         await sync_to_async(client.force_login)(people[person])
         headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
-    communicator = WebsocketCommunicator(application, "/ws/kiosk/", headers=headers)
+    communicator = Communicator(application, "/ws/kiosk/", headers=headers)
     connected, code = await communicator.connect()
     if person == "kiosk":
         assert connected

@@ -2,7 +2,6 @@
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
 
@@ -14,6 +13,7 @@ from chat.protocol import FrameConsumer
 from config.asgi import application
 from tests.chat.test_consumers import connect as connect_visitor
 from tests.chat.test_consumers import expect, send, start, writes_held
+from tests.sockets import Communicator
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,7 +28,7 @@ async def console(user=None, *, path="/ws/console/", cookies=None):
         cookies[settings.SESSION_COOKIE_NAME] = client.cookies[settings.SESSION_COOKIE_NAME].value
     if cookies:
         headers.append((b"cookie", "; ".join(f"{name}={value}" for name, value in cookies.items()).encode()))
-    communicator = WebsocketCommunicator(application, path, headers=headers)
+    communicator = Communicator(application, path, headers=headers)
     connected, _ = await communicator.connect()
     assert connected
     return communicator

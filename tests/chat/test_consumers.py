@@ -5,7 +5,6 @@ import json
 import threading
 
 import pytest
-from channels.testing import WebsocketCommunicator
 from django.db import connection, transaction
 
 from chat import consumers as chat_consumers
@@ -13,6 +12,7 @@ from chat import services
 from chat.models import Conversation, Message
 from chat.protocol import MAX_FRAME_BYTES, FrameConsumer
 from config.asgi import application
+from tests.sockets import Communicator
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,7 +20,7 @@ ORIGIN = (b"origin", b"http://testserver")
 
 
 async def connect(origin=ORIGIN):
-    communicator = WebsocketCommunicator(application, "/ws/chat/", headers=[origin])
+    communicator = Communicator(application, "/ws/chat/", headers=[origin])
     connected, _ = await communicator.connect()
     assert connected
     return communicator
@@ -444,7 +444,7 @@ async def test_a_flood_is_rate_limited_with_one_error_and_stores_only_what_was_a
 
 
 async def test_a_foreign_origin_is_refused_at_the_handshake():
-    communicator = WebsocketCommunicator(application, "/ws/chat/", headers=[(b"origin", b"https://evil.example")])
+    communicator = Communicator(application, "/ws/chat/", headers=[(b"origin", b"https://evil.example")])
     connected, _ = await communicator.connect()
 
     assert not connected
@@ -453,7 +453,7 @@ async def test_a_foreign_origin_is_refused_at_the_handshake():
 
 @pytest.mark.parametrize("path", ["/ws/nope/", "/ws/chat/extra/", "/"])
 async def test_an_unknown_path_is_refused_at_the_handshake(path):
-    communicator = WebsocketCommunicator(application, path, headers=[(b"origin", b"http://testserver")])
+    communicator = Communicator(application, path, headers=[(b"origin", b"http://testserver")])
     connected, _ = await communicator.connect()
 
     assert not connected

@@ -5,13 +5,13 @@ import re
 
 import pytest
 from asgiref.sync import async_to_sync
-from channels.testing import WebsocketCommunicator
 from django.core.validators import validate_email
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chat.models import CallbackRequest, Conversation, Message
 from config.asgi import application
+from tests.sockets import Communicator
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -68,7 +68,7 @@ raw_frames = st.one_of(envelopes, st.text(max_size=200), json_values.map(json.du
 
 
 async def exchange(frames: list[str]) -> None:
-    communicator = WebsocketCommunicator(application, "/ws/chat/", headers=[(b"origin", b"http://testserver")])
+    communicator = Communicator(application, "/ws/chat/", headers=[(b"origin", b"http://testserver")])
     connected, _ = await communicator.connect()
     assert connected
     for frame in frames:

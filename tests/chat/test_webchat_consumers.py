@@ -7,7 +7,6 @@ import time
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from channels.testing import WebsocketCommunicator
 from django.core.management import call_command
 from django.utils import timezone
 
@@ -21,6 +20,7 @@ from kiosk.middleware import DEVICE_COOKIE
 from tests.agents_console.test_consumers import console, expect_follow
 from tests.chat.test_cobrowse import until
 from tests.chat.test_consumers import ORIGIN, connect, expect, send, start
+from tests.sockets import Communicator
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -291,7 +291,7 @@ async def test_one_address_is_limited_across_its_sockets_and_an_enrolled_kiosk_i
 
     async def ask(frame_type, data, *, headers=()):
         """The first answer to one frame on a fresh socket from 203.0.113.9."""
-        communicator = WebsocketCommunicator(application, "/ws/chat/", headers=[ORIGIN, *headers])
+        communicator = Communicator(application, "/ws/chat/", headers=[ORIGIN, *headers])
         communicator.scope["client"] = ("203.0.113.9", 50000)
         assert (await communicator.connect())[0]
         await communicator.send_json_to({"type": frame_type, "data": data})
@@ -393,7 +393,7 @@ async def test_an_open_console_makes_the_chat_available_until_the_grace_after_cl
 
 async def test_a_configured_council_site_may_embed_the_widget(settings):
     origin = (b"origin", b"https://www.millbrook.example.gov.uk")
-    communicator = WebsocketCommunicator(application, "/ws/chat/", headers=[origin])
+    communicator = Communicator(application, "/ws/chat/", headers=[origin])
     connected, _ = await communicator.connect()
     assert not connected, "not configured yet"
     await communicator.disconnect()
@@ -408,11 +408,11 @@ async def test_a_configured_council_site_may_embed_the_widget(settings):
     try:
         reload(chat.routing)
         app = reload(config.asgi).application
-        communicator = WebsocketCommunicator(app, "/ws/chat/", headers=[origin])
+        communicator = Communicator(app, "/ws/chat/", headers=[origin])
         connected, _ = await communicator.connect()
         assert connected
         await communicator.disconnect()
-        console_socket = WebsocketCommunicator(app, "/ws/console/", headers=[origin])
+        console_socket = Communicator(app, "/ws/console/", headers=[origin])
         connected, _ = await console_socket.connect()
         assert not connected, "the console never accepts another site"
         await console_socket.disconnect()
@@ -476,7 +476,7 @@ async def test_a_resident_put_back_in_the_queue_sees_their_place_and_its_moves_a
 
 
 async def test_a_chat_handed_to_a_phone_can_no_longer_be_read_or_posted_in_from_the_kiosk(kiosk_credential):
-    kiosk = WebsocketCommunicator(
+    kiosk = Communicator(
         application, "/ws/chat/", headers=[ORIGIN, (b"cookie", f"{DEVICE_COOKIE}={kiosk_credential}".encode())]
     )
     assert (await kiosk.connect())[0]

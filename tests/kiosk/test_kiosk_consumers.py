@@ -1,12 +1,12 @@
 """The kiosk device socket and the supervisors' kiosk status socket, through the ASGI app."""
 
 import pytest
-from channels.testing import WebsocketCommunicator
 
 from config.asgi import application
 from kiosk import services
 from kiosk.middleware import DEVICE_COOKIE
 from kiosk.models import KioskDevice
+from tests.sockets import Communicator
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -15,7 +15,7 @@ ORIGIN = (b"origin", b"http://testserver")
 
 def kiosk_socket(credential):
     headers = [ORIGIN, (b"cookie", f"{DEVICE_COOKIE}={credential}".encode())]
-    return WebsocketCommunicator(application, "/ws/kiosk/", headers=headers)
+    return Communicator(application, "/ws/kiosk/", headers=headers)
 
 
 async def test_an_unenrolled_browser_gets_no_kiosk_socket():
@@ -64,7 +64,7 @@ async def test_only_supervisors_watch_kiosk_states(advisor, supervisor, kiosk_cr
         client = AsyncClient()
         await client.aforce_login(user)
         cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
-        communicator = WebsocketCommunicator(application, "/ws/console/kiosks/", headers=[ORIGIN, (b"cookie", cookie)])
+        communicator = Communicator(application, "/ws/console/kiosks/", headers=[ORIGIN, (b"cookie", cookie)])
         await communicator.connect()
         frame = await communicator.receive_json_from(timeout=10)
         if allowed:
