@@ -42,6 +42,7 @@ def console_home(request):
             "wrapUpUrlTemplate": reverse("agents_console:wrap_up", args=[0]).replace("/0/", "/{id}/"),
             "guidance": guidance_payload(),
             "abandonedMinutes": settings.CHAT_ABANDONED_TIMEOUT_MINUTES,
+            "timeZone": settings.TIME_ZONE,
         },
         "presence_choices": HelperProfile.Status.choices,
     }
@@ -113,7 +114,11 @@ def kiosk_list(request):
     context = {
         "rows": rows,
         "pending": [row for row in rows if row["device"].status == KioskDevice.Status.PENDING],
-        "kiosks_config": {"socketPath": "/ws/console/kiosks/", "offlineAfterSeconds": 90},
+        "kiosks_config": {
+            "socketPath": "/ws/console/kiosks/",
+            "offlineAfterSeconds": 90,
+            "timeZone": settings.TIME_ZONE,
+        },
     }
     return render(request, "agents_console/kiosks.html", context)
 

@@ -18,6 +18,7 @@ from selenium.webdriver.support.ui import Select
 from agents_console.models import AssistedTransaction, CannedResponse, ConsoleConnection, Guide
 from chat import services
 from chat.models import CallbackRequest, Conversation, InternalNote, Message
+from config.clock import clock_text
 from kiosk.models import Service, ServiceCategory
 from tests.e2e import browser
 from tests.e2e.browser import assert_accessible, click, require_browser, wait, wait_for_text
@@ -359,9 +360,13 @@ def test_a_call_back_is_taken_on_by_one_advisor_and_done(server, staff, browsers
     noon = (timezone.now() - datetime.timedelta(days=3)).replace(hour=12, minute=0)
     CallbackRequest.objects.filter(pk=earlier.pk).update(created_at=noon)
     alex, bea = browsers(), browsers()
+    # Alex's computer is set to another zone: the console still reads the council's clock.
+    alex.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "Pacific/Auckland"})
     sign_in(alex, server, "alex")
     sign_in(bea, server, "bea")
-    wait_for_text(alex, "#callbacks-list", f"left {noon:%A} {noon.day} {noon:%B} at ")
+    left = timezone.localtime(noon)
+    wait_for_text(alex, "#callbacks-list", f"left {left:%A} {left.day} {left:%B} at {clock_text(left)}")
+    assert alex.execute_script("return Intl.DateTimeFormat().resolvedOptions().timeZone") == "Pacific/Auckland"
     services.callback_complete(callback_id=earlier.pk, helper=staff["bea"])
     services.callback_request_create(name="Pat", message="About my permit", phone="01632 960001")
     for driver in (alex, bea):

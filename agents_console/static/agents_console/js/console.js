@@ -5,6 +5,8 @@ import { FrameSocket, MessageStore, formatTime, formatWhen, newClientId, socketU
 import { CobrowseViewer } from "./cobrowse_viewer.js";
 
 const config = JSON.parse(document.getElementById("console-config").textContent);
+// Times on the council's clock, as on the pages the server writes, whatever the device's zone.
+const timeOf = (iso) => formatTime(iso, config.timeZone);
 const byId = (id) => document.getElementById(id);
 
 const CHANNEL_NAMES = { web: "Webchat", kiosk: "Kiosk", drop_in: "Drop-in" };
@@ -70,7 +72,7 @@ function describe(conversation) {
   if (conversation.helper_in_person) parts.push("asks for a helper in person");
   if (conversation.service) parts.push(conversation.service.name);
   // Since its current wait began: a conversation put back after help waits afresh.
-  if (conversation.queued_at) parts.push(`waiting since ${formatTime(conversation.queued_at)}`);
+  if (conversation.queued_at) parts.push(`waiting since ${timeOf(conversation.queued_at)}`);
   return parts.join(" · ");
 }
 
@@ -370,7 +372,7 @@ function onVisitorPresence({ conversation_id: id, connected, at }) {
 
 function visitorPresenceText(conversation) {
   if (conversation.visitor_connected) return "Has the chat open";
-  const left = conversation.visitor_left_at ? `Left the chat page at ${formatTime(conversation.visitor_left_at)}` : "Not connected";
+  const left = conversation.visitor_left_at ? `Left the chat page at ${timeOf(conversation.visitor_left_at)}` : "Not connected";
   return `${left}. The chat closes if they do not come back within ${config.abandonedMinutes} minutes.`;
 }
 
@@ -456,7 +458,7 @@ function renderCallbacks() {
       return element("li", { className: "govuk-!-margin-bottom-4" }, [
         element("strong", { text: callback.name }),
         element("br"),
-        element("span", { className: "govuk-body-s", text: `${contact}${callback.service ? ` · ${callback.service.name}` : ""} · left ${formatWhen(callback.created_at)}` }),
+        element("span", { className: "govuk-body-s", text: `${contact}${callback.service ? ` · ${callback.service.name}` : ""} · left ${formatWhen(callback.created_at, { timeZone: config.timeZone })}` }),
         element("br"),
         element("span", { text: callback.message }),
         handling,
@@ -579,7 +581,7 @@ function renderHelpers() {
 function renderNotes() {
   const notes = state.notes.get(state.selected) || [];
   byId("notes-list").replaceChildren(
-    ...notes.map((note) => element("li", { className: "govuk-body-s" }, [element("strong", { text: `${note.author_name} (${formatTime(note.created_at)}): ` }), document.createTextNode(note.body)])),
+    ...notes.map((note) => element("li", { className: "govuk-body-s" }, [element("strong", { text: `${note.author_name} (${timeOf(note.created_at)}): ` }), document.createTextNode(note.body)])),
   );
 }
 
@@ -706,7 +708,7 @@ function renderContext(conversation) {
   const context = [
     ["Channel", CHANNEL_NAMES[conversation.channel] || conversation.channel],
     ["Service", conversation.service ? conversation.service.name : "Not chosen"],
-    ["Joined the queue", conversation.waiting_since ? `${formatTime(conversation.waiting_since)} (waited ${conversation.assigned_at ? Math.max(0, Math.round((new Date(conversation.assigned_at) - new Date(conversation.queued_at)) / 60000)) + " min" : "still waiting"})` : ""],
+    ["Joined the queue", conversation.waiting_since ? `${timeOf(conversation.waiting_since)} (waited ${conversation.assigned_at ? Math.max(0, Math.round((new Date(conversation.assigned_at) - new Date(conversation.queued_at)) / 60000)) + " min" : "still waiting"})` : ""],
     ["Helper", conversation.helper_name || "None yet"],
   ];
   if (conversation.status !== "ended") context.push(["Resident", visitorPresenceText(conversation)]);
@@ -716,7 +718,7 @@ function renderContext(conversation) {
       ["Kiosk", `${conversation.kiosk.name}, ${conversation.kiosk.location}`],
       ["Help wanted", conversation.helper_in_person ? "A helper in person, at the kiosk" : "Chat on the kiosk screen"],
       ["Earlier in this kiosk visit", earlier.length
-        ? earlier.map((other) => `Conversation ${other.id} at ${formatTime(other.created_at)}${other.service ? ` (${other.service})` : ""}`).join("; ")
+        ? earlier.map((other) => `Conversation ${other.id} at ${timeOf(other.created_at)}${other.service ? ` (${other.service})` : ""}`).join("; ")
         : "Nothing earlier"],
     );
   }
@@ -767,7 +769,7 @@ function drawSelected() {
       }
       item.append(...linkify(message.body));
       const read = kind === "helper" ? (message.seq <= visitorRead ? "Read " : "Sent ") : "";
-      item.append(element("span", { className: "chat-log__state", text: read + formatTime(message.created_at) }));
+      item.append(element("span", { className: "chat-log__state", text: read + timeOf(message.created_at) }));
       return item;
     }),
     // Not acknowledged yet (offline, or on its way): shown, so nothing seems to vanish.

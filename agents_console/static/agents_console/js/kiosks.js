@@ -20,7 +20,7 @@ function update(kiosk) {
   }
   row.dataset.lastSeen = kiosk.last_seen_at || "";
   setState(row, kiosk.state, kiosk.state_label, kiosk.state_tag);
-  if (kiosk.last_seen_at) row.querySelector("[data-kiosk-last-seen]").textContent = formatTime(kiosk.last_seen_at);
+  if (kiosk.last_seen_at) row.querySelector("[data-kiosk-last-seen]").textContent = formatTime(kiosk.last_seen_at, config.timeZone);
 }
 
 function markSilentOffline() {

@@ -190,14 +190,16 @@ export function timeText(date, timeZone) {
   return clockText(value("hour"), value("minute"));
 }
 
-export function formatTime(iso) {
-  return iso ? timeText(new Date(iso)) : "";
+export function formatTime(iso, timeZone) {
+  return iso ? timeText(new Date(iso), timeZone) : "";
 }
 
-// "9:15pm" for a moment today, "Friday 27 November at 9:15pm" for one before.
-export function formatWhen(iso, now = new Date()) {
+// "9:15pm" for a moment today, "Friday 27 November at 9:15pm" for one before; both days and
+// times read in `timeZone` (the device's own without one).
+export function formatWhen(iso, { timeZone, now = new Date() } = {}) {
   if (!iso) return "";
   const date = new Date(iso);
-  if (date.toDateString() === now.toDateString()) return timeText(date);
-  return `${date.toLocaleDateString("en-GB", { weekday: "long", day: "numeric", month: "long" })} at ${timeText(date)}`;
+  const day = (moment) => moment.toLocaleDateString("en-GB", { weekday: "long", day: "numeric", month: "long", ...(timeZone ? { timeZone } : {}) });
+  const time = timeText(date, timeZone);
+  return day(date) === day(now) ? time : `${day(date)} at ${time}`;
 }
