@@ -1,6 +1,8 @@
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
 from chat.models import CallbackRequest, ClosureDate, Conversation, Message, OpeningHours
+from config.clock import hours_text
 
 
 class MessageInline(admin.TabularInline):
@@ -34,8 +36,13 @@ class ConversationAdmin(admin.ModelAdmin):
 
 @admin.register(OpeningHours)
 class OpeningHoursAdmin(admin.ModelAdmin):
-    list_display = ["weekday", "opens_at", "closes_at"]
+    list_display = ["weekday", "opens_at", "closes_at", "hours"]
     list_editable = ["opens_at", "closes_at"]
+
+    # Times swapped by mistake show here as "… the next day".
+    @admin.display(description=_("as residents read them"))
+    def hours(self, obj: OpeningHours) -> str:
+        return hours_text(obj.opens_at, obj.closes_at)
 
 
 @admin.register(ClosureDate)

@@ -29,35 +29,34 @@ class Availability:
 
 
 def _open_at(moment: datetime.datetime, hours: list[OpeningHours], closed_dates: set[datetime.date]) -> bool:
-    """Whether a row's hours cover `moment`: one of its day's, or one of the day before's that
-    runs past midnight. A closure date closes its whole calendar day, and a row starting on
-    it does not open the small hours after it either."""
+    """Whether a row's hours cover `moment` (local time): one of its day's, or one of the day
+    before's that runs past midnight. A closure date closes its whole calendar day, and a row
+    starting on it does not open the small hours after it either."""
     if moment.date() in closed_dates:
         return False
-    wall = moment.replace(tzinfo=None)
-    started_on = [day for day in (wall.date(), wall.date() - datetime.timedelta(days=1)) if day not in closed_dates]
+    today = moment.date()
+    started_on = [day for day in (today, today - datetime.timedelta(days=1)) if day not in closed_dates]
     for h in hours:
         for day in started_on:
             if h.weekday == day.weekday():
-                opens, closes = h.span_from(day)
-                if opens <= wall < closes:
+                opens, closes = h.span_from(day, moment.tzinfo)
+                if opens <= moment < closes:
                     return True
     return False
 
 
 def _next_opening(moment: datetime.datetime, hours: list[OpeningHours], closed_dates: set[datetime.date]):
-    wall = moment.replace(tzinfo=None)
     for days_ahead in range(15):
-        day = wall.date() + datetime.timedelta(days=days_ahead)
+        day = moment.date() + datetime.timedelta(days=days_ahead)
         if day in closed_dates:
             continue
         if not hours and days_ahead:
             # No weekly hours: open all day, every day but the closures.
             return timezone.make_aware(datetime.datetime.combine(day, datetime.time()), moment.tzinfo)
         for h in sorted((h for h in hours if h.weekday == day.weekday()), key=lambda h: h.opens_at):
-            opens, _closes = h.span_from(day)
-            if opens > wall:
-                return timezone.make_aware(opens, moment.tzinfo)
+            opens, _closes = h.span_from(day, moment.tzinfo)
+            if opens > moment:
+                return opens.astimezone(moment.tzinfo)
     return None
 
 

@@ -8,7 +8,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from config.clock import clock_text
+from config.clock import hours_text
 
 
 class ConversationQuerySet(models.QuerySet):
@@ -235,27 +235,14 @@ class OpeningHours(models.Model):
     def __str__(self) -> str:
         return f"{self.get_weekday_display()} {hours_text(self.opens_at, self.closes_at)}"
 
-    @property
-    def length(self) -> datetime.timedelta:
-        opens = datetime.datetime.combine(datetime.date.min, self.opens_at)
-        closes = datetime.datetime.combine(datetime.date.min, self.closes_at)
-        if closes <= opens:
-            closes += datetime.timedelta(days=1)
-        return closes - opens
-
-    def span_from(self, day: datetime.date) -> tuple[datetime.datetime, datetime.datetime]:
-        """When this row opens and closes if it starts on `day`, in wall-clock time (naive)."""
-        opens = datetime.datetime.combine(day, self.opens_at)
-        return opens, opens + self.length
-
-
-def hours_text(opens: datetime.time, closes: datetime.time) -> str:
-    """A day's hours as GOV.UK writes them: "9am to 5pm", "10pm to 2am the next day", "all day"."""
-    if opens == closes == datetime.time(0):
-        return "all day"
-    text = f"{clock_text(opens)} to {clock_text(closes)}"
-    # Closing at midnight ends the same day, as readers take "to midnight".
-    return text + " the next day" if closes <= opens and closes != datetime.time(0) else text
+    def span_from(self, day: datetime.date, zone: datetime.tzinfo) -> tuple[datetime.datetime, datetime.datetime]:
+        """When this row opens and closes if it starts on `day`, its clock times read in `zone`,
+        as instants (UTC): on the night the clocks go back, a 1:30am closing is the first 1:30."""
+        closes_on = day if self.closes_at > self.opens_at else day + datetime.timedelta(days=1)
+        return (
+            datetime.datetime.combine(day, self.opens_at, tzinfo=zone).astimezone(datetime.UTC),
+            datetime.datetime.combine(closes_on, self.closes_at, tzinfo=zone).astimezone(datetime.UTC),
+        )
 
 
 class ClosureDate(models.Model):

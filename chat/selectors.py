@@ -1,7 +1,7 @@
 """Reads of conversations and messages."""
 
 import datetime
-from typing import Any
+from typing import Any, Literal
 
 from django.conf import settings
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Value
@@ -107,16 +107,21 @@ def conversation_get_for_helper(*, conversation_id: int, helper_id: int) -> Conv
     )
 
 
-def conversation_expired_q(reason: str, *, before: datetime.datetime) -> Q:
+ExpiryReason = Literal["unanswered", "abandoned"]
+
+
+def conversation_expired_q(reason: ExpiryReason, *, before: datetime.datetime) -> Q:
     """Conversations that time out for `reason` as of `before`. "unanswered": still waiting,
     the current wait begun before then (help given before a helper put one back in the queue
     does not count); "abandoned": open, the resident without a connection since before then."""
     if reason == "unanswered":
         return Q(status=Conversation.Status.WAITING, queued_at__lt=before)
-    return ~Q(status=Conversation.Status.ENDED) & Q(visitor_last_seen_at__lt=before)
+    if reason == "abandoned":
+        return ~Q(status=Conversation.Status.ENDED) & Q(visitor_last_seen_at__lt=before)
+    raise ValueError(f"no such expiry: {reason!r}")
 
 
-def conversation_list_expired(reason: str, *, before: datetime.datetime) -> list[int]:
+def conversation_list_expired(reason: ExpiryReason, *, before: datetime.datetime) -> list[int]:
     """Ids of the conversations `conversation_expired_q` matches."""
     return list(Conversation.objects.filter(conversation_expired_q(reason, before=before)).values_list("pk", flat=True))
 

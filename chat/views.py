@@ -16,7 +16,8 @@ from django.views.decorators.http import require_GET, require_POST
 from chat import selectors, services
 from chat.availability import chat_availability
 from chat.error_messages import error_message
-from chat.models import ClosureDate, OpeningHours, hours_text
+from chat.models import ClosureDate, OpeningHours
+from config.clock import hours_text
 from kiosk.selectors import service_list_active
 
 CLOSURES_SHOWN_DAYS = 14

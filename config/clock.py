@@ -25,6 +25,16 @@ def clock_text(value: datetime.time | datetime.datetime) -> str:
     return f"{hour}{suffix}" if value.minute == 0 else f"{hour}:{value.minute:02d}{suffix}"
 
 
+def hours_text(opens: datetime.time, closes: datetime.time) -> str:
+    """A day's opening hours: "9am to 5pm", "9am to midnight", "10pm to 2am the next day", or
+    "all day" (midnight to midnight). A closing time at or before the opening is the next day's."""
+    if opens == closes == datetime.time(0):
+        return "all day"
+    text = f"{clock_text(opens)} to {clock_text(closes)}"
+    # Closing at midnight ends the same day, as readers take "to midnight".
+    return text + " the next day" if closes <= opens and closes != datetime.time(0) else text
+
+
 def date_time_text(value: datetime.datetime) -> str:
     """For example "5 November 2026 at 5:30pm", in the current time zone."""
     value = timezone.localtime(value)

@@ -90,7 +90,7 @@ else:
         )
     # Channels checks a socket's Origin against these hosts: a wildcard would let any site open
     # the console's and the kiosks' sockets in a signed-in browser.
-    if any(host == "*" or host.startswith("*") for host in ALLOWED_HOSTS):
+    if "*" in ALLOWED_HOSTS:
         raise ImproperlyConfigured(
             "DJANGO_ALLOWED_HOSTS must name this site's hosts, not '*', when DJANGO_DEBUG is off: "
             "websocket origins are checked against them."

@@ -142,6 +142,13 @@ def test_hours_past_midnight_read_as_they_run(opens, closes, text):
     assert str(OpeningHours(weekday=4, opens_at=opens, closes_at=closes)) == text
 
 
+def test_the_admin_list_shows_hours_as_residents_read_them(admin_client):
+    """So times swapped by mistake (5pm to 9am) are seen for what they now mean."""
+    OpeningHours.objects.create(weekday=0, opens_at=datetime.time(17), closes_at=datetime.time(9))
+    page = admin_client.get("/admin/chat/openinghours/")
+    assert "5pm to 9am the next day" in page.content.decode()
+
+
 def test_a_call_back_past_its_retention_is_shown_in_the_admin_but_cannot_be_changed(admin_client):
     callback = services.callback_request_create(name="Pat", phone="01632 960001", message="Call me")
     CallbackRequest.objects.filter(pk=callback.pk).update(status="done", done_at=timezone.now())

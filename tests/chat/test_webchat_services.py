@@ -108,6 +108,26 @@ def test_midnight_to_midnight_is_open_all_day():
     assert opening(at(1, 0)) == "Monday 00:00"
 
 
+def test_a_night_closes_at_the_first_of_two_1_30ams_when_the_clocks_go_back():
+    # 25 October 2026: British Summer Time ends at 2am BST, which is 1am GMT (01:00 UTC).
+    OpeningHours.objects.create(weekday=5, opens_at=datetime.time(22), closes_at=datetime.time(1, 30))
+    utc = datetime.UTC
+    assert chat_availability(now=datetime.datetime(2026, 10, 25, 0, 15, tzinfo=utc)).available, "1:15am BST"
+    availability = chat_availability(now=datetime.datetime(2026, 10, 25, 1, 15, tzinfo=utc))  # 1:15am GMT
+    assert (availability.available, availability.reason) == (False, "closed")
+    assert availability.next_open == datetime.datetime(2026, 10, 31, 22, 0, tzinfo=utc), "next Saturday, 10pm GMT"
+
+
+def test_an_opening_in_the_hour_the_clocks_skip_is_said_and_kept_alike():
+    # 29 March 2026: clocks go from 1am GMT to 2am BST, so 1:30am does not happen that night.
+    OpeningHours.objects.create(weekday=6, opens_at=datetime.time(1, 30), closes_at=datetime.time(6))
+    utc = datetime.UTC
+    availability = chat_availability(now=datetime.datetime(2026, 3, 29, 0, 45, tzinfo=utc))  # 12:45am GMT
+    assert not availability.available
+    assert not chat_availability(now=availability.next_open - datetime.timedelta(seconds=1)).available
+    assert chat_availability(now=availability.next_open).available
+
+
 def test_a_closure_closes_its_whole_day_and_a_night_that_starts_on_it():
     OpeningHours.objects.create(weekday=4, opens_at=datetime.time(22), closes_at=datetime.time(2))
     saturday = ClosureDate.objects.create(date=at(5, 0).date())

@@ -1137,7 +1137,7 @@ class ChatWidget {
       const opening = new Date(this.config.next_open);
       const day = this.councilTime(opening, { weekday: "long" });
       const time = timeText(opening, this.config.time_zone);
-      // Open all day (no weekly hours): "at midnight" would leave it unclear which midnight.
+      // Opening at midnight (no weekly hours, or a day's from 00:00): "at midnight" would leave it unclear which midnight.
       parts.push(TEXT.nextOpen(time === "midnight" ? `on ${day}` : `on ${day} at ${time}`));
     }
     return parts.join(" ");
