@@ -26,6 +26,8 @@ class Availability:
     # "closed" (outside opening hours or a closure date), "no_helpers", or None.
     reason: str | None
     next_open: datetime.datetime | None
+    # The closure date keeping it closed now, if one is: yesterday's, in a night that began on it.
+    closure: datetime.date | None = None
 
 
 def _open_at(moment: datetime.datetime, hours: list[OpeningHours], closed_dates: set[datetime.date]) -> bool:
@@ -43,6 +45,21 @@ def _open_at(moment: datetime.datetime, hours: list[OpeningHours], closed_dates:
                 if opens <= moment < closes:
                     return True
     return False
+
+
+def _closure_in_force(
+    moment: datetime.datetime, hours: list[OpeningHours], closed_dates: set[datetime.date]
+) -> datetime.date | None:
+    today = moment.date()
+    yesterday = today - datetime.timedelta(days=1)
+    if today in closed_dates:
+        return today
+    for h in hours:
+        if yesterday in closed_dates and h.weekday == yesterday.weekday():
+            opens, closes = h.span_from(yesterday, moment.tzinfo)
+            if opens <= moment < closes:
+                return yesterday
+    return None
 
 
 def _next_opening(moment: datetime.datetime, hours: list[OpeningHours], closed_dates: set[datetime.date]):
@@ -72,7 +89,12 @@ def chat_availability(*, now: datetime.datetime | None = None) -> Availability:
         ).values_list("date", flat=True)
     )
     if (hours and not _open_at(moment, hours, closed_dates)) or (not hours and moment.date() in closed_dates):
-        return Availability(available=False, reason="closed", next_open=_next_opening(moment, hours, closed_dates))
+        return Availability(
+            available=False,
+            reason="closed",
+            next_open=_next_opening(moment, hours, closed_dates),
+            closure=_closure_in_force(moment, hours, closed_dates),
+        )
     if _helper_available is not None and not _helper_available():
         return Availability(available=False, reason="no_helpers", next_open=None)
     return Availability(available=True, reason=None, next_open=None)

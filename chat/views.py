@@ -42,11 +42,13 @@ def widget_config(request):
                 }
                 for hours in OpeningHours.objects.all()
             ],
-            # The next two weeks' closures, so a resident is not surprised by a bank holiday.
+            # The next two weeks' closures, so a resident is not surprised by a bank holiday, and
+            # yesterday's while it keeps tonight closed.
             "closures": [
                 {"date": closure.date.isoformat(), "reason": closure.reason}
                 for closure in ClosureDate.objects.filter(
-                    date__gte=today, date__lte=today + datetime.timedelta(days=CLOSURES_SHOWN_DAYS)
+                    date__gte=min(today, availability.closure or today),
+                    date__lte=today + datetime.timedelta(days=CLOSURES_SHOWN_DAYS),
                 )
             ],
             "time_zone": settings.TIME_ZONE,

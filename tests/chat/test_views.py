@@ -41,6 +41,20 @@ def test_config_says_when_closed(client):
     assert data["time_zone"] == "Europe/London"
 
 
+def test_config_lists_yesterdays_closure_while_it_keeps_the_night_closed(client, monkeypatch):
+    OpeningHours.objects.create(weekday=4, opens_at=datetime.time(22), closes_at=datetime.time(2))
+    ClosureDate.objects.create(date=datetime.date(2026, 12, 4), reason="Staff training")  # a Friday
+    saturday = datetime.datetime(2026, 12, 5, tzinfo=datetime.UTC)
+
+    monkeypatch.setattr(timezone, "now", lambda: saturday.replace(hour=1))
+    at_one = client.get("/chat/widget/config.json").json()
+    monkeypatch.setattr(timezone, "now", lambda: saturday.replace(hour=3))
+    at_three = client.get("/chat/widget/config.json").json()
+
+    assert (at_one["reason"], at_one["closures"]) == ("closed", [{"date": "2026-12-04", "reason": "Staff training"}])
+    assert (at_three["reason"], at_three["closures"]) == ("closed", [])
+
+
 def test_config_lists_the_next_two_weeks_closures_only(client):
     today = timezone.localdate()
     for days, reason in ((-1, "Yesterday"), (0, "Training"), (14, "Bank holiday"), (15, "Too far ahead")):
