@@ -4,6 +4,7 @@ import shutil
 from pathlib import Path
 
 from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
@@ -90,6 +91,11 @@ def assert_accessible(driver, state: str) -> None:
 def sign_in(driver, base_url: str, username: str, password: str, next_path: str = "/console/") -> None:
     """Sign in through the real form and wait until it has taken the browser on."""
     driver.get(f"{base_url}/accounts/login/?next={next_path}")
+    try:
+        wait(driver).until(EC.presence_of_element_located((By.ID, "id_username")))
+    except TimeoutException:
+        # Seen once in CI: the sign-in page showed another page altogether. Say which.
+        raise AssertionError(f"no sign-in form at {driver.current_url!r} (title {driver.title!r})") from None
     driver.find_element(By.ID, "id_username").send_keys(username)
     driver.find_element(By.ID, "id_password").send_keys(password)
     submit = driver.find_element(By.CSS_SELECTOR, "#main-content form button[type=submit]")

@@ -34,5 +34,7 @@ def browsers(request, tmp_path):
     for index, driver in enumerate(opened):
         if failed:
             artifacts.mkdir(parents=True, exist_ok=True)
-            driver.save_screenshot(str(artifacts / f"{request.node.name[:80]}-{index}.png"))
+            name = f"{request.node.name[:80]}-{index}"
+            driver.save_screenshot(str(artifacts / f"{name}.png"))
+            (artifacts / f"{name}.txt").write_text(f"{driver.current_url}\n{driver.title}\n")
         driver.quit()
