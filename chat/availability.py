@@ -20,6 +20,30 @@ def register_helper_availability(provider: Callable[[], bool]) -> None:
     _helper_available = provider
 
 
+# How far ahead a closed chat looks for its next opening, and so which closures it reads.
+DAYS_AHEAD = 15
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """What decides when chat is open around one day: the weekly hours, and the closures from
+    the day before (a closure keeps its night shut past midnight) to DAYS_AHEAD days after."""
+
+    hours: list[OpeningHours]
+    closures: list[ClosureDate]
+
+
+def schedule_around(day: datetime.date) -> Schedule:
+    return Schedule(
+        hours=list(OpeningHours.objects.all()),
+        closures=list(
+            ClosureDate.objects.filter(
+                date__gte=day - datetime.timedelta(days=1), date__lte=day + datetime.timedelta(days=DAYS_AHEAD)
+            )
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class Availability:
     available: bool
@@ -30,21 +54,28 @@ class Availability:
     closure: datetime.date | None = None
 
 
+def _started_covering(
+    moment: datetime.datetime, hours: list[OpeningHours], days: list[datetime.date]
+) -> datetime.date | None:
+    """The first of `days` on which a row starts whose hours cover `moment`."""
+    for day in days:
+        for h in hours:
+            if h.weekday == day.weekday():
+                opens, closes = h.span_from(day, moment.tzinfo)
+                if opens <= moment < closes:
+                    return day
+    return None
+
+
 def _open_at(moment: datetime.datetime, hours: list[OpeningHours], closed_dates: set[datetime.date]) -> bool:
     """Whether a row's hours cover `moment` (local time): one of its day's, or one of the day
     before's that runs past midnight. A closure date closes its whole calendar day, and a row
     starting on it does not open the small hours after it either."""
-    if moment.date() in closed_dates:
-        return False
     today = moment.date()
+    if today in closed_dates:
+        return False
     started_on = [day for day in (today, today - datetime.timedelta(days=1)) if day not in closed_dates]
-    for h in hours:
-        for day in started_on:
-            if h.weekday == day.weekday():
-                opens, closes = h.span_from(day, moment.tzinfo)
-                if opens <= moment < closes:
-                    return True
-    return False
+    return _started_covering(moment, hours, started_on) is not None
 
 
 def _closure_in_force(
@@ -54,16 +85,13 @@ def _closure_in_force(
     yesterday = today - datetime.timedelta(days=1)
     if today in closed_dates:
         return today
-    for h in hours:
-        if yesterday in closed_dates and h.weekday == yesterday.weekday():
-            opens, closes = h.span_from(yesterday, moment.tzinfo)
-            if opens <= moment < closes:
-                return yesterday
+    if yesterday in closed_dates and _started_covering(moment, hours, [yesterday]):
+        return yesterday
     return None
 
 
 def _next_opening(moment: datetime.datetime, hours: list[OpeningHours], closed_dates: set[datetime.date]):
-    for days_ahead in range(15):
+    for days_ahead in range(DAYS_AHEAD):
         day = moment.date() + datetime.timedelta(days=days_ahead)
         if day in closed_dates:
             continue
@@ -77,17 +105,13 @@ def _next_opening(moment: datetime.datetime, hours: list[OpeningHours], closed_d
     return None
 
 
-def chat_availability(*, now: datetime.datetime | None = None) -> Availability:
+def chat_availability(*, now: datetime.datetime | None = None, schedule: Schedule | None = None) -> Availability:
     """Open if the weekly hours (none configured means always) and closures allow it and a
-    helper is online."""
+    helper is online. `schedule`, if the caller has read it, must be `schedule_around` today."""
     moment = timezone.localtime(now or timezone.now())
-    hours = list(OpeningHours.objects.all())
-    # From yesterday: a closure then keeps its night shut past midnight.
-    closed_dates = set(
-        ClosureDate.objects.filter(
-            date__gte=moment.date() - datetime.timedelta(days=1), date__lte=moment.date() + datetime.timedelta(days=15)
-        ).values_list("date", flat=True)
-    )
+    schedule = schedule or schedule_around(moment.date())
+    hours = schedule.hours
+    closed_dates = {closure.date for closure in schedule.closures}
     if (hours and not _open_at(moment, hours, closed_dates)) or (not hours and moment.date() in closed_dates):
         return Availability(
             available=False,

@@ -14,20 +14,23 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from chat import selectors, services
-from chat.availability import chat_availability
+from chat.availability import chat_availability, schedule_around
 from chat.error_messages import error_message
-from chat.models import ClosureDate, OpeningHours
 from config.clock import hours_text
 from kiosk.selectors import service_list_active
 
+# Within the days the schedule reads (chat.availability.DAYS_AHEAD).
 CLOSURES_SHOWN_DAYS = 14
 
 
 @never_cache
 @require_GET
 def widget_config(request):
-    availability = chat_availability()
-    today = timezone.localdate()
+    now = timezone.localtime()
+    today = now.date()
+    schedule = schedule_around(today)
+    availability = chat_availability(now=now, schedule=schedule)
+    closures_from = min(today, availability.closure or today)
     return JsonResponse(
         {
             "available": availability.available,
@@ -40,16 +43,14 @@ def widget_config(request):
                     "closes": f"{hours.closes_at:%H:%M}",
                     "text": hours_text(hours.opens_at, hours.closes_at),
                 }
-                for hours in OpeningHours.objects.all()
+                for hours in schedule.hours
             ],
             # The next two weeks' closures, so a resident is not surprised by a bank holiday, and
             # yesterday's while it keeps tonight closed.
             "closures": [
                 {"date": closure.date.isoformat(), "reason": closure.reason}
-                for closure in ClosureDate.objects.filter(
-                    date__gte=min(today, availability.closure or today),
-                    date__lte=today + datetime.timedelta(days=CLOSURES_SHOWN_DAYS),
-                )
+                for closure in schedule.closures
+                if closures_from <= closure.date <= today + datetime.timedelta(days=CLOSURES_SHOWN_DAYS)
             ],
             "time_zone": settings.TIME_ZONE,
             # Who runs the chat, for the privacy notice on another site's page.

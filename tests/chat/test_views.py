@@ -4,6 +4,8 @@ import datetime
 import zoneinfo
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from chat import services
@@ -53,6 +55,16 @@ def test_config_lists_yesterdays_closure_while_it_keeps_the_night_closed(client,
 
     assert (at_one["reason"], at_one["closures"]) == ("closed", [{"date": "2026-12-04", "reason": "Staff training"}])
     assert (at_three["reason"], at_three["closures"]) == ("closed", [])
+
+
+def test_config_reads_the_hours_and_closures_once(client):
+    """Availability and the lists the widget shows come from one read of each table."""
+    OpeningHours.objects.create(weekday=0, opens_at=datetime.time(9), closes_at=datetime.time(17))
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/chat/widget/config.json").status_code == 200
+    tables = [q["sql"] for q in queries.captured_queries]
+    assert sum('"chat_openinghours"' in sql for sql in tables) == 1
+    assert sum('"chat_closuredate"' in sql for sql in tables) == 1
 
 
 def test_config_lists_the_next_two_weeks_closures_only(client):
