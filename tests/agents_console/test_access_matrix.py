@@ -147,13 +147,13 @@ SOCKET_MATRIX = [
 @pytest.mark.parametrize("person", PEOPLE)
 async def test_the_staff_sockets(people, person, path, first_frame, allowed):
     communicator = await socket_for(person, people, path)
-    first = await communicator.receive_json_from(timeout=10)
+    first = await communicator.receive_json_from()
     if allowed[PEOPLE.index(person)]:
         assert first["type"] == first_frame
         await communicator.disconnect()
     else:
         assert (first["type"], first["data"]["code"]) == ("error", "forbidden")
-        assert (await communicator.receive_output(timeout=1))["code"] == 4403
+        assert (await communicator.receive_output())["code"] == 4403
 
 
 @pytest.mark.django_db(transaction=True)
@@ -170,7 +170,7 @@ async def test_the_kiosk_socket_is_only_for_an_enrolled_kiosk(people, person):
     connected, code = await communicator.connect()
     if person == "kiosk":
         assert connected
-        assert (await communicator.receive_json_from(timeout=10))["type"] == "kiosk.ready"
+        assert (await communicator.receive_json_from())["type"] == "kiosk.ready"
         await communicator.disconnect()
     else:
         assert (connected, code) == (False, 4403)
@@ -185,7 +185,7 @@ async def test_accepting_from_the_queue(people, person, allowed):
     helper = await console(people[person])
     await expect(helper, "queue.snapshot")
     await helper.send_json_to({"type": "conversation.accept", "data": {"conversation_id": conversation.pk}})
-    frame = await helper.receive_json_from(timeout=10)
+    frame = await helper.receive_json_from()
     if allowed:
         assert frame["type"] == "state.snapshot"
     else:
@@ -205,7 +205,7 @@ async def test_opening_someone_elses_live_conversation(people, make_user, person
     helper = await console(people[person])
     await expect(helper, "queue.snapshot")
     await helper.send_json_to({"type": "conversation.open", "data": {"conversation_id": conversation.pk}})
-    frame = await helper.receive_json_from(timeout=10)
+    frame = await helper.receive_json_from()
     if allowed:
         assert frame["type"] == "state.snapshot"
         notes = await expect(helper, "notes.snapshot")

@@ -45,7 +45,7 @@ async def expect_follow(communicator):
 async def assert_refused(communicator):
     error = await expect(communicator, "error")
     assert error["code"] == "forbidden"
-    output = await communicator.receive_output(timeout=1)
+    output = await communicator.receive_output()
     assert output == {"type": "websocket.close", "code": 4403}
 
 
@@ -197,7 +197,7 @@ async def test_a_reconnecting_helper_reopens_a_conversation_from_its_last_seq(ad
 
     await send(visitor, "are you there?", "v-1")
     # Stored before the console comes back (the echo says so), so it is in the snapshot.
-    while (await visitor.receive_json_from(timeout=10))["type"] != "message.created":
+    while (await visitor.receive_json_from())["type"] != "message.created":
         pass
     again = await console(advisor)
     snapshot = await expect(again, "queue.snapshot")
@@ -268,7 +268,7 @@ async def test_a_fault_while_opening_a_conversation_closes_the_console_socket(ad
     monkeypatch.undo()
 
     assert (error["code"], error["frame_type"]) == ("server_error", "conversation.open")
-    assert await helper.receive_output(timeout=1) == {"type": "websocket.close", "code": 1011}
+    assert await helper.receive_output() == {"type": "websocket.close", "code": 1011}
     await visitor.disconnect()
 
 

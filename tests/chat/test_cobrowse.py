@@ -21,7 +21,7 @@ CARD = "4111 1111 1111 1111"
 async def until(communicator, frame_type, *, limit=20):
     """The next frame of this type, skipping others (system messages, queue updates)."""
     for _ in range(limit):
-        frame = await communicator.receive_json_from(timeout=10)
+        frame = await communicator.receive_json_from()
         if frame["type"] == frame_type:
             return frame["data"]
     raise AssertionError(f"no {frame_type} frame")

@@ -27,7 +27,7 @@ async def connect(origin=ORIGIN):
 
 
 async def expect(communicator, frame_type):
-    frame = await communicator.receive_json_from(timeout=10)
+    frame = await communicator.receive_json_from()
     assert frame["type"] == frame_type, frame
     return frame["data"]
 

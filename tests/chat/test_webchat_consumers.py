@@ -295,7 +295,7 @@ async def test_one_address_is_limited_across_its_sockets_and_an_enrolled_kiosk_i
         communicator.scope["client"] = ("203.0.113.9", 50000)
         assert (await communicator.connect())[0]
         await communicator.send_json_to({"type": frame_type, "data": data})
-        answer = await communicator.receive_json_from(timeout=10)
+        answer = await communicator.receive_json_from()
         await communicator.disconnect()
         return answer["type"], answer["data"].get("code")
 
@@ -446,7 +446,7 @@ async def frames_until(communicator, frame_type) -> list[dict]:
     """Every frame up to and including the first of `frame_type`."""
     frames = []
     while not frames or frames[-1]["type"] != frame_type:
-        frames.append(await communicator.receive_json_from(timeout=10))
+        frames.append(await communicator.receive_json_from())
     return frames
 
 

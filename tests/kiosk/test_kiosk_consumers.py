@@ -28,14 +28,14 @@ async def test_heartbeats_are_stored_and_bad_ones_refused(kiosk_credential):
     communicator = kiosk_socket(kiosk_credential)
     connected, _ = await communicator.connect()
     assert connected
-    ready = await communicator.receive_json_from(timeout=10)
+    ready = await communicator.receive_json_from()
     assert ready["type"] == "kiosk.ready" and ready["data"]["location"] == "Library"
     await communicator.send_json_to({"type": "kiosk.heartbeat", "data": {"activity": "sleeping"}})
-    error = await communicator.receive_json_from(timeout=10)
+    error = await communicator.receive_json_from()
     assert error["data"]["code"] == "invalid_frame"
     await communicator.send_json_to({"type": "kiosk.heartbeat", "data": {"activity": "in_use"}})
     await communicator.send_json_to({"type": "ping", "data": {}})
-    assert (await communicator.receive_json_from(timeout=10))["type"] == "pong"
+    assert (await communicator.receive_json_from())["type"] == "pong"
     device = await KioskDevice.objects.aget()
     assert (device.activity, device.open_sockets) == ("in_use", 1)
     await communicator.disconnect()
@@ -48,13 +48,13 @@ async def test_a_remote_wipe_and_a_revocation_reach_the_kiosk(kiosk_credential, 
 
     communicator = kiosk_socket(kiosk_credential)
     await communicator.connect()
-    await communicator.receive_json_from(timeout=10)
+    await communicator.receive_json_from()
     device = await KioskDevice.objects.aget()
     await sync_to_async(services.device_request_wipe)(device_id=device.pk, requested_by=supervisor)
-    assert (await communicator.receive_json_from(timeout=10))["type"] == "kiosk.wipe"
+    assert (await communicator.receive_json_from())["type"] == "kiosk.wipe"
     await sync_to_async(services.device_revoke)(device_id=device.pk, revoked_by=supervisor)
-    assert (await communicator.receive_json_from(timeout=10))["type"] == "kiosk.revoked"
-    assert (await communicator.receive_output(timeout=10))["type"] == "websocket.close"
+    assert (await communicator.receive_json_from())["type"] == "kiosk.revoked"
+    assert (await communicator.receive_output())["type"] == "websocket.close"
 
 
 async def test_only_supervisors_watch_kiosk_states(advisor, supervisor, kiosk_credential):
@@ -66,7 +66,7 @@ async def test_only_supervisors_watch_kiosk_states(advisor, supervisor, kiosk_cr
         cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
         communicator = Communicator(application, "/ws/console/kiosks/", headers=[ORIGIN, (b"cookie", cookie)])
         await communicator.connect()
-        frame = await communicator.receive_json_from(timeout=10)
+        frame = await communicator.receive_json_from()
         if allowed:
             assert frame["type"] == "kiosks.snapshot"
             assert [k["name"] for k in frame["data"]["kiosks"]] == ["Kiosk 1"]
