@@ -426,6 +426,11 @@ def test_a_conversation_that_stops_being_expired_after_it_is_listed_is_not_ended
     assert not conversation.messages.filter(author_kind="system", body__contains="closed").exists()
 
 
+def test_an_unknown_expiry_reason_is_refused_not_read_as_abandoned():
+    with pytest.raises(ValueError, match="no such expiry"):
+        selectors.conversation_list_expired("late", before=timezone.now())
+
+
 def helped_then_put_back(advisor, *, started: datetime.datetime) -> Conversation:
     """A conversation started at `started`, taken by `advisor` and put back in the queue now."""
     conversation, _ = services.conversation_start(now=started)

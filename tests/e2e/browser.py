@@ -92,11 +92,11 @@ def sign_in(driver, base_url: str, username: str, password: str, next_path: str 
     """Sign in through the real form and wait until it has taken the browser on."""
     driver.get(f"{base_url}/accounts/login/?next={next_path}")
     try:
-        wait(driver).until(EC.presence_of_element_located((By.ID, "id_username")))
+        username_field = wait(driver).until(EC.presence_of_element_located((By.ID, "id_username")))
     except TimeoutException:
         # Seen once in CI: the sign-in page showed another page altogether. Say which.
         raise AssertionError(f"no sign-in form at {driver.current_url!r} (title {driver.title!r})") from None
-    driver.find_element(By.ID, "id_username").send_keys(username)
+    username_field.send_keys(username)
     driver.find_element(By.ID, "id_password").send_keys(password)
     submit = driver.find_element(By.CSS_SELECTOR, "#main-content form button[type=submit]")
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", submit)
