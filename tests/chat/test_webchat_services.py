@@ -136,6 +136,7 @@ def test_a_closure_closes_its_whole_day_and_a_night_that_starts_on_it():
     ClosureDate.objects.create(date=at(4, 0).date())
     assert opening(at(5, 1)) == "Friday 22:00", "a night that starts on a closed Friday stays shut"
     assert chat_availability(now=at(5, 1)).closure == at(4, 0).date(), "and says which closure"
+    assert chat_availability(now=at(4, 12)).closure == at(4, 0).date(), "as on the closed day itself"
     assert chat_availability(now=at(5, 3)).closure is None, "after that night, the weekly hours"
     assert chat_availability(now=at(11, 23)).available, "the next Friday night opens as usual"
 
