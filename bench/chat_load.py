@@ -286,18 +286,37 @@ def rss_kib(pid: int) -> int:
 
 
 class Server:
-    def __init__(self, layer: str, port: int):
-        self.port = port
-        self.env = server_env(layer, port)
+    """Daphne on a socket this process binds on `port` (0: any free one) and keeps.
+
+    Binding here leaves no moment in which another process can take the port before the
+    server does, and whose health check would then answer for it (the tests run these
+    benchmarks beside other servers).
+    """
+
+    def __init__(self, layer: str, port: int = 0):
+        self.socket = socket.socket()
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.socket.bind(("127.0.0.1", port))
+        # Twisted's backlog for the ports Daphne binds itself, so the set-up's bursts of
+        # connections meet the server they met before.
+        self.socket.listen(50)
+        self.port = self.socket.getsockname()[1]
+        self.env = server_env(layer, self.port)
         self.process = None
 
     def start(self) -> None:
-        command = ["taskset", "-c", "0", sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
+        command = ["taskset", "-c", "0", sys.executable, "-m", "daphne", "--fd", str(self.socket.fileno())]
         self.process = subprocess.Popen(
-            [*command, "config.asgi:application"], cwd=BASE_DIR, env=self.env, stdout=subprocess.DEVNULL
+            [*command, "config.asgi:application"],
+            cwd=BASE_DIR,
+            env=self.env,
+            pass_fds=[self.socket.fileno()],
+            stdout=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}")
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2):
                     return
@@ -708,11 +727,8 @@ def main() -> None:
     place = hasattr(os, "sched_setaffinity") and os.cpu_count() and os.cpu_count() > 1
     if place:
         os.sched_setaffinity(0, {1})
-    if not args.port:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            args.port = probe.getsockname()[1]
     server = Server(args.layer, args.port)
+    args.port = server.port
     prepare_database(server.env)
     rounds = 1 if args.saturate else args.rounds
     cookies = helper_sessions(server.env, rounds * math.ceil(args.conversations / args.per_helper))

@@ -39,7 +39,6 @@ import math
 import os
 import random
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -77,12 +76,6 @@ VOID_ELEMENTS = frozenset(
     {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 )
 REGISTRATIONS = ["A", "AB", "AB1", "AB12", "AB12 ", "AB12 C", "AB12 CD", "AB12 CDE"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def percentile(values: list[float], p: float) -> float | None:
@@ -535,8 +528,8 @@ def main() -> None:
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity") and os.cpu_count() and os.cpu_count() > 1:
         os.sched_setaffinity(0, {1})
-    args.port = args.port or free_port()
     server = Server(args.layer, args.port)
+    args.port = server.port
     prepare_database(server.env)
     # The server runs with DJANGO_DEBUG=0, so pages need the static files manifest.
     subprocess.run(

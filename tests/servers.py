@@ -26,9 +26,28 @@ def pushed_from_the_test_process(test):
 
 
 def free_port() -> int:
+    """A port nothing listens on now, for an address that must refuse connections. A server's
+    own port comes from `listening_socket` instead: this one is free only until someone binds it."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def listening_socket(port: int = 0) -> socket.socket:
+    """A socket listening on 127.0.0.1:`port` (any free port by default), for a server to adopt.
+
+    Binding it here, rather than picking a free port for the server to bind later, leaves no
+    moment in which another worker's server can take the port first. One did: a browser test's
+    Daphne could not bind, the council test site already listening there answered its health
+    check (200 to any path), and the helper's sign-in page came from that site.
+    """
+    sock = socket.socket()
+    # As Twisted does for its own ports: a restart on the same port must not wait for the
+    # previous process's closed connections to leave TIME_WAIT.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(50)  # Twisted's default backlog, as when Daphne binds the port itself
+    return sock
 
 
 def database_url() -> str:
@@ -77,7 +96,8 @@ def start_daphne(
     settings_module: str = "config.settings",
 ) -> DaphneProcess:
     """Start `daphne` on `port` (a free one by default) and wait until /healthz answers."""
-    port = port or free_port()
+    sock = listening_socket(port or 0)
+    port = sock.getsockname()[1]
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": settings_module,
@@ -91,14 +111,16 @@ def start_daphne(
         **env_overrides,
     }
     log = tempfile.TemporaryFile()  # noqa: SIM115 (closed with the process)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-        cwd=BASE_DIR,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        # A file, not a pipe: a pipe nobody reads fills up and blocks the server.
-        stderr=log,
-    )
+    with sock:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "--fd", str(sock.fileno()), "config.asgi:application"],
+            cwd=BASE_DIR,
+            env=env,
+            pass_fds=[sock.fileno()],
+            stdout=subprocess.DEVNULL,
+            # A file, not a pipe: a pipe nobody reads fills up and blocks the server.
+            stderr=log,
+        )
     daphne = DaphneProcess(port=port, process=process, settings_module=settings_module, env_overrides=env_overrides)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

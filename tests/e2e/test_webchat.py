@@ -32,7 +32,7 @@ from tests.e2e.browser import (
     wait,
     wait_for_text,
 )
-from tests.servers import free_port, pushed_from_the_test_process, start_daphne
+from tests.servers import pushed_from_the_test_process, start_daphne
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -59,19 +59,39 @@ def site(transactional_db):
     return advisor
 
 
-@pytest.fixture
-def council_site_port():
-    return free_port()
+class CouncilPage(http.server.BaseHTTPRequestHandler):
+    """A page of the council's main website, carrying the widget its server was given."""
+
+    def do_GET(self):
+        title = "Another page" if self.path.startswith("/other") else "Bins and recycling"
+        body = PAGE.format(title=title, widget=self.server.widget).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
 
 
 @pytest.fixture
-def server(site, council_site_port):
+def council_httpd():
+    """The council site's server, listening before this project's server starts, which must
+    know its origin: a port only picked now could be taken by then."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), CouncilPage)
+    yield httpd
+    httpd.server_close()
+
+
+@pytest.fixture
+def server(site, council_httpd):
     """This project on its own Daphne, allowing the council site (another origin) to embed it."""
     daphne = start_daphne(
         settings_module="config.settings_test",
         env_overrides={
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-            "CHAT_WIDGET_ORIGINS": f"http://localhost:{council_site_port}",
+            "CHAT_WIDGET_ORIGINS": f"http://localhost:{council_httpd.server_port}",
         },
     )
     yield daphne
@@ -79,29 +99,13 @@ def server(site, council_site_port):
 
 
 @pytest.fixture
-def council_site(server, council_site_port):
+def council_site(server, council_httpd):
     """The council's main website on another origin (localhost, another port)."""
-    widget = f"{server.http}/static/chat/js/widget.js"
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            title = "Another page" if self.path.startswith("/other") else "Bins and recycling"
-            body = PAGE.format(title=title, widget=widget).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", council_site_port), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    council_httpd.widget = f"{server.http}/static/chat/js/widget.js"
+    thread = threading.Thread(target=council_httpd.serve_forever, daemon=True)
     thread.start()
-    yield f"http://localhost:{council_site_port}"
-    httpd.shutdown()
-    httpd.server_close()
+    yield f"http://localhost:{council_httpd.server_port}"
+    council_httpd.shutdown()
 
 
 def sign_in(driver, server) -> None:
