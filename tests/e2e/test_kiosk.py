@@ -12,6 +12,7 @@ from django.contrib.auth.models import Group
 from selenium.webdriver.common.by import By
 
 from chat.models import Conversation
+from config.clock import clock_text
 from kiosk.models import KioskDevice, KioskVisit, Service, ServiceCategory, ServiceSubmission
 from tests.e2e import browser
 from tests.e2e.browser import assert_accessible, click, require_browser, wait, wait_for_text
@@ -86,7 +87,15 @@ def enrol(kiosk, supervisor, server):
 
 def test_enrol_get_help_hand_off_wipe_and_revoke(server, browsers):
     kiosk, supervisor, advisor, phone = browsers(), browsers(), browsers(), browsers()
+    # Sam's computer is set to another zone: the kiosks page still reads the council's clock.
+    supervisor.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "Pacific/Auckland"})
     device = enrol(kiosk, supervisor, server)
+
+    def last_seen_on_the_council_clock(driver) -> bool:
+        device.refresh_from_db()
+        return driver.find_element(By.CSS_SELECTOR, "[data-kiosk-last-seen]").text == clock_text(device.last_seen_at)
+
+    wait(supervisor).until(last_seen_on_the_council_clock, "the kiosk's last heartbeat, at the council's time")
     assert_accessible(kiosk, "the kiosk launcher")
 
     # Search narrows the launcher; the accessibility panel is a dialog.
