@@ -180,6 +180,20 @@ def test_the_other_console_pages_are_accessible(server, staff, browsers):
     ConsoleConnection.objects.filter(helper=staff["sam"]).update(last_seen_at=timezone.now())
 
 
+def test_a_volunteer_finds_the_conversations_given_to_them_when_the_console_opens(server, staff, browsers):
+    """The snapshot is the whole of a volunteer's start, though their page has no call-backs list."""
+    pat, _token = services.conversation_start(visitor_name="Pat")
+    services.conversation_assign(conversation_id=pat.pk, helper=staff["vic"])
+    services.message_create(conversation_id=pat.pk, author_kind="visitor", body="Can you help me renew my permit?")
+    vic = browsers()
+    sign_in(vic, server, "vic")
+
+    wait_for_text(vic, "#mine-list", "Pat")
+    click(vic, f'[data-open="{pat.pk}"]')
+    wait_for_text(vic, "#conversation-log", "Can you help me renew my permit?")
+    assert_accessible(vic, "a volunteer's console with a conversation open")
+
+
 @pytest.fixture
 def strict_server(staff):
     """A server that lets each side send two messages a minute."""

@@ -221,7 +221,6 @@ const socket = new FrameSocket({
     },
   },
   onOpen: () => {
-    byId("console-connection").textContent = "Connected. The queue updates live.";
     viewer.reattach();
   },
   onClose: (event) => {
@@ -273,6 +272,9 @@ function onQueueSnapshot({ waiting, waiting_count: waitingCount, mine, awaiting_
   renderQueue();
   renderMine();
   if (state.selected !== null) renderSelected();
+  // Said once the page shows the server's state, not when the socket opens: until then what
+  // a console back from a lost connection shows may be out of date.
+  byId("console-connection").textContent = "Connected. The queue updates live.";
 }
 
 // Stops showing a conversation this console no longer holds.
@@ -445,6 +447,8 @@ function callbackButton(callback, action, label) {
 function renderCallbacks() {
   const callbacks = [...state.callbacks.values()];
   const list = byId("callbacks-list");
+  // Volunteers are not shown call-back requests.
+  if (!list) return;
   keepingFocus(list, () => list.replaceChildren(
     ...callbacks.map((callback) => {
       const contact = [callback.phone, callback.email].filter(Boolean).join(" · ");
