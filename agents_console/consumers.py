@@ -54,6 +54,7 @@ class NoteAddForm(ConversationRefForm):
 def console_snapshot(*, user, role: Role) -> dict[str, Any]:
     """The `queue.snapshot` data. Volunteers see the number waiting, not who."""
     waiting = list(selectors.conversation_list_waiting())
+    awaiting_wrap_up = selectors_console.conversation_list_awaiting_wrap_up(helper_id=user.pk)
     sees_queue = role != Role.VOLUNTEER
     return {
         "waiting": [events.conversation_staff_payload(c) for c in waiting] if sees_queue else [],
@@ -63,10 +64,8 @@ def console_snapshot(*, user, role: Role) -> dict[str, Any]:
             for c in selectors.conversation_list_active_for_helper(helper_id=user.pk)
         ],
         # A console that was away learns here which of its conversations ended meanwhile.
-        "awaiting_wrap_up": [
-            events.conversation_staff_payload(c)
-            for c in selectors_console.conversation_list_awaiting_wrap_up(helper_id=user.pk)
-        ],
+        "awaiting_wrap_up": [events.conversation_staff_payload(c) for c in awaiting_wrap_up.newest],
+        "awaiting_wrap_up_count": awaiting_wrap_up.count,
         "callbacks": [events.callback_payload(c) for c in selectors.callback_list_pending()] if sees_queue else [],
         "presence": presence.helper_profile(user).status,
         "live": [events.conversation_staff_payload(c) for c in selectors.conversation_list_active()]

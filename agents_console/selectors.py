@@ -1,9 +1,9 @@
 """Reads for the advisor console."""
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import QuerySet
 
 from agents_console.models import CannedResponse, Guide, HelperProfile
 from agents_console.presence import helper_ids_online
@@ -11,16 +11,35 @@ from chat import events as chat_events
 from chat import selectors as chat_selectors
 from chat.models import Conversation
 
+# The console lists this many of a helper's conversations waiting to be logged, the newest, and
+# says how many more there are: a helper who never logs would otherwise be sent every chat they
+# ever ended, on every page load and connection. Far more than a helper holds at once (three by
+# default), so a console back from a lost connection still finds among them those that ended
+# meanwhile.
+AWAITING_WRAP_UP_LISTED = 50
 
-def conversation_list_awaiting_wrap_up(*, helper_id: int) -> QuerySet[Conversation]:
-    """Ended conversations this helper held that nobody has logged yet, newest first."""
-    return (
-        Conversation.objects.filter(
-            status=Conversation.Status.ENDED, assigned_helper_id=helper_id, assisted_transaction__isnull=True
-        )
-        .select_related(*chat_selectors.PAYLOAD_RELATIONS)
-        .order_by("-ended_at")
+
+@dataclass(frozen=True)
+class AwaitingWrapUp:
+    newest: list[Conversation]
+    count: int
+
+    @property
+    def more(self) -> int:
+        """How many are not among the newest listed."""
+        return self.count - len(self.newest)
+
+
+def conversation_list_awaiting_wrap_up(*, helper_id: int) -> AwaitingWrapUp:
+    """Ended conversations this helper held that nobody has logged yet: the newest
+    `AWAITING_WRAP_UP_LISTED`, newest first, and how many there are in all."""
+    awaiting = Conversation.objects.filter(
+        status=Conversation.Status.ENDED, assigned_helper_id=helper_id, assisted_transaction__isnull=True
     )
+    newest = list(
+        awaiting.select_related(*chat_selectors.PAYLOAD_RELATIONS).order_by("-ended_at")[:AWAITING_WRAP_UP_LISTED]
+    )
+    return AwaitingWrapUp(newest, len(newest) if len(newest) < AWAITING_WRAP_UP_LISTED else awaiting.count())
 
 
 def guidance_payload() -> dict:

@@ -5,6 +5,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.test import Client
 
+from agents_console import selectors as selectors_console
 from agents_console import services as console_services
 from agents_console.models import ConsoleConnection
 from chat import services
@@ -242,7 +243,29 @@ async def test_the_snapshot_lists_the_helpers_ended_conversations_not_yet_logged
         (second.pk, "ended", "Kim"),
         (first.pk, "ended", "Pat"),
     ]
+    assert snapshot["awaiting_wrap_up_count"] == 2
     assert snapshot["mine"] == []
+    await communicator.disconnect()
+
+
+async def test_the_snapshot_lists_only_the_newest_conversations_not_yet_logged_and_counts_them_all(
+    advisor, service, monkeypatch
+):
+    """A helper who never logs is not sent every conversation they ever ended."""
+    monkeypatch.setattr(selectors_console, "AWAITING_WRAP_UP_LISTED", 2)
+
+    def end_three():
+        for name in ("Pat", "Kim", "Lee"):
+            conversation, _token = services.conversation_start(visitor_name=name, service=service)
+            services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
+            services.conversation_end(conversation_id=conversation.pk, ended_by="helper", helper=advisor)
+
+    await sync_to_async(end_three)()
+    communicator = await console(advisor)
+    snapshot = await expect(communicator, "queue.snapshot")
+
+    assert [c["visitor_name"] for c in snapshot["awaiting_wrap_up"]] == ["Lee", "Kim"]
+    assert snapshot["awaiting_wrap_up_count"] == 3
     await communicator.disconnect()
 
 

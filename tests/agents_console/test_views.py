@@ -3,6 +3,7 @@
 import pytest
 from django.urls import reverse
 
+from agents_console import selectors
 from agents_console.models import AssistedTransaction
 from chat import services
 
@@ -56,6 +57,23 @@ def test_console_lists_conversations_waiting_for_wrap_up(client, advisor, ended_
     client.force_login(advisor)
     response = client.get(reverse("agents_console:home"))
     assert reverse("agents_console:wrap_up", args=[ended_conversation.pk]) in response.content.decode()
+    assert 'id="wrap-up-more"' not in response.content.decode()
+
+
+def test_console_lists_the_newest_conversations_waiting_for_wrap_up_and_counts_the_rest(
+    client, advisor, ended_conversation, service, monkeypatch
+):
+    monkeypatch.setattr(selectors, "AWAITING_WRAP_UP_LISTED", 1)
+    newer, _token = services.conversation_start(visitor_name="Kim", service=service)
+    services.conversation_assign(conversation_id=newer.pk, helper=advisor)
+    services.conversation_end(conversation_id=newer.pk, ended_by="helper", helper=advisor)
+    client.force_login(advisor)
+
+    page = client.get(reverse("agents_console:home")).content.decode()
+
+    assert reverse("agents_console:wrap_up", args=[newer.pk]) in page
+    assert reverse("agents_console:wrap_up", args=[ended_conversation.pk]) not in page
+    assert "1 older conversation is also waiting. It is listed here as you log these." in page
 
 
 def test_wrap_up_form_is_prefilled_with_the_service(client, advisor, ended_conversation, service):

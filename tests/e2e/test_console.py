@@ -16,6 +16,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 from agents_console.models import AssistedTransaction, CannedResponse, ConsoleConnection, Guide
+from agents_console.selectors import AWAITING_WRAP_UP_LISTED
 from chat import services
 from chat.models import CallbackRequest, Conversation, InternalNote, Message
 from config.clock import clock_text
@@ -192,6 +193,25 @@ def test_a_volunteer_finds_the_conversations_given_to_them_when_the_console_open
     click(vic, f'[data-open="{pat.pk}"]')
     wait_for_text(vic, "#conversation-log", "Can you help me renew my permit?")
     assert_accessible(vic, "a volunteer's console with a conversation open")
+
+
+def test_the_wrap_up_list_shows_the_newest_conversations_and_counts_the_older_ones(server, staff, browsers):
+    service = Service.objects.get()
+    for number in range(AWAITING_WRAP_UP_LISTED + 2):
+        conversation, _token = services.conversation_start(visitor_name=f"Resident {number}", service=service)
+        services.conversation_assign(conversation_id=conversation.pk, helper=staff["alex"])
+        services.conversation_end(conversation_id=conversation.pk, ended_by="helper", helper=staff["alex"])
+    alex = browsers()
+    # Connected: the socket's snapshot has redrawn the list the page came with.
+    sign_in(alex, server, "alex")
+
+    listed = alex.find_elements(By.CSS_SELECTOR, "#wrap-up-list [data-wrap-up]")
+    assert [int(item.get_attribute("data-wrap-up")) for item in listed][:1] == [conversation.pk]
+    assert len(listed) == AWAITING_WRAP_UP_LISTED
+    assert alex.find_element(By.ID, "wrap-up-more").text == (
+        "2 older conversations are also waiting. They are listed here as you log these."
+    )
+    assert_accessible(alex, "the console with more conversations to log than it lists")
 
 
 @pytest.fixture

@@ -230,7 +230,10 @@ const socket = new FrameSocket({
   },
 });
 
-function onQueueSnapshot({ waiting, waiting_count: waitingCount, mine, awaiting_wrap_up: awaitingWrapUp, callbacks, live, helpers, presence }) {
+function onQueueSnapshot({
+  waiting, waiting_count: waitingCount, mine, awaiting_wrap_up: awaitingWrapUp, awaiting_wrap_up_count: awaitingWrapUpCount,
+  callbacks, live, helpers, presence,
+}) {
   state.waiting = new Map(waiting.map((c) => [c.id, c]));
   state.waitingCount = waitingCount;
   state.live = new Map(live.map((c) => [c.id, c]));
@@ -240,7 +243,7 @@ function onQueueSnapshot({ waiting, waiting_count: waitingCount, mine, awaiting_
   renderHelpers();
   state.callbacks = new Map(callbacks.map((c) => [c.id, c]));
   renderCallbacks();
-  renderWrapUp(awaitingWrapUp);
+  renderWrapUp(awaitingWrapUp, awaitingWrapUpCount);
   // After a lost connection: say what became of the conversations held here meanwhile.
   const stillMine = new Set(mine.map((c) => c.id));
   const endedMeanwhile = new Map(awaitingWrapUp.map((c) => [c.id, c]));
@@ -814,10 +817,18 @@ function addWrapUpLink(conversation) {
   list.prepend(wrapUpItem(conversation));
 }
 
-// The server's list, after a reconnection: another tab may have logged some meanwhile.
-function renderWrapUp(conversations) {
+// The server's list, after a reconnection: another tab may have logged some meanwhile. It
+// holds the newest of `count`; the rest are counted, as on the page the server wrote.
+function renderWrapUp(conversations, count) {
   const items = conversations.map(wrapUpItem);
   if (!items.length) items.push(element("li", { id: "wrap-up-empty", text: "Nothing to log." }));
+  const more = count - conversations.length;
+  if (more > 0) {
+    const text = more === 1
+      ? "1 older conversation is also waiting. It is listed here as you log these."
+      : `${more} older conversations are also waiting. They are listed here as you log these.`;
+    items.push(element("li", { id: "wrap-up-more", text }));
+  }
   byId("wrap-up-list").replaceChildren(...items);
 }
 
