@@ -283,36 +283,42 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
     def sees(self, conversation: dict[str, Any]) -> bool:
         return self.role != Role.VOLUNTEER or conversation["assigned_helper_id"] == self.user.pk
 
-    async def let_go_unless_still_mine(self, conversation: dict[str, Any]) -> None:
+    async def let_go_unless_still_mine(self, conversation: dict[str, Any]) -> bool:
         """A conversation this socket held as its helper went back to the queue or to another
-        helper: it stops reading and writing there (typing, read marks, messages) at once. A
-        supervisor who only watches it keeps watching."""
+        helper: it stops reading and writing there (typing, read marks, messages) at once, and
+        says whether it did. A supervisor who only watches it keeps watching."""
         conversation_id = conversation["id"]
         if (
             not self.following(conversation_id)
             or conversation_id in self.watching
             or conversation["assigned_helper_id"] == self.user.pk
         ):
-            return
+            return False
         # The event may be older than this socket's hold on it: the "queued" of a conversation
         # this helper has accepted since can arrive after the accept (another process, or
         # the layer's own delay). The database says who holds it now.
         if await db(selectors.conversation_helper_id)(conversation_id=conversation_id) == self.user.pk:
-            return
+            return False
         await self.channel_layer.group_discard(events.conversation_staff_group(conversation_id), self.channel_name)
         await self.stream_leave(conversation_id)
+        return True
+
+    # A volunteer is told of a conversation taken from them (the console lets it go), though
+    # of no other conversation not theirs: those only change the number waiting.
 
     async def chat_conversation_queued(self, event: dict[str, Any]) -> None:
-        await self.let_go_unless_still_mine(event["conversation"])
-        if self.sees(event["conversation"]):
-            await self.send_frame("conversation.queued", {"conversation": event["conversation"]})
-        else:
+        conversation = event["conversation"]
+        taken = await self.let_go_unless_still_mine(conversation)
+        if self.sees(conversation) or taken:
+            await self.send_frame("conversation.queued", {"conversation": conversation})
+        if not self.sees(conversation):
             await self.send_queue_count()
 
     async def chat_conversation_assigned(self, event: dict[str, Any]) -> None:
-        await self.let_go_unless_still_mine(event["conversation"])
-        if self.sees(event["conversation"]):
-            await self.send_frame("conversation.assigned", {"conversation": event["conversation"]})
+        conversation = event["conversation"]
+        taken = await self.let_go_unless_still_mine(conversation)
+        if self.sees(conversation) or taken:
+            await self.send_frame("conversation.assigned", {"conversation": conversation})
         else:
             await self.send_queue_count()
 

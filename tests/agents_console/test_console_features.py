@@ -5,7 +5,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
 from agents_console.models import AssistedTransaction, HelperProfile
-from chat import events
+from chat import events, services
 from chat.models import Conversation
 from tests.agents_console.test_consumers import console, expect, expect_follow
 from tests.chat.test_consumers import connect as connect_visitor
@@ -179,6 +179,81 @@ async def test_a_volunteer_sees_no_queue_details_only_what_is_given_to_them(volu
     await expect(vic, "conversation.ended")
     await vic.send_json_to({"type": "conversation.open", "data": {"conversation_id": conversation_id}})
     assert (await expect(vic, "error"))["code"] == "not_assigned", "no transcript after the end"
+    for communicator in (vic, alex, visitor):
+        await communicator.disconnect()
+
+
+async def given_to_volunteer(alex, vic, volunteer):
+    """A conversation Alex accepted and passed to Vic, who follows it."""
+    visitor, conversation_id = await waiting_conversation(alex)
+    await accept(alex, conversation_id)
+    await alex.send_json_to(
+        {"type": "conversation.transfer", "data": {"conversation_id": conversation_id, "to_helper_id": volunteer.pk}}
+    )
+    assert await expect(vic, "queue.counted") == {"waiting_count": 1}
+    assert await expect(vic, "queue.counted") == {"waiting_count": 0}
+    await expect(vic, "conversation.assigned")
+    await vic.send_json_to({"type": "conversation.open", "data": {"conversation_id": conversation_id}})
+    await expect_follow(vic)
+    return visitor, conversation_id
+
+
+@pytest.mark.parametrize("to_advisor", [False, True], ids=["back to the queue", "to an advisor"])
+async def test_a_volunteer_is_told_when_a_conversation_is_taken_from_them(volunteer, advisor, to_advisor):
+    """So their console lets it go, rather than keep a chat whose every reply is refused."""
+    vic = await console(volunteer)
+    await expect(vic, "queue.snapshot")
+    alex = await console(advisor)
+    await expect(alex, "queue.snapshot")
+    visitor, conversation_id = await given_to_volunteer(alex, vic, volunteer)
+
+    data = (
+        {"conversation_id": conversation_id, "to_helper_id": advisor.pk}
+        if to_advisor
+        else {"conversation_id": conversation_id}
+    )
+    await vic.send_json_to({"type": "conversation.transfer", "data": data})
+
+    # The conversation's own "transferred" line may come first: Vic still followed it then.
+    frame = await vic.receive_json_from()
+    if frame["type"] == "message.created":
+        assert frame["data"]["author"]["kind"] == "system"
+        frame = await vic.receive_json_from()
+    taken = frame["data"]
+    if to_advisor:
+        assert frame["type"] == "conversation.assigned"
+        assert taken["conversation"]["assigned_helper_id"] == advisor.pk
+    else:
+        assert frame["type"] == "conversation.queued"
+        assert taken["conversation"]["status"] == "waiting"
+        assert await expect(vic, "queue.counted") == {"waiting_count": 1}
+    assert taken["conversation"]["id"] == conversation_id
+    await vic.send_json_to({"type": "typing.start", "data": {"conversation_id": conversation_id}})
+    assert (await expect(vic, "error"))["code"] == "not_assigned"
+    for communicator in (vic, alex, visitor):
+        await communicator.disconnect()
+
+
+async def test_a_volunteer_is_not_told_of_conversations_never_theirs(volunteer, advisor, other_advisor):
+    vic = await console(volunteer)
+    await expect(vic, "queue.snapshot")
+    alex = await console(advisor)
+    await expect(alex, "queue.snapshot")
+    visitor, conversation_id = await waiting_conversation(alex)
+    assert await expect(vic, "queue.counted") == {"waiting_count": 1}
+    await accept(alex, conversation_id)
+    assert await expect(vic, "queue.counted") == {"waiting_count": 0}
+
+    await alex.send_json_to(
+        {
+            "type": "conversation.transfer",
+            "data": {"conversation_id": conversation_id, "to_helper_id": other_advisor.pk},
+        }
+    )
+    assert await expect(vic, "queue.counted") == {"waiting_count": 0}
+    await sync_to_async(services.conversation_transfer)(conversation_id=conversation_id, by_helper=other_advisor)
+    assert await expect(vic, "queue.counted") == {"waiting_count": 1}
+    assert await vic.receive_nothing(timeout=0.3)
     for communicator in (vic, alex, visitor):
         await communicator.disconnect()
 

@@ -13,6 +13,7 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import Select
 
 from agents_console.models import AssistedTransaction, CannedResponse, ConsoleConnection, Guide
@@ -126,6 +127,7 @@ def test_two_advisors_accept_at_once_then_transfer_watch_and_wrap_up(server, sta
     assert_accessible(winner, "the console with an open conversation")
 
     wait_for_text(sam, "#live-list", "Pat")
+    assert "waiting since" not in sam.find_element(By.ID, "live-list").text, "answered: no longer waiting"
     click(sam, "[data-watch]")
     wait_for_text(sam, "#conversation-log", "council tax bill")
     assert sam.find_element(By.ID, "compose-form").get_attribute("hidden") is not None
@@ -193,6 +195,39 @@ def test_a_volunteer_finds_the_conversations_given_to_them_when_the_console_open
     click(vic, f'[data-open="{pat.pk}"]')
     wait_for_text(vic, "#conversation-log", "Can you help me renew my permit?")
     assert_accessible(vic, "a volunteer's console with a conversation open")
+
+
+def test_a_volunteer_passes_a_conversation_to_the_supervisor_watching_it(server, staff, browsers):
+    pat, _token = services.conversation_start(visitor_name="Pat")
+    services.conversation_assign(conversation_id=pat.pk, helper=staff["vic"])
+    vic, sam = browsers(), browsers()
+    sign_in(vic, server, "vic")
+    sign_in(sam, server, "sam")
+    click(vic, f'[data-open="{pat.pk}"]')
+    click(sam, f'[data-watch="{pat.pk}"]')
+    wait(sam).until(lambda d: d.find_element(By.ID, "compose-form").get_attribute("hidden") is not None)
+
+    click(vic, "#transfer-details summary")
+    wait(vic).until(
+        lambda d: any(o.text.startswith("Sam") for o in Select(d.find_element(By.ID, "transfer-to")).options)
+    )
+    Select(vic.find_element(By.ID, "transfer-to")).select_by_value(str(staff["sam"].pk))
+    # The list is drawn again whenever the server sends it (every pong): the choice stays.
+    shown = vic.find_element(By.CSS_SELECTOR, "#transfer-to option")
+    click(vic, "#transfer-details summary")
+    click(vic, "#transfer-details summary")
+    wait(vic).until(staleness_of(shown), "the helpers list drawn again")
+    assert Select(vic.find_element(By.ID, "transfer-to")).first_selected_option.text.startswith("Sam")
+    vic.find_element(By.CSS_SELECTOR, "#transfer-form button[type=submit]").click()
+
+    # Vic lets it go; Sam, who was only watching, now answers it.
+    wait_for_text(vic, "#console-announcer", "The conversation with Pat is now with Sam.")
+    assert "Pat" not in vic.find_element(By.ID, "mine-list").text
+    wait_for_text(sam, "#console-announcer", "The conversation with Pat is now yours.")
+    wait(sam).until(lambda d: d.find_element(By.ID, "compose-form").get_attribute("hidden") is None)
+    sam.find_element(By.ID, "compose-message").send_keys("Hello Pat, Sam here.", Keys.ENTER)
+    wait(sam).until(lambda d: Message.objects.filter(conversation=pat, body="Hello Pat, Sam here.").exists())
+    assert_accessible(sam, "a supervisor given the conversation they watched")
 
 
 def test_the_wrap_up_list_shows_the_newest_conversations_and_counts_the_older_ones(server, staff, browsers):
@@ -308,6 +343,7 @@ def test_a_supervisor_goes_on_watching_after_the_connection_comes_back(server, s
     wait_for_text(alex, "#queue-list", "Pat")
     click(alex, "[data-accept]")
     wait_for_text(sam, "#live-list", "Pat")
+    assert "waiting since" not in sam.find_element(By.ID, "live-list").text, "answered: no longer waiting"
     click(sam, "[data-watch]")
     wait_for_text(sam, "#conversation-log", "joined the conversation")
 

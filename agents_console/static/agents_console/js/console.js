@@ -71,8 +71,9 @@ function describe(conversation) {
   if (conversation.kiosk) parts.push(conversation.kiosk.location);
   if (conversation.helper_in_person) parts.push("asks for a helper in person");
   if (conversation.service) parts.push(conversation.service.name);
-  // Since its current wait began: a conversation put back after help waits afresh.
-  if (conversation.queued_at) parts.push(`waiting since ${timeOf(conversation.queued_at)}`);
+  // Since its current wait began: a conversation put back after help waits afresh. Once
+  // answered it is waiting no longer, though it keeps the time its wait began.
+  if (conversation.status === "waiting" && conversation.queued_at) parts.push(`waiting since ${timeOf(conversation.queued_at)}`);
   return parts.join(" · ");
 }
 
@@ -86,11 +87,17 @@ const socket = new FrameSocket({
   handlers: {
     "queue.snapshot": onQueueSnapshot,
     "conversation.queued": ({ conversation }) => {
-      state.waiting.set(conversation.id, conversation);
       state.live.delete(conversation.id);
+      renderLive();
+      if (config.role === "volunteer") {
+        // Only about a conversation taken from this volunteer: the queue's others are counted.
+        if (state.mine.has(conversation.id)) letGo(conversation.id, `The conversation with ${visitorLabel(conversation)} went back to the queue.`);
+        renderMine();
+        return;
+      }
+      state.waiting.set(conversation.id, conversation);
       if (state.mine.has(conversation.id)) letGo(conversation.id, "");
       renderQueue();
-      renderLive();
       renderMine();
       announce(`${visitorLabel(conversation)} is waiting.`);
       chime();
@@ -127,11 +134,13 @@ const socket = new FrameSocket({
         // Transferred to someone else.
         letGo(conversation.id, `The conversation with ${visitorLabel(conversation)} is now with ${conversation.helper_name || "another helper"}.`);
       }
-      if (conversation.assigned_helper_id === config.helperId && !state.mine.has(conversation.id)) {
-        // Not this tab's own Accept: a transfer, routing or another tab gave it.
+      if (conversation.assigned_helper_id === config.helperId && (!state.mine.has(conversation.id) || state.watching.has(conversation.id))) {
+        // Not this tab's own Accept: a transfer, routing or another tab gave it, or it was
+        // given to the supervisor watching it.
         if (state.selectWhenOpen !== conversation.id) announce(`The conversation with ${visitorLabel(conversation)} is now yours.`);
         state.mine.set(conversation.id, conversation);
-        // Another tab of ours accepted it: follow it here too.
+        // Followed here too, as its helper: opening it again ends the watch (`notes.snapshot`
+        // says it is no longer read-only).
         socket.send("conversation.open", { conversation_id: conversation.id, last_seq: storeFor(conversation.id).contiguousSeq });
       }
       renderQueue();
@@ -575,10 +584,18 @@ function renderHelpers() {
   const list = byId("helpers-list");
   const select = byId("transfer-to");
   const others = state.helpers.filter((helper) => helper.id !== config.helperId);
+  // The list is refreshed by every pong: what the helper chose stays chosen. One who went
+  // offline meanwhile is not silently swapped for "Back to the queue": they are told.
+  const chosen = select.value;
   select.replaceChildren(
     element("option", { value: "", text: "Back to the queue" }),
     ...others.map((helper) => element("option", { value: String(helper.id), text: `${helper.name} (${helper.presence}, ${helper.active} of ${helper.capacity})` })),
   );
+  if (chosen && others.some((helper) => String(helper.id) === chosen)) {
+    select.value = chosen;
+  } else if (chosen && byId("transfer-details").open) {
+    showError("The helper you chose is no longer online. Choose who to transfer to again.");
+  }
   if (!list) return;
   list.replaceChildren(
     ...state.helpers.map((helper) => element("li", { text: `${helper.name}: ${helper.presence}, ${helper.active} of ${helper.capacity} conversations` })),
