@@ -9,6 +9,7 @@ import pytest
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 
 from chat.models import Conversation
@@ -59,13 +60,14 @@ def sign_in(driver, server, username, next_path):
     browser.sign_in(driver, server.http, username, f"{username}-password-1", next_path)
 
 
-def enrol(kiosk, supervisor, server):
+def enrol(kiosk, supervisor, server, *, before_approval=lambda code: None):
     kiosk.get(f"{server.http}/kiosk/")
     code = kiosk.find_element(By.CSS_SELECTOR, "[data-pairing-code]").text
     assert re.fullmatch(r"[A-Z2-9]{4}-[A-Z2-9]{4}", code)
     assert kiosk.find_element(By.CSS_SELECTOR, ".kiosk-qr svg")
     assert not kiosk.find_elements(By.CSS_SELECTOR, "[data-kiosk-shell]"), "no kiosk features before approval"
     assert_accessible(kiosk, "the pairing screen")
+    before_approval(code)
 
     sign_in(supervisor, server, "sam", f"/console/kiosks/approve/?code={code}")
     wait(supervisor).until(lambda d: d.find_elements(By.ID, "id_pairing_code"))
@@ -83,6 +85,37 @@ def enrol(kiosk, supervisor, server):
     wait_for_text(supervisor, "[data-kiosk-state]", "Idle", timeout=15)
     assert_accessible(supervisor, "the kiosks page")
     return device
+
+
+def test_the_kiosks_page_follows_a_kiosk_approved_and_revoked_elsewhere(server, browsers):
+    """Its row changes its name and its actions, not only its state."""
+    kiosk, supervisor, watcher = browsers(), browsers(), browsers()
+
+    def watch(code):
+        sign_in(watcher, server, "sam", "/console/kiosks/")
+        wait_for_text(watcher, "[data-kiosks-table]", f"New kiosk, code {code}")
+
+    device = enrol(kiosk, supervisor, server, before_approval=watch)
+    row = f'[data-kiosk-id="{device.pk}"]'
+
+    def row_shows(name: str, state: str, actions: list[str]):
+        def shown(driver) -> bool:
+            try:
+                cells = [cell.text for cell in driver.find_elements(By.CSS_SELECTOR, f"{row} th, {row} td")]
+                # Each button's visible words, without the kiosk's name said to screen readers.
+                buttons = [
+                    b.text.splitlines()[0] for b in driver.find_elements(By.CSS_SELECTOR, f"{row} a, {row} button")
+                ]
+            except WebDriverException:
+                return False  # the page is being written again
+            return bool(cells) and (cells[0], cells[2]) == (name, state) and buttons == actions
+
+        return shown
+
+    wait(watcher).until(row_shows("Reception kiosk 1", "Idle", ["Wipe now", "Revoke"]), "approved, with its actions")
+    click(supervisor, f'form[action="/console/kiosks/{device.pk}/revoke/"] button')
+    supervisor.switch_to.alert.accept()
+    wait(watcher).until(row_shows("Reception kiosk 1", "Revoked", []), "revoked, without actions")
 
 
 def test_enrol_get_help_hand_off_wipe_and_revoke(server, browsers):

@@ -13,8 +13,10 @@ function setState(row, state, label, tagClass) {
 
 function update(kiosk) {
   const row = document.querySelector(`[data-kiosk-id="${kiosk.id}"]`);
-  if (!row) {
-    // A kiosk this page has not listed yet (a new pairing code): show it with its actions.
+  const { status, name, location } = row ? row.dataset : {};
+  if (!row || status !== kiosk.status || name !== kiosk.name || location !== kiosk.location) {
+    // A kiosk this page has not listed yet (a new pairing code), or one approved, revoked or
+    // renamed since: the page is written again, with the actions that kiosk now has.
     window.location.reload();
     return;
   }
