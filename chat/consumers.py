@@ -33,8 +33,17 @@ logger = logging.getLogger(__name__)
 TYPING_MIN_INTERVAL_SECONDS = 2.0
 
 
-def conversation_snapshot(*, conversation: Conversation, after_seq: int, staff: bool) -> dict[str, Any]:
-    """The `state.snapshot` data: the conversation and the messages after `after_seq`."""
+def conversation_snapshot(*, conversation_id: int, after_seq: int, staff: bool) -> dict[str, Any] | None:
+    """The `state.snapshot` data: the conversation as it is now and its messages after
+    `after_seq`; None if it is gone.
+
+    Read again, not taken from the caller: a change committed before the socket joined the
+    conversation's group reached no socket. Automatic routing answers a new conversation
+    within its start, so its resident would otherwise be shown the queue while a helper chats.
+    """
+    conversation = selectors.conversation_get(conversation_id=conversation_id)
+    if conversation is None:
+        return None
     messages = selectors.message_list_after(conversation_id=conversation.pk, after_seq=after_seq)
     build = events.conversation_staff_payload if staff else events.conversation_public_payload
     cobrowse = services.cobrowse_live_for(conversation.pk)
@@ -60,14 +69,19 @@ class ConversationStreamMixin:
         # Per conversation: the last typing state this socket relayed, when, and as whom.
         self.typing_sent: dict[int, tuple[bool, float, str]] = {}
 
-    async def stream_join(self, conversation: Conversation, *, after_seq: int, staff: bool) -> None:
+    async def stream_join(self, conversation: Conversation, *, after_seq: int, staff: bool) -> dict[str, Any]:
+        """Follow the conversation and send its `state.snapshot`, which is returned."""
         await self.channel_layer.group_add(events.conversation_group(conversation.pk), self.channel_name)
         delivered = self.delivered.setdefault(conversation.pk, set())
-        snapshot = await db(conversation_snapshot)(conversation=conversation, after_seq=after_seq, staff=staff)
+        snapshot = await db(conversation_snapshot)(conversation_id=conversation.pk, after_seq=after_seq, staff=staff)
+        if snapshot is None:
+            await self.stream_leave(conversation.pk)
+            raise services.chat_error("conversation_not_found")
         await self.on_snapshot(conversation.pk, snapshot)
         snapshot["messages"] = [m for m in snapshot["messages"] if m["seq"] not in delivered]
         delivered.update(m["seq"] for m in snapshot["messages"])
         await self.send_frame("state.snapshot", snapshot)
+        return snapshot
 
     async def on_snapshot(self, conversation_id: int, snapshot: dict[str, Any]) -> None:
         """Called with each `state.snapshot` before it is sent."""
@@ -190,8 +204,8 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
             if current != self.token_hash:
                 await self.unbind()
                 raise services.chat_error("conversation_not_found")
-        await self.stream_join(conversation, after_seq=after_seq, staff=False)
-        if conversation.status == Conversation.Status.WAITING:
+        snapshot = await self.stream_join(conversation, after_seq=after_seq, staff=False)
+        if snapshot["conversation"]["status"] == Conversation.Status.WAITING:
             await self.join_waiting()
 
     async def unbind(self) -> None:

@@ -4,7 +4,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
-from agents_console.models import AssistedTransaction, HelperProfile
+from agents_console.models import AssistedTransaction, ConsoleSettings, HelperProfile
 from chat import events, services
 from chat.models import Conversation
 from tests.agents_console.test_consumers import console, expect, expect_follow
@@ -345,3 +345,24 @@ async def test_a_late_queue_event_does_not_take_away_a_conversation_the_helper_h
     assert (await expect(alex, "message.created"))["body"] == "Still there?"
     await alex.disconnect()
     await visitor.disconnect()
+
+
+async def test_a_resident_answered_by_automatic_routing_within_their_start_is_shown_the_chat(advisor):
+    """Routing gives the conversation to Alex before the resident's socket follows it, so the
+    snapshot must say so: not "in the queue" while Alex is already there."""
+    await sync_to_async(ConsoleSettings.objects.update_or_create)(
+        pk=1, defaults={"routing": ConsoleSettings.Routing.AUTOMATIC}
+    )
+    alex = await console(advisor)
+    await expect(alex, "queue.snapshot")
+    visitor = await connect_visitor()
+
+    await visitor.send_json_to({"type": "conversation.start", "data": {"name": "Pat"}})
+    await expect_visitor(visitor, "conversation.started")
+    snapshot = await expect_visitor(visitor, "state.snapshot")
+
+    assert (snapshot["conversation"]["status"], snapshot["conversation"]["helper_name"]) == ("active", "Alex")
+    assert [m["body"] for m in snapshot["messages"]] == ["Alex joined the conversation."]
+    assert await visitor.receive_nothing(timeout=0.3), "no queue position for a resident being answered"
+    for communicator in (alex, visitor):
+        await communicator.disconnect()
