@@ -281,6 +281,45 @@ def test_a_connection_that_dies_without_closing_is_noticed_and_replaced(server, 
     assert Message.objects.filter(body="Typed on a dead line").count() == 1
 
 
+def test_reconnecting_slows_down_until_the_server_serves_the_socket_not_merely_opens_it(server, browsers):
+    """A server that opens sockets but fails the resume (its database down) and closes them
+    would otherwise be asked again twice a second by every open widget."""
+    driver = browsers()
+    driver.get(f"{server.http}/")
+    attempts = driver.execute_async_script(
+        """
+        const done = arguments[arguments.length - 1];
+        (async () => {
+          const { FrameSocket, socketUrl } = await import("/static/chat/js/socket.js");
+          let opened, answered;
+          const open = new Promise((resolve) => { opened = resolve; });
+          const answer = () => new Promise((resolve) => { answered = resolve; });
+          const socket = new FrameSocket({
+            url: socketUrl("/ws/chat/"),
+            handlers: { error: () => answered(), pong: () => answered() },
+            onOpen: () => opened(),
+          });
+          const seen = {};
+          socket.attempt = 3;  // as after three tries that failed
+          socket.connect();
+          await open;
+          seen.open = socket.attempt;
+          let reply = answer();
+          socket.send("no.such.frame", {});
+          await reply;
+          seen.error = socket.attempt;
+          reply = answer();
+          socket.send("ping", {});
+          await reply;
+          seen.served = socket.attempt;
+          socket.close();
+          done(seen);
+        })().catch((error) => done(String(error)));
+        """
+    )
+    assert attempts == {"open": 3, "error": 3, "served": 0}
+
+
 def test_opening_the_panel_on_a_chat_that_ended_meanwhile_puts_the_keyboard_on_the_rating(
     server, council_site, browsers
 ):

@@ -47,7 +47,6 @@ export class FrameSocket {
     const socket = new WebSocket(this.url);
     this.socket = socket;
     socket.addEventListener("open", () => {
-      this.attempt = 0;
       this.pingTimer = setInterval(() => this.ping(), PING_INTERVAL_MS);
       this.onOpen();
     });
@@ -126,6 +125,10 @@ export class FrameSocket {
     } catch {
       return;
     }
+    // The backoff starts again once the server serves this socket, not when it opens: a
+    // server that opens sockets and then fails what the client asks (its database down) and
+    // closes them would otherwise be asked again twice a second by every client.
+    if (frame.type !== "error") this.attempt = 0;
     const handler = this.handlers[frame.type];
     if (handler) handler(frame.data || {});
   }

@@ -637,7 +637,9 @@ class ChatWidget {
   }
 
   onOpen() {
-    this.online = true;
+    // With a conversation, online once it is served (onSnapshot): a socket closed again
+    // because the resume failed is one more try, not a connection lost to announce again.
+    if (!this.state.token) this.online = true;
     if (this.state.token) {
       this.socket.send("conversation.resume", { token: this.state.token, last_seq: this.messages.contiguousSeq });
     }
@@ -691,6 +693,7 @@ class ChatWidget {
   }
 
   onSnapshot({ conversation, messages, has_more: hasMore, cobrowse }) {
+    this.online = true;
     // Before what was missed; the status is read out only if it changed meanwhile.
     if (this.reconnecting) this.announce(TEXT.reconnected);
     this.reconnecting = false;
