@@ -340,6 +340,11 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
             conversation_id=conversation_id, session_id=session_id, stopped_by=Conversation.EndedBy.VISITOR
         )
 
+    def counts_in_bytes(self, frame_type: Any) -> bool:
+        # Only while the resident shares their screen: any other socket's page events are
+        # refused, and counted like every other frame.
+        return self.sharing_session_id is not None and super().counts_in_bytes(frame_type)
+
     async def handle_cobrowse_events(self, **part: Any) -> None:
         self.require_conversation()
         if part["session_id"] != self.sharing_session_id:

@@ -30,6 +30,9 @@ SERVER_FAULT_CLOSE_CODE = 1011
 # parts of at most MAX_FRAME_BYTES): a page of up to 4 MiB may be sent at once, then 1 MiB/s.
 BULK_BURST_BYTES = 4 * 1024 * 1024
 BULK_BYTES_PER_SECOND = 1024 * 1024
+# Each such frame counts as at least this many bytes, so tiny ones cannot be sent by the
+# thousand: at most 4 096 at once, then 1 024 a second (the widget sends ten a second).
+BULK_MIN_FRAME_BYTES = 1024
 # Refusals worth a line in the log: someone tried something their role or ownership forbids.
 DENIAL_CODES = frozenset({"forbidden", "not_assigned"})
 
@@ -106,8 +109,8 @@ class FrameConsumer(AsyncJsonWebsocketConsumer):
             except ValueError:
                 problem = "malformed_json"
         # Bulk frames (co-browse page events) are limited by bytes, everything else by count.
-        if isinstance(content, dict) and content.get("type") in self.bulk_frame_types:
-            allowed = self.bulk_bucket.take(len(text_data))
+        if isinstance(content, dict) and self.counts_in_bytes(content.get("type")):
+            allowed = self.bulk_bucket.take(max(len(text_data), BULK_MIN_FRAME_BYTES))
         else:
             allowed = self.bucket.take()
         if not allowed:
@@ -121,6 +124,10 @@ class FrameConsumer(AsyncJsonWebsocketConsumer):
             await self.send_error(problem)
             return
         await self.receive_json(content)
+
+    def counts_in_bytes(self, frame_type: Any) -> bool:
+        """Whether a frame of this type is limited by its bytes rather than counted."""
+        return frame_type in self.bulk_frame_types
 
     async def receive_json(self, content: Any, **kwargs) -> None:
         if not isinstance(content, dict) or not isinstance(content.get("type"), str):

@@ -213,6 +213,41 @@ async def test_an_expired_code_gives_nothing(advisor):
     await helper.disconnect()
 
 
+async def test_page_events_from_a_socket_not_sharing_are_counted_as_frames():
+    """Not a way round the frame rate: each is refused, and a flood of them is limited."""
+    visitor = await connect()
+    for _ in range(40):
+        await visitor.send_json_to({"type": "cobrowse.events"})
+    codes = [frame["data"]["code"] for frame in await drain(visitor) if frame["type"] == "error"]
+
+    # Bursts of 20 frames, not 4 MiB of bytes: the rest are dropped with one error a second.
+    assert "rate_limited" in codes
+    assert codes.count("invalid_frame") + codes.count("not_joined") < 40
+    await visitor.disconnect()
+
+
+async def test_tiny_page_events_count_as_a_kibibyte_each(advisor, monkeypatch):
+    monkeypatch.setattr("chat.protocol.BULK_BURST_BYTES", 10 * 1024)
+    monkeypatch.setattr("chat.protocol.BULK_BYTES_PER_SECOND", 1)
+    helper, visitor, conversation_id = await accepted_conversation(advisor)
+    await helper.send_json_to({"type": "cobrowse.request", "data": {"conversation_id": conversation_id}})
+    session_id = (await until_status(visitor, "requested"))["id"]
+    await visitor.send_json_to({"type": "cobrowse.respond", "data": {"session_id": session_id, "accept": True}})
+    await until_status(helper, "active")
+    await helper.send_json_to({"type": "cobrowse.view", "data": {"session_id": session_id}})
+    await until(visitor, "cobrowse.guidance")
+
+    for index in range(30):
+        await visitor.send_json_to(events_frame(session_id, "[]", part=index, parts=30))
+    assert (await until(visitor, "error", limit=5))["code"] == "rate_limited"
+    relayed = [f for f in await drain(helper) if f["type"] == "cobrowse.events"]
+    # A 10 KiB budget: ten frames of a few bytes each, where their bytes alone would let all
+    # thirty through.
+    assert len(relayed) == 10
+    for communicator in (helper, visitor):
+        await communicator.disconnect()
+
+
 async def test_page_events_past_the_byte_budget_are_refused_and_not_relayed(advisor, monkeypatch):
     # A small budget that does not refill during the test, so the outcome does not depend on
     # how fast this machine relays (the real one is 4 MiB, then 1 MiB a second).
