@@ -425,6 +425,30 @@ def test_the_estimated_wait_counts_down_and_says_when_it_is_taking_longer(server
     wait_for_text(visitor, "h1", "Another page")
     wait_for_text(visitor, "#dioa-chat-status", "It is taking longer than we estimated.")
 
+    # The server's estimate for the same place changes (helpers are slower today): the new
+    # one is counted down, not the old one.
+    visitor.execute_script(
+        "window.dioaChat.onPosition({position: 1, estimated_wait_seconds: 900, available: true, reason: null})"
+    )
+    wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue. Estimated wait: about 15 minutes.")
+
+
+def test_the_enter_that_picks_a_suggested_word_sends_nothing(server, council_site, browsers):
+    """A Japanese or Chinese keyboard's Enter chooses among its suggestions: the message is not done."""
+    _helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
+    wait_for_text(visitor, "#dioa-chat-status", "in the queue")
+    box = visitor.find_element(By.ID, "dioa-chat-message")
+    box.send_keys("こんにちは")
+    visitor.execute_script(
+        "arguments[0].dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', isComposing: true, bubbles: true}))",
+        box,
+    )
+    assert box.get_attribute("value") == "こんにちは"
+    assert not visitor.find_elements(By.CSS_SELECTOR, ".chat-log__item--mine"), "nothing sent"
+
+    box.send_keys(Keys.ENTER)
+    wait(visitor).until(lambda d: Message.objects.filter(body="こんにちは").exists(), "sent by a plain Enter")
+
 
 def test_leaving_a_message_instead_starts_fresh_and_going_back_sends_nothing(server, council_site, browsers):
     # Nobody online: Pat leaves a message without a chat, on this page.

@@ -1,6 +1,6 @@
 // The advisor console: live queue, the helper's conversations and the selected one's chat.
 
-import { announce as announceIn, element, isShown, keepingFocusIn, linkify } from "../../chat/js/dom.js";
+import { announce as announceIn, element, isShown, keepingFocusIn, linkify, sendOnEnter } from "../../chat/js/dom.js";
 import { FrameSocket, MessageStore, formatTime, formatWhen, newClientId, socketUrl } from "../../chat/js/socket.js";
 import { CobrowseViewer } from "./cobrowse_viewer.js";
 
@@ -930,12 +930,7 @@ byId("guidance-search").addEventListener("input", renderGuidance);
 renderGuidance();
 setInterval(tick, 15000);
 
-byId("compose-message").addEventListener("keydown", (event) => {
-  if (event.key === "Enter" && !event.shiftKey) {
-    event.preventDefault();
-    byId("compose-form").requestSubmit();
-  }
-});
+sendOnEnter(byId("compose-message"), byId("compose-form"));
 
 byId("end-conversation").addEventListener("click", () => {
   if (state.selected !== null) socket.send("conversation.end", { conversation_id: state.selected });

@@ -70,3 +70,14 @@ export function linkify(text) {
   if (last < text.length) nodes.push(document.createTextNode(text.slice(last)));
   return nodes;
 }
+
+// Enter sends what is in a message box, Shift+Enter starts a new line. Not the Enter that
+// picks a word from a Japanese or Chinese keyboard's suggestions, which would send half of it.
+export function sendOnEnter(textarea, form) {
+  textarea.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+}

@@ -8,7 +8,7 @@
 // sessionStorage) and lost connections (it resumes from the last message it holds and
 // resends, with the same client ids, whatever was not acknowledged).
 
-import { announce, element, isShown, keepingFocusIn, linkify } from "./dom.js";
+import { announce, element, isShown, keepingFocusIn, linkify, sendOnEnter } from "./dom.js";
 import { FrameSocket, MessageStore, formatTime, newClientId, secretId, socketUrl, timeText } from "./socket.js";
 import { ResidentCobrowse, codeView } from "./cobrowse.js";
 import { FormErrors } from "./form_errors.js";
@@ -427,12 +427,6 @@ class ChatWidget {
 
   buildCompose() {
     this.textarea = element("textarea", { className: "govuk-textarea", id: "dioa-chat-message", name: "message", rows: "2", maxlength: "2000" });
-    this.textarea.addEventListener("keydown", (event) => {
-      if (event.key === "Enter" && !event.shiftKey) {
-        event.preventDefault();
-        this.composeForm.requestSubmit();
-      }
-    });
     this.textarea.addEventListener("input", () => this.typed());
     this.endButton = element("button", { type: "button", className: "govuk-button govuk-button--warning", text: TEXT.end });
     this.endButton.addEventListener("click", () => this.send("conversation.end", {}));
@@ -446,6 +440,7 @@ class ChatWidget {
         this.endButton,
       ]),
     ]);
+    sendOnEnter(this.textarea, this.composeForm);
     this.composeForm.addEventListener("submit", (event) => {
       event.preventDefault();
       this.sendMessage();
@@ -757,11 +752,13 @@ class ChatWidget {
     else this.newChatButton.focus();
   }
 
-  // The estimate counts down as the resident waits. The same place sent again (a resume,
-  // another page of the site) keeps the wait already counted, kept with the chat's state.
+  // The estimate counts down as the resident waits. The same place and estimate sent again
+  // (a resume, another page of the site) keep the wait already counted, kept with the chat's
+  // state; a new estimate for the same place (helpers are taking longer today) replaces it.
   onPosition({ position, estimated_wait_seconds: seconds, available, reason }) {
-    if (!this.state.queue || this.state.queue.position !== position) {
-      this.state.queue = { ...this.state.queue, position, until: Date.now() + Math.max(60, seconds) * 1000 };
+    const queue = this.state.queue;
+    if (!queue || queue.position !== position || queue.estimate !== seconds) {
+      this.state.queue = { ...queue, position, estimate: seconds, until: Date.now() + Math.max(60, seconds) * 1000 };
     }
     // Each place comes with whether chat is still open (closing time, the last advisor gone):
     // said once, as part of the status, with the offer to leave a message.
