@@ -375,6 +375,18 @@ new MutationObserver(() => {
 """
 
 
+# Keeps the type of every frame the page's sockets receive, in order.
+RECORD_FRAMES = """
+window.framesSeen = [];
+window.WebSocket = class extends window.WebSocket {
+  constructor(...args) {
+    super(...args);
+    this.addEventListener("message", (event) => window.framesSeen.push(JSON.parse(event.data).type));
+  }
+};
+"""
+
+
 def test_the_queue_position_is_announced_once_not_again_on_the_next_page(server, council_site, browsers):
     helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
     wait_for_text(visitor, "#dioa-chat-announcer", "You are number 1 in the queue.")
@@ -421,12 +433,15 @@ def test_the_estimated_wait_counts_down_and_says_when_it_is_taking_longer(server
     wait_for_text(visitor, "#dioa-chat-announcer", "It is taking longer than we estimated.")
 
     # Another page of the site: the wait already counted goes on counting.
+    visitor.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RECORD_FRAMES})
     visitor.find_element(By.LINK_TEXT, "Another page").click()
     wait_for_text(visitor, "h1", "Another page")
     wait_for_text(visitor, "#dioa-chat-status", "It is taking longer than we estimated.")
 
     # The server's estimate for the same place changes (helpers are slower today): the new
-    # one is counted down, not the old one.
+    # one is counted down, not the old one. (After this page's own queue.position, which
+    # would otherwise come after it and, rightly, replace it again.)
+    wait(visitor).until(lambda d: "queue.position" in d.execute_script("return window.framesSeen"))
     visitor.execute_script(
         "window.dioaChat.onPosition({position: 1, estimated_wait_seconds: 900, available: true, reason: null})"
     )
@@ -667,6 +682,39 @@ def test_back_to_a_kept_page_from_before_the_chat_shows_the_chat_started_since(s
     wait_for_text(helper, "#conversation-context", "Has the chat open", timeout=15)
     helper.find_element(By.ID, "compose-message").send_keys("Still here?", Keys.ENTER)
     wait_for_text(visitor, ".chat-log", "Still here?")
+
+
+def test_a_reply_that_lands_between_pages_is_read_out_and_counted_on_the_next(server, council_site, browsers):
+    helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
+    click(helper, "[data-accept]")
+    wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
+    helper.find_element(By.ID, "compose-message").send_keys("Which street is it?", Keys.ENTER)
+    wait_for_text(visitor, ".chat-log", "Which street is it?")
+    click(visitor, ".chat-panel__close")
+
+    # Pat is on another site while Alex replies, then comes back to the council's.
+    visitor.get(f"{server.http}/healthz")
+    wait_for_text(helper, "#conversation-context", "Left the chat page", timeout=15)
+    helper.find_element(By.ID, "compose-message").send_keys("Are you still there?", Keys.ENTER)
+    wait(helper).until(lambda d: Message.objects.filter(body="Are you still there?").exists())
+    visitor.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RECORD_ANNOUNCEMENTS})
+    visitor.get(f"{council_site}/other")
+
+    wait_for_text(visitor, ".chat-launcher", "Chat with an advisor (1 new message)")
+    wait(visitor).until(
+        lambda d: any("Are you still there?" in text for text in d.execute_script("return window.heard"))
+    )
+    heard = visitor.execute_script("return window.heard")
+    assert not any("Which street is it?" in text for text in heard), "what the last page had is not read again"
+
+    # And the next page still says it is unread, until the panel is opened.
+    visitor.find_element(By.LINK_TEXT, "Another page").click()
+    wait_for_text(visitor, ".chat-launcher", "Chat with an advisor (1 new message)")
+    click(visitor, ".chat-launcher")
+    visitor.get(council_site)
+    wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
+    launcher = visitor.find_element(By.CSS_SELECTOR, ".chat-launcher")
+    assert launcher.get_attribute("textContent") == "Chat with an advisor"
 
 
 def test_closed_today_with_no_weekly_hours_says_which_day_it_opens(server, council_site, browsers):

@@ -164,6 +164,7 @@ class ChatWidget {
     this.config = { available: true, services: [] };
     loadStylesheet();
     this.build();
+    this.setUnread(this.state.unread || 0);
     this.cobrowse = new ResidentCobrowse({ send: (type, data) => this.socket.send(type, data), root: this.root });
     this.socket = new FrameSocket({
       url: socketUrl("/ws/chat/", ORIGIN),
@@ -226,6 +227,7 @@ class ChatWidget {
     // The same chat or another: what the other page left unsent is sent from here.
     this.state = saved;
     this.save();
+    this.setUnread(saved.unread || 0);
     if (saved.open) this.open({ focus: false });
     else this.close({ focus: false });
     this.render();
@@ -692,7 +694,12 @@ class ChatWidget {
     // Before what was missed; the status is read out only if it changed meanwhile.
     if (this.reconnecting) this.announce(TEXT.reconnected);
     this.reconnecting = false;
-    for (const message of messages) this.onMessage(message, { announce: this.snapshotSeen });
+    // The first snapshot on a page is history, but not what arrived after the last page
+    // had it (a reply that landed while the resident moved to another page): that is news.
+    const heard = this.snapshotSeen ? null : this.state.heard;
+    for (const message of messages) {
+      this.onMessage(message, { announce: this.snapshotSeen || (typeof heard === "number" && message.seq > heard) });
+    }
     this.onConversation(conversation);
     if (conversation.status !== "ended") this.cobrowse.update(cobrowse);
     if (hasMore) {
@@ -857,8 +864,10 @@ class ChatWidget {
     if (!this.messages.add(message)) return;
     const pendingIndex = this.state.outbox.findIndex((item) => item.client_id === message.client_id);
     const mine = pendingIndex !== -1 || message.author.kind === "visitor";
-    if (pendingIndex !== -1) {
-      this.state.outbox.splice(pendingIndex, 1);
+    if (pendingIndex !== -1) this.state.outbox.splice(pendingIndex, 1);
+    // The newest message this page has had, kept for the next page (see onSnapshot).
+    if (pendingIndex !== -1 || message.seq > (this.state.heard || 0)) {
+      this.state.heard = Math.max(message.seq, this.state.heard || 0);
       this.save();
     }
     const pendingNode = message.client_id && this.pendingNode(message.client_id);
@@ -972,6 +981,11 @@ class ChatWidget {
 
   setUnread(count) {
     this.unread = count;
+    // Kept with the chat: the launcher on the next page of the site still says it.
+    if (this.state.token && (this.state.unread || 0) !== count) {
+      this.state.unread = count;
+      this.save();
+    }
     this.launcher.textContent = count ? TEXT.launcherUnread(count) : TEXT.launcher;
   }
 
