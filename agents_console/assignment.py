@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
 from agents_console.models import ConsoleSettings, HelperProfile
-from agents_console.presence import helper_ids_available
+from agents_console.presence import helper_ids_available, helper_ids_online
 from chat import selectors as chat_selectors
 from chat import services as chat_services
 
@@ -69,3 +69,8 @@ def queue_requeue_unanswered() -> list[int]:
     return chat_services.conversation_requeue_unanswered(
         answer_within_seconds=ConsoleSettings.load().answer_within_seconds
     )
+
+
+def queue_requeue_helper_gone() -> list[int]:
+    """Return to the queue the conversations of helpers now offline (then route them again)."""
+    return chat_services.conversation_requeue_helper_gone(online_helper_ids=helper_ids_online())

@@ -1,6 +1,7 @@
 """Reads of conversations and messages."""
 
 import datetime
+from collections.abc import Collection
 from typing import Any, Literal
 
 from django.conf import settings
@@ -214,6 +215,16 @@ def conversation_list_unanswered_assignments(*, before: datetime.datetime) -> li
         Conversation.objects.filter(
             status=Conversation.Status.ACTIVE, assigned_automatically=True, assigned_at__lt=before
         ).values_list("pk", flat=True)
+    )
+
+
+def conversation_list_helper_gone(*, online_helper_ids: Collection[int]) -> list[int]:
+    """Ids of active conversations whose helper is not among `online_helper_ids`, but for
+    kiosk requests a helper answers in person."""
+    return list(
+        Conversation.objects.filter(status=Conversation.Status.ACTIVE, helper_in_person=False)
+        .exclude(assigned_helper_id__in=online_helper_ids)
+        .values_list("pk", flat=True)
     )
 
 

@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+from collections.abc import Collection
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -577,15 +578,54 @@ def conversation_requeue_unanswered(*, answer_within_seconds: int, now: datetime
             if not still_unanswered:
                 continue
             helper_id = conversation.assigned_helper_id
-            _back_to_queue(conversation, helped=False)
-            _system_message(conversation, _("Sorry for the wait. You are back at the front of the queue."))
-            events.broadcast_conversation_queued(conversation)
-            events.broadcast_conversation_changed(conversation)
-            events.signal_after_commit(signals.conversation_released, helper_id=helper_id)
-            events.signal_after_commit(signals.conversation_waiting, conversation_id=conversation.pk)
+            _return_to_queue(
+                conversation, helped=False, text=_("Sorry for the wait. You are back at the front of the queue.")
+            )
             requeued.append(conversation_id)
             logger.info("conversation %s returned to the queue unanswered by helper %s", conversation_id, helper_id)
     return requeued
+
+
+def conversation_requeue_helper_gone(*, online_helper_ids: Collection[int]) -> list[int]:
+    """Return to the front of the queue every active conversation whose helper is not among
+    `online_helper_ids` (their console closed, or stopped answering, for longer than the
+    council allows), and tell its resident, who would otherwise wait for ever for a reply.
+    A helper who went to a kiosk in person is not expected at a console. Returns their ids.
+    """
+    requeued = []
+    for conversation_id in selectors.conversation_list_helper_gone(online_helper_ids=online_helper_ids):
+        with transaction.atomic():
+            conversation = _locked_conversation(conversation_id)
+            if (
+                conversation.status != Conversation.Status.ACTIVE
+                or conversation.helper_in_person
+                or conversation.assigned_helper_id is None
+                or conversation.assigned_helper_id in online_helper_ids
+            ):
+                continue
+            helper = conversation.assigned_helper
+            _cobrowse_stop_live(conversation, text=_("Screen sharing stopped because the helper has left."))
+            _return_to_queue(
+                conversation,
+                helped=True,
+                text=_("%(name)s has left the chat. You are back at the front of the queue.")
+                % {"name": events.helper_display_name(helper)},
+            )
+            requeued.append(conversation_id)
+            logger.info("conversation %s returned to the queue: helper %s went offline", conversation_id, helper.pk)
+    return requeued
+
+
+def _return_to_queue(conversation: Conversation, *, helped: bool, text: str) -> None:
+    """Back at the head of the queue, with a system message saying why: the consoles see it
+    waiting, routing may give it to someone and fill the place its helper had."""
+    helper_id = conversation.assigned_helper_id
+    _back_to_queue(conversation, helped=helped)
+    _system_message(conversation, text)
+    events.broadcast_conversation_queued(conversation)
+    events.broadcast_conversation_changed(conversation)
+    events.signal_after_commit(signals.conversation_released, helper_id=helper_id)
+    events.signal_after_commit(signals.conversation_waiting, conversation_id=conversation.pk)
 
 
 def _note(conversation: Conversation, author: AbstractBaseUser, body: str) -> InternalNote:

@@ -182,6 +182,7 @@ def test_the_sweep_ends_what_timed_out_and_marks_residents_gone_silent(settings,
     services.conversation_touch_visitor(conversation_id=unanswered.pk, now=now)
     silent, _ = services.conversation_start(now=now - datetime.timedelta(minutes=5))
     services.conversation_assign(conversation_id=silent.pk, helper=advisor)
+    online(advisor)
     out = io.StringIO()
 
     call_command("assist_sweep", stdout=out)
@@ -189,6 +190,51 @@ def test_the_sweep_ends_what_timed_out_and_marks_residents_gone_silent(settings,
     assert out.getvalue().splitlines() == [f"ended: {unanswered.pk}", f"resident gone silent: {silent.pk}"]
     silent.refresh_from_db()
     assert (silent.status, silent.visitor_left_at) == ("active", silent.visitor_last_seen_at)
+
+
+def test_a_conversation_whose_helper_went_offline_goes_back_to_the_front_of_the_queue(
+    advisor, other_advisor, broadcasts, django_capture_on_commit_callbacks
+):
+    """The resident is told, rather than left waiting for a reply that will not come."""
+    online(advisor, closed_at=timezone.now() - datetime.timedelta(minutes=5))  # closed their console
+    online(other_advisor)
+    earlier, _ = services.conversation_start(now=timezone.now() - datetime.timedelta(minutes=20))
+    gone, _ = services.conversation_start(now=timezone.now() - datetime.timedelta(minutes=10))
+    services.conversation_assign(conversation_id=gone.pk, helper=advisor)
+    services.message_create(conversation_id=gone.pk, author_kind="helper", author=advisor, body="Let me check")
+    kept, _ = services.conversation_start()
+    services.conversation_assign(conversation_id=kept.pk, helper=other_advisor)
+    in_person, _ = services.conversation_start()  # a kiosk's "a helper comes over"
+    Conversation.objects.filter(pk=in_person.pk).update(helper_in_person=True)
+    services.conversation_assign(conversation_id=in_person.pk, helper=advisor)
+    broadcasts.sent.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert assignment.queue_requeue_helper_gone() == [gone.pk]
+
+    gone.refresh_from_db()
+    assert (gone.status, gone.assigned_helper) == ("waiting", None)
+    assert gone.messages.last().body == "Alex has left the chat. You are back at the front of the queue."
+    waiting = list(Conversation.objects.filter(status="waiting").order_by("waiting_since").values_list("pk", flat=True))
+    assert waiting == [earlier.pk, gone.pk], "ahead of everyone who came after it"
+    assert [Conversation.objects.get(pk=pk).status for pk in (kept.pk, in_person.pk)] == ["active", "active"]
+    assert {event["type"] for _group, event in broadcasts.sent} >= {
+        events.CONVERSATION_QUEUED,
+        events.CONVERSATION_CHANGED,
+        events.MESSAGE_CREATED,
+    }
+    assert assignment.queue_requeue_helper_gone() == [], "once"
+
+
+def test_a_helper_briefly_away_keeps_their_conversations(advisor):
+    """A reload or a moment's lost connection is within the grace period."""
+    online(advisor, closed_at=timezone.now() - datetime.timedelta(seconds=5))
+    conversation, _ = services.conversation_start()
+    services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
+
+    assert assignment.queue_requeue_helper_gone() == []
+    conversation.refresh_from_db()
+    assert conversation.assigned_helper == advisor
 
 
 # Committed data: between passes the sweep closes connections a failure may have broken,

@@ -1,6 +1,6 @@
-"""The periodic work no socket triggers: timeouts, residents gone without a word, automatic
-routing, telling waiting residents when webchat closes, and deleting personal data once its
-retention period is over."""
+"""The periodic work no socket triggers: timeouts, residents gone without a word, helpers gone
+offline mid-chat, automatic routing, telling waiting residents when webchat closes, and
+deleting personal data once its retention period is over."""
 
 import logging
 import time
@@ -8,7 +8,7 @@ import time
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from agents_console.assignment import queue_requeue_unanswered, queue_route_waiting
+from agents_console.assignment import queue_requeue_helper_gone, queue_requeue_unanswered, queue_route_waiting
 from chat.services import (
     conversation_end_expired,
     conversation_mark_silent_visitors_gone,
@@ -26,7 +26,8 @@ PURGE_EVERY_SECONDS = 60 * 60
 class Command(BaseCommand):
     help = (
         "End unanswered and abandoned conversations, mark gone residents whose pages stopped "
-        "pinging, return unanswered automatic assignments to the queue, route waiting "
+        "pinging, return unanswered automatic assignments and the conversations of helpers gone "
+        "offline to the queue, route waiting "
         "conversations, tell waiting residents whether webchat is still open and delete "
         "personal data past CHAT_RETENTION_DAYS. Run once (cron) or with --every N as a process."
     )
@@ -58,6 +59,7 @@ class Command(BaseCommand):
         ended = conversation_end_expired()
         silent = conversation_mark_silent_visitors_gone()
         requeued = queue_requeue_unanswered()
+        helper_gone = queue_requeue_helper_gone()
         routed = queue_route_waiting()
         waiting_residents_update()
         purged_conversations, purged_callbacks = personal_data_purge() if purge else ([], [])
@@ -65,6 +67,7 @@ class Command(BaseCommand):
             ("ended", ended),
             ("resident gone silent", silent),
             ("returned to the queue", requeued),
+            ("returned to the queue, helper offline", helper_gone),
             ("routed", routed),
             ("personal data deleted from conversations", purged_conversations),
             ("personal data deleted from call backs", purged_callbacks),
