@@ -31,6 +31,8 @@ export class CobrowseViewer {
     this.send = send;
     this.onStatus = onStatus;
     this.sessionId = null;
+    // The session whose player is still loading, if any.
+    this.loading = null;
     this.parts = new Map();
     this.replayer = null;
     this.highlightMode = false;
@@ -38,11 +40,17 @@ export class CobrowseViewer {
   }
 
   async show(sessionId) {
-    if (this.sessionId === sessionId) return;
+    if (this.sessionId === sessionId || this.loading === sessionId) return;
     this.hide();
-    this.sessionId = sessionId;
+    this.loading = sessionId;
     loadReplayerStyles();
     this.rrweb = this.rrweb || (await import(RRWEB_URL));
+    // Hidden, or another screen shown, while the player loaded: this one is not wanted now.
+    if (this.loading !== sessionId) return;
+    this.loading = null;
+    // Only now: a reconnection meanwhile (`reattach`) must not ask for page events that
+    // would arrive before there is a player for them.
+    this.sessionId = sessionId;
     this.container.hidden = false;
     this.onStatus("waiting");
     this.send("cobrowse.view", { session_id: sessionId });
@@ -54,6 +62,7 @@ export class CobrowseViewer {
   }
 
   hide() {
+    this.loading = null;
     this.sessionId = null;
     this.parts.clear();
     if (this.replayer) this.replayer.destroy?.();
