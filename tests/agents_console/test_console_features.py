@@ -155,16 +155,21 @@ async def test_helpers_list_names_who_is_online_with_their_status_and_load(advis
         await communicator.disconnect()
 
 
+async def accepted_while_a_volunteer_counts(alex, vic):
+    """A resident who starts and whom Alex accepts: Vic, a volunteer, is told only the count."""
+    visitor, conversation_id = await waiting_conversation(alex)
+    assert await expect(vic, "queue.counted") == {"waiting_count": 1}
+    await accept(alex, conversation_id)
+    assert await expect(vic, "queue.counted") == {"waiting_count": 0}
+    return visitor, conversation_id
+
+
 async def test_a_volunteer_sees_no_queue_details_only_what_is_given_to_them(volunteer, advisor):
     vic = await console(volunteer)
     snapshot = await expect(vic, "queue.snapshot")
     alex = await console(advisor)
     await expect(alex, "queue.snapshot")
-    visitor, conversation_id = await waiting_conversation(alex)
-
-    assert await expect(vic, "queue.counted") == {"waiting_count": 1}
-    await accept(alex, conversation_id)
-    assert await expect(vic, "queue.counted") == {"waiting_count": 0}
+    visitor, conversation_id = await accepted_while_a_volunteer_counts(alex, vic)
     await alex.send_json_to(
         {"type": "conversation.transfer", "data": {"conversation_id": conversation_id, "to_helper_id": volunteer.pk}}
     )
@@ -185,13 +190,10 @@ async def test_a_volunteer_sees_no_queue_details_only_what_is_given_to_them(volu
 
 async def given_to_volunteer(alex, vic, volunteer):
     """A conversation Alex accepted and passed to Vic, who follows it."""
-    visitor, conversation_id = await waiting_conversation(alex)
-    await accept(alex, conversation_id)
+    visitor, conversation_id = await accepted_while_a_volunteer_counts(alex, vic)
     await alex.send_json_to(
         {"type": "conversation.transfer", "data": {"conversation_id": conversation_id, "to_helper_id": volunteer.pk}}
     )
-    assert await expect(vic, "queue.counted") == {"waiting_count": 1}
-    assert await expect(vic, "queue.counted") == {"waiting_count": 0}
     await expect(vic, "conversation.assigned")
     await vic.send_json_to({"type": "conversation.open", "data": {"conversation_id": conversation_id}})
     await expect_follow(vic)
@@ -239,10 +241,7 @@ async def test_a_volunteer_is_not_told_of_conversations_never_theirs(volunteer, 
     await expect(vic, "queue.snapshot")
     alex = await console(advisor)
     await expect(alex, "queue.snapshot")
-    visitor, conversation_id = await waiting_conversation(alex)
-    assert await expect(vic, "queue.counted") == {"waiting_count": 1}
-    await accept(alex, conversation_id)
-    assert await expect(vic, "queue.counted") == {"waiting_count": 0}
+    visitor, conversation_id = await accepted_while_a_volunteer_counts(alex, vic)
 
     await alex.send_json_to(
         {

@@ -56,6 +56,18 @@ async def accepted_conversation(advisor):
     return helper, visitor, conversation_id
 
 
+async def screen_shared_and_viewed(advisor):
+    """A conversation whose resident shares their screen with Alex, who is viewing it."""
+    helper, visitor, conversation_id = await accepted_conversation(advisor)
+    await helper.send_json_to({"type": "cobrowse.request", "data": {"conversation_id": conversation_id}})
+    session_id = (await until_status(visitor, "requested"))["id"]
+    await visitor.send_json_to({"type": "cobrowse.respond", "data": {"session_id": session_id, "accept": True}})
+    await until_status(helper, "active")
+    await helper.send_json_to({"type": "cobrowse.view", "data": {"session_id": session_id}})
+    await until(visitor, "cobrowse.guidance")
+    return helper, visitor, session_id
+
+
 def events_frame(session_id, data, part=0, parts=1, batch=0):
     return {
         "type": "cobrowse.events",
@@ -229,13 +241,7 @@ async def test_page_events_from_a_socket_not_sharing_are_counted_as_frames():
 async def test_tiny_page_events_count_as_a_kibibyte_each(advisor, monkeypatch):
     monkeypatch.setattr("chat.protocol.BULK_BURST_BYTES", 10 * 1024)
     monkeypatch.setattr("chat.protocol.BULK_BYTES_PER_SECOND", 1)
-    helper, visitor, conversation_id = await accepted_conversation(advisor)
-    await helper.send_json_to({"type": "cobrowse.request", "data": {"conversation_id": conversation_id}})
-    session_id = (await until_status(visitor, "requested"))["id"]
-    await visitor.send_json_to({"type": "cobrowse.respond", "data": {"session_id": session_id, "accept": True}})
-    await until_status(helper, "active")
-    await helper.send_json_to({"type": "cobrowse.view", "data": {"session_id": session_id}})
-    await until(visitor, "cobrowse.guidance")
+    helper, visitor, session_id = await screen_shared_and_viewed(advisor)
 
     for index in range(30):
         await visitor.send_json_to(events_frame(session_id, "[]", part=index, parts=30))
@@ -253,13 +259,7 @@ async def test_page_events_past_the_byte_budget_are_refused_and_not_relayed(advi
     # how fast this machine relays (the real one is 4 MiB, then 1 MiB a second).
     monkeypatch.setattr("chat.protocol.BULK_BURST_BYTES", 10 * 15200)
     monkeypatch.setattr("chat.protocol.BULK_BYTES_PER_SECOND", 1)
-    helper, visitor, conversation_id = await accepted_conversation(advisor)
-    await helper.send_json_to({"type": "cobrowse.request", "data": {"conversation_id": conversation_id}})
-    session_id = (await until_status(visitor, "requested"))["id"]
-    await visitor.send_json_to({"type": "cobrowse.respond", "data": {"session_id": session_id, "accept": True}})
-    await until_status(helper, "active")
-    await helper.send_json_to({"type": "cobrowse.view", "data": {"session_id": session_id}})
-    await until(visitor, "cobrowse.guidance")
+    helper, visitor, session_id = await screen_shared_and_viewed(advisor)
 
     part = "x" * 15000
     for index in range(30):
