@@ -255,6 +255,10 @@ def test_enrol_get_help_hand_off_wipe_and_revoke(server, browsers):
     wait_for_text(kiosk, "h1", "This kiosk is not set up yet", timeout=15)
     device.refresh_from_db()
     assert device.status == KioskDevice.Status.REVOKED and device.credential_hash == ""
+    # One new pairing, the one on the screen: no second code for a supervisor to approve.
+    shown = kiosk.find_element(By.CSS_SELECTOR, "[data-pairing-code]").text
+    pending = KioskDevice.objects.filter(status=KioskDevice.Status.PENDING)
+    assert list(pending.values_list("pairing_code", flat=True)) == [shown]
 
 
 def fill_missed_bin(driver):

@@ -286,6 +286,16 @@ class KioskShell {
   }
 
   // --- Device socket -----------------------------------------------------------------------
+  // No longer enrolled: the home address shows the pairing screen. Once: the revoked frame
+  // and the socket's close both say so, and each page load there starts a new pairing, so a
+  // second would leave a code on the Kiosks page that no kiosk shows.
+  backToPairing() {
+    if (this.leavingForPairing) return;
+    this.leavingForPairing = true;
+    this.socket.close();
+    window.location.replace(this.root.dataset.homeUrl);
+  }
+
   connectDevice() {
     this.socket = new FrameSocket({
       url: socketUrl("/ws/kiosk/"),
@@ -296,10 +306,9 @@ class KioskShell {
         },
         "kiosk.wipe": () => this.wipe("remote"),
         "kiosk.revoked": () => {
-          this.socket.close();
           sessionStorage.clear();
           localStorage.clear();
-          window.location.replace(this.root.dataset.homeUrl);
+          this.backToPairing();
         },
       },
       onOpen: () => {
@@ -308,9 +317,7 @@ class KioskShell {
       },
       onClose: (event) => {
         if (event.code === 4403 || event.code === 4401) {
-          // No longer enrolled: the home address shows the pairing screen.
-          this.socket.close();
-          window.location.replace(this.root.dataset.homeUrl);
+          this.backToPairing();
           return;
         }
         this.connection.textContent = TEXT.offline;
