@@ -20,7 +20,7 @@ class HelperProfileAdmin(admin.ModelAdmin):
 
 @admin.register(ConsoleSettings)
 class ConsoleSettingsAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "routing", "answer_within_seconds", "presence_grace_seconds"]
+    list_display = ["__str__", "routing", "answer_within_seconds", "presence_grace_seconds", "requeue_after_seconds"]
 
     def has_add_permission(self, request) -> bool:
         return not ConsoleSettings.objects.exists()

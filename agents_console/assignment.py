@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
 from agents_console.models import ConsoleSettings, HelperProfile
-from agents_console.presence import helper_ids_available, helper_ids_online
+from agents_console.presence import helper_ids_available, helper_ids_seen_within
 from chat import selectors as chat_selectors
 from chat import services as chat_services
 
@@ -72,5 +72,7 @@ def queue_requeue_unanswered() -> list[int]:
 
 
 def queue_requeue_helper_gone() -> list[int]:
-    """Return to the queue the conversations of helpers now offline (then route them again)."""
-    return chat_services.conversation_requeue_helper_gone(online_helper_ids=helper_ids_online())
+    """Return to the queue the conversations of helpers with no console open for
+    `requeue_after_seconds` (then route them again)."""
+    after = ConsoleSettings.load().requeue_after_seconds
+    return chat_services.conversation_requeue_helper_gone(helper_ids_present=lambda: helper_ids_seen_within(after))

@@ -109,6 +109,16 @@ class ConsoleSettings(models.Model):
         default=30,
         help_text=_("How long after closing the last console tab a helper still counts as online."),
     )
+    # Longer than the grace period: a helper logging one chat on the wrap-up page, with no
+    # console open, still holds their others.
+    requeue_after_seconds = models.PositiveIntegerField(
+        _("chats go back to the queue after (seconds)"),
+        default=300,
+        help_text=_(
+            "When a helper has had no console open for this long (closed, or its connection lost), "
+            "the chats they hold go back to the front of the queue and the residents are told."
+        ),
+    )
 
     class Meta:
         verbose_name = _("console settings")

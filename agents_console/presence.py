@@ -33,6 +33,15 @@ def helper_ids_online(*, now: datetime.datetime | None = None) -> set[int]:
     return set(ConsoleConnection.objects.filter(_online_q(now, grace)).values_list("helper_id", flat=True))
 
 
+def helper_ids_seen_within(seconds: int, *, now: datetime.datetime | None = None) -> set[int]:
+    """Helpers with a console open, or closed or silent for less than `seconds`: those whose
+    chats are still theirs (`ConsoleSettings.requeue_after_seconds`)."""
+    now = now or timezone.now()
+    since = now - datetime.timedelta(seconds=seconds)
+    seen = Q(last_seen_at__gte=since) & (Q(closed_at__isnull=True) | Q(closed_at__gte=since))
+    return set(ConsoleConnection.objects.filter(seen).values_list("helper_id", flat=True))
+
+
 def helper_profile(user: AbstractBaseUser) -> HelperProfile:
     profile, _created = HelperProfile.objects.get_or_create(user=user)
     return profile

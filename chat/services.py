@@ -5,7 +5,7 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -533,26 +533,24 @@ def conversation_transfer(
         raise chat_error("conversation_ended")
     if conversation.assigned_helper_id != by_helper.pk and not by_supervisor:
         raise chat_error("not_assigned")
-    previous_helper_id = conversation.assigned_helper_id
-    # Consent was given to one helper: it does not pass to the next.
-    _cobrowse_stop_live(conversation, text=_("Screen sharing stopped because another helper is taking over."))
-    if to_helper is not None:
-        _give_to(conversation, to_helper, automatically=False)
-        text = _("You are being transferred to %(name)s.") % {"name": events.helper_display_name(to_helper)}
-    else:
-        _back_to_queue(conversation, helped=True)
-        text = _("You are back in the queue. The next available helper will join you.")
+    # The staff hear of the note before the resident hears of the move, as the new helper
+    # reads it before answering.
     if note:
         _note(conversation, by_helper, _("Transfer note: %(note)s") % {"note": note})
-    _system_message(conversation, text)
     if to_helper is not None:
+        previous_helper_id = conversation.assigned_helper_id
+        # Consent was given to one helper: it does not pass to the next.
+        _cobrowse_stop_live(conversation, text=_("Screen sharing stopped because another helper is taking over."))
+        _give_to(conversation, to_helper, automatically=False)
+        _system_message(
+            conversation, _("You are being transferred to %(name)s.") % {"name": events.helper_display_name(to_helper)}
+        )
         events.broadcast_conversation_assigned(conversation)
-    else:
-        events.broadcast_conversation_queued(conversation)
-        events.broadcast_conversation_changed(conversation)
-        events.signal_after_commit(signals.conversation_waiting, conversation_id=conversation.pk)
-    if previous_helper_id:
         events.signal_after_commit(signals.conversation_released, helper_id=previous_helper_id)
+    else:
+        _return_to_queue(
+            conversation, helped=True, text=_("You are back in the queue. The next available helper will join you.")
+        )
     logger.info(
         "conversation %s transferred by %s to %s", conversation.pk, by_helper.pk, getattr(to_helper, "pk", "queue")
     )
@@ -586,25 +584,25 @@ def conversation_requeue_unanswered(*, answer_within_seconds: int, now: datetime
     return requeued
 
 
-def conversation_requeue_helper_gone(*, online_helper_ids: Collection[int]) -> list[int]:
+def conversation_requeue_helper_gone(*, helper_ids_present: Callable[[], Collection[int]]) -> list[int]:
     """Return to the front of the queue every active conversation whose helper is not among
-    `online_helper_ids` (their console closed, or stopped answering, for longer than the
-    council allows), and tell its resident, who would otherwise wait for ever for a reply.
-    A helper who went to a kiosk in person is not expected at a console. Returns their ids.
+    `helper_ids_present()` (no console of theirs open for longer than the council allows),
+    and tell its resident, who would otherwise wait for ever for a reply. Asked again for
+    each conversation, under its lock: a helper back meanwhile keeps it. A helper who went to
+    a kiosk in person is not expected at a console. Returns their ids.
     """
     requeued = []
-    for conversation_id in selectors.conversation_list_helper_gone(online_helper_ids=online_helper_ids):
+    for conversation_id in selectors.conversation_list_helper_gone(online_helper_ids=helper_ids_present()):
         with transaction.atomic():
             conversation = _locked_conversation(conversation_id)
             if (
                 conversation.status != Conversation.Status.ACTIVE
                 or conversation.helper_in_person
                 or conversation.assigned_helper_id is None
-                or conversation.assigned_helper_id in online_helper_ids
+                or conversation.assigned_helper_id in helper_ids_present()
             ):
                 continue
             helper = conversation.assigned_helper
-            _cobrowse_stop_live(conversation, text=_("Screen sharing stopped because the helper has left."))
             _return_to_queue(
                 conversation,
                 helped=True,
@@ -618,8 +616,10 @@ def conversation_requeue_helper_gone(*, online_helper_ids: Collection[int]) -> l
 
 def _return_to_queue(conversation: Conversation, *, helped: bool, text: str) -> None:
     """Back at the head of the queue, with a system message saying why: the consoles see it
-    waiting, routing may give it to someone and fill the place its helper had."""
+    waiting, routing may give it to someone and fill the place its helper had. Screen
+    sharing stops: consent was given to the helper it leaves."""
     helper_id = conversation.assigned_helper_id
+    _cobrowse_stop_live(conversation, text=_("Screen sharing stopped because you are back in the queue."))
     _back_to_queue(conversation, helped=helped)
     _system_message(conversation, text)
     events.broadcast_conversation_queued(conversation)

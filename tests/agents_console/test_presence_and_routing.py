@@ -196,7 +196,7 @@ def test_a_conversation_whose_helper_went_offline_goes_back_to_the_front_of_the_
     advisor, other_advisor, broadcasts, django_capture_on_commit_callbacks
 ):
     """The resident is told, rather than left waiting for a reply that will not come."""
-    online(advisor, closed_at=timezone.now() - datetime.timedelta(minutes=5))  # closed their console
+    online(advisor, closed_at=timezone.now() - datetime.timedelta(minutes=6))  # closed their console
     online(other_advisor)
     earlier, _ = services.conversation_start(now=timezone.now() - datetime.timedelta(minutes=20))
     gone, _ = services.conversation_start(now=timezone.now() - datetime.timedelta(minutes=10))
@@ -226,15 +226,49 @@ def test_a_conversation_whose_helper_went_offline_goes_back_to_the_front_of_the_
     assert assignment.queue_requeue_helper_gone() == [], "once"
 
 
-def test_a_helper_briefly_away_keeps_their_conversations(advisor):
-    """A reload or a moment's lost connection is within the grace period."""
-    online(advisor, closed_at=timezone.now() - datetime.timedelta(seconds=5))
+@pytest.mark.parametrize("away", [5, 60, 290], ids=["a reload", "offline, logging another chat", "nearly"])
+def test_a_helper_away_for_less_than_the_council_allows_keeps_their_conversations(advisor, away):
+    """Past the presence grace period (30 s) a helper is offline for routing, but one who is
+    on the wrap-up page logging another chat has not left this one (5 minutes by default)."""
+    online(advisor, closed_at=timezone.now() - datetime.timedelta(seconds=away))
     conversation, _ = services.conversation_start()
     services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
 
     assert assignment.queue_requeue_helper_gone() == []
     conversation.refresh_from_db()
     assert conversation.assigned_helper == advisor
+
+
+def test_a_helper_whose_console_went_silent_loses_their_conversations_after_the_same_time(advisor):
+    """A console that stopped pinging without closing (its network, its server process)."""
+    online(advisor, last_seen_at=timezone.now() - datetime.timedelta(minutes=6))
+    conversation, _ = services.conversation_start()
+    services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
+    ConsoleSettings.objects.update_or_create(pk=1, defaults={"requeue_after_seconds": 600})
+    assert assignment.queue_requeue_helper_gone() == [], "the council allows ten minutes"
+
+    ConsoleSettings.objects.filter(pk=1).update(requeue_after_seconds=300)
+    assert assignment.queue_requeue_helper_gone() == [conversation.pk]
+
+
+@pytest.mark.parametrize("why", ["helper gone", "unanswered"])
+def test_a_requeued_conversation_stops_its_screen_sharing(advisor, why):
+    """Consent was given to the helper it leaves, not to whoever answers it next."""
+    online(advisor, closed_at=timezone.now() - datetime.timedelta(minutes=6))
+    conversation, _ = services.conversation_start()
+    services.conversation_assign(conversation_id=conversation.pk, helper=advisor, automatically=True)
+    session = services.cobrowse_request(conversation_id=conversation.pk, helper=advisor)
+    services.cobrowse_respond(conversation_id=conversation.pk, session_id=session.pk, accept=True)
+
+    if why == "helper gone":
+        assert assignment.queue_requeue_helper_gone() == [conversation.pk]
+    else:
+        later = timezone.now() + datetime.timedelta(seconds=121)
+        assert services.conversation_requeue_unanswered(answer_within_seconds=120, now=later) == [conversation.pk]
+
+    session.refresh_from_db()
+    assert session.status == "stopped"
+    assert "Screen sharing stopped because you are back in the queue." in [m.body for m in conversation.messages.all()]
 
 
 # Committed data: between passes the sweep closes connections a failure may have broken,
