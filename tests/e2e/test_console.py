@@ -241,6 +241,25 @@ def test_a_volunteer_passes_a_conversation_to_the_supervisor_watching_it(server,
     assert_accessible(sam, "a supervisor given the conversation they watched")
 
 
+def test_a_supervisor_watching_a_conversation_put_back_in_the_queue_goes_on_watching(server, staff, browsers):
+    pat, _token = services.conversation_start(visitor_name="Pat")
+    services.conversation_assign(conversation_id=pat.pk, helper=staff["alex"])
+    alex, sam = browsers(), browsers()
+    sign_in(alex, server, "alex")
+    sign_in(sam, server, "sam")
+    click(alex, f'[data-open="{pat.pk}"]')
+    click(sam, f'[data-watch="{pat.pk}"]')
+    wait_for_text(sam, "#conversation-heading", "Pat")
+
+    click(alex, "#transfer-details summary")
+    wait(alex).until(lambda d: Select(d.find_element(By.ID, "transfer-to")).options)
+    alex.find_element(By.CSS_SELECTOR, "#transfer-form button[type=submit]").click()
+    wait_for_text(sam, "#queue-list", "Pat")
+
+    assert sam.find_element(By.ID, "conversation-panel").get_attribute("hidden") is None, "still shown"
+    wait_for_text(sam, "#conversation-log", "You are back in the queue.")
+
+
 def test_the_wrap_up_list_shows_the_newest_conversations_and_counts_the_older_ones(server, staff, browsers):
     service = Service.objects.get()
     for number in range(AWAITING_WRAP_UP_LISTED + 2):

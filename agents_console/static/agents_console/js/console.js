@@ -96,7 +96,11 @@ const socket = new FrameSocket({
         return;
       }
       state.waiting.set(conversation.id, conversation);
-      if (state.mine.has(conversation.id)) letGo(conversation.id, "");
+      // A supervisor watching it goes on watching, as the server goes on sending it.
+      if (state.watching.has(conversation.id)) {
+        state.mine.set(conversation.id, conversation);
+        if (state.selected === conversation.id) renderSelected();
+      } else if (state.mine.has(conversation.id)) letGo(conversation.id, "");
       renderQueue();
       renderMine();
       announce(`${visitorLabel(conversation)} is waiting.`);

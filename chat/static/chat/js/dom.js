@@ -72,10 +72,13 @@ export function linkify(text) {
 }
 
 // Enter sends what is in a message box, Shift+Enter starts a new line. Not the Enter that
-// picks a word from a Japanese or Chinese keyboard's suggestions, which would send half of it.
+// picks a word from a Japanese or Chinese keyboard's suggestions, which would send half of it:
+// Safari has ended the composition by the time it reports that key, but still gives it the
+// code 229 that every browser gives a key the keyboard's suggestions took.
 export function sendOnEnter(textarea, form) {
   textarea.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    const choosing = event.isComposing || event.keyCode === 229;
+    if (event.key === "Enter" && !event.shiftKey && !choosing) {
       event.preventDefault();
       form.requestSubmit();
     }

@@ -228,6 +228,9 @@ class ChatWidget {
     this.state = saved;
     this.save();
     this.setUnread(saved.unread || 0);
+    // What arrived while away was heard, and counted, on the other page if it came after
+    // `heard` there: the next snapshot applies the same rule as a new page's first one.
+    this.snapshotSeen = false;
     if (saved.open) this.open({ focus: false });
     else this.close({ focus: false });
     this.render();
@@ -764,8 +767,12 @@ class ChatWidget {
   // state; a new estimate for the same place (helpers are taking longer today) replaces it.
   onPosition({ position, estimated_wait_seconds: seconds, available, reason }) {
     const queue = this.state.queue;
-    if (!queue || queue.position !== position || queue.estimate !== seconds) {
+    if (!queue || queue.position !== position) {
       this.state.queue = { ...queue, position, estimate: seconds, until: Date.now() + Math.max(60, seconds) * 1000 };
+    } else if (queue.estimate !== seconds) {
+      // The same place, a new estimate: the time already waited still counts.
+      const until = (queue.until || Date.now()) + (seconds - (queue.estimate ?? seconds)) * 1000;
+      this.state.queue = { ...queue, estimate: seconds, until };
     }
     // Each place comes with whether chat is still open (closing time, the last advisor gone):
     // said once, as part of the status, with the offer to leave a message.
@@ -865,9 +872,10 @@ class ChatWidget {
     const pendingIndex = this.state.outbox.findIndex((item) => item.client_id === message.client_id);
     const mine = pendingIndex !== -1 || message.author.kind === "visitor";
     if (pendingIndex !== -1) this.state.outbox.splice(pendingIndex, 1);
-    // The newest message this page has had, kept for the next page (see onSnapshot).
-    if (pendingIndex !== -1 || message.seq > (this.state.heard || 0)) {
-      this.state.heard = Math.max(message.seq, this.state.heard || 0);
+    // How far this page has had every message, kept for the next page (see onSnapshot): not
+    // past a gap, whose later messages are held unannounced until it is filled.
+    if (pendingIndex !== -1 || this.messages.contiguousSeq > (this.state.heard || 0)) {
+      this.state.heard = Math.max(this.messages.contiguousSeq, this.state.heard || 0);
       this.save();
     }
     const pendingNode = message.client_id && this.pendingNode(message.client_id);
