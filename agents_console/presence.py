@@ -21,25 +21,27 @@ CONNECTION_FRESH_SECONDS = 90
 OFFLINE = "offline"
 
 
-def _online_q(now: datetime.datetime, grace_seconds: int) -> Q:
-    fresh = now - datetime.timedelta(seconds=CONNECTION_FRESH_SECONDS)
+def _helper_ids_connected(
+    *, grace_seconds: int, silent_seconds: int = CONNECTION_FRESH_SECONDS, now: datetime.datetime | None = None
+) -> set[int]:
+    """Helpers with a console connection that has pinged within `silent_seconds` and is open,
+    or closed less than `grace_seconds` ago."""
+    now = now or timezone.now()
+    pinged = now - datetime.timedelta(seconds=silent_seconds)
     closed_recently = now - datetime.timedelta(seconds=grace_seconds)
-    return Q(last_seen_at__gte=fresh) & (Q(closed_at__isnull=True) | Q(closed_at__gte=closed_recently))
+    connected = Q(last_seen_at__gte=pinged) & (Q(closed_at__isnull=True) | Q(closed_at__gte=closed_recently))
+    return set(ConsoleConnection.objects.filter(connected).values_list("helper_id", flat=True))
 
 
 def helper_ids_online(*, now: datetime.datetime | None = None) -> set[int]:
-    now = now or timezone.now()
-    grace = ConsoleSettings.load().presence_grace_seconds
-    return set(ConsoleConnection.objects.filter(_online_q(now, grace)).values_list("helper_id", flat=True))
+    return _helper_ids_connected(grace_seconds=ConsoleSettings.load().presence_grace_seconds, now=now)
 
 
 def helper_ids_seen_within(seconds: int, *, now: datetime.datetime | None = None) -> set[int]:
     """Helpers with a console open, or closed or silent for less than `seconds`: those whose
-    chats are still theirs (`ConsoleSettings.requeue_after_seconds`)."""
-    now = now or timezone.now()
-    since = now - datetime.timedelta(seconds=seconds)
-    seen = Q(last_seen_at__gte=since) & (Q(closed_at__isnull=True) | Q(closed_at__gte=since))
-    return set(ConsoleConnection.objects.filter(seen).values_list("helper_id", flat=True))
+    chats are still theirs (`ConsoleSettings.requeue_after_seconds`). A console silent for
+    less than the heartbeat counts as it does for presence."""
+    return _helper_ids_connected(grace_seconds=seconds, silent_seconds=max(seconds, CONNECTION_FRESH_SECONDS), now=now)
 
 
 def helper_profile(user: AbstractBaseUser) -> HelperProfile:
