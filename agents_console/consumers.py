@@ -309,9 +309,10 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
     async def chat_conversation_queued(self, event: dict[str, Any]) -> None:
         conversation = event["conversation"]
         taken = await self.let_go_unless_still_mine(conversation)
-        if self.sees(conversation) or taken:
+        sees = self.sees(conversation)
+        if sees or taken:
             await self.send_frame("conversation.queued", {"conversation": conversation})
-        if not self.sees(conversation):
+        if not sees:
             await self.send_queue_count()
 
     async def chat_conversation_assigned(self, event: dict[str, Any]) -> None:

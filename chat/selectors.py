@@ -218,12 +218,12 @@ def conversation_list_unanswered_assignments(*, before: datetime.datetime) -> li
     )
 
 
-def conversation_list_helper_gone(*, online_helper_ids: Collection[int]) -> list[int]:
-    """Ids of active conversations whose helper is not among `online_helper_ids`, but for
+def conversation_list_helper_gone(*, present_helper_ids: Collection[int]) -> list[int]:
+    """Ids of active conversations whose helper is not among `present_helper_ids`, but for
     kiosk requests a helper answers in person."""
     return list(
         Conversation.objects.filter(status=Conversation.Status.ACTIVE, helper_in_person=False)
-        .exclude(assigned_helper_id__in=online_helper_ids)
+        .exclude(assigned_helper_id__in=present_helper_ids)
         .values_list("pk", flat=True)
     )
 

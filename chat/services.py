@@ -592,7 +592,7 @@ def conversation_requeue_helper_gone(*, helper_ids_present: Callable[[], Collect
     a kiosk in person is not expected at a console. Returns their ids.
     """
     requeued = []
-    for conversation_id in selectors.conversation_list_helper_gone(online_helper_ids=helper_ids_present()):
+    for conversation_id in selectors.conversation_list_helper_gone(present_helper_ids=helper_ids_present()):
         with transaction.atomic():
             conversation = _locked_conversation(conversation_id)
             if (

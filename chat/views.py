@@ -30,7 +30,7 @@ def widget_config(request):
     today = now.date()
     schedule = schedule_around(today)
     availability = chat_availability(now=now, schedule=schedule)
-    closures_from = min(today, availability.closure or today)
+    closures_from = availability.closure or today
     return JsonResponse(
         {
             "available": availability.available,

@@ -639,9 +639,10 @@ class ChatWidget {
   onOpen() {
     // With a conversation, online once it is served (onSnapshot): a socket closed again
     // because the resume failed is one more try, not a connection lost to announce again.
-    if (!this.state.token) this.online = true;
     if (this.state.token) {
       this.socket.send("conversation.resume", { token: this.state.token, last_seq: this.messages.contiguousSeq });
+    } else {
+      this.online = true;
     }
     // What the resident asked for while offline (a call back after an unanswered chat, too).
     if (this.pendingFrame) this.socket.send(this.pendingFrame.type, this.pendingFrame.data);
