@@ -35,8 +35,6 @@ from kiosk import selectors as kiosk_selectors
 
 logger = logging.getLogger(__name__)
 
-FORBIDDEN_CLOSE_CODE = 4403
-
 
 class PresenceSetForm(FrameForm):
     status = forms.ChoiceField(choices=HelperProfile.Status.choices)
@@ -114,14 +112,6 @@ def _transfer(*, conversation_id: int, user, role: Role, to_helper_id: int | Non
     )
 
 
-async def refuse(consumer: FrameConsumer, what: str) -> None:
-    """Accept only to say why, then close: a bare handshake refusal tells the client nothing."""
-    await consumer.accept()
-    await consumer.send_error("forbidden")
-    await consumer.close(code=FORBIDDEN_CLOSE_CODE)
-    logger.warning("%s refused for user %s", what, getattr(consumer.user, "pk", None))
-
-
 class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
     """One console tab of a signed-in advisor, volunteer or supervisor."""
 
@@ -159,7 +149,7 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
         self.user = self.scope.get("user")
         self.role = await db(helper_role)(self.user)
         if self.role is None:
-            await refuse(self, "console socket")
+            await self.refuse("console socket")
             return
         await self.channel_layer.group_add(events.queue_group(), self.channel_name)
         await self.accept()
@@ -463,7 +453,7 @@ class KioskStatusConsumer(FrameConsumer):
     async def connect(self) -> None:
         self.user = self.scope.get("user")
         if await db(helper_role)(self.user) != Role.SUPERVISOR:
-            await refuse(self, "kiosk status socket")
+            await self.refuse("kiosk status socket")
             return
         await self.channel_layer.group_add(kiosk_events.devices_group(), self.channel_name)
         await self.accept()

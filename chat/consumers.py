@@ -459,7 +459,8 @@ class KioskConsumer(FrameConsumer):
     async def connect(self) -> None:
         self.device = await kiosk_device_from_scope(self.scope)
         if self.device is None:
-            await self.close(code=4403)
+            # Revoked while the kiosk was offline, it learns so here and returns to pairing.
+            await self.refuse("kiosk socket")
             return
         await self.channel_layer.group_add(kiosk_events.device_group(self.device.pk), self.channel_name)
         await self.accept()

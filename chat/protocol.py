@@ -26,6 +26,8 @@ T = TypeVar("T")
 MAX_FRAME_BYTES = 16 * 1024
 # WebSocket's own code for "the server met a condition it could not handle".
 SERVER_FAULT_CLOSE_CODE = 1011
+# This application's: "you may not have this socket"; clients do not reconnect after it.
+FORBIDDEN_CLOSE_CODE = 4403
 # Co-browse page events arrive in many frames at once (a page's full snapshot is split into
 # parts of at most MAX_FRAME_BYTES): a page of up to 4 MiB may be sent at once, then 1 MiB/s.
 BULK_BURST_BYTES = 4 * 1024 * 1024
@@ -195,6 +197,16 @@ class FrameConsumer(AsyncJsonWebsocketConsumer):
         if self.pong_work is not None:
             await asyncio.wait([self.pong_work[1]])
         await super().websocket_disconnect(message)
+
+    async def refuse(self, what: str) -> None:
+        """Accept only to say why, then close with FORBIDDEN_CLOSE_CODE. A socket closed during
+        the handshake reaches a browser as close code 1006, the same as a server that is down,
+        and the client would go on reconnecting."""
+        await self.accept()
+        await self.send_error("forbidden")
+        await self.close(code=FORBIDDEN_CLOSE_CODE)
+        user = self.scope.get("user")
+        logger.warning("%s refused for user %s", what, getattr(user, "pk", None))
 
     async def send_frame(self, frame_type: str, data: dict[str, Any]) -> None:
         await self.send_json({"type": frame_type, "data": data})

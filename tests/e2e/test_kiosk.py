@@ -14,6 +14,7 @@ from selenium.webdriver.common.by import By
 
 from chat.models import Conversation
 from config.clock import clock_text
+from kiosk import services as kiosk_services
 from kiosk.models import KioskDevice, KioskVisit, Service, ServiceCategory, ServiceSubmission
 from tests.e2e import browser
 from tests.e2e.browser import assert_accessible, click, require_browser, wait, wait_for_text
@@ -116,6 +117,23 @@ def test_the_kiosks_page_follows_a_kiosk_approved_and_revoked_elsewhere(server, 
     click(supervisor, f'form[action="/console/kiosks/{device.pk}/revoke/"] button')
     supervisor.switch_to.alert.accept()
     wait(watcher).until(row_shows("Reception kiosk 1", "Revoked", []), "revoked, without actions")
+
+
+def test_a_kiosk_revoked_while_offline_keeps_nothing_when_it_comes_back(server, browsers):
+    """Refused on reconnecting, it clears what a resident left, as when told while connected."""
+    kiosk, supervisor = browsers(), browsers()
+    device = enrol(kiosk, supervisor, server)
+    kiosk.execute_script(
+        "localStorage.setItem('left-behind', 'Pat'); sessionStorage.setItem('left-behind', 'Pat');"
+        "window.dioaKiosk.socket.close()"
+    )
+    kiosk_services.device_revoke(device_id=device.pk, revoked_by=get_user_model().objects.get(username="sam"))
+
+    kiosk.execute_script("window.dioaKiosk.socket.connect()")
+
+    wait_for_text(kiosk, "h1", "This kiosk is not set up yet", timeout=15)
+    left = "return [localStorage.getItem('left-behind'), sessionStorage.getItem('left-behind')]"
+    assert kiosk.execute_script(left) == [None, None]
 
 
 def test_enrol_get_help_hand_off_wipe_and_revoke(server, browsers):

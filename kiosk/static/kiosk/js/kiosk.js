@@ -286,13 +286,17 @@ class KioskShell {
   }
 
   // --- Device socket -----------------------------------------------------------------------
-  // No longer enrolled: the home address shows the pairing screen. Once: the revoked frame
-  // and the socket's close both say so, and each page load there starts a new pairing, so a
-  // second would leave a code on the Kiosks page that no kiosk shows.
+  // No longer enrolled: the home address shows the pairing screen, and nothing a resident
+  // left in this browser stays, however the kiosk learnt it (told while connected, or refused
+  // on reconnecting after it was revoked offline). Once: the revoked frame and the socket's
+  // close both say so, and each page load there starts a new pairing, so a second would leave
+  // a code on the Kiosks page that no kiosk shows.
   backToPairing() {
     if (this.leavingForPairing) return;
     this.leavingForPairing = true;
     this.socket.close();
+    sessionStorage.clear();
+    localStorage.clear();
     window.location.replace(this.root.dataset.homeUrl);
   }
 
@@ -305,11 +309,7 @@ class KioskShell {
           this.heartbeat();
         },
         "kiosk.wipe": () => this.wipe("remote"),
-        "kiosk.revoked": () => {
-          sessionStorage.clear();
-          localStorage.clear();
-          this.backToPairing();
-        },
+        "kiosk.revoked": () => this.backToPairing(),
       },
       onOpen: () => {
         this.connection.textContent = "";
