@@ -5,6 +5,8 @@ import logging
 import time
 from typing import Any
 
+from django.core.exceptions import ValidationError
+
 from chat import events, selectors, services
 from chat.forms import (
     CallbackRequestForm,
@@ -204,7 +206,12 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
             if current != self.token_hash:
                 await self.unbind()
                 raise services.chat_error("conversation_not_found")
-        snapshot = await self.stream_join(conversation, after_seq=after_seq, staff=False)
+        try:
+            snapshot = await self.stream_join(conversation, after_seq=after_seq, staff=False)
+        except ValidationError:
+            # Gone since it was read: this socket carries no conversation, as before.
+            await self.unbind()
+            raise
         if snapshot["conversation"]["status"] == Conversation.Status.WAITING:
             await self.join_waiting()
 

@@ -577,6 +577,30 @@ async def test_a_token_handed_over_while_a_resume_reads_it_does_not_open_the_con
         await communicator.disconnect()
 
 
+async def test_a_conversation_deleted_while_a_resume_reads_it_is_not_found_and_not_joined(monkeypatch):
+    resident = await connect()
+    token, _snapshot = await start(resident)
+    await resident.disconnect()
+    read_token_hash = selectors.conversation_token_hash
+
+    def read_then_delete(*, conversation_id):
+        # Deleted (its retention over) after the resume checked its token, before the
+        # snapshot reads it.
+        token_hash = read_token_hash(conversation_id=conversation_id)
+        Conversation.objects.filter(pk=conversation_id).delete()
+        return token_hash
+
+    monkeypatch.setattr(selectors, "conversation_token_hash", read_then_delete)
+    late = await connect()
+    await late.send_json_to({"type": "conversation.resume", "data": {"token": token}})
+
+    assert (await expect(late, "error"))["code"] == "conversation_not_found"
+    await send(late, "Am I in?", "l-1")
+    assert (await expect(late, "error"))["code"] == "not_joined"
+    assert await Message.objects.acount() == 0
+    await late.disconnect()
+
+
 async def test_a_client_id_reused_for_different_words_is_refused_and_stores_nothing():
     visitor = await connect()
     await start(visitor)

@@ -197,14 +197,22 @@ def test_a_volunteer_finds_the_conversations_given_to_them_when_the_console_open
     assert_accessible(vic, "a volunteer's console with a conversation open")
 
 
-def test_a_volunteer_passes_a_conversation_to_the_supervisor_watching_it(server, staff, browsers):
+def pat_held_and_watched(server, staff, browsers, helper_name):
+    """Pat's chat, given to `helper_name` before anyone signs in: open on that helper's console,
+    and watched read-only by Sam, a supervisor."""
     pat, _token = services.conversation_start(visitor_name="Pat")
-    services.conversation_assign(conversation_id=pat.pk, helper=staff["vic"])
-    vic, sam = browsers(), browsers()
-    sign_in(vic, server, "vic")
+    services.conversation_assign(conversation_id=pat.pk, helper=staff[helper_name])
+    helper, sam = browsers(), browsers()
+    sign_in(helper, server, helper_name)
     sign_in(sam, server, "sam")
-    click(vic, f'[data-open="{pat.pk}"]')
+    click(helper, f'[data-open="{pat.pk}"]')
     click(sam, f'[data-watch="{pat.pk}"]')
+    wait_for_text(sam, "#conversation-heading", "Pat")
+    return pat, helper, sam
+
+
+def test_a_volunteer_passes_a_conversation_to_the_supervisor_watching_it(server, staff, browsers):
+    pat, vic, sam = pat_held_and_watched(server, staff, browsers, "vic")
     wait(sam).until(lambda d: d.find_element(By.ID, "compose-form").get_attribute("hidden") is not None)
 
     click(vic, "#transfer-details summary")
@@ -242,14 +250,7 @@ def test_a_volunteer_passes_a_conversation_to_the_supervisor_watching_it(server,
 
 
 def test_a_supervisor_watching_a_conversation_put_back_in_the_queue_goes_on_watching(server, staff, browsers):
-    pat, _token = services.conversation_start(visitor_name="Pat")
-    services.conversation_assign(conversation_id=pat.pk, helper=staff["alex"])
-    alex, sam = browsers(), browsers()
-    sign_in(alex, server, "alex")
-    sign_in(sam, server, "sam")
-    click(alex, f'[data-open="{pat.pk}"]')
-    click(sam, f'[data-watch="{pat.pk}"]')
-    wait_for_text(sam, "#conversation-heading", "Pat")
+    _pat, alex, sam = pat_held_and_watched(server, staff, browsers, "alex")
 
     click(alex, "#transfer-details summary")
     wait(alex).until(lambda d: Select(d.find_element(By.ID, "transfer-to")).options)
