@@ -114,9 +114,13 @@ def test_the_kiosks_page_follows_a_kiosk_approved_and_revoked_elsewhere(server, 
         return shown
 
     wait(watcher).until(row_shows("Reception kiosk 1", "Idle", ["Wipe now", "Revoke"]), "approved, with its actions")
+    # Switched off first: back at pairing it would add a new kiosk, which reloads both pages.
+    kiosk.get("about:blank")
     click(supervisor, f'form[action="/console/kiosks/{device.pk}/revoke/"] button')
     supervisor.switch_to.alert.accept()
     wait(watcher).until(row_shows("Reception kiosk 1", "Revoked", []), "revoked, without actions")
+    # The page that sent it shows the outcome: the news of the same change did not reload over it.
+    wait_for_text(supervisor, ".govuk-notification-banner", "Reception kiosk 1 is revoked")
 
 
 def test_a_kiosk_revoked_while_offline_keeps_nothing_when_it_comes_back(server, browsers):
