@@ -16,10 +16,8 @@ function update(kiosk) {
   const { status, name, location } = row ? row.dataset : {};
   if (!row || status !== kiosk.status || name !== kiosk.name || location !== kiosk.location) {
     // A kiosk this page has not listed yet (a new pairing code), or one approved, revoked or
-    // renamed since: the page is written again, with the actions that kiosk now has. (After
-    // this page's own Wipe or Revoke the outcome still shows: Django keeps the message for
-    // whichever load of the page comes first, the reload or the form's redirect.)
-    window.location.reload();
+    // renamed since: the page is written again, with the actions that kiosk now has.
+    if (!submitting) window.location.reload();
     return;
   }
   row.dataset.lastSeen = kiosk.last_seen_at || "";
@@ -35,9 +33,17 @@ function markSilentOffline() {
   }
 }
 
+// A form sent from this page (Wipe, Revoke) comes back as a fresh page with its outcome:
+// the news of the same change on this page's socket must not reload over it.
+let submitting = false;
 for (const form of document.querySelectorAll("form[data-confirm]")) {
   form.addEventListener("submit", (event) => {
     if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+  });
+}
+for (const form of document.querySelectorAll("form")) {
+  form.addEventListener("submit", (event) => {
+    if (!event.defaultPrevented) submitting = true;
   });
 }
 
