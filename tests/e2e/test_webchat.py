@@ -7,6 +7,7 @@ import importlib
 import os
 import re
 import signal
+import socket
 import threading
 import time
 
@@ -920,3 +921,189 @@ def test_a_chat_closed_because_the_resident_was_away_says_so(server, council_sit
         "This chat closed because the website was closed for more than 10 minutes.",
     )
     assert "No advisor was free" not in visitor.find_element(By.CSS_SELECTOR, ".dioa-chat").text
+
+
+def test_ending_the_chat_while_offline_still_delivers_what_was_typed_before_it(server, council_site, browsers):
+    helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
+    click(helper, "[data-accept]")
+    wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
+
+    server.stop()
+    wait_for_text(visitor, "#dioa-chat-status", "You are offline")
+    type_message(visitor, "My reference is 123")
+    wait_for_text(visitor, ".chat-log", "Sending…")
+    click(visitor, ".chat-compose .govuk-button--warning")
+    restarted = server.start_again()
+    try:
+        wait_for_text(visitor, "#dioa-chat-status", "This chat has ended.", timeout=40)
+        wait_for_text(helper, "#conversation-log", "My reference is 123", timeout=20)
+        # Sent before the end, as typed: it used to go after it and be refused as too late.
+        wait(visitor).until(lambda d: "Sending…" not in d.find_element(By.CSS_SELECTOR, ".chat-log").text)
+        assert "Not sent" not in visitor.find_element(By.CSS_SELECTOR, ".chat-log").text
+        conversation = Conversation.objects.get()
+        message = Message.objects.get(body="My reference is 123")
+        assert (conversation.status, conversation.ended_by) == ("ended", "visitor")
+        assert message.created_at <= conversation.ended_at
+    finally:
+        restarted.stop()
+
+
+# The page reports itself hidden while `window.pageHidden` is true, as a locked phone's does.
+FAKE_VISIBILITY = """
+window.pageHidden = false;
+Object.defineProperty(document, "visibilityState", {
+  configurable: true,
+  get: () => (window.pageHidden ? "hidden" : "visible"),
+});
+"""
+
+
+def test_a_reply_that_came_while_the_phone_was_locked_is_marked_read_once_back_online(server, council_site, browsers):
+    helper = browsers()
+    sign_in(helper, server)
+    visitor = browsers()
+    visitor.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": FAKE_VISIBILITY})
+    pat_starts(visitor, council_site)
+    click(helper, "[data-accept]")
+    wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
+    visitor.execute_script("window.pageHidden = true")
+    helper.find_element(By.ID, "compose-message").send_keys("Came while locked", Keys.ENTER)
+    wait_for_text(visitor, ".chat-log", "Came while locked")
+    reply = Message.objects.get(body="Came while locked")
+    time.sleep(1)
+    assert Conversation.objects.get().visitor_read_seq < reply.seq, "not read while the page is hidden"
+
+    # The phone drops the connection while locked; unlocked, the page is shown before the
+    # connection is back, so the read mark cannot go then.
+    server.stop()
+    wait_for_text(visitor, "#dioa-chat-status", "You are offline")
+    visitor.execute_script("window.pageHidden = false; document.dispatchEvent(new Event('visibilitychange'))")
+    time.sleep(1)
+    restarted = server.start_again()
+    try:
+        wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.", timeout=40)
+        wait(visitor).until(
+            lambda _: Conversation.objects.get().visitor_read_seq >= reply.seq, "the read mark goes once served"
+        )
+    finally:
+        restarted.stop()
+
+
+BLOCK_STORAGE = """
+Storage.prototype.setItem = function () {
+  throw new DOMException("Storage is blocked on this browser.", "SecurityError");
+};
+"""
+
+
+def test_a_browser_that_blocks_storage_can_still_chat_on_the_page(server, council_site, browsers):
+    helper = browsers()
+    sign_in(helper, server)
+    visitor = browsers()
+    visitor.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": BLOCK_STORAGE})
+    visitor.get(council_site)
+    click(visitor, ".chat-launcher")
+    wait(visitor).until(lambda d: d.switch_to.active_element.get_attribute("id") == "dioa-chat-name")
+
+    visitor.find_element(By.ID, "dioa-chat-name").send_keys("Pat")
+    visitor.find_element(By.CSS_SELECTOR, ".chat-start button[type=submit]").click()
+    wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue.")
+    click(helper, "[data-accept]")
+    wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
+    type_message(visitor, "Typed with storage blocked")
+    wait_for_text(helper, "#conversation-log", "Typed with storage blocked")
+
+
+def test_a_chat_found_gone_while_the_panel_is_closed_leaves_it_closed_back_on_a_kept_page(
+    server, council_site, browsers
+):
+    _, visitor = helper_online_and_pat_starts(server, council_site, browsers)
+    wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue.")
+    click(visitor, ".chat-panel__close")
+    visitor.execute_script("window.keptWhole = true")
+    Conversation.objects.all().delete()
+
+    visitor.find_element(By.LINK_TEXT, "Another page").click()
+    wait(visitor).until(lambda d: d.execute_script("return window.dioaChat?.state.token === null"), "found gone")
+    visitor.back()
+
+    wait(visitor).until(
+        lambda d: d.execute_script("return window.keptWhole === true && window.dioaChat.state.token === null"),
+        "the kept page came back and took the news",
+    )
+    assert visitor.find_element(By.CSS_SELECTOR, ".chat-launcher").is_displayed()
+    assert not visitor.find_element(By.ID, "dioa-chat-panel").is_displayed()
+
+
+def test_replies_scroll_into_view_below_a_message_that_was_not_sent(server, council_site, browsers, site):
+    helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
+    click(helper, "[data-accept]")
+    wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
+    conversation = Conversation.objects.get()
+    # The minute's messages used up, and on the page (it is loaded again to fetch them).
+    for number in range(settings.CHAT_MESSAGES_PER_MINUTE):
+        services.message_create(conversation_id=conversation.pk, author_kind="visitor", body=f"Earlier {number + 1}")
+    visitor.refresh()
+    wait_for_text(visitor, ".chat-log", "Earlier 20")
+    # As in browsers that do not keep the view on what it showed (Safari).
+    visitor.execute_script(
+        "const style = document.createElement('style');"
+        "style.textContent = '.dioa-chat, .dioa-chat * { overflow-anchor: none !important; }';"
+        "document.head.append(style);"
+    )
+    type_message(visitor, "One too many")
+    wait_for_text(visitor, ".chat-log", "Not sent")
+
+    compose = helper.find_element(By.ID, "compose-message")
+    for reply in ("Slow down, please", "There is a limit a minute", "Try again in a moment"):
+        compose.send_keys(reply, Keys.ENTER)
+        wait_for_text(visitor, ".chat-log", reply)
+
+    in_view = """
+        const items = [...document.querySelectorAll(".chat-log__item")];
+        const reply = items.find((item) => item.innerText.includes(arguments[0]));
+        const scrolls = (box) => box.scrollHeight > box.clientHeight && getComputedStyle(box).overflowY !== "visible";
+        let box = reply.parentElement;
+        while (box && !scrolls(box)) box = box.parentElement;
+        const shown = (box || document.documentElement).getBoundingClientRect();
+        const seen = reply.getBoundingClientRect();
+        return seen.top >= shown.top && seen.bottom <= shown.bottom;
+    """
+    wait(visitor).until(lambda d: d.execute_script(in_view, "Try again in a moment"), "the last reply is in view")
+
+
+def test_a_connection_attempt_that_hangs_counts_as_failed_and_is_tried_again(server, council_site, browsers):
+    """An attempt made as a phone changes networks can hang until the browser gives up,
+    minutes later; the widget would say "Connecting…" all that time."""
+    hanging = socket.socket()
+    hanging.bind(("127.0.0.1", 0))
+    hanging.listen(8)  # The handshake's connection is made, but nothing ever answers it.
+    try:
+        driver = browsers()
+        driver.get(council_site)
+        closes = driver.execute_async_script(
+            """
+            const [moduleUrl, url, done] = arguments;
+            (async () => {
+              const { FrameSocket } = await import(moduleUrl);
+              const closes = [];
+              const socket = new FrameSocket({
+                url,
+                connectTimeoutMs: 500,
+                onClose: (event) => {
+                  closes.push(event.code);
+                  if (closes.length === 2) {
+                    socket.close();
+                    done(closes);
+                  }
+                },
+              });
+              socket.connect();
+            })().catch((error) => done(String(error)));
+            """,
+            f"{server.http}/static/chat/js/socket.js",
+            f"ws://127.0.0.1:{hanging.getsockname()[1]}/ws/chat/",
+        )
+    finally:
+        hanging.close()
+    assert closes == [4000, 4000], "given up on, and tried again"

@@ -10,6 +10,9 @@ const PING_INTERVAL_MS = 25000;
 const ANSWER_TIMEOUT_MS = 10000;
 // The close code this side reports for such a connection (4000-4999 are the application's).
 export const NO_ANSWER_CLOSE_CODE = 4000;
+// An attempt made as the network changes can hang unanswered until the browser gives up,
+// minutes later, and nothing tries again meanwhile: after this long it counts as failed.
+const CONNECT_TIMEOUT_MS = 10000;
 
 export function socketUrl(path, base) {
   const url = new URL(path, base || window.location.href);
@@ -18,8 +21,9 @@ export function socketUrl(path, base) {
 }
 
 export class FrameSocket {
-  constructor({ url, handlers = {}, onOpen = () => {}, onClose = () => {} }) {
+  constructor({ url, handlers = {}, onOpen = () => {}, onClose = () => {}, connectTimeoutMs = CONNECT_TIMEOUT_MS }) {
     this.url = url;
+    this.connectTimeoutMs = connectTimeoutMs;
     this.handlers = handlers;
     this.onOpen = onOpen;
     this.onClose = onClose;
@@ -46,7 +50,9 @@ export class FrameSocket {
     this.stopTimers();
     const socket = new WebSocket(this.url);
     this.socket = socket;
+    this.answerTimer = setTimeout(() => this.giveUp(), this.connectTimeoutMs);
     socket.addEventListener("open", () => {
+      clearTimeout(this.answerTimer);
       this.pingTimer = setInterval(() => this.ping(), PING_INTERVAL_MS);
       this.onOpen();
     });
@@ -63,12 +69,15 @@ export class FrameSocket {
   ping() {
     if (!this.send("ping", {})) return;
     clearTimeout(this.answerTimer);
-    this.answerTimer = setTimeout(() => {
-      const dead = this.socket;
-      this.lost({ code: NO_ANSWER_CLOSE_CODE, reason: "no answer", wasClean: false });
-      // Closing waits for an answer that will not come; this side has already moved on.
-      if (dead) dead.close(NO_ANSWER_CLOSE_CODE);
-    }, ANSWER_TIMEOUT_MS);
+    this.answerTimer = setTimeout(() => this.giveUp(), ANSWER_TIMEOUT_MS);
+  }
+
+  // No answer, to a ping or to the opening handshake: the socket counts as lost.
+  giveUp() {
+    const dead = this.socket;
+    this.lost({ code: NO_ANSWER_CLOSE_CODE, reason: "no answer", wasClean: false });
+    // Closing waits for an answer that will not come; this side has already moved on.
+    if (dead) dead.close(NO_ANSWER_CLOSE_CODE);
   }
 
   lost(event) {

@@ -149,6 +149,7 @@ class ChatWidget {
     this.resendTimer = null;
     this.unread = 0;
     this.online = false;
+    this.configAnsweredAt = 0;
     // The connection went while a chat was open: its return is announced.
     this.reconnecting = false;
     this.starting = false;
@@ -216,7 +217,12 @@ class ChatWidget {
   }
 
   save() {
-    sessionStorage.setItem(STORAGE_KEY, JSON.stringify(this.state));
+    try {
+      sessionStorage.setItem(STORAGE_KEY, JSON.stringify(this.state));
+    } catch {
+      // Storage blocked (cookies off, a sandboxed frame) or full: the chat still works on
+      // this page from what is held here; only the next page cannot pick it up.
+    }
   }
 
   // Back on a page the browser kept: another page of the site may have started, moved on or
@@ -242,7 +248,11 @@ class ChatWidget {
     try {
       const response = await fetch(`${ORIGIN}/chat/widget/config.json`, { credentials: "omit" });
       if (response.ok) {
-        this.config = await response.json();
+        const config = await response.json();
+        // An older request answering last must not undo a newer answer ("nobody is free").
+        if (askedAt < this.configAnsweredAt) return;
+        this.configAnsweredAt = askedAt;
+        this.config = config;
         // Only a fresh answer: the configuration kept from before must not outvote a newer frame.
         if (this.noteAvailability(this.config, askedAt)) this.save();
       }
@@ -543,7 +553,9 @@ class ChatWidget {
   }
 
   send(type, data) {
-    if (this.socket.isOpen) this.socket.send(type, data);
+    // With a chat, only once it is served: an end or a call back sent before the snapshot
+    // would overtake the messages the snapshot resends, which would then be refused.
+    if (this.socket.isOpen && (this.online || !this.state.token)) this.socket.send(type, data);
     else {
       this.pendingFrame = { type, data };
       this.socket.connect();
@@ -616,7 +628,9 @@ class ChatWidget {
     this.callbackForm.hidden = false;
     this.callbackConfirmation.hidden = true;
     this.callbackMessage.value = "";
-    this.state = { token: null, open: true, outbox: [] };
+    // Still where the resident left it: a chat found gone with the panel closed does not
+    // open it on the next page.
+    this.state = { token: null, open: !this.panel.hidden, outbox: [] };
     this.save();
     this.messages = new MessageStore();
     this.conversation = null;
@@ -637,14 +651,21 @@ class ChatWidget {
   }
 
   onOpen() {
+    // A read mark sent on a socket that died on the way may never have arrived.
+    this.sentReadSeq = 0;
     // With a conversation, online once it is served (onSnapshot): a socket closed again
     // because the resume failed is one more try, not a connection lost to announce again.
+    // What the resident asked for while offline goes then, after what they typed before it.
     if (this.state.token) {
       this.socket.send("conversation.resume", { token: this.state.token, last_seq: this.messages.contiguousSeq });
     } else {
       this.online = true;
+      this.sendPendingFrame();
     }
-    // What the resident asked for while offline (a call back after an unanswered chat, too).
+  }
+
+  // What the resident asked for while offline (a call back after an unanswered chat, too).
+  sendPendingFrame() {
     if (this.pendingFrame) this.socket.send(this.pendingFrame.type, this.pendingFrame.data);
     this.pendingFrame = null;
   }
@@ -718,6 +739,9 @@ class ChatWidget {
       if (!this.pendingNode(pending.client_id)) this.insert(this.renderPending(pending));
     }
     this.resendOutbox();
+    this.sendPendingFrame();
+    // Replies that came while the socket was down, or while a read mark could not be sent.
+    this.markRead();
     if (this.focusComposeOnSnapshot && !this.panel.hidden) this.textarea.focus();
     this.focusComposeOnSnapshot = false;
   }
@@ -927,7 +951,8 @@ class ChatWidget {
         this.resendOutbox();
       }, RESEND_AFTER_LIMIT_MS);
     }
-    if (clientId) this.markFailed(clientId);
+    // An ended chat takes no message, however often it is tried.
+    if (clientId) this.markFailed(clientId, { retry: code !== "conversation_ended" });
     this.showError(message);
   }
 
@@ -1011,7 +1036,7 @@ class ChatWidget {
     this.socket.send("message.send", pending);
   }
 
-  markFailed(clientId) {
+  markFailed(clientId, { retry = true } = {}) {
     const index = this.state.outbox.findIndex((item) => item.client_id === clientId);
     const pending = this.state.outbox[index];
     if (index !== -1) {
@@ -1022,16 +1047,16 @@ class ChatWidget {
     if (!node) return;
     const state = node.querySelector(".chat-log__state");
     state.replaceChildren(TEXT.failed);
-    if (pending) {
-      const retry = element("button", { type: "button", className: "govuk-button govuk-button--secondary chat-retry", text: TEXT.retry });
-      retry.addEventListener("click", () => {
+    if (pending && retry) {
+      const retryButton = element("button", { type: "button", className: "govuk-button govuk-button--secondary chat-retry", text: TEXT.retry });
+      retryButton.addEventListener("click", () => {
         node.remove();
         this.state.outbox.push(pending);
         this.save();
         this.insert(this.renderPending(pending));
         this.socket.send("message.send", pending);
       });
-      state.append(" ", retry);
+      state.append(" ", retryButton);
     }
   }
 
@@ -1101,14 +1126,18 @@ class ChatWidget {
       const seq = Number(node.dataset.seq);
       // Keep the log in sequence order even when live messages arrive out of order.
       const later = [...this.log.querySelectorAll("[data-seq]")].find((item) => Number(item.dataset.seq) > seq);
-      const anchor = later || this.log.querySelector("[data-client-id]");
-      if (anchor) {
-        this.log.insertBefore(node, anchor);
+      if (later) {
+        this.log.insertBefore(node, later);
         return;
       }
+      // The newest stored message goes above those still sending or not sent, which stay last.
+      const unsent = this.log.querySelector("[data-client-id]");
+      if (unsent) this.log.insertBefore(node, unsent);
+      else this.log.append(node);
+    } else {
+      this.log.append(node);
     }
-    this.log.append(node);
-    node.scrollIntoView({ block: "nearest" });
+    this.log.lastElementChild.scrollIntoView({ block: "nearest" });
   }
 
   announce(text) {
