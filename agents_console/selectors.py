@@ -65,7 +65,7 @@ def helper_list_online() -> list[dict[str, Any]]:
     return [
         {
             "id": user.pk,
-            "name": chat_events.helper_display_name(user),
+            "name": chat_events.staff_display_name(user),
             "presence": profiles[user.pk].status if user.pk in profiles else HelperProfile.Status.AVAILABLE,
             "active": load.get(user.pk, 0),
             "capacity": profiles[user.pk].capacity if user.pk in profiles else default_capacity,

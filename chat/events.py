@@ -11,6 +11,7 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from chat.models import Conversation, Message
 from config import realtime
@@ -123,12 +124,21 @@ def callback_payload(callback) -> dict[str, Any]:
         "service": {"id": service.pk, "name": service.name} if service else None,
         "created_at": isoformat(callback.created_at),
         "claimed_by_id": callback.claimed_by_id,
-        "claimed_by_name": helper_display_name(callback.claimed_by) if callback.claimed_by_id else None,
+        "claimed_by_name": staff_display_name(callback.claimed_by) if callback.claimed_by_id else None,
         "done_at": isoformat(callback.done_at),
     }
 
 
 def helper_display_name(user) -> str:
+    """The name residents see of a helper: their first name, never their login (often a staff
+    number or an email address)."""
+    if user is None:
+        return ""
+    return user.get_short_name() or str(_("Advisor"))
+
+
+def staff_display_name(user) -> str:
+    """The name colleagues see of a helper: the login tells apart two without a first name."""
     if user is None:
         return ""
     return user.get_short_name() or user.get_username()
@@ -161,7 +171,7 @@ def conversation_staff_payload(conversation: Conversation) -> dict[str, Any]:
         "visitor_name": conversation.visitor_name,
         "service": {"id": service.pk, "name": service.name} if service else None,
         "assigned_helper_id": conversation.assigned_helper_id,
-        "helper_name": helper_display_name(conversation.assigned_helper),
+        "helper_name": staff_display_name(conversation.assigned_helper),
         "last_seq": conversation.last_seq,
         "created_at": isoformat(conversation.created_at),
         "waiting_since": isoformat(conversation.waiting_since),

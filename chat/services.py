@@ -630,7 +630,7 @@ def _return_to_queue(conversation: Conversation, *, helped: bool, text: str) -> 
 
 def _note(conversation: Conversation, author: AbstractBaseUser, body: str) -> InternalNote:
     note = InternalNote.objects.create(
-        conversation=conversation, author=author, author_name=events.helper_display_name(author), body=body
+        conversation=conversation, author=author, author_name=events.staff_display_name(author), body=body
     )
     events.broadcast_note_created(note)
     return note
@@ -692,10 +692,13 @@ def conversation_end(
         _after_commit_kiosk_help_changed(conversation.kiosk_visit.device_id)
     if helper_id and not was_waiting:
         events.signal_after_commit(signals.conversation_released, helper_id=helper_id)
-    # Only after an advisor took part: otherwise anyone could have the council email a stranger
-    # whatever they typed, by giving the stranger's address and ending the chat unanswered.
+    # Only after an advisor took part, by writing or by ending it: otherwise anyone could have
+    # the council email a stranger whatever they typed, by giving the stranger's address and
+    # ending the chat before anyone answered. Being assigned is not taking part: automatic
+    # routing assigns a chat as it starts.
     if conversation.visitor_email and (
-        not was_waiting or conversation.messages.filter(author_kind=Message.AuthorKind.HELPER).exists()
+        ended_by == Conversation.EndedBy.HELPER
+        or conversation.messages.filter(author_kind=Message.AuthorKind.HELPER).exists()
     ):
         transaction.on_commit(lambda: _email_transcript(conversation.pk))
     logger.info("conversation %s ended by %s", conversation.pk, reason or ended_by)

@@ -77,9 +77,8 @@ def roles(db):
 @pytest.fixture
 def make_user(django_user_model, roles):
     def make(username: str, role: Role | None = None, **extra):
-        user = django_user_model.objects.create_user(
-            username=username, password=f"{username}-password", first_name=username.title(), **extra
-        )
+        extra.setdefault("first_name", username.title())
+        user = django_user_model.objects.create_user(username=username, password=f"{username}-password", **extra)
         if role is not None:
             user.groups.add(Group.objects.get(name=role.value))
         return user

@@ -6,6 +6,7 @@ import re
 import msgpack
 import pytest
 
+from agents_console.roles import Role
 from chat import events, services
 from chat.models import Message
 
@@ -47,3 +48,19 @@ def test_the_resident_payload_never_carries_staff_fields(advisor):
     assert "assigned_helper_id" not in public
     assert "visitor_name" not in public
     assert public["helper_name"] == "Alex"
+
+
+def test_residents_never_see_a_helpers_login_colleagues_do(make_user):
+    """A helper without a first name is "Advisor" to residents, not their staff login."""
+    helper = make_user("s.jones@millbrook.gov.uk", Role.ADVISOR, first_name="")
+    conversation, _token = services.conversation_start(visitor_name="Pat")
+    conversation = services.conversation_assign(conversation_id=conversation.pk, helper=helper)
+    message, _ = services.message_create(
+        conversation_id=conversation.pk, author_kind=Message.AuthorKind.HELPER, author=helper, body="Hello"
+    )
+
+    assert events.conversation_public_payload(conversation)["helper_name"] == "Advisor"
+    assert events.message_payload(message)["author"]["name"] == "Advisor"
+    assert Message.objects.filter(author_kind="system", body="Advisor joined the conversation.").exists()
+    assert not Message.objects.filter(body__contains="s.jones").exists()
+    assert events.conversation_staff_payload(conversation)["helper_name"] == "s.jones@millbrook.gov.uk"

@@ -640,6 +640,19 @@ def test_no_email_of_a_chat_no_advisor_took_part_in(django_capture_on_commit_cal
     assert mail.outbox == []
 
 
+def test_no_email_of_a_chat_given_to_an_advisor_who_never_wrote(
+    advisor, django_capture_on_commit_callbacks, broadcasts
+):
+    """Automatic routing assigns a chat as it starts: the resident could still end it at once."""
+    conversation, _token = services.conversation_start(visitor_email="someone.else@example.com")
+    services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
+    services.message_create(conversation_id=conversation.pk, author_kind="visitor", body="Click https://bad.example")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.conversation_end(conversation_id=conversation.pk, ended_by="visitor")
+    assert background_mail.wait_for_pending(timeout=30)
+    assert mail.outbox == []
+
+
 def test_no_email_without_an_address(django_capture_on_commit_callbacks, broadcasts):
     conversation, _token = services.conversation_start()
     with django_capture_on_commit_callbacks(execute=True):
@@ -674,6 +687,7 @@ def test_ending_a_chat_does_not_wait_for_the_mail_server(
     MailServerThatHolds.answered.clear()
     conversation, _token = services.conversation_start(visitor_email="pat@example.com")
     services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
+    services.message_create(conversation_id=conversation.pk, author_kind="helper", author=advisor, body="Hello")
 
     with django_capture_on_commit_callbacks(execute=True):
         services.conversation_end(conversation_id=conversation.pk, ended_by="visitor")
@@ -693,6 +707,7 @@ def test_a_mail_server_failure_is_logged_and_the_chat_still_ends(
     settings.EMAIL_BACKEND = f"{__name__}.MailServerThatRefuses"
     conversation, _token = services.conversation_start(visitor_email="pat@example.com")
     services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
+    services.message_create(conversation_id=conversation.pk, author_kind="helper", author=advisor, body="Hello")
 
     with caplog.at_level(logging.ERROR, logger="config.mail"):
         with django_capture_on_commit_callbacks(execute=True):
