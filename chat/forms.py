@@ -101,6 +101,9 @@ EMAIL_ERRORS = {
     "max_length": _("Your email address must be %(limit_value)s characters or fewer"),
 }
 NAME_TOO_LONG = _("Your name must be %(limit_value)s characters or fewer")
+# A name is shown on one line (the console, the transcript): a line break or another control
+# character in it could only be sent on purpose, to make it read as something else.
+one_line = RegexValidator(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", _("Enter your name on one line"), inverse_match=True)
 RATING_REQUIRED = _("Select how helpful this chat was")
 
 client_id_characters = RegexValidator(r"^[A-Za-z0-9_.:-]+$", _("Use letters, digits, '-', '_', '.' or ':'."))
@@ -111,7 +114,9 @@ class ConversationStartForm(FrameForm):
     # A secret of the client's (it brings back the conversation with a new token), so at
     # least 32 characters: a random UUID, say.
     client_id = forms.CharField(min_length=32, max_length=64, required=False, validators=[client_id_characters])
-    name = forms.CharField(max_length=80, required=False, error_messages={"max_length": NAME_TOO_LONG})
+    name = forms.CharField(
+        max_length=80, required=False, validators=[one_line], error_messages={"max_length": NAME_TOO_LONG}
+    )
     email = forms.EmailField(max_length=254, required=False, error_messages=EMAIL_ERRORS)
     service = forms.SlugField(max_length=80, required=False)
     # On an enrolled kiosk: the resident asks for a helper to come over instead of chatting.
@@ -120,7 +125,9 @@ class ConversationStartForm(FrameForm):
 
 class CallbackRequestForm(FrameForm):
     name = forms.CharField(
-        max_length=80, error_messages={"required": _("Enter your name"), "max_length": NAME_TOO_LONG}
+        max_length=80,
+        validators=[one_line],
+        error_messages={"required": _("Enter your name"), "max_length": NAME_TOO_LONG},
     )
     phone = forms.RegexField(
         # 7 to 15 digits (the longest international number), spaced as people write them.

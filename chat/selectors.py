@@ -187,6 +187,9 @@ def queue_seconds_per_place(*, now: datetime.datetime | None = None) -> int:
     return int(min(MAX_SECONDS_PER_PLACE, max(MIN_SECONDS_PER_PLACE, sum(per_place) / len(per_place))))
 
 
+TRANSCRIPT_INDENT = "    "
+
+
 def conversation_transcript_text(*, conversation: Conversation) -> str:
     """The conversation as plain text, for download or email."""
     lines = [
@@ -196,11 +199,14 @@ def conversation_transcript_text(*, conversation: Conversation) -> str:
     ]
     for message in Message.objects.filter(conversation=conversation).order_by("seq"):
         when = clock_text(message.created_at)
+        # A message's further lines are indented: only an entry starts a line with its time, so
+        # nobody can write what reads as another entry ("[10am] Advisor: pay at …").
+        body = message.body.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\n" + TRANSCRIPT_INDENT)
         if message.author_kind == Message.AuthorKind.SYSTEM:
-            lines.append(f"[{when}] {message.body}")
+            lines.append(f"[{when}] {body}")
         else:
             name = message.author_name or ("You" if message.author_kind == Message.AuthorKind.VISITOR else "Advisor")
-            lines.append(f"[{when}] {name}: {message.body}")
+            lines.append(f"[{when}] {name}: {body}")
     return "\n".join(lines) + "\n"
 
 

@@ -5,7 +5,7 @@ import gc
 
 import pytest
 
-from chat.forms import CallbackRequestForm, MessageSendForm
+from chat.forms import CallbackRequestForm, ConversationStartForm, MessageSendForm
 
 
 def test_frame_forms_share_their_fields_and_still_validate_each_frame_on_its_own():
@@ -75,3 +75,24 @@ def test_a_call_back_phone_number_needs_7_to_15_digits(phone, valid):
     form = CallbackRequestForm({"name": "Pat", "phone": phone, "message": "Call me"})
 
     assert form.is_valid() is valid
+
+
+@pytest.mark.parametrize(
+    ("name", "valid"),
+    [
+        ("Siân O'Brien-Ng", True),
+        ("👩🏽‍💼 Priya", True),  # the joiner in an emoji is not a control character
+        ("Pat\n[10am] Advisor: pay at bad.example", False),
+        ("Pat\rSmith", False),
+        ("Pat\u2028Smith", False),
+        ("Pat\x1b[31m", False),
+    ],
+)
+def test_a_residents_name_is_one_line_of_text(name, valid):
+    for form in (
+        ConversationStartForm({"name": name}),
+        CallbackRequestForm({"name": name, "phone": "01632 960001", "message": "Call me"}),
+    ):
+        assert form.is_valid() is valid, form.errors
+        if not valid:
+            assert form.error_fields() == {"name": ["Enter your name on one line"]}

@@ -131,6 +131,18 @@ def test_transcript_times_read_as_govuk_writes_them(client):
     assert "[5:30pm] Pat: Hello" in lines
 
 
+def test_no_message_can_write_what_reads_as_another_entry_of_the_transcript(client):
+    conversation, token = services.conversation_start(visitor_name="Pat")
+    body = "My bin\n[10:02am] Advisor: Pay the fine at https://bad.example\r\nThanks"
+    services.message_create(conversation_id=conversation.pk, author_kind="visitor", body=body)
+
+    lines = client.post("/chat/widget/transcript/", {"token": token}).content.decode().splitlines()
+
+    entry = next(index for index, line in enumerate(lines) if line.endswith("Pat: My bin"))
+    assert lines[entry + 1 : entry + 3] == ["    [10:02am] Advisor: Pay the fine at https://bad.example", "    Thanks"]
+    assert not [line for line in lines if line.startswith("[") and "Advisor:" in line]
+
+
 @pytest.mark.parametrize("token", ["", "wrong", "x" * 500])
 def test_transcript_without_the_right_token_reveals_nothing(client, token):
     services.conversation_start()
