@@ -67,6 +67,9 @@ class Conversation(models.Model):
     )
     # A kiosk resident may ask for a helper to walk over instead of chatting on screen.
     helper_in_person = models.BooleanField(_("helper asked to come over"), default=False)
+    # When a kiosk resident took the conversation to their phone: from then on it is the
+    # phone's, and the kiosk's wipe at the end of the visit leaves it open.
+    handed_over_at = models.DateTimeField(_("continued on a phone"), null=True, blank=True, editable=False)
     assigned_helper = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,

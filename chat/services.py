@@ -42,7 +42,9 @@ def _after_commit_kiosk_help_changed(device_id: int) -> None:
 
     def update() -> None:
         open_requests = Conversation.objects.filter(
-            kiosk_visit__device_id=device_id, status__in=[Conversation.Status.WAITING, Conversation.Status.ACTIVE]
+            kiosk_visit__device_id=device_id,
+            status__in=[Conversation.Status.WAITING, Conversation.Status.ACTIVE],
+            handed_over_at__isnull=True,
         ).exists()
         kiosk_services.device_set_help_requested(device_id=device_id, requested=open_requests)
 
@@ -60,8 +62,10 @@ def _rotate_token(conversation: Conversation) -> str:
 
 
 def kiosk_visit_wipe(*, visit_id: int) -> None:
-    """A kiosk visit ended: end its open conversations and make all its tokens useless."""
-    for conversation_id in Conversation.objects.filter(kiosk_visit_id=visit_id).values_list("pk", flat=True):
+    """A kiosk visit ended: end its open conversations and make all its tokens useless, but
+    for one the resident took to their phone, which goes on there."""
+    wiped = Conversation.objects.filter(kiosk_visit_id=visit_id, handed_over_at__isnull=True)
+    for conversation_id in wiped.values_list("pk", flat=True):
         with transaction.atomic():
             conversation, _ended = conversation_end(
                 conversation_id=conversation_id, ended_by=Conversation.EndedBy.SYSTEM, reason="kiosk_wiped"
@@ -72,14 +76,20 @@ def kiosk_visit_wipe(*, visit_id: int) -> None:
 @transaction.atomic
 def kiosk_visit_handover(visit_id: int) -> str | None:
     """Move the visit's open conversation to the resident's phone: a new token, returned once;
-    the kiosk's copy stops working."""
+    the kiosk's copy stops working, and the kiosk no longer counts as asking for help."""
     conversation = (
         Conversation.objects.select_for_update()
         .filter(kiosk_visit_id=visit_id, status__in=[Conversation.Status.WAITING, Conversation.Status.ACTIVE])
+        .select_related("kiosk_visit")
         .order_by("-created_at")
         .first()
     )
-    return None if conversation is None else _rotate_token(conversation)
+    if conversation is None:
+        return None
+    conversation.handed_over_at = timezone.now()
+    conversation.save(update_fields=["handed_over_at"])
+    _after_commit_kiosk_help_changed(conversation.kiosk_visit.device_id)
+    return _rotate_token(conversation)
 
 
 def client_address_hash(address: str | None) -> str:

@@ -242,8 +242,11 @@ def test_enrol_get_help_hand_off_wipe_and_revoke(server, browsers):
     wait(kiosk, 15).until(lambda d: d.current_url.endswith("/kiosk/") and "What would you like" in d.page_source)
     visit = KioskVisit.objects.get()
     assert visit.end_reason == KioskVisit.EndReason.IDLE
+    # The chat the resident took to their phone goes on there; the kiosk keeps none of it.
     conversation.refresh_from_db()
-    assert conversation.status == Conversation.Status.ENDED
+    assert conversation.status == Conversation.Status.ACTIVE
+    phone.get(f"{server.http}/services/report-missed-bin/")
+    wait_for_text(phone, "#dioa-chat-status", "Alex", timeout=15)
 
     # Nothing of that resident comes back: not by Back, nor a reload, nor a remembered address.
     kiosk.back()

@@ -110,6 +110,23 @@ def test_a_handoff_link_works_once_carries_the_conversation_and_dies_with_the_vi
     unused = services.handoff_create(visit=visit, path="/services/report-missed-bin/", with_conversation=False)
     services.visit_end(device=device, reason=KioskVisit.EndReason.FINISHED)
     assert services.handoff_redeem(unused) is None, "the visit ended"
+    # The kiosk's wipe leaves the chat the resident took away: it goes on on their phone.
+    conversation.refresh_from_db()
+    assert conversation.status == Conversation.Status.WAITING and conversation.handed_over_at is not None
+    assert chat_selectors.conversation_get_by_token(token_hash=chat_services.token_hash(phone_token)) == conversation
+
+
+def test_a_kiosk_whose_resident_took_their_request_to_their_phone_no_longer_needs_help(enrolled):
+    device, _credential = enrolled
+    conversation, _kiosk_token = chat_services.conversation_start(kiosk_device=device, helper_in_person=True)
+    device.refresh_from_db()
+    assert device.help_requested
+    token = services.handoff_create(visit=conversation.kiosk_visit, path="/", with_conversation=True)
+
+    services.handoff_redeem(token)
+
+    device.refresh_from_db()
+    assert not device.help_requested
 
 
 def test_an_expired_handoff_link_opens_nothing(enrolled):
