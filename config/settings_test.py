@@ -13,6 +13,8 @@ os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,testserver")
 # tests/servers.py), so the pooled configuration is still what the browser and two-process
 # tests run on.
 os.environ.setdefault("DJANGO_DB_POOL", "0")
+# The servers tests start keep the mail they would send (the test process's own is pytest-django's).
+os.environ.setdefault("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
 # Each test run gets its own channel-layer namespace on a shared Redis, and each of its
 # pytest-xdist workers a part of it (a worker inherits the environment of the process that
 # started it; a server a worker starts is handed the worker's whole prefix).

@@ -19,7 +19,7 @@ def load_settings(**env):
         "import config.settings as s, json;"
         "print(json.dumps({'engine': s.DATABASES['default']['ENGINE'],"
         " 'layer': s.CHANNEL_LAYERS['default']['BACKEND'], 'debug': s.DEBUG,"
-        " 'pool': s.DATABASES['default'].get('OPTIONS', {}).get('pool'),"
+        " 'pool': s.DATABASES['default'].get('OPTIONS', {}).get('pool'), 'email': s.EMAIL_BACKEND,"
         " 'config': {k: v for k, v in s.CHANNEL_LAYERS['default'].get('CONFIG', {}).items() if k != 'hosts'}}))"
     )
     return subprocess.run([sys.executable, "-c", code], cwd=BASE_DIR, env=clean, capture_output=True, text=True)
@@ -30,6 +30,14 @@ def test_defaults_are_sqlite_and_the_in_memory_layer_in_development():
     assert result.returncode == 0, result.stderr
     assert '"engine": "django.db.backends.sqlite3"' in result.stdout
     assert '"layer": "config.layers.SweepingInMemoryChannelLayer"' in result.stdout
+
+
+def test_mail_is_printed_in_development_and_sent_in_a_deployment():
+    development = load_settings(DJANGO_DEBUG="1")
+    deployment = load_settings(DJANGO_SECRET_KEY="k" * 50, DJANGO_ALLOWED_HOSTS="council.example")
+    assert '"email": "django.core.mail.backends.console.EmailBackend"' in development.stdout, development.stderr
+    # Never the console there: it would write residents' transcripts into the server's logs.
+    assert '"email": "django.core.mail.backends.smtp.EmailBackend"' in deployment.stdout, deployment.stderr
 
 
 def test_database_url_switches_to_postgresql_and_redis_url_to_the_redis_layer():
