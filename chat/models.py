@@ -105,6 +105,12 @@ class Conversation(models.Model):
         _("rating"), null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(5)]
     )
     rating_comment = models.CharField(_("rating comment"), max_length=500, blank=True)
+    # The transcript email of a resident who asked for one: when a try is next due (each try
+    # moves it on first, so one whose process stopped mid-way is made again), the tries made,
+    # and when it went.
+    transcript_email_due_at = models.DateTimeField(null=True, blank=True, editable=False)
+    transcript_email_tries = models.PositiveSmallIntegerField(default=0, editable=False)
+    transcript_emailed_at = models.DateTimeField(_("transcript emailed"), null=True, blank=True, editable=False)
     # When its messages, notes and the resident's details were deleted, the retention period
     # after it ended (services.personal_data_purge); what is left is anonymous.
     purged_at = models.DateTimeField(_("personal data deleted"), null=True, blank=True, editable=False)
@@ -123,6 +129,12 @@ class Conversation(models.Model):
             # change: the recent acceptances, and who was waiting then.
             models.Index(fields=["assigned_at"], name="chat_conversation_assigned_at"),
             models.Index(fields=["queued_at"], name="chat_conversation_queued"),
+            # The transcript emails the sweep may have to try again: a handful at most.
+            models.Index(
+                fields=["transcript_email_due_at"],
+                condition=models.Q(transcript_email_due_at__isnull=False),
+                name="chat_conversation_email_due",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

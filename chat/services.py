@@ -12,7 +12,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Model, Q, QuerySet
+from django.db.models import F, Model, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -690,11 +690,25 @@ def conversation_end(
         raise chat_error("not_assigned")
     was_waiting = conversation.status == Conversation.Status.WAITING
     helper_id = conversation.assigned_helper_id
+    # Only after an advisor took part, by writing or by ending it: otherwise anyone could have
+    # the council email a stranger whatever they typed, by giving the stranger's address and
+    # ending the chat before anyone answered. Being assigned is not taking part: automatic
+    # routing assigns a chat as it starts.
+    email_transcript = bool(conversation.visitor_email) and (
+        ended_by == Conversation.EndedBy.HELPER
+        or conversation.messages.filter(author_kind=Message.AuthorKind.HELPER).exists()
+    )
     conversation.status = Conversation.Status.ENDED
     conversation.ended_at = timezone.now()
     conversation.ended_by = ended_by
     conversation.ended_reason = reason or ended_by
-    conversation.save(update_fields=["status", "ended_at", "ended_by", "ended_reason"])
+    ended_fields = ["status", "ended_at", "ended_by", "ended_reason"]
+    if email_transcript:
+        # The first try, made at once beside the end (below), is this one.
+        conversation.transcript_email_tries = 1
+        conversation.transcript_email_due_at = conversation.ended_at + TRANSCRIPT_EMAIL_TRY_TIMEOUT
+        ended_fields += ["transcript_email_tries", "transcript_email_due_at"]
+    conversation.save(update_fields=ended_fields)
     _cobrowse_stop_live(conversation, text=_("Screen sharing stopped because the conversation ended."))
     _system_message(conversation, str(ENDED_TEXT[reason or ended_by]))
     events.broadcast_conversation_ended(conversation, was_waiting=was_waiting)
@@ -702,15 +716,8 @@ def conversation_end(
         _after_commit_kiosk_help_changed(conversation.kiosk_visit.device_id)
     if helper_id and not was_waiting:
         events.signal_after_commit(signals.conversation_released, helper_id=helper_id)
-    # Only after an advisor took part, by writing or by ending it: otherwise anyone could have
-    # the council email a stranger whatever they typed, by giving the stranger's address and
-    # ending the chat before anyone answered. Being assigned is not taking part: automatic
-    # routing assigns a chat as it starts.
-    if conversation.visitor_email and (
-        ended_by == Conversation.EndedBy.HELPER
-        or conversation.messages.filter(author_kind=Message.AuthorKind.HELPER).exists()
-    ):
-        transaction.on_commit(lambda: _email_transcript(conversation.pk))
+    if email_transcript:
+        transaction.on_commit(lambda: _email_transcript_in_background(conversation.pk))
     logger.info("conversation %s ended by %s", conversation.pk, reason or ended_by)
     return conversation, True
 
@@ -720,9 +727,20 @@ TRANSCRIPT_EMAIL_INTRO = _(
 )
 
 
-def _email_transcript(conversation_id: int) -> None:
+# A transcript email is tried at once, beside the end, then by the sweep
+# (`transcript_emails_retry`) until it goes: a mail server down for a while, or a process
+# stopped before its try reported, loses nothing.
+TRANSCRIPT_EMAIL_MAX_TRIES = 5
+# A try not reported after this long is taken for lost (its process stopped) and made again.
+# Sending gives up after EMAIL_TIMEOUT, seconds, so a try still under way by then is unlikely.
+TRANSCRIPT_EMAIL_TRY_TIMEOUT = datetime.timedelta(minutes=10)
+# After a failed try the next waits this long times the tries made: 5, 10, 15, 20 minutes.
+TRANSCRIPT_EMAIL_RETRY_AFTER = datetime.timedelta(minutes=5)
+
+
+def _transcript_email(conversation_id: int) -> EmailMessage:
     conversation = selectors.conversation_get(conversation_id=conversation_id)
-    message = EmailMessage(
+    return EmailMessage(
         subject=_("Your conversation with %(council)s") % {"council": settings.COUNCIL_NAME},
         body="\n".join(
             [
@@ -733,9 +751,67 @@ def _email_transcript(conversation_id: int) -> None:
         ),
         to=[conversation.visitor_email],
     )
-    # The conversation has ended whatever the mail server says (a failure is logged; the
-    # resident can still download the transcript), and nobody waits for it to answer.
-    mail.send_in_background(message, what=f"the transcript of conversation {conversation_id}")
+
+
+def _email_transcript_in_background(conversation_id: int) -> None:
+    # The conversation has ended whatever the mail server says, and nobody waits for it to
+    # answer; a failure is logged and tried again by the sweep.
+    def tried(sent: bool) -> None:
+        try:
+            _transcript_email_tried(conversation_id, sent=sent, now=timezone.now())
+        finally:
+            # The mail pool's thread is not a request's: nothing else closes its connection.
+            connection.close()
+
+    mail.send_in_background(
+        _transcript_email(conversation_id), what=f"the transcript of conversation {conversation_id}", on_done=tried
+    )
+
+
+def _transcript_email_tried(conversation_id: int, *, sent: bool, now: datetime.datetime) -> None:
+    unsent = Conversation.objects.filter(pk=conversation_id, transcript_emailed_at__isnull=True)
+    if sent:
+        unsent.update(transcript_emailed_at=now, transcript_email_due_at=None)
+        return
+    tries = unsent.values_list("transcript_email_tries", flat=True).first()
+    if tries is None:
+        return
+    if tries >= TRANSCRIPT_EMAIL_MAX_TRIES:
+        unsent.update(transcript_email_due_at=None)
+        logger.error("gave up emailing the transcript of conversation %s after %s tries", conversation_id, tries)
+    else:
+        unsent.update(transcript_email_due_at=now + TRANSCRIPT_EMAIL_RETRY_AFTER * tries)
+
+
+def transcript_emails_retry(*, now: datetime.datetime | None = None) -> list[int]:
+    """Try again each transcript email that failed, or whose try never reported, and is due
+    by `now`; the ids of the conversations whose transcript went. For the sweep: it sends
+    here, one after another, each bounded by EMAIL_TIMEOUT.
+
+    Each is claimed before it is sent (its due time moved on, its try counted), so two
+    sweeps never send one twice. Not once the resident's address has been deleted.
+    """
+    now = now or timezone.now()
+    due = Conversation.objects.filter(transcript_email_due_at__lte=now, transcript_emailed_at__isnull=True).exclude(
+        visitor_email=""
+    )
+    sent = []
+    for conversation_id in list(due.order_by("transcript_email_due_at").values_list("pk", flat=True)[:50]):
+        claimed = due.filter(pk=conversation_id).update(
+            transcript_email_tries=F("transcript_email_tries") + 1,
+            transcript_email_due_at=now + TRANSCRIPT_EMAIL_TRY_TIMEOUT,
+        )
+        if not claimed:
+            continue
+        try:
+            _transcript_email(conversation_id).send()
+        except Exception:
+            logger.exception("sending the transcript of conversation %s failed", conversation_id)
+            _transcript_email_tried(conversation_id, sent=False, now=now)
+        else:
+            _transcript_email_tried(conversation_id, sent=True, now=now)
+            sent.append(conversation_id)
+    return sent
 
 
 def conversation_end_expired(*, now: datetime.datetime | None = None) -> list[int]:

@@ -9,6 +9,7 @@ the process exits.
 """
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from django.core.mail import EmailMessage
@@ -19,14 +20,22 @@ _senders = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mail")
 _pending: set[Future] = set()
 
 
-def send_in_background(message: EmailMessage, *, what: str) -> Future:
-    """Send `message` from the pool; a failure is logged with `what`, never raised."""
+def send_in_background(message: EmailMessage, *, what: str, on_done: Callable[[bool], None] | None = None) -> Future:
+    """Send `message` from the pool; a failure is logged with `what`, never raised. `on_done`
+    is then called in the pool's thread with whether it was sent."""
 
     def send() -> None:
         try:
             message.send()
+            sent = True
         except Exception:
             logger.exception("sending %s failed", what)
+            sent = False
+        if on_done is not None:
+            try:
+                on_done(sent)
+            except Exception:
+                logger.exception("recording whether %s was sent failed", what)
 
     future = _senders.submit(send)
     _pending.add(future)

@@ -1,14 +1,9 @@
 """Webchat rules: availability, limits, read marks, rating, call backs, timeouts, transcripts."""
 
 import datetime
-import logging
-import smtplib
-import threading
 
 import pytest
-from django.core import mail
 from django.core.exceptions import ValidationError
-from django.core.mail.backends.base import BaseEmailBackend
 from django.utils import timezone
 
 from agents_console.models import AssistedTransaction, ConsoleConnection
@@ -24,7 +19,6 @@ from chat.models import (
     Message,
     OpeningHours,
 )
-from config import mail as background_mail
 from kiosk.models import KioskDevice
 
 pytestmark = pytest.mark.django_db
@@ -611,116 +605,6 @@ def test_a_token_stops_working_a_while_after_the_end(settings):
     assert selectors.conversation_get_by_token(token_hash=hashed) is not None
     later = timezone.now() + datetime.timedelta(minutes=61)
     assert selectors.conversation_get_by_token(token_hash=hashed, now=later) is None
-
-
-def test_the_transcript_is_emailed_when_the_resident_asked_for_it(
-    advisor, django_capture_on_commit_callbacks, broadcasts
-):
-    conversation, _token = services.conversation_start(visitor_name="Pat", visitor_email="pat@example.com")
-    services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
-    services.message_create(conversation_id=conversation.pk, author_kind="visitor", body="My bin was missed")
-    with django_capture_on_commit_callbacks(execute=True):
-        services.conversation_end(conversation_id=conversation.pk, ended_by="helper", helper=advisor)
-
-    assert background_mail.wait_for_pending(timeout=30)
-    assert len(mail.outbox) == 1
-    assert mail.outbox[0].to == ["pat@example.com"]
-    assert "Pat: My bin was missed" in mail.outbox[0].body
-    assert "Alex joined the conversation." in mail.outbox[0].body
-    assert mail.outbox[0].body.startswith("You asked for a copy of your webchat with"), "says why it came"
-
-
-def test_no_email_of_a_chat_no_advisor_took_part_in(django_capture_on_commit_callbacks, broadcasts):
-    """Else anyone could have the council email a stranger whatever they typed."""
-    conversation, _token = services.conversation_start(visitor_email="someone.else@example.com")
-    services.message_create(conversation_id=conversation.pk, author_kind="visitor", body="Click https://bad.example")
-    with django_capture_on_commit_callbacks(execute=True):
-        services.conversation_end(conversation_id=conversation.pk, ended_by="visitor")
-    assert background_mail.wait_for_pending(timeout=30)
-    assert mail.outbox == []
-
-
-def test_no_email_of_a_chat_given_to_an_advisor_who_never_wrote(
-    advisor, django_capture_on_commit_callbacks, broadcasts
-):
-    """Automatic routing assigns a chat as it starts: the resident could still end it at once."""
-    conversation, _token = services.conversation_start(visitor_email="someone.else@example.com")
-    services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
-    services.message_create(conversation_id=conversation.pk, author_kind="visitor", body="Click https://bad.example")
-    with django_capture_on_commit_callbacks(execute=True):
-        services.conversation_end(conversation_id=conversation.pk, ended_by="visitor")
-    assert background_mail.wait_for_pending(timeout=30)
-    assert mail.outbox == []
-
-
-def test_no_email_without_an_address(django_capture_on_commit_callbacks, broadcasts):
-    conversation, _token = services.conversation_start()
-    with django_capture_on_commit_callbacks(execute=True):
-        services.conversation_end(conversation_id=conversation.pk, ended_by="visitor")
-    assert background_mail.wait_for_pending(timeout=30)
-    assert mail.outbox == []
-
-
-class MailServerThatHolds(BaseEmailBackend):
-    """Answers only when the test lets it (or after 30 s)."""
-
-    answer = threading.Event()
-    answered = threading.Event()
-
-    def send_messages(self, messages):
-        self.answer.wait(30)
-        mail.outbox.extend(messages)
-        self.answered.set()
-        return len(messages)
-
-
-class MailServerThatRefuses(BaseEmailBackend):
-    def send_messages(self, messages):
-        raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
-
-
-def test_ending_a_chat_does_not_wait_for_the_mail_server(
-    settings, advisor, django_capture_on_commit_callbacks, broadcasts
-):
-    settings.EMAIL_BACKEND = f"{__name__}.MailServerThatHolds"
-    MailServerThatHolds.answer.clear()
-    MailServerThatHolds.answered.clear()
-    conversation, _token = services.conversation_start(visitor_email="pat@example.com")
-    services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
-    services.message_create(conversation_id=conversation.pk, author_kind="helper", author=advisor, body="Hello")
-
-    with django_capture_on_commit_callbacks(execute=True):
-        services.conversation_end(conversation_id=conversation.pk, ended_by="visitor")
-
-    # Ended, and its announcement sent, while the mail server still holds the transcript.
-    assert not MailServerThatHolds.answered.is_set()
-    assert Conversation.objects.get(pk=conversation.pk).status == Conversation.Status.ENDED
-    assert events.conversation_group(conversation.pk) in broadcasts.groups(events.CONVERSATION_CHANGED)
-    MailServerThatHolds.answer.set()
-    assert background_mail.wait_for_pending(timeout=30)
-    assert [message.to for message in mail.outbox] == [["pat@example.com"]]
-
-
-def test_a_mail_server_failure_is_logged_and_the_chat_still_ends(
-    settings, advisor, django_capture_on_commit_callbacks, broadcasts, caplog
-):
-    settings.EMAIL_BACKEND = f"{__name__}.MailServerThatRefuses"
-    conversation, _token = services.conversation_start(visitor_email="pat@example.com")
-    services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
-    services.message_create(conversation_id=conversation.pk, author_kind="helper", author=advisor, body="Hello")
-
-    with caplog.at_level(logging.ERROR, logger="config.mail"):
-        with django_capture_on_commit_callbacks(execute=True):
-            services.conversation_end(conversation_id=conversation.pk, ended_by="visitor")
-        assert background_mail.wait_for_pending(timeout=30)
-
-    assert Conversation.objects.get(pk=conversation.pk).status == Conversation.Status.ENDED
-    failures = [record for record in caplog.records if record.name == "config.mail"]
-    assert [record.getMessage() for record in failures] == [
-        f"sending the transcript of conversation {conversation.pk} failed"
-    ]
-    assert failures[0].exc_info[0] is smtplib.SMTPServerDisconnected
-    assert mail.outbox == []
 
 
 def test_wait_per_place_comes_from_recent_waits_and_the_places_they_were_waited_from(advisor, settings):

@@ -1,6 +1,6 @@
 """The periodic work no socket triggers: timeouts, residents gone without a word, helpers gone
-offline mid-chat, automatic routing, telling waiting residents when webchat closes, and
-deleting personal data once its retention period is over."""
+offline mid-chat, automatic routing, telling waiting residents when webchat closes, transcript
+emails that failed, and deleting personal data once its retention period is over."""
 
 import logging
 import time
@@ -13,6 +13,7 @@ from chat.services import (
     conversation_end_expired,
     conversation_mark_silent_visitors_gone,
     personal_data_purge,
+    transcript_emails_retry,
     waiting_residents_update,
 )
 
@@ -28,7 +29,8 @@ class Command(BaseCommand):
         "End unanswered and abandoned conversations, mark gone residents whose pages stopped "
         "pinging, return unanswered automatic assignments and the conversations of helpers gone "
         "offline to the queue, route waiting "
-        "conversations, tell waiting residents whether webchat is still open and delete "
+        "conversations, tell waiting residents whether webchat is still open, try again transcript "
+        "emails that failed, and delete "
         "personal data past CHAT_RETENTION_DAYS. Run once (cron) or with --every N as a process."
     )
 
@@ -62,6 +64,7 @@ class Command(BaseCommand):
         helper_gone = queue_requeue_helper_gone()
         routed = queue_route_waiting()
         waiting_residents_update()
+        emailed = transcript_emails_retry()
         purged_conversations, purged_callbacks = personal_data_purge() if purge else ([], [])
         for label, ids in (
             ("ended", ended),
@@ -69,6 +72,7 @@ class Command(BaseCommand):
             ("returned to the queue", requeued),
             ("returned to the queue, helper offline", helper_gone),
             ("routed", routed),
+            ("transcript emailed on a later try", emailed),
             ("personal data deleted from conversations", purged_conversations),
             ("personal data deleted from call backs", purged_callbacks),
         ):
