@@ -4,7 +4,7 @@ import shutil
 from pathlib import Path
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
@@ -51,7 +51,9 @@ def chromium() -> webdriver.Chrome:
 
 
 def wait(driver, timeout: float = 10) -> WebDriverWait:
-    return WebDriverWait(driver, timeout)
+    # Pages redraw what the server sends (the console's lists, at every pong): a condition that
+    # met an element as it was replaced is asked again, not failed.
+    return WebDriverWait(driver, timeout, ignored_exceptions=[NoSuchElementException, StaleElementReferenceException])
 
 
 def wait_for_text(driver, selector: str, text: str, timeout: float = 10) -> None:

@@ -76,6 +76,20 @@ def resident_starts_chat(driver, server, name="Pat"):
     wait_for_text(driver, "#dioa-chat-status", "in the queue")
 
 
+def choose_transfer_to(driver, name: str) -> None:
+    """Pick the helper called `name` under "Transfer to" once it is offered. The list is drawn
+    again at every pong, so an option found may be replaced before it is picked: then again."""
+
+    def chosen(d) -> bool:
+        select = Select(d.find_element(By.ID, "transfer-to"))
+        offered = [option.get_attribute("value") for option in select.options if option.text.startswith(name)]
+        if offered:
+            select.select_by_value(offered[0])
+        return select.first_selected_option.text.startswith(name)
+
+    wait(driver).until(chosen, f"{name} offered and chosen")
+
+
 def test_two_advisors_accept_at_once_then_transfer_watch_and_wrap_up(server, staff, browsers):
     alex, bea, vic, sam = (browsers() for _ in range(4))
     for driver, username in ((alex, "alex"), (bea, "bea"), (vic, "vic"), (sam, "sam")):
@@ -134,11 +148,7 @@ def test_two_advisors_accept_at_once_then_transfer_watch_and_wrap_up(server, sta
     assert_accessible(sam, "the supervisor watching a conversation")
 
     click(winner, "#transfer-details summary")
-    wait(winner).until(
-        lambda d: any(o.text.startswith("Vic") for o in Select(d.find_element(By.ID, "transfer-to")).options)
-    )
-    select = Select(winner.find_element(By.ID, "transfer-to"))
-    select.select_by_index(next(i for i, o in enumerate(select.options) if o.text.startswith("Vic")))
+    choose_transfer_to(winner, "Vic")
     winner.find_element(By.ID, "transfer-note").send_keys("Needs help with step 2")
     winner.find_element(By.CSS_SELECTOR, "#transfer-form button[type=submit]").click()
     wait_for_text(resident, ".chat-log", "You are being transferred to Vic.")
@@ -216,10 +226,7 @@ def test_a_volunteer_passes_a_conversation_to_the_supervisor_watching_it(server,
     wait(sam).until(lambda d: d.find_element(By.ID, "compose-form").get_attribute("hidden") is not None)
 
     click(vic, "#transfer-details summary")
-    wait(vic).until(
-        lambda d: any(o.text.startswith("Sam") for o in Select(d.find_element(By.ID, "transfer-to")).options)
-    )
-    Select(vic.find_element(By.ID, "transfer-to")).select_by_value(str(staff["sam"].pk))
+    choose_transfer_to(vic, "Sam")
     # The list is drawn again whenever the server sends it (every pong): the choice stays.
     shown = vic.find_element(By.CSS_SELECTOR, "#transfer-to option")
     # Closed, then opened again once closing is done (two quick clicks can make one event),
