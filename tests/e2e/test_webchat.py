@@ -1107,3 +1107,23 @@ def test_a_connection_attempt_that_hangs_counts_as_failed_and_is_tried_again(ser
     finally:
         hanging.close()
     assert closes == [4000, 4000], "given up on, and tried again"
+
+
+def test_an_update_read_before_the_end_but_arriving_after_it_changes_nothing(server, council_site, browsers):
+    """Frames from two server processes can cross: the chat must not come back to life."""
+    helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
+    click(helper, "[data-accept]")
+    wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
+    active = visitor.execute_script("return structuredClone(window.dioaChat.conversation)")
+    click(helper, "#end-conversation")
+    wait_for_text(visitor, "#dioa-chat-status", "This chat has ended.")
+
+    visitor.execute_script(
+        "const frame = {type: 'conversation.updated', data: {conversation: arguments[0]}};"
+        "window.dioaChat.socket.dispatch(JSON.stringify(frame));",
+        active,
+    )
+
+    assert visitor.execute_script("return window.dioaChat.conversation.status") == "ended"
+    assert "This chat has ended." in visitor.find_element(By.ID, "dioa-chat-status").text
+    assert not visitor.find_element(By.ID, "dioa-chat-message").is_displayed()

@@ -762,6 +762,10 @@ class ChatWidget {
 
   onConversation(conversation) {
     const previous = this.conversation;
+    // Read before one already shown (frames from two server processes can cross, and a
+    // snapshot can be read before a live update it arrives after): every change that matters
+    // adds a message, so an older reading has a lower `last_seq`.
+    if (previous && previous.id === conversation.id && conversation.last_seq < previous.last_seq) return;
     this.conversation = conversation;
     if (previous && previous.helper_name !== conversation.helper_name) this.onTyping({ typing: false });
     // The message box is about to be hidden: keep the keyboard in the panel.
