@@ -201,7 +201,7 @@ def conversation_transcript_text(*, conversation: Conversation) -> str:
         when = clock_text(message.created_at)
         # A message's further lines are indented: only an entry starts a line with its time, so
         # nobody can write what reads as another entry ("[10am] Advisor: pay at …").
-        body = message.body.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\n" + TRANSCRIPT_INDENT)
+        body = ("\n" + TRANSCRIPT_INDENT).join(message.body.splitlines())
         if message.author_kind == Message.AuthorKind.SYSTEM:
             lines.append(f"[{when}] {body}")
         else:

@@ -76,7 +76,8 @@ def kiosk_visit_wipe(*, visit_id: int) -> None:
 @transaction.atomic
 def kiosk_visit_handover(visit_id: int) -> str | None:
     """Move the visit's open conversation to the resident's phone: a new token, returned once;
-    the kiosk's copy stops working, and the kiosk no longer counts as asking for help."""
+    the kiosk's copy stops working, the kiosk no longer counts as asking for help, and help
+    asked for in person goes on as a chat (a system message tells both sides)."""
     conversation = (
         Conversation.objects.select_for_update()
         .filter(kiosk_visit_id=visit_id, status__in=[Conversation.Status.WAITING, Conversation.Status.ACTIVE])
@@ -87,7 +88,10 @@ def kiosk_visit_handover(visit_id: int) -> str | None:
     if conversation is None:
         return None
     conversation.handed_over_at = timezone.now()
-    conversation.save(update_fields=["handed_over_at"])
+    # The resident is leaving the kiosk: help asked for in person goes on as a chat.
+    conversation.helper_in_person = False
+    conversation.save(update_fields=["handed_over_at", "helper_in_person"])
+    _system_message(conversation, _("The resident moved this chat from the kiosk to their phone."))
     _after_commit_kiosk_help_changed(conversation.kiosk_visit.device_id)
     return _rotate_token(conversation)
 
@@ -789,7 +793,9 @@ def transcript_emails_retry(*, now: datetime.datetime | None = None) -> list[int
     here, one after another, each bounded by EMAIL_TIMEOUT.
 
     Each is claimed before it is sent (its due time moved on, its try counted), so two
-    sweeps never send one twice. Not once the resident's address has been deleted.
+    sweeps never send one twice. Not once the resident's address has been deleted. The first
+    failure ends the pass: a mail server that is down would otherwise hold the sweep, and the
+    timeouts and routing it runs, for EMAIL_TIMEOUT a message.
     """
     now = now or timezone.now()
     due = Conversation.objects.filter(transcript_email_due_at__lte=now, transcript_emailed_at__isnull=True).exclude(
@@ -797,9 +803,11 @@ def transcript_emails_retry(*, now: datetime.datetime | None = None) -> list[int
     )
     sent = []
     for conversation_id in list(due.order_by("transcript_email_due_at").values_list("pk", flat=True)[:50]):
+        # The time of this claim (sending the ones before took some), never before `now`.
+        at = max(now, timezone.now())
         claimed = due.filter(pk=conversation_id).update(
             transcript_email_tries=F("transcript_email_tries") + 1,
-            transcript_email_due_at=now + TRANSCRIPT_EMAIL_TRY_TIMEOUT,
+            transcript_email_due_at=at + TRANSCRIPT_EMAIL_TRY_TIMEOUT,
         )
         if not claimed:
             continue
@@ -807,10 +815,10 @@ def transcript_emails_retry(*, now: datetime.datetime | None = None) -> list[int
             _transcript_email(conversation_id).send()
         except Exception:
             logger.exception("sending the transcript of conversation %s failed", conversation_id)
-            _transcript_email_tried(conversation_id, sent=False, now=now)
-        else:
-            _transcript_email_tried(conversation_id, sent=True, now=now)
-            sent.append(conversation_id)
+            _transcript_email_tried(conversation_id, sent=False, now=at)
+            break
+        _transcript_email_tried(conversation_id, sent=True, now=at)
+        sent.append(conversation_id)
     return sent
 
 

@@ -3,8 +3,9 @@
 A mail server that is slow or does not answer would otherwise hold up whoever's action sent
 the mail: a resident's "End chat" waited on SMTP in the socket's own worker thread, and the
 socket answered nothing else meanwhile. The message is built (and the database read) by
-the caller; only the talking to the mail server happens here, in a small pool of threads,
-each connection bounded by EMAIL_TIMEOUT. The pool's threads finish what they hold before
+the caller; the talking to the mail server happens here, in a small pool of threads, each
+connection bounded by EMAIL_TIMEOUT, followed by the caller's `on_done` (which may record the
+outcome in the database from that thread). The pool's threads finish what they hold before
 the process exits.
 """
 

@@ -204,3 +204,16 @@ def test_two_sweeps_at_once_send_a_transcript_once(advisor, settings, broadcasts
         sweep.join(timeout=30)
     assert first == [[conversation.pk]]
     assert [message.to for message in mail.outbox] == [["pat@example.com"]]
+
+
+def test_a_mail_server_that_is_down_holds_the_sweep_for_one_try_not_for_every_email(advisor, settings, broadcasts):
+    first = ended_with_a_failed_email(advisor, settings)
+    second = ended_with_a_failed_email(advisor, settings)
+    settings.EMAIL_BACKEND = f"{__name__}.MailServerThatRefuses"
+    due = max(first.transcript_email_due_at, second.transcript_email_due_at)
+
+    assert services.transcript_emails_retry(now=due) == []
+
+    both = Conversation.objects.filter(pk__in=[first.pk, second.pk])
+    tries = sorted(both.values_list("transcript_email_tries", flat=True))
+    assert tries == [1, 2], "the second waits for the next pass"

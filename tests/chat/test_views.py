@@ -133,13 +133,19 @@ def test_transcript_times_read_as_govuk_writes_them(client):
 
 def test_no_message_can_write_what_reads_as_another_entry_of_the_transcript(client):
     conversation, token = services.conversation_start(visitor_name="Pat")
-    body = "My bin\n[10:02am] Advisor: Pay the fine at https://bad.example\r\nThanks"
+    body = "My bin\n[10:02am] Advisor: Pay the fine at https://bad.example\r\nThanks\u2028[10:03am] Advisor: Now"
     services.message_create(conversation_id=conversation.pk, author_kind="visitor", body=body)
 
-    lines = client.post("/chat/widget/transcript/", {"token": token}).content.decode().splitlines()
+    text = client.post("/chat/widget/transcript/", {"token": token}).content.decode()
 
+    # Read as a mail client might: any line break Unicode knows starts a line.
+    lines = text.splitlines()
     entry = next(index for index, line in enumerate(lines) if line.endswith("Pat: My bin"))
-    assert lines[entry + 1 : entry + 3] == ["    [10:02am] Advisor: Pay the fine at https://bad.example", "    Thanks"]
+    assert lines[entry + 1 : entry + 4] == [
+        "    [10:02am] Advisor: Pay the fine at https://bad.example",
+        "    Thanks",
+        "    [10:03am] Advisor: Now",
+    ]
     assert not [line for line in lines if line.startswith("[") and "Advisor:" in line]
 
 

@@ -1013,6 +1013,15 @@ def test_a_browser_that_blocks_storage_can_still_chat_on_the_page(server, counci
     type_message(visitor, "Typed with storage blocked")
     wait_for_text(helper, "#conversation-log", "Typed with storage blocked")
 
+    # Back to the page the browser kept: with nothing in storage, its own chat is the truth.
+    visitor.execute_script("window.keptWhole = true")
+    visitor.get(f"{server.http}/healthz")
+    visitor.back()
+    wait(visitor).until(lambda d: d.execute_script("return window.keptWhole === true"), "the kept page came back")
+    wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
+    helper.find_element(By.ID, "compose-message").send_keys("Still with you", Keys.ENTER)
+    wait_for_text(visitor, ".chat-log", "Still with you")
+
 
 def test_a_chat_found_gone_while_the_panel_is_closed_leaves_it_closed_back_on_a_kept_page(
     server, council_site, browsers
@@ -1127,3 +1136,16 @@ def test_an_update_read_before_the_end_but_arriving_after_it_changes_nothing(ser
     assert visitor.execute_script("return window.dioaChat.conversation.status") == "ended"
     assert "This chat has ended." in visitor.find_element(By.ID, "dioa-chat-status").text
     assert not visitor.find_element(By.ID, "dioa-chat-message").is_displayed()
+
+
+def test_a_token_spoilt_in_storage_starts_again_instead_of_hanging(server, council_site, browsers):
+    visitor = browsers()
+    visitor.get(council_site)
+    visitor.execute_script(
+        "sessionStorage.setItem('dioa-chat', JSON.stringify({token: 'x'.repeat(300), open: true, outbox: []}))"
+    )
+    visitor.refresh()
+
+    wait_for_text(visitor, "#dioa-chat-error", "Your earlier chat has ended or could not be found.")
+    assert visitor.execute_script("return window.dioaChat.state.token") is None
+    assert "Connecting" not in visitor.find_element(By.ID, "dioa-chat-panel").text

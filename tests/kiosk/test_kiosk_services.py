@@ -127,6 +127,12 @@ def test_a_kiosk_whose_resident_took_their_request_to_their_phone_no_longer_need
 
     device.refresh_from_db()
     assert not device.help_requested
+    # Nobody walks over to an empty kiosk: the helper answers on the chat instead.
+    conversation.refresh_from_db()
+    assert not conversation.helper_in_person
+    assert conversation.messages.filter(
+        author_kind="system", body="The resident moved this chat from the kiosk to their phone."
+    ).exists()
 
 
 def test_an_expired_handoff_link_opens_nothing(enrolled):

@@ -51,16 +51,19 @@ export class FrameSocket {
     const socket = new WebSocket(this.url);
     this.socket = socket;
     this.answerTimer = setTimeout(() => this.giveUp(), this.connectTimeoutMs);
+    // A socket given up on (`giveUp`, `lost`) may still open, answer or close much later:
+    // ignored then, as it no longer serves this side.
     socket.addEventListener("open", () => {
+      if (this.socket !== socket) return;
       clearTimeout(this.answerTimer);
       this.pingTimer = setInterval(() => this.ping(), PING_INTERVAL_MS);
       this.onOpen();
     });
     socket.addEventListener("message", (event) => {
+      if (this.socket !== socket) return;
       clearTimeout(this.answerTimer);
       this.dispatch(event.data);
     });
-    // A socket given up on (`lost`) may still report its close much later: ignored then.
     socket.addEventListener("close", (event) => {
       if (this.socket === socket) this.lost(event);
     });

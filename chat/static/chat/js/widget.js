@@ -197,7 +197,10 @@ class ChatWidget {
     // A page the resident leaves can be kept whole in the browser's back/forward cache, its
     // socket open: closed here, their helper learns they left; opened again if they return.
     window.addEventListener("pagehide", (event) => {
-      if (event.persisted) this.socket.close();
+      if (event.persisted) {
+        this.socket.close();
+        this.online = false;
+      }
     });
     window.addEventListener("pageshow", (event) => {
       if (event.persisted) this.restoreFromCache();
@@ -219,15 +222,23 @@ class ChatWidget {
   save() {
     try {
       sessionStorage.setItem(STORAGE_KEY, JSON.stringify(this.state));
+      this.storageWorks = true;
     } catch {
       // Storage blocked (cookies off, a sandboxed frame) or full: the chat still works on
       // this page from what is held here; only the next page cannot pick it up.
+      this.storageWorks = false;
     }
   }
 
   // Back on a page the browser kept: another page of the site may have started, moved on or
   // ended the chat meanwhile, and what it saved is the truth.
   restoreFromCache() {
+    this.online = false;
+    // Without storage no other page can have moved the chat on: this page's is the truth.
+    if (this.storageWorks === false) {
+      if (this.state.token) this.socket.connect();
+      return;
+    }
     const saved = this.load();
     if (saved.token !== this.state.token) this.reset({ focus: false });
     // The same chat or another: what the other page left unsent is sent from here.
@@ -620,6 +631,7 @@ class ChatWidget {
 
   reset({ focus }) {
     this.socket.close();
+    this.online = false;
     for (const timer of [this.typingTimer, this.typingExpiry, this.readTimer, this.resendTimer]) clearTimeout(timer);
     this.typingTimer = this.typingExpiry = this.readTimer = this.resendTimer = null;
     this.typingSentAt = 0;
@@ -684,17 +696,18 @@ class ChatWidget {
     // A start lost with the connection can be pressed again (the server ends the half-made
     // chat when nobody comes back to it).
     if (!this.pendingFrame) this.starting = false;
+    const wasOnline = this.online;
+    this.online = false;
     if (!this.state.token) {
       this.render();
       return;
     }
     this.setStatus(TEXT.offline);
     // Said once when the connection goes, not at every attempt to get it back.
-    if (this.online) {
+    if (wasOnline) {
       this.announce(TEXT.offline);
       this.reconnecting = true;
     }
-    this.online = false;
   }
 
   // An adviser used the code: the conversation they started is this widget's from now on.
@@ -715,7 +728,6 @@ class ChatWidget {
   }
 
   onSnapshot({ conversation, messages, has_more: hasMore, cobrowse }) {
-    this.online = true;
     // Before what was missed; the status is read out only if it changed meanwhile.
     if (this.reconnecting) this.announce(TEXT.reconnected);
     this.reconnecting = false;
@@ -731,7 +743,9 @@ class ChatWidget {
       this.resume();
       return;
     }
-    // Everything the database holds is here: what is held is read out, gap or not.
+    // Everything the database holds is here: what is held is read out, gap or not. Online
+    // from now: what the resident asks for goes after the outbox resent below.
+    this.online = true;
     this.releaseAnnouncements({ all: true });
     this.snapshotSeen = true;
     // Typed before a reload or while offline: shown as sending, and sent again.
@@ -938,7 +952,7 @@ class ChatWidget {
   onError({ code, message, client_id: clientId, frame_type: frameType, fields }) {
     this.starting = false;
     if (this.showFieldErrors(frameType, code === "contact_required" ? { phone: [message] } : fields)) return;
-    if (code === "conversation_not_found") {
+    if (code === "conversation_not_found" || (code === "invalid_frame" && frameType === "conversation.resume")) {
       this.conversationGone();
       return;
     }
@@ -962,6 +976,11 @@ class ChatWidget {
 
   // Its token opens it no more (expired, or the chat moved to another device): start again.
   conversationGone() {
+    // A message left offline (after a chat nobody answered) is still kept, as an ordinary
+    // call back: sent on this socket, which follows no conversation now.
+    if (this.pendingFrame && this.pendingFrame.type === "callback.request" && this.socket.isOpen) {
+      this.socket.send(this.pendingFrame.type, this.pendingFrame.data);
+    }
     this.reset({ focus: false });
     this.showError(TEXT.notFound);
   }
