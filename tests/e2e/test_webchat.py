@@ -141,6 +141,14 @@ def type_message(driver, text: str) -> None:
     driver.find_element(By.ID, "dioa-chat-message").send_keys(text, Keys.ENTER)
 
 
+def type_while_the_server_is_down(server, visitor, text: str) -> None:
+    """Stop the server under a resident in a chat, who then types `text`: left "Sending…"."""
+    server.stop()
+    wait_for_text(visitor, "#dioa-chat-status", "You are offline")
+    type_message(visitor, text)
+    wait_for_text(visitor, ".chat-log", "Sending…")
+
+
 def test_the_whole_journey_on_another_council_site(server, council_site, browsers, tmp_path):
     helper = browsers()
     sign_in(helper, server)
@@ -586,10 +594,7 @@ def test_a_server_restart_mid_chat_loses_and_duplicates_nothing(server, council_
     type_message(visitor, "Before the restart")
     wait_for_text(helper, "#conversation-log", "Before the restart")
 
-    server.stop()
-    wait_for_text(visitor, "#dioa-chat-status", "You are offline")
-    type_message(visitor, "Typed while the server was down")
-    wait_for_text(visitor, ".chat-log", "Sending…")
+    type_while_the_server_is_down(server, visitor, "Typed while the server was down")
     conversation = Conversation.objects.get()
     for body in ("Missed one", "Missed two"):
         services.message_create(conversation_id=conversation.pk, author_kind="helper", author=site, body=body)
@@ -823,10 +828,7 @@ def test_a_long_chat_reloaded_with_a_message_typed_offline_delivers_it(server, c
         )
     wait_for_text(visitor, ".chat-log", "Step 40")
 
-    server.stop()
-    wait_for_text(visitor, "#dioa-chat-status", "You are offline")
-    type_message(visitor, "Typed while offline")
-    wait_for_text(visitor, ".chat-log", "Sending…")
+    type_while_the_server_is_down(server, visitor, "Typed while offline")
     restarted = server.start_again()
     try:
         visitor.refresh()
@@ -928,10 +930,7 @@ def test_ending_the_chat_while_offline_still_delivers_what_was_typed_before_it(s
     click(helper, "[data-accept]")
     wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
 
-    server.stop()
-    wait_for_text(visitor, "#dioa-chat-status", "You are offline")
-    type_message(visitor, "My reference is 123")
-    wait_for_text(visitor, ".chat-log", "Sending…")
+    type_while_the_server_is_down(server, visitor, "My reference is 123")
     click(visitor, ".chat-compose .govuk-button--warning")
     restarted = server.start_again()
     try:
