@@ -91,9 +91,12 @@ def kiosk_visit_handover(visit_id: int) -> str | None:
     # The resident is leaving the kiosk: help asked for in person goes on as a chat.
     conversation.helper_in_person = False
     conversation.save(update_fields=["handed_over_at", "helper_in_person"])
+    # The kiosk's sockets let go first (the token's change is announced first), so the kiosk
+    # never shows what follows.
+    token = _rotate_token(conversation)
     _system_message(conversation, _("The resident moved this chat from the kiosk to their phone."))
     _after_commit_kiosk_help_changed(conversation.kiosk_visit.device_id)
-    return _rotate_token(conversation)
+    return token
 
 
 def client_address_hash(address: str | None) -> str:
