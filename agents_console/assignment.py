@@ -45,8 +45,13 @@ def queue_route_waiting() -> list[int]:
         return []
     assigned = []
     for conversation in chat_selectors.conversation_list_waiting():
-        helper = helper_pick_least_busy()
+        # Not straight back to the helper it left (who did not answer it, or put it back):
+        # it would come back to them at every sweep. They may still accept it by hand.
+        passed_over = {conversation.released_by_id} - {None}
+        helper = helper_pick_least_busy(exclude=passed_over)
         if helper is None:
+            if passed_over:
+                continue
             break
         try:
             chat_services.conversation_assign(conversation_id=conversation.pk, helper=helper, automatically=True)

@@ -80,6 +80,16 @@ class Conversation(models.Model):
     )
     # Set when routing, not a person, chose the helper: unanswered, it returns to the queue.
     assigned_automatically = models.BooleanField(default=False, editable=False)
+    # The helper it last went back to the queue from (unanswered, put back, gone): routing does
+    # not give it straight back to them, though they may still accept it by hand.
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+    )
     # The highest message sequence number handed out; incremented under the row lock.
     last_seq = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)

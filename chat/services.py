@@ -523,12 +523,15 @@ def _back_to_queue(conversation: Conversation, *, helped: bool) -> None:
     the wait it began with, which the queue's estimate counts whole.
     """
     conversation.status = Conversation.Status.WAITING
+    conversation.released_by_id = conversation.assigned_helper_id
     conversation.assigned_helper = None
     conversation.assigned_at = None
     conversation.assigned_automatically = False
     if helped:
         conversation.queued_at = timezone.now()
-    conversation.save(update_fields=["status", "assigned_helper", "assigned_at", "assigned_automatically", "queued_at"])
+    conversation.save(
+        update_fields=["status", "released_by", "assigned_helper", "assigned_at", "assigned_automatically", "queued_at"]
+    )
 
 
 @transaction.atomic

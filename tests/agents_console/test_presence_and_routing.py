@@ -118,6 +118,27 @@ def test_an_unanswered_automatic_assignment_returns_to_the_head_of_the_queue(aut
 
 
 @pytest.mark.django_db(transaction=True)  # routing reacts after each commit
+def test_a_chat_its_helper_did_not_answer_is_not_routed_straight_back_to_them(automatic, advisor, other_advisor):
+    online(advisor)
+    conversation, _ = services.conversation_start()
+    conversation.refresh_from_db()
+    assert conversation.assigned_helper == advisor
+
+    later = timezone.now() + datetime.timedelta(seconds=121)
+    assert services.conversation_requeue_unanswered(answer_within_seconds=120, now=later) == [conversation.pk]
+
+    # Alex is still the least busy, and the only one online: it waits for someone else.
+    conversation.refresh_from_db()
+    assert (conversation.status, conversation.assigned_helper) == ("waiting", None)
+    assert assignment.queue_route_waiting() == []
+    # Bea comes online: it is hers.
+    online(other_advisor, channel="b")
+    assert assignment.queue_route_waiting() == [conversation.pk]
+    conversation.refresh_from_db()
+    assert conversation.assigned_helper == other_advisor
+
+
+@pytest.mark.django_db(transaction=True)  # routing reacts after each commit
 def test_an_answered_automatic_assignment_stays(automatic, advisor):
     online(advisor)
     conversation, _ = services.conversation_start()
