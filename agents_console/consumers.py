@@ -236,7 +236,7 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
         if not self.following(conversation_id) or conversation_id in self.watching:
             raise services.chat_error("not_assigned")
         await db(services.conversation_mark_read)(
-            conversation_id=conversation_id, reader=Message.AuthorKind.HELPER, seq=seq
+            conversation_id=conversation_id, reader=Message.AuthorKind.HELPER, seq=seq, helper=self.user
         )
 
     async def handle_typing_start(self, *, conversation_id: int) -> None:
@@ -310,13 +310,13 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
         taken = await self.let_go_unless_still_mine(conversation)
         if self.sees(conversation) or taken:
             await self.send_frame("conversation.assigned", {"conversation": conversation})
-        else:
+        # A volunteer's count falls whoever took it, them included (routing gave it to them).
+        if self.role == Role.VOLUNTEER:
             await self.send_queue_count()
 
     async def chat_conversation_ended(self, event: dict[str, Any]) -> None:
         conversation = event["conversation"]
-        if conversation["id"] in self.watching:
-            self.watching.discard(conversation["id"])
+        # A supervisor who watched it goes on only watching: no typing or read marks after the end.
         if self.sees(conversation):
             await self.send_frame("conversation.ended", {"conversation": conversation})
         else:

@@ -974,10 +974,15 @@ def conversation_mark_silent_visitors_gone(*, now: datetime.datetime | None = No
 
 
 @transaction.atomic
-def conversation_mark_read(*, conversation_id: int, reader: str, seq: int) -> Conversation:
+def conversation_mark_read(
+    *, conversation_id: int, reader: str, seq: int, helper: AbstractBaseUser | None = None
+) -> Conversation:
     """Move the reader's "seen up to" mark forward (never back, never past the last message)
-    and tell the other side. Raises `not_assigned` for a helper who does not hold it."""
+    and tell the other side. A helper's mark is `helper`'s, who must hold the conversation
+    (`not_assigned` otherwise): a supervisor who only watched never marks it read."""
     conversation = _locked_conversation(conversation_id)
+    if reader == Message.AuthorKind.HELPER and (helper is None or conversation.assigned_helper_id != helper.pk):
+        raise chat_error("not_assigned")
     field = "visitor_read_seq" if reader == Message.AuthorKind.VISITOR else "helper_read_seq"
     seq = min(seq, conversation.last_seq)
     if seq > getattr(conversation, field):

@@ -175,6 +175,7 @@ async def test_a_volunteer_sees_no_queue_details_only_what_is_given_to_them(volu
     )
     given = await expect(vic, "conversation.assigned")
     assert given["conversation"]["assigned_helper_id"] == volunteer.pk
+    assert await expect(vic, "queue.counted") == {"waiting_count": 0}
     assert snapshot["waiting"] == [] and snapshot["callbacks"] == []
 
     await vic.send_json_to({"type": "conversation.open", "data": {"conversation_id": conversation_id}})
@@ -195,6 +196,7 @@ async def given_to_volunteer(alex, vic, volunteer):
         {"type": "conversation.transfer", "data": {"conversation_id": conversation_id, "to_helper_id": volunteer.pk}}
     )
     await expect(vic, "conversation.assigned")
+    assert await expect(vic, "queue.counted") == {"waiting_count": 0}
     await vic.send_json_to({"type": "conversation.open", "data": {"conversation_id": conversation_id}})
     await expect_follow(vic)
     return visitor, conversation_id
@@ -225,6 +227,7 @@ async def test_a_volunteer_is_told_when_a_conversation_is_taken_from_them(volunt
     if to_advisor:
         assert frame["type"] == "conversation.assigned"
         assert taken["conversation"]["assigned_helper_id"] == advisor.pk
+        assert await expect(vic, "queue.counted") == {"waiting_count": 0}
     else:
         assert frame["type"] == "conversation.queued"
         assert taken["conversation"]["status"] == "waiting"
@@ -273,6 +276,16 @@ async def test_a_supervisor_watches_read_only_and_may_leave_a_note(supervisor, a
     assert (await expect(sam, "note.created"))["note"]["body"] == "Well handled"
     assert (await expect(alex, "note.created"))["note"]["author_name"] == "Sam"
     assert await visitor.receive_nothing(timeout=0.3)
+
+    # Still only watching once it has ended.
+    await alex.send_json_to({"type": "conversation.end", "data": {"conversation_id": conversation_id}})
+    await expect(sam, "message.created")
+    await expect(sam, "conversation.ended")
+    for frame_type in ("typing.start", "message.read"):
+        data = {"conversation_id": conversation_id, **({"seq": 3} if frame_type == "message.read" else {})}
+        await sam.send_json_to({"type": frame_type, "data": data})
+        assert (await expect(sam, "error"))["code"] == "not_assigned"
+    assert (await Conversation.objects.aget(pk=conversation_id)).helper_read_seq == 0
     for communicator in (sam, alex, visitor):
         await communicator.disconnect()
 
@@ -364,4 +377,22 @@ async def test_a_resident_answered_by_automatic_routing_within_their_start_is_sh
     assert [m["body"] for m in snapshot["messages"]] == ["Alex joined the conversation."]
     assert await visitor.receive_nothing(timeout=0.3), "no queue position for a resident being answered"
     for communicator in (alex, visitor):
+        await communicator.disconnect()
+
+
+async def test_a_volunteer_given_a_chat_by_routing_sees_the_number_waiting_fall(volunteer):
+    await sync_to_async(ConsoleSettings.objects.update_or_create)(
+        pk=1, defaults={"routing": ConsoleSettings.Routing.AUTOMATIC}
+    )
+    vic = await console(volunteer)
+    await expect(vic, "queue.snapshot")
+    visitor = await connect_visitor()
+
+    await visitor.send_json_to({"type": "conversation.start", "data": {"name": "Pat"}})
+
+    assert await expect(vic, "queue.counted") == {"waiting_count": 1}
+    assert (await expect(vic, "conversation.assigned"))["conversation"]["assigned_helper_id"] == volunteer.pk
+    # It used to stay "Waiting (1)" until something else changed the queue.
+    assert await expect(vic, "queue.counted") == {"waiting_count": 0}
+    for communicator in (vic, visitor):
         await communicator.disconnect()

@@ -289,19 +289,40 @@ def test_only_the_last_minute_counts_toward_the_message_limit(settings):
     assert (message.seq, created) == (3, True)
 
 
-def test_read_marks_only_move_forward_and_tell_the_conversation(broadcasts, django_capture_on_commit_callbacks):
+def test_read_marks_only_move_forward_and_tell_the_conversation(
+    advisor, broadcasts, django_capture_on_commit_callbacks
+):
     conversation, _token = services.conversation_start()
-    for index in range(3):
+    services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
+    for index in range(2):
         services.message_create(conversation_id=conversation.pk, author_kind="visitor", body=f"m{index}")
     with django_capture_on_commit_callbacks(execute=True):
-        services.conversation_mark_read(conversation_id=conversation.pk, reader="helper", seq=2)
-        services.conversation_mark_read(conversation_id=conversation.pk, reader="helper", seq=1)
-        services.conversation_mark_read(conversation_id=conversation.pk, reader="helper", seq=99)
+        services.conversation_mark_read(conversation_id=conversation.pk, reader="helper", seq=2, helper=advisor)
+        services.conversation_mark_read(conversation_id=conversation.pk, reader="helper", seq=1, helper=advisor)
+        services.conversation_mark_read(conversation_id=conversation.pk, reader="helper", seq=99, helper=advisor)
 
     conversation.refresh_from_db()
     assert conversation.helper_read_seq == 3
     assert [event["read"]["seq"] for event in broadcasts.events(events.READ_CHANGED)] == [2, 3]
     assert broadcasts.groups(events.READ_CHANGED) == [events.conversation_group(conversation.pk)] * 2
+
+
+def test_only_the_helper_holding_a_conversation_marks_it_read(advisor, other_advisor, supervisor):
+    conversation, _token = services.conversation_start()
+    services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
+    services.message_create(conversation_id=conversation.pk, author_kind="visitor", body="Hello")
+
+    for other in (other_advisor, supervisor, None):
+        refusal = code_of(
+            services.conversation_mark_read,
+            conversation_id=conversation.pk,
+            reader="helper",
+            seq=2,
+            helper=other,
+        )
+        assert refusal == "not_assigned"
+    conversation.refresh_from_db()
+    assert conversation.helper_read_seq == 0
 
 
 def test_rating_only_after_the_end_and_only_once():

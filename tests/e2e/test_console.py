@@ -5,6 +5,7 @@ and axe-core on every console page."""
 import datetime
 import importlib
 import threading
+import time
 
 import pytest
 from django.apps import apps
@@ -492,3 +493,29 @@ def test_a_call_back_is_taken_on_by_one_advisor_and_done(server, staff, browsers
         wait_for_text(driver, "#callbacks-count", "0")
     callback = CallbackRequest.objects.get(name="Pat")
     assert (callback.status, callback.claimed_by.username) == ("done", "alex")
+
+
+def test_words_being_typed_when_a_supervisor_moves_the_chat_stay_shown(server, staff, browsers):
+    _pat, alex, sam = pat_held_and_watched(server, staff, browsers, "alex")
+    alex.find_element(By.ID, "compose-message").send_keys("Your permit number is")
+
+    click(sam, "#transfer-details summary")
+    sam.find_element(By.CSS_SELECTOR, "#transfer-form button[type=submit]").click()
+
+    wait_for_text(alex, "#console-error", "Not sent to Pat: “Your permit number is”")
+    # The console stops saying "typing" there by itself, 3 s after the last key: refused, that
+    # used to replace the words with "This conversation is not assigned to you."
+    time.sleep(4)
+    assert "Your permit number is" in alex.find_element(By.ID, "console-error").text
+
+
+def test_a_supervisor_who_watched_a_chat_to_its_end_is_not_offered_its_wrap_up(server, staff, browsers):
+    _pat, alex, sam = pat_held_and_watched(server, staff, browsers, "alex")
+
+    click(alex, "#end-conversation")
+
+    wait_for_text(sam, "#conversation-ended", "This conversation has ended.")
+    # Only its helper logs what was done: Sam's log would have taken Alex's place.
+    assert not sam.find_element(By.ID, "wrap-up-link").is_displayed()
+    wait_for_text(alex, "#conversation-ended", "Log what was done")
+    assert alex.find_element(By.ID, "wrap-up-link").is_displayed()

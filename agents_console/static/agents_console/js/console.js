@@ -15,6 +15,8 @@ const TYPING_IDLE_MS = 3000;
 const TYPING_REPEAT_MS = 2000;
 // The resident's widget repeats "typing" every 2 s or so; silence this long means it stopped.
 const TYPING_EXPIRY_MS = 8000;
+// What the console sends by itself, not at the helper's word: a refusal of one is not theirs.
+const BACKGROUND_FRAMES = new Set(["typing.start", "typing.stop", "message.read"]);
 
 const SOUND_KEY = "dioa-console-sound";
 // A reload or a move to another page closes the resident's chat for a moment: only an
@@ -230,6 +232,9 @@ const socket = new FrameSocket({
         byId("cobrowse-code-error").hidden = false;
         return;
       }
+      // Refusals of what the console sends by itself (typing, read marks) are not the
+      // helper's doing, and must not replace what the error box shows them.
+      if (BACKGROUND_FRAMES.has(frameType)) return;
       showError(message);
     },
   },
@@ -298,6 +303,12 @@ function letGo(id, why) {
   const held = state.mine.get(id);
   clearTimeout(state.leftNotices.get(id));
   state.leftNotices.delete(id);
+  // No longer ours to say "typing" in: a late stop would only be refused.
+  if (state.typingFor === id) {
+    clearTimeout(state.typingTimer);
+    state.typingSentAt = 0;
+    state.typingFor = undefined;
+  }
   if (state.selected === id) select(null);
   state.mine.delete(id);
   state.watching.delete(id);
@@ -447,7 +458,8 @@ function keepingFocus(list, rebuild) {
     list.querySelector(`[${key.name}="${CSS.escape(key.value)}"]`) ||
     [...list.querySelectorAll("button")].find((button) =>
       [...button.attributes].some((attribute) => attribute.name.startsWith("data-") && attribute.value === key.value));
-  again?.focus();
+  // Gone (taken, ended): the list's next action rather than the top of the page.
+  (again || list.querySelector("button"))?.focus();
 }
 
 function callbackButton(callback, action, label) {
@@ -563,7 +575,7 @@ function renderLive() {
   const list = byId("live-list");
   if (!list) return;
   const live = [...state.live.values()];
-  list.replaceChildren(
+  keepingFocus(list, () => list.replaceChildren(
     ...live.map((conversation) => {
       const button = element("button", { type: "button", className: "govuk-button govuk-button--secondary govuk-!-margin-bottom-0", "data-watch": String(conversation.id) }, [
         "Watch",
@@ -580,7 +592,7 @@ function renderLive() {
         button,
       ]);
     }),
-  );
+  ));
   byId("live-empty").hidden = live.length > 0;
 }
 
@@ -814,6 +826,8 @@ function drawSelected() {
   byId("compose-form").hidden = ended || watching;
   byId("transfer-details").hidden = ended || (watching && config.role !== "supervisor");
   byId("conversation-ended").hidden = !ended;
+  // Only its helper logs what was done: a supervisor who watched would take their place.
+  byId("wrap-up-link").hidden = conversation.assigned_helper_id !== config.helperId;
   byId("wrap-up-link").href = config.wrapUpUrlTemplate.replace("{id}", String(conversation.id));
   renderTyping();
   markRead();
