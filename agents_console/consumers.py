@@ -103,6 +103,10 @@ def _transfer(*, conversation_id: int, user, role: Role, to_helper_id: int | Non
         to_helper = get_user_model().objects.filter(pk=to_helper_id, is_active=True).first()
         if to_helper is None or helper_role(to_helper) is None:
             raise services.chat_error("helper_not_found")
+        # The list to choose from can be a few seconds old: a resident told "You are being
+        # transferred to Bea" would otherwise wait for Bea until the sweep gave up on her.
+        if to_helper.pk not in presence.helper_ids_online():
+            raise services.chat_error("helper_offline")
     return services.conversation_transfer(
         conversation_id=conversation_id,
         by_helper=user,

@@ -25,6 +25,9 @@ ERRORS = {
     "service_not_found": _("That service is not in the catalogue."),
     "forbidden": _("You do not have permission to do that."),
     "helper_not_found": _("That helper does not exist or cannot take conversations."),
+    "helper_offline": _(
+        "That helper is not online now. Choose someone else, or put the conversation back in the queue."
+    ),
     "chat_unavailable": _("Nobody can chat right now. You can leave a message and we will get back to you."),
     "too_many_conversations": _("You have started too many conversations. Please try again later."),
     "conversation_not_ended": _("You can rate the conversation once it has ended."),

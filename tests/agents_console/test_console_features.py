@@ -4,15 +4,21 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
+from agents_console import presence
 from agents_console.models import AssistedTransaction, ConsoleSettings, HelperProfile
 from chat import events, services
-from chat.models import Conversation
+from chat.models import Conversation, Message
 from tests.agents_console.test_consumers import console, expect, expect_follow
 from tests.chat.test_consumers import connect as connect_visitor
 from tests.chat.test_consumers import expect as expect_visitor
 from tests.chat.test_consumers import start
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def online_elsewhere(helper) -> None:
+    """`helper` has a console open somewhere (the test does not drive it): transfers may reach them."""
+    await sync_to_async(presence.console_connection_open)(channel_name=f"elsewhere-{helper.pk}", helper_id=helper.pk)
 
 
 async def waiting_conversation(helper):
@@ -81,6 +87,7 @@ async def test_after_a_transfer_the_old_helper_can_no_longer_read_or_write_there
     visitor, conversation_id = await active_conversation(alex)
     data = {"conversation_id": conversation_id}
     if to == "helper":
+        await online_elsewhere(other_advisor)
         data["to_helper_id"] = other_advisor.pk
     await alex.send_json_to({"type": "conversation.transfer", "data": data})
     await expect(alex, "message.created")
@@ -113,6 +120,21 @@ async def test_transfer_to_someone_who_is_not_a_helper_is_refused(advisor, resid
     )
     assert (await expect(alex, "error"))["code"] == "helper_not_found"
     assert (await Conversation.objects.aget(pk=conversation_id)).assigned_helper_id == advisor.pk
+    await alex.disconnect()
+    await visitor.disconnect()
+
+
+async def test_transfer_to_a_helper_who_is_not_online_is_refused(advisor, other_advisor):
+    """Else the resident is told "You are being transferred to Bea" and waits for nobody."""
+    alex = await console(advisor)
+    await expect(alex, "queue.snapshot")
+    visitor, conversation_id = await waiting_conversation(alex)
+    await accept(alex, conversation_id)
+    transfer = {"conversation_id": conversation_id, "to_helper_id": other_advisor.pk}
+    await alex.send_json_to({"type": "conversation.transfer", "data": transfer})
+    assert (await expect(alex, "error"))["code"] == "helper_offline"
+    assert (await Conversation.objects.aget(pk=conversation_id)).assigned_helper_id == advisor.pk
+    assert not await Message.objects.filter(conversation_id=conversation_id, body__contains="transferred").aexists()
     await alex.disconnect()
     await visitor.disconnect()
 
@@ -245,6 +267,7 @@ async def test_a_volunteer_is_not_told_of_conversations_never_theirs(volunteer, 
     alex = await console(advisor)
     await expect(alex, "queue.snapshot")
     visitor, conversation_id = await accepted_while_a_volunteer_counts(alex, vic)
+    await online_elsewhere(other_advisor)
 
     await alex.send_json_to(
         {
