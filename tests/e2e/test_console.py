@@ -519,3 +519,41 @@ def test_a_supervisor_who_watched_a_chat_to_its_end_is_not_offered_its_wrap_up(s
     assert not sam.find_element(By.ID, "wrap-up-link").is_displayed()
     wait_for_text(alex, "#conversation-ended", "Log what was done")
     assert alex.find_element(By.ID, "wrap-up-link").is_displayed()
+
+
+# Keeps each text the console's live region says, in order.
+RECORD_ANNOUNCEMENTS = """
+window.heard = [];
+const region = document.getElementById("console-announcer");
+new MutationObserver(() => {
+  if (region.textContent && region.textContent !== window.heard.at(-1)) window.heard.push(region.textContent);
+}).observe(region, { subtree: true, childList: true, characterData: true });
+"""
+
+
+def test_a_message_that_came_while_the_console_was_disconnected_is_read_out_once(server, staff, browsers):
+    pat, kim = (services.conversation_start(visitor_name=name)[0] for name in ("Pat", "Kim"))
+    for conversation in (pat, kim):
+        services.conversation_assign(conversation_id=conversation.pk, helper=staff["alex"])
+    alex = browsers()
+    sign_in(alex, server, "alex")
+    wait_for_text(alex, "#mine-list", "Kim")
+    click(alex, f'[data-open="{pat.pk}"]')
+    wait_for_text(alex, "#conversation-heading", "Pat")
+    alex.execute_script(RECORD_ANNOUNCEMENTS)
+
+    server.stop()
+    wait_for_text(alex, "#console-connection", "Connection lost")
+    services.message_create(conversation_id=kim.pk, author_kind="visitor", body="Is anyone there?")
+    restarted = server.start_again()
+    try:
+        wait_for_text(alex, "#console-connection", "Connected", timeout=40)
+        wait(alex).until(
+            lambda d: any("Kim says: Is anyone there?" in text for text in d.execute_script("return window.heard")),
+            "read out once back",
+        )
+        wait_for_text(alex, "#mine-list", "1 unread")
+        heard = alex.execute_script("return window.heard")
+        assert sum("Is anyone there?" in text for text in heard) == 1, heard
+    finally:
+        restarted.stop()

@@ -41,6 +41,8 @@ const state = {
   leftNotices: new Map(),
   mine: new Map(),
   stores: new Map(),
+  // Conversations whose history a snapshot has brought: any later one brings news.
+  snapshotSeen: new Set(),
   outbox: new Map(),
   // Words typed to a conversation not shown now, kept until it is shown again.
   drafts: new Map(),
@@ -157,6 +159,7 @@ const socket = new FrameSocket({
       state.live.delete(conversation.id);
       renderLive();
       if (state.mine.has(conversation.id)) {
+        conversation.unread = state.mine.get(conversation.id).unread;
         state.mine.set(conversation.id, conversation);
         announce(`The conversation with ${visitorLabel(conversation)} has ended.`);
         // Not for one a supervisor only watched: nobody logs it but its helper.
@@ -339,6 +342,8 @@ function giveBackUnsent(id, conversation) {
 // applied as a live `visitor.presence` would be: announced, and an absence only after a while.
 function putMine(conversation) {
   const held = state.mine.get(conversation.id);
+  // A fresh copy from the server knows nothing of what this helper has not read yet.
+  if (held && conversation.unread === undefined) conversation.unread = held.unread;
   if (!held || !state.following.has(conversation.id)) {
     state.mine.set(conversation.id, conversation);
     return;
@@ -350,16 +355,20 @@ function putMine(conversation) {
 }
 
 function onSnapshot({ conversation, messages, has_more: hasMore, cobrowse }) {
+  // The first snapshot of a conversation is its history, shown, not read out; a later one
+  // (after a lost connection, or to fill a gap) brings what was missed: news, like a live one.
+  const news = state.snapshotSeen.has(conversation.id) ? storeFor(conversation.id).contiguousSeq : Infinity;
   putMine(conversation);
   state.following.add(conversation.id);
   if (cobrowse !== undefined) state.cobrowse.set(conversation.id, cobrowse);
   if (config.role === "supervisor" && conversation.status === "active") state.live.set(conversation.id, conversation);
   state.visitorRead.set(conversation.id, Math.max(state.visitorRead.get(conversation.id) || 0, conversation.visitor_read_seq || 0));
-  for (const message of messages) onMessage(message, { announce: false });
+  for (const message of messages) onMessage(message, { announce: message.seq > news });
   if (hasMore) {
     socket.send("conversation.open", { conversation_id: conversation.id, last_seq: storeFor(conversation.id).contiguousSeq });
     return;
   }
+  state.snapshotSeen.add(conversation.id);
   for (const pending of state.outbox.values()) {
     if (pending.conversation_id === conversation.id) socket.send("message.send", pending);
   }
