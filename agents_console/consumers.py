@@ -277,10 +277,12 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
     def sees(self, conversation: dict[str, Any]) -> bool:
         return self.role != Role.VOLUNTEER or conversation["assigned_helper_id"] == self.user.pk
 
-    async def let_go_unless_still_mine(self, conversation: dict[str, Any]) -> bool:
+    async def let_go_unless_still_mine(self, conversation: dict[str, Any]) -> bool | None:
         """A conversation this socket held as its helper went back to the queue or to another
         helper: it stops reading and writing there (typing, read marks, messages) at once, and
-        says whether it did. A supervisor who only watches it keeps watching."""
+        says whether it did. A supervisor who only watches it keeps watching. None: the event
+        is older than this socket's hold on it, and must not reach the console, which would
+        let go of a conversation the server goes on giving it."""
         conversation_id = conversation["id"]
         if (
             not self.following(conversation_id)
@@ -292,7 +294,7 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
         # this helper has accepted since can arrive after the accept (another process, or
         # the layer's own delay). The database says who holds it now.
         if await db(selectors.conversation_helper_id)(conversation_id=conversation_id) == self.user.pk:
-            return False
+            return None
         await self.channel_layer.group_discard(events.conversation_staff_group(conversation_id), self.channel_name)
         await self.stream_leave(conversation_id)
         return True
@@ -303,6 +305,8 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
     async def chat_conversation_queued(self, event: dict[str, Any]) -> None:
         conversation = event["conversation"]
         taken = await self.let_go_unless_still_mine(conversation)
+        if taken is None:
+            return
         sees = self.sees(conversation)
         if sees or taken:
             await self.send_frame("conversation.queued", {"conversation": conversation})
@@ -312,6 +316,8 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
     async def chat_conversation_assigned(self, event: dict[str, Any]) -> None:
         conversation = event["conversation"]
         taken = await self.let_go_unless_still_mine(conversation)
+        if taken is None:
+            return
         if self.sees(conversation) or taken:
             await self.send_frame("conversation.assigned", {"conversation": conversation})
         # A volunteer's count falls whoever took it, them included (routing gave it to them).
