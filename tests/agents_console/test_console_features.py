@@ -383,15 +383,20 @@ async def test_a_late_queue_event_does_not_take_away_a_conversation_the_helper_h
     await visitor.disconnect()
 
 
-async def test_a_resident_answered_by_automatic_routing_within_their_start_is_shown_the_chat(advisor):
-    """Routing gives the conversation to Alex before the resident's socket follows it, so the
-    snapshot must say so: not "in the queue" while Alex is already there."""
+async def routing_automatically_to(helper):
+    """Automatic routing, `helper`'s console (its snapshot read) and a resident's socket."""
     await sync_to_async(ConsoleSettings.objects.update_or_create)(
         pk=1, defaults={"routing": ConsoleSettings.Routing.AUTOMATIC}
     )
-    alex = await console(advisor)
-    await expect(alex, "queue.snapshot")
-    visitor = await connect_visitor()
+    helper_console = await console(helper)
+    await expect(helper_console, "queue.snapshot")
+    return helper_console, await connect_visitor()
+
+
+async def test_a_resident_answered_by_automatic_routing_within_their_start_is_shown_the_chat(advisor):
+    """Routing gives the conversation to Alex before the resident's socket follows it, so the
+    snapshot must say so: not "in the queue" while Alex is already there."""
+    alex, visitor = await routing_automatically_to(advisor)
 
     await visitor.send_json_to({"type": "conversation.start", "data": {"name": "Pat"}})
     await expect_visitor(visitor, "conversation.started")
@@ -405,12 +410,7 @@ async def test_a_resident_answered_by_automatic_routing_within_their_start_is_sh
 
 
 async def test_a_volunteer_given_a_chat_by_routing_sees_the_number_waiting_fall(volunteer):
-    await sync_to_async(ConsoleSettings.objects.update_or_create)(
-        pk=1, defaults={"routing": ConsoleSettings.Routing.AUTOMATIC}
-    )
-    vic = await console(volunteer)
-    await expect(vic, "queue.snapshot")
-    visitor = await connect_visitor()
+    vic, visitor = await routing_automatically_to(volunteer)
 
     await visitor.send_json_to({"type": "conversation.start", "data": {"name": "Pat"}})
 
