@@ -302,8 +302,11 @@ async def test_a_supervisor_watches_read_only_and_may_leave_a_note(supervisor, a
 
     # Still only watching once it has ended.
     await alex.send_json_to({"type": "conversation.end", "data": {"conversation_id": conversation_id}})
-    await expect(sam, "message.created")
-    await expect(sam, "conversation.ended")
+    # The system message and the end travel to different groups: either may come first.
+    assert sorted([(await sam.receive_json_from())["type"] for _ in range(2)]) == [
+        "conversation.ended",
+        "message.created",
+    ]
     for frame_type in ("typing.start", "message.read"):
         data = {"conversation_id": conversation_id, **({"seq": 3} if frame_type == "message.read" else {})}
         await sam.send_json_to({"type": frame_type, "data": data})
@@ -414,8 +417,12 @@ async def test_a_volunteer_given_a_chat_by_routing_sees_the_number_waiting_fall(
 
     await visitor.send_json_to({"type": "conversation.start", "data": {"name": "Pat"}})
 
-    assert await expect(vic, "queue.counted") == {"waiting_count": 1}
-    assert (await expect(vic, "conversation.assigned"))["conversation"]["assigned_helper_id"] == volunteer.pk
+    # The count sent as it joined the queue may already be 0 (routing can commit first).
+    frame = await vic.receive_json_from()
+    while frame["type"] == "queue.counted":
+        frame = await vic.receive_json_from()
+    assert frame["type"] == "conversation.assigned"
+    assert frame["data"]["conversation"]["assigned_helper_id"] == volunteer.pk
     # It used to stay "Waiting (1)" until something else changed the queue.
     assert await expect(vic, "queue.counted") == {"waiting_count": 0}
     for communicator in (vic, visitor):
