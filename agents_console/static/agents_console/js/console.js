@@ -43,6 +43,9 @@ const state = {
   stores: new Map(),
   // Conversations whose history a snapshot has brought: any later one brings news.
   snapshotSeen: new Set(),
+  // Per conversation, the resident's messages the helper has not had on screen. Kept apart
+  // from the conversations themselves, which each copy from the server replaces.
+  unread: new Map(),
   outbox: new Map(),
   // Words typed to a conversation not shown now, kept until it is shown again.
   drafts: new Map(),
@@ -159,7 +162,6 @@ const socket = new FrameSocket({
       state.live.delete(conversation.id);
       renderLive();
       if (state.mine.has(conversation.id)) {
-        conversation.unread = state.mine.get(conversation.id).unread;
         state.mine.set(conversation.id, conversation);
         announce(`The conversation with ${visitorLabel(conversation)} has ended.`);
         // Not for one a supervisor only watched: nobody logs it but its helper.
@@ -314,6 +316,7 @@ function letGo(id, why) {
   }
   if (state.selected === id) select(null);
   state.mine.delete(id);
+  state.unread.delete(id);
   state.watching.delete(id);
   state.following.delete(id);
   if (why) announce(why);
@@ -342,8 +345,6 @@ function giveBackUnsent(id, conversation) {
 // applied as a live `visitor.presence` would be: announced, and an absence only after a while.
 function putMine(conversation) {
   const held = state.mine.get(conversation.id);
-  // A fresh copy from the server knows nothing of what this helper has not read yet.
-  if (held && conversation.unread === undefined) conversation.unread = held.unread;
   if (!held || !state.following.has(conversation.id)) {
     state.mine.set(conversation.id, conversation);
     return;
@@ -421,7 +422,7 @@ function onMessage(message, { announce: shouldAnnounce }) {
   const conversation = state.mine.get(message.conversation_id);
   if (shouldAnnounce && message.author.kind === "visitor" && conversation) {
     announce(`${visitorLabel(conversation)} says: ${message.body}`);
-    if (state.selected !== message.conversation_id) conversation.unread = (conversation.unread || 0) + 1;
+    if (state.selected !== message.conversation_id) state.unread.set(message.conversation_id, (state.unread.get(message.conversation_id) || 0) + 1);
   }
   if (message.author.kind === "visitor") {
     clearTimeout(state.typingExpiry.get(message.conversation_id));
@@ -677,7 +678,8 @@ function renderMine() {
       const going = conversation.status !== "ended";
       const typing = state.typing.get(conversation.id) && going ? " – typing…" : "";
       const gone = going && conversation.visitor_connected === false ? " – left the page" : "";
-      const unread = (conversation.unread ? ` – ${conversation.unread} unread` : "") + typing + gone;
+      const count = state.unread.get(conversation.id);
+      const unread = (count ? ` – ${count} unread` : "") + typing + gone;
       const button = element("button", {
         type: "button",
         className: "govuk-button govuk-button--secondary govuk-!-margin-bottom-0",
@@ -701,8 +703,7 @@ function select(id) {
     state.drafts.delete(id);
   }
   state.selected = id;
-  const conversation = id === null ? null : state.mine.get(id);
-  if (conversation) conversation.unread = 0;
+  state.unread.delete(id);
   renderMine();
   renderSelected();
 }
