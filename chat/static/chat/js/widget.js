@@ -197,10 +197,7 @@ class ChatWidget {
     // A page the resident leaves can be kept whole in the browser's back/forward cache, its
     // socket open: closed here, their helper learns they left; opened again if they return.
     window.addEventListener("pagehide", (event) => {
-      if (event.persisted) {
-        this.socket.close();
-        this.online = false;
-      }
+      if (event.persisted) this.disconnect();
     });
     window.addEventListener("pageshow", (event) => {
       if (event.persisted) this.restoreFromCache();
@@ -233,7 +230,6 @@ class ChatWidget {
   // Back on a page the browser kept: another page of the site may have started, moved on or
   // ended the chat meanwhile, and what it saved is the truth.
   restoreFromCache() {
-    this.online = false;
     // Without storage no other page can have moved the chat on: this page's is the truth.
     if (this.storageWorks === false) {
       if (this.state.token) this.socket.connect();
@@ -630,8 +626,7 @@ class ChatWidget {
   }
 
   reset({ focus }) {
-    this.socket.close();
-    this.online = false;
+    this.disconnect();
     for (const timer of [this.typingTimer, this.typingExpiry, this.readTimer, this.resendTimer]) clearTimeout(timer);
     this.typingTimer = this.typingExpiry = this.readTimer = this.resendTimer = null;
     this.typingSentAt = 0;
@@ -674,6 +669,13 @@ class ChatWidget {
       this.online = true;
       this.sendPendingFrame();
     }
+  }
+
+  // Closed by this side: a socket it opens later serves nothing until its snapshot (the
+  // close of this one may never be reported, once another has replaced it).
+  disconnect() {
+    this.socket.close();
+    this.online = false;
   }
 
   // What the resident asked for while offline (a call back after an unanswered chat, too).
@@ -1051,10 +1053,14 @@ class ChatWidget {
     if (!body) return;
     this.hideError();
     this.stopTyping();
-    const pending = { client_id: newClientId(), body };
+    this.textarea.value = "";
+    this.enqueue({ client_id: newClientId(), body });
+  }
+
+  // Kept until the server has it (saved for the next page), shown as sending, and sent.
+  enqueue(pending) {
     this.state.outbox.push(pending);
     this.save();
-    this.textarea.value = "";
     this.insert(this.renderPending(pending));
     this.socket.send("message.send", pending);
   }
@@ -1074,10 +1080,7 @@ class ChatWidget {
       const retryButton = element("button", { type: "button", className: "govuk-button govuk-button--secondary chat-retry", text: TEXT.retry });
       retryButton.addEventListener("click", () => {
         node.remove();
-        this.state.outbox.push(pending);
-        this.save();
-        this.insert(this.renderPending(pending));
-        this.socket.send("message.send", pending);
+        this.enqueue(pending);
       });
       state.append(" ", retryButton);
     }
