@@ -4,7 +4,12 @@ import shutil
 from pathlib import Path
 
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    TimeoutException,
+    WebDriverException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
@@ -50,10 +55,32 @@ def chromium() -> webdriver.Chrome:
     return driver
 
 
+# What Chromium says of an element read while its page was being replaced (a navigation).
+NODE_OF_A_REPLACED_PAGE = "does not belong to the document"
+
+
+class PageChangeTolerantWait(WebDriverWait):
+    """Pages redraw what the server sends (the console's lists, at every pong) and navigate by
+    themselves (a kiosk going back to pairing): a condition that met an element as it was
+    replaced is asked again, not failed."""
+
+    def __init__(self, driver, timeout: float):
+        super().__init__(driver, timeout, ignored_exceptions=[NoSuchElementException, StaleElementReferenceException])
+
+    def until(self, method, message: str = ""):
+        def asked(driver):
+            try:
+                return method(driver)
+            except WebDriverException as error:
+                if NODE_OF_A_REPLACED_PAGE in str(error):
+                    return False
+                raise
+
+        return super().until(asked, message)
+
+
 def wait(driver, timeout: float = 10) -> WebDriverWait:
-    # Pages redraw what the server sends (the console's lists, at every pong): a condition that
-    # met an element as it was replaced is asked again, not failed.
-    return WebDriverWait(driver, timeout, ignored_exceptions=[NoSuchElementException, StaleElementReferenceException])
+    return PageChangeTolerantWait(driver, timeout)
 
 
 def wait_for_text(driver, selector: str, text: str, timeout: float = 10) -> None:
