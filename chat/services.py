@@ -79,7 +79,8 @@ def kiosk_visit_handover(visit_id: int) -> str | None:
     the kiosk's copy stops working, the kiosk no longer counts as asking for help, and help
     asked for in person goes on as a chat (a system message tells both sides)."""
     conversation = (
-        Conversation.objects.select_for_update()
+        # The conversation's row only: the visit's is the kiosk app's, which a wipe locks.
+        Conversation.objects.select_for_update(of=("self",))
         .filter(kiosk_visit_id=visit_id, status__in=[Conversation.Status.WAITING, Conversation.Status.ACTIVE])
         .select_related("kiosk_visit")
         .order_by("-created_at")
