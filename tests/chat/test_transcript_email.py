@@ -217,3 +217,19 @@ def test_a_mail_server_that_is_down_holds_the_sweep_for_one_try_not_for_every_em
     both = Conversation.objects.filter(pk__in=[first.pk, second.pk])
     tries = sorted(both.values_list("transcript_email_tries", flat=True))
     assert tries == [1, 2], "the second waits for the next pass"
+
+
+def test_a_sending_whose_outcome_cannot_be_recorded_is_logged_and_the_pool_goes_on(caplog):
+    def record(sent: bool) -> None:
+        raise RuntimeError("the database is restarting")
+
+    with caplog.at_level(logging.ERROR, logger="config.mail"):
+        background_mail.send_in_background(
+            mail.EmailMessage(subject="Hi", body="Hello", to=["pat@example.com"]), what="a test message", on_done=record
+        )
+        assert background_mail.wait_for_pending(timeout=30)
+
+    assert [message.to for message in mail.outbox] == [["pat@example.com"]]
+    failures = [record for record in caplog.records if record.name == "config.mail"]
+    assert [record.getMessage() for record in failures] == ["recording whether a test message was sent failed"]
+    assert failures[0].exc_info[0] is RuntimeError
