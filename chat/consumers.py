@@ -3,7 +3,7 @@ enrolled kiosk's shell (heartbeats, wipe and revocation orders)."""
 
 import logging
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.core.exceptions import ValidationError
 
@@ -292,12 +292,25 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
 
     async def handle_message_send(self, *, client_id: str, body: str) -> None:
         # New or resent, the message comes back through the conversation group, this socket's too.
-        await services.amessage_create(
-            conversation_id=self.require_conversation(),
-            author_kind=Message.AuthorKind.VISITOR,
-            body=body,
-            client_id=client_id,
-        )
+        conversation_id = self.require_conversation()
+        try:
+            await services.amessage_create(
+                conversation_id=conversation_id,
+                author_kind=Message.AuthorKind.VISITOR,
+                body=body,
+                client_id=client_id,
+                token_hash=self.token_hash,
+            )
+        except ValidationError as error:
+            await self.unbind_if_not_found(error)
+            raise
+
+    async def unbind_if_not_found(self, error: ValidationError) -> None:
+        """Refused because this socket's token no longer opens its conversation (it moved to
+        another device): stop following it, as `chat_token_changed` does. That event is how a
+        socket usually learns; the database's word covers one the channel layer dropped."""
+        if error.code == "conversation_not_found" and self.conversation_id is not None:
+            await self.unbind()
 
     async def handle_read(self, *, seq: int) -> None:
         await db(services.conversation_mark_read)(
@@ -311,9 +324,15 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
         await self.stream_typing(conversation_id=self.require_conversation(), author_kind="visitor", typing=False)
 
     async def handle_end(self) -> None:
-        await db(services.conversation_end)(
-            conversation_id=self.require_conversation(), ended_by=Conversation.EndedBy.VISITOR
-        )
+        try:
+            await db(services.conversation_end)(
+                conversation_id=self.require_conversation(),
+                ended_by=Conversation.EndedBy.VISITOR,
+                token_hash=self.token_hash,
+            )
+        except ValidationError as error:
+            await self.unbind_if_not_found(error)
+            raise
 
     async def handle_rate(self, *, rating: int, comment: str) -> None:
         await db(services.conversation_rate)(
@@ -404,11 +423,16 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
     async def handle_ping(self) -> None:
         data: dict[str, Any] = {}
         if self.conversation_id is not None:
-            last_seq = await self.within_pong_wait(
-                self.conversation_id, lambda: db(_touch_and_last_seq)(self.conversation_id)
+            conversation_id, token_hash = self.conversation_id, self.token_hash
+            state = await self.within_pong_wait(
+                (conversation_id, token_hash), lambda: db(_ping_state)(conversation_id, token_hash)
             )
-            if last_seq is not None:
-                data["last_seq"] = last_seq
+            if state is not None and not state.opens:
+                # Unless this socket heard meanwhile, and let go already.
+                if self.conversation_id == conversation_id:
+                    await self.lose_conversation()
+            elif state is not None:
+                data["last_seq"] = state.last_seq
         await self.send_frame("pong", data)
 
     async def chat_conversation_changed(self, event: dict[str, Any]) -> None:
@@ -423,8 +447,12 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
     async def chat_token_changed(self, event: dict[str, Any]) -> None:
         if event["conversation_id"] != self.conversation_id or event["token_hash"] == self.token_hash:
             return
-        # Opened with a token that no longer opens it (the chat moved from a kiosk to a phone):
-        # this socket can neither read nor post in it any more, exactly as if it resumed now.
+        await self.lose_conversation()
+
+    async def lose_conversation(self) -> None:
+        """Opened with a token that no longer opens it (the chat moved from a kiosk to a
+        phone): this socket can neither read nor post in it any more, exactly as if it resumed
+        now."""
         await self.unbind()
         await self.send_error("conversation_not_found")
 
@@ -443,9 +471,21 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
             await self.send_frame("read.updated", {"seq": event["read"]["seq"]})
 
 
-def _touch_and_last_seq(conversation_id: int) -> int:
+class PingState(NamedTuple):
+    opens: bool  # whether the socket's token still opens the conversation
+    last_seq: int
+
+
+def _ping_state(conversation_id: int, token_hash: str) -> PingState:
+    """What a resident's ping reports; the resident counts as here only if the socket's token
+    still opens the conversation."""
+    if selectors.conversation_token_hash(conversation_id=conversation_id) != token_hash:
+        return PingState(opens=False, last_seq=0)
     services.conversation_touch_visitor(conversation_id=conversation_id)
-    return selectors.conversation_last_seqs(conversation_ids=[conversation_id]).get(conversation_id, 0)
+    return PingState(
+        opens=True,
+        last_seq=selectors.conversation_last_seqs(conversation_ids=[conversation_id]).get(conversation_id, 0),
+    )
 
 
 async def kiosk_device_from_scope(scope) -> KioskDevice | None:

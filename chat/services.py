@@ -288,19 +288,27 @@ def message_create(
     body: str,
     client_id: str | None = None,
     author: AbstractBaseUser | None = None,
+    token_hash: str | None = None,
 ) -> tuple[Message, bool]:
     """Store a message with the next sequence number and announce it to the conversation group.
 
     A resend with a `client_id` already stored returns the stored message and `False`, and
     announces it again: the process that stored it may have stopped before announcing it
     (the author resends because no answer came), and a socket never gets one `seq` twice,
-    so only sockets that missed it see it. Raises ValidationError `conversation_not_found`,
-    `conversation_ended`, `not_assigned` (a helper who does not hold the conversation),
+    so only sockets that missed it see it. A resident's socket passes the `token_hash` it
+    opened the conversation with, and is refused as `conversation_not_found` once the
+    conversation has another (it moved to another device). Raises ValidationError
+    `conversation_not_found`, `conversation_ended`, `not_assigned` (a helper who does not hold the conversation),
     `duplicate_client_id` (an id reused for other text) or `rate_limited`.
     """
     store = _message_store_postgresql if connection.vendor == "postgresql" else _message_store_generic
     params = _message_store_params(
-        conversation_id=conversation_id, author_kind=author_kind, body=body, client_id=client_id, author=author
+        conversation_id=conversation_id,
+        author_kind=author_kind,
+        body=body,
+        client_id=client_id,
+        author=author,
+        token_hash=token_hash,
     )
     try:
         message, created = store(params), True
@@ -317,6 +325,7 @@ async def amessage_create(
     body: str,
     client_id: str | None = None,
     author: AbstractBaseUser | None = None,
+    token_hash: str | None = None,
 ) -> tuple[Message, bool]:
     """`message_create` for consumers, from the event loop; the same rules and results.
 
@@ -326,10 +335,20 @@ async def amessage_create(
     """
     if not async_db.available():
         return await async_db.db(message_create)(
-            conversation_id=conversation_id, author_kind=author_kind, body=body, client_id=client_id, author=author
+            conversation_id=conversation_id,
+            author_kind=author_kind,
+            body=body,
+            client_id=client_id,
+            author=author,
+            token_hash=token_hash,
         )
     params = _message_store_params(
-        conversation_id=conversation_id, author_kind=author_kind, body=body, client_id=client_id, author=author
+        conversation_id=conversation_id,
+        author_kind=author_kind,
+        body=body,
+        client_id=client_id,
+        author=author,
+        token_hash=token_hash,
     )
 
     async def store() -> tuple[Message, bool]:
@@ -354,7 +373,8 @@ async def amessage_create(
 STORE_MESSAGE_SQL = """
     SELECT outcome, message_id, message_seq, message_author_name, message_created_at
     FROM chat_message_store(
-        %(conversation_id)s, %(author_kind)s, %(author_id)s, %(helper_name)s, %(body)s, %(client_id)s, %(limit)s
+        %(conversation_id)s, %(author_kind)s, %(author_id)s, %(helper_name)s, %(body)s, %(client_id)s, %(limit)s,
+        %(token_hash)s
     )
 """
 
@@ -370,7 +390,13 @@ def _message_store_postgresql(params: dict) -> Message:
 
 
 def _message_store_params(
-    *, conversation_id: int, author_kind: str, body: str, client_id: str | None, author: AbstractBaseUser | None
+    *,
+    conversation_id: int,
+    author_kind: str,
+    body: str,
+    client_id: str | None,
+    author: AbstractBaseUser | None,
+    token_hash: str | None = None,
 ) -> dict:
     return {
         "conversation_id": conversation_id,
@@ -381,6 +407,7 @@ def _message_store_params(
         "client_id": client_id or None,
         # Counted in the database so the limit holds however many sockets or processes are used.
         "limit": settings.CHAT_MESSAGES_PER_MINUTE,
+        "token_hash": token_hash,
     }
 
 
@@ -425,7 +452,7 @@ def _stored_resend(params: dict) -> Message | None:
 # SQLite (and any other database): two statements in a transaction.
 LOCK_AND_NUMBER_SQL = """
     UPDATE chat_conversation SET last_seq = last_seq + 1 WHERE id = %(conversation_id)s
-    RETURNING last_seq, status, assigned_helper_id, visitor_name
+    RETURNING last_seq, status, assigned_helper_id, visitor_name, token_hash
 """
 # Inserts nothing when the client id is stored already or the author has reached the
 # per-minute limit. Run after the lock is taken, it sees every message committed before.
@@ -457,7 +484,9 @@ def _message_store_generic(params: dict) -> Message:
         row = cursor.fetchone()
         if row is None:
             raise chat_error("conversation_not_found")
-        seq, status, assigned_helper_id, visitor_name = row
+        seq, status, assigned_helper_id, visitor_name, current_token_hash = row
+        if params["token_hash"] not in (None, current_token_hash):
+            raise chat_error("conversation_not_found")
         # Read once the lock is held, so times follow sequence numbers.
         now = timezone.now()
         if status == Conversation.Status.ENDED:
@@ -687,14 +716,19 @@ def conversation_end(
     ended_by: str,
     helper: AbstractBaseUser | None = None,
     reason: str | None = None,
+    token_hash: str | None = None,
 ) -> tuple[Conversation, bool]:
     """End a conversation; ending one already ended changes nothing and returns `False`.
 
-    A helper may end only a conversation assigned to them (ValidationError `not_assigned`).
+    A helper may end only a conversation assigned to them (ValidationError `not_assigned`);
+    a resident's socket passes the `token_hash` it opened it with, which must still open it
+    (ValidationError `conversation_not_found`: it moved to another device).
     Adds a system message saying why, tells the resident and every console, and emails the
     transcript to the resident if they asked for it and an advisor took part.
     """
     conversation = _locked_conversation(conversation_id)
+    if token_hash is not None and conversation.token_hash != token_hash:
+        raise chat_error("conversation_not_found")
     if conversation.is_ended:
         return conversation, False
     if ended_by == Conversation.EndedBy.HELPER and conversation.assigned_helper_id != helper.pk:

@@ -239,13 +239,13 @@ def writes_held(table):
 
 async def test_a_ping_is_answered_in_time_while_the_database_is_stalled(monkeypatch):
     monkeypatch.setattr(FrameConsumer, "pong_database_wait_seconds", 0.5)
-    touches, touch = [], chat_consumers._touch_and_last_seq
+    touches, touch = [], chat_consumers._ping_state
 
-    def counted_touch(conversation_id):
+    def counted_touch(conversation_id, token_hash):
         touches.append(conversation_id)
-        return touch(conversation_id)
+        return touch(conversation_id, token_hash)
 
-    monkeypatch.setattr(chat_consumers, "_touch_and_last_seq", counted_touch)
+    monkeypatch.setattr(chat_consumers, "_ping_state", counted_touch)
     communicator = await connect()
     token, _snapshot = await start(communicator)
     conversation = await Conversation.objects.aget(token_hash=services.token_hash(token))
@@ -266,10 +266,10 @@ async def test_a_ping_is_answered_in_time_while_the_database_is_stalled(monkeypa
 
 
 async def test_a_ping_whose_database_part_fails_is_still_answered(monkeypatch, caplog):
-    def broken(conversation_id):
+    def broken(conversation_id, token_hash):
         raise RuntimeError("database gone")
 
-    monkeypatch.setattr(chat_consumers, "_touch_and_last_seq", broken)
+    monkeypatch.setattr(chat_consumers, "_ping_state", broken)
     communicator = await connect()
     await start(communicator)
     await communicator.send_json_to({"type": "ping", "data": {}})

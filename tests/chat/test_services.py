@@ -149,6 +149,38 @@ def test_a_helper_cannot_post_in_a_conversation_not_assigned_to_them(advisor, ot
     assert error.value.code == "not_assigned"
 
 
+def test_only_the_token_the_conversation_has_now_posts_or_ends_as_the_resident():
+    conversation, token = start()
+    services.message_create(conversation_id=conversation.pk, author_kind="visitor", body="Hi", client_id="c-1")
+    old = services.token_hash(token)
+    Conversation.objects.filter(pk=conversation.pk).update(token_hash=services.token_hash("moved"))
+
+    for attempt in (
+        # A new message, and a resend of a stored one: neither is the old token's any more.
+        lambda: services.message_create(
+            conversation_id=conversation.pk, author_kind="visitor", body="Hello", client_id="c-2", token_hash=old
+        ),
+        lambda: services.message_create(
+            conversation_id=conversation.pk, author_kind="visitor", body="Hi", client_id="c-1", token_hash=old
+        ),
+        lambda: services.conversation_end(conversation_id=conversation.pk, ended_by="visitor", token_hash=old),
+    ):
+        with pytest.raises(ValidationError) as error:
+            attempt()
+        assert error.value.code == "conversation_not_found"
+
+    conversation.refresh_from_db()
+    assert (conversation.last_seq, conversation.status) == (1, Conversation.Status.WAITING)
+    assert list(Message.objects.values_list("body", flat=True)) == ["Hi"]
+    message, created = services.message_create(
+        conversation_id=conversation.pk,
+        author_kind="visitor",
+        body="From my phone",
+        token_hash=services.token_hash("moved"),
+    )
+    assert (message.seq, created) == (2, True)
+
+
 def test_unknown_conversation_is_reported_not_found():
     with pytest.raises(ValidationError) as error:
         services.message_create(conversation_id=999999, author_kind="visitor", body="Hi")

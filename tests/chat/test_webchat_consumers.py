@@ -577,6 +577,69 @@ async def test_a_token_handed_over_while_a_resume_reads_it_does_not_open_the_con
         await communicator.disconnect()
 
 
+async def handed_over_unheard(resident) -> Conversation:
+    """The resident's conversation, moved to another device without this socket hearing: the
+    channel layer dropped `chat.token_changed` (a channel over capacity drops events)."""
+    token, _snapshot = await start(resident)
+    conversation = await Conversation.objects.aget(token_hash=services.token_hash(token))
+    await Conversation.objects.filter(pk=conversation.pk).aupdate(token_hash=services.token_hash("the phone's"))
+    return conversation
+
+
+async def test_a_socket_that_missed_the_hand_over_can_post_nothing_and_stops_hearing_the_chat():
+    resident = await connect()
+    conversation = await handed_over_unheard(resident)
+
+    await send(resident, "Still me at the kiosk", "k-1")
+
+    refused = await expect(resident, "error")
+    assert (refused["code"], refused["frame_type"], refused["client_id"]) == (
+        "conversation_not_found",
+        "message.send",
+        "k-1",
+    )
+    assert await Message.objects.filter(conversation=conversation).acount() == 0
+    assert (await Conversation.objects.aget(pk=conversation.pk)).last_seq == 0, "no number taken"
+    # It let go of the conversation: the phone's messages no longer reach it.
+    await sync_to_async(services.message_create)(
+        conversation_id=conversation.pk, author_kind="visitor", body="From my phone", client_id="p-1"
+    )
+    assert await resident.receive_nothing(timeout=0.3)
+    await send(resident, "Again", "k-2")
+    assert (await expect(resident, "error"))["code"] == "not_joined"
+    await resident.disconnect()
+
+
+async def test_a_socket_that_missed_the_hand_over_can_not_end_the_chat():
+    resident = await connect()
+    conversation = await handed_over_unheard(resident)
+
+    await resident.send_json_to({"type": "conversation.end", "data": {}})
+
+    refused = await expect(resident, "error")
+    assert (refused["code"], refused["frame_type"]) == ("conversation_not_found", "conversation.end")
+    assert (await Conversation.objects.aget(pk=conversation.pk)).status == "waiting"
+    await resident.send_json_to({"type": "conversation.end", "data": {}})
+    assert (await expect(resident, "error"))["code"] == "not_joined"
+    await resident.disconnect()
+
+
+async def test_a_ping_tells_a_socket_that_missed_the_hand_over_and_does_not_count_it_as_the_resident():
+    resident = await connect()
+    conversation = await handed_over_unheard(resident)
+    seen_before = (await Conversation.objects.aget(pk=conversation.pk)).visitor_last_seen_at
+
+    await resident.send_json_to({"type": "ping", "data": {}})
+
+    told = await expect(resident, "error")
+    assert told["code"] == "conversation_not_found" and "frame_type" not in told, "as the token's own news says"
+    assert await expect(resident, "pong") == {}, "answered, with nothing of a chat it no longer has"
+    assert (await Conversation.objects.aget(pk=conversation.pk)).visitor_last_seen_at == seen_before
+    await send(resident, "Hello?", "k-1")
+    assert (await expect(resident, "error"))["code"] == "not_joined"
+    await resident.disconnect()
+
+
 async def test_a_conversation_deleted_while_a_resume_reads_it_is_not_found_and_not_joined(monkeypatch):
     resident = await connect()
     token, _snapshot = await start(resident)
