@@ -168,6 +168,8 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
     async def connect(self) -> None:
         await self.stream_init()
         self.conversation_id: int | None = None
+        # The hash of the token this socket opened its conversation with.
+        self.token_hash: str | None = None
         # The co-browse session this socket may send page events for: set only while the
         # resident's consent stands, cleared the moment they stop or the conversation ends.
         self.sharing_session_id: int | None = None
@@ -292,29 +294,33 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
 
     async def handle_message_send(self, *, client_id: str, body: str) -> None:
         # New or resent, the message comes back through the conversation group, this socket's too.
-        conversation_id = self.require_conversation()
-        try:
-            await services.amessage_create(
-                conversation_id=conversation_id,
-                author_kind=Message.AuthorKind.VISITOR,
-                body=body,
-                client_id=client_id,
-                token_hash=self.token_hash,
-            )
-        except ValidationError as error:
-            await self.unbind_if_not_found(error)
-            raise
+        await services.amessage_create(
+            conversation_id=self.require_conversation(),
+            author_kind=Message.AuthorKind.VISITOR,
+            body=body,
+            client_id=client_id,
+            token_hash=self.token_hash,
+        )
 
-    async def unbind_if_not_found(self, error: ValidationError) -> None:
-        """Refused because this socket's token no longer opens its conversation (it moved to
-        another device): stop following it, as `chat_token_changed` does. That event is how a
-        socket usually learns; the database's word covers one the channel layer dropped."""
-        if error.code == "conversation_not_found" and self.conversation_id is not None:
+    async def on_refusal(self, frame_type: str, code: str) -> None:
+        # Every service this socket asks to act in its conversation checks the token it opened
+        # it with. Refused because that no longer opens it (it moved to another device, or it
+        # was deleted), the socket lets go, as `chat_token_changed` makes it: that event is how
+        # a socket usually learns, and the database's word covers one the channel layer
+        # dropped. A resume's refusal is about the token it names, not this socket's.
+        if (
+            code == "conversation_not_found"
+            and frame_type != "conversation.resume"
+            and self.conversation_id is not None
+        ):
             await self.unbind()
 
     async def handle_read(self, *, seq: int) -> None:
         await db(services.conversation_mark_read)(
-            conversation_id=self.require_conversation(), reader=Message.AuthorKind.VISITOR, seq=seq
+            conversation_id=self.require_conversation(),
+            reader=Message.AuthorKind.VISITOR,
+            seq=seq,
+            token_hash=self.token_hash,
         )
 
     async def handle_typing_start(self) -> None:
@@ -324,19 +330,15 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
         await self.stream_typing(conversation_id=self.require_conversation(), author_kind="visitor", typing=False)
 
     async def handle_end(self) -> None:
-        try:
-            await db(services.conversation_end)(
-                conversation_id=self.require_conversation(),
-                ended_by=Conversation.EndedBy.VISITOR,
-                token_hash=self.token_hash,
-            )
-        except ValidationError as error:
-            await self.unbind_if_not_found(error)
-            raise
+        await db(services.conversation_end)(
+            conversation_id=self.require_conversation(),
+            ended_by=Conversation.EndedBy.VISITOR,
+            token_hash=self.token_hash,
+        )
 
     async def handle_rate(self, *, rating: int, comment: str) -> None:
         await db(services.conversation_rate)(
-            conversation_id=self.require_conversation(), rating=rating, comment=comment
+            conversation_id=self.require_conversation(), rating=rating, comment=comment, token_hash=self.token_hash
         )
         await self.send_frame("conversation.rated", {"rating": rating})
 
@@ -350,12 +352,16 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
             service=service_obj,
             address_hash=self.address_hash,
             instead_of=self.conversation_id,
+            token_hash=self.token_hash,
         )
         await self.send_frame("callback.requested", {"reference": f"CB-{callback.pk:06d}"})
 
     async def handle_cobrowse_respond(self, *, session_id: int, accept: bool) -> None:
         await db(services.cobrowse_respond)(
-            conversation_id=self.require_conversation(), session_id=session_id, accept=accept
+            conversation_id=self.require_conversation(),
+            session_id=session_id,
+            accept=accept,
+            token_hash=self.token_hash,
         )
 
     async def handle_cobrowse_stop(self, *, session_id: int) -> None:
@@ -363,7 +369,10 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
         # Nothing more is relayed from here on, whatever is still in flight.
         self.sharing_session_id = None
         await db(services.cobrowse_stop)(
-            conversation_id=conversation_id, session_id=session_id, stopped_by=Conversation.EndedBy.VISITOR
+            conversation_id=conversation_id,
+            session_id=session_id,
+            stopped_by=Conversation.EndedBy.VISITOR,
+            token_hash=self.token_hash,
         )
 
     def counts_in_bytes(self, frame_type: Any) -> bool:
@@ -418,7 +427,11 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
             and event["conversation_id"] == self.conversation_id
             and event["channel_name"] != self.channel_name
         ):
-            await db(services.conversation_touch_visitor)(conversation_id=self.conversation_id, announce=True)
+            here = await db(services.conversation_touch_visitor)(
+                conversation_id=self.conversation_id, token_hash=self.token_hash, announce=True
+            )
+            if not here:
+                await self.lose_conversation()
 
     async def handle_ping(self) -> None:
         data: dict[str, Any] = {}
@@ -428,9 +441,7 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
                 (conversation_id, token_hash), lambda: db(_ping_state)(conversation_id, token_hash)
             )
             if state is not None and not state.opens:
-                # Unless this socket heard meanwhile, and let go already.
-                if self.conversation_id == conversation_id:
-                    await self.lose_conversation()
+                await self.lose_conversation()
             elif state is not None:
                 data["last_seq"] = state.last_seq
         await self.send_frame("pong", data)
@@ -479,9 +490,8 @@ class PingState(NamedTuple):
 def _ping_state(conversation_id: int, token_hash: str) -> PingState:
     """What a resident's ping reports; the resident counts as here only if the socket's token
     still opens the conversation."""
-    if selectors.conversation_token_hash(conversation_id=conversation_id) != token_hash:
+    if not services.conversation_touch_visitor(conversation_id=conversation_id, token_hash=token_hash):
         return PingState(opens=False, last_seq=0)
-    services.conversation_touch_visitor(conversation_id=conversation_id)
     return PingState(
         opens=True,
         last_seq=selectors.conversation_last_seqs(conversation_ids=[conversation_id]).get(conversation_id, 0),

@@ -131,6 +131,9 @@ class FrameConsumer(AsyncJsonWebsocketConsumer):
         """Whether a frame of this type is limited by its bytes rather than counted."""
         return frame_type in self.bulk_frame_types
 
+    async def on_refusal(self, frame_type: str, code: str) -> None:
+        """Called when a frame's handler refuses it (a ValidationError), before its error."""
+
     async def receive_json(self, content: Any, **kwargs) -> None:
         if not isinstance(content, dict) or not isinstance(content.get("type"), str):
             await self.send_error("invalid_envelope")
@@ -158,6 +161,7 @@ class FrameConsumer(AsyncJsonWebsocketConsumer):
             await getattr(self, handler.method)(**form.cleaned_data)
         except ValidationError as error:
             code = error.code if error.code in ERRORS else "server_error"
+            await self.on_refusal(frame_type, code)
             if code in DENIAL_CODES:
                 user = self.scope.get("user")
                 logger.warning("denied %s (%s) to user %s", frame_type, code, getattr(user, "pk", None) or "anonymous")

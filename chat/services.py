@@ -92,8 +92,14 @@ def kiosk_visit_handover(visit_id: int) -> str | None:
     # The resident is leaving the kiosk: help asked for in person goes on as a chat.
     conversation.helper_in_person = False
     conversation.save(update_fields=["handed_over_at", "helper_in_person"])
-    # The kiosk's sockets let go first (the token's change is announced first), so the kiosk
-    # never shows what follows.
+    # The resident agreed to show the kiosk's screen, not their phone's: the phone would
+    # otherwise take up a share it finds live, and the kiosk's screen is the next visitor's.
+    # Stopped while the kiosk still follows the chat, so it stops sending its page too.
+    _cobrowse_stop_live(
+        conversation, text=_("Screen sharing stopped because the resident moved this chat to their phone.")
+    )
+    # The kiosk's sockets let go next (the token's change is announced before the message
+    # below), so the kiosk never shows what follows.
     token = _rotate_token(conversation)
     _system_message(conversation, _("The resident moved this chat from the kiosk to their phone."))
     _after_commit_kiosk_help_changed(conversation.kiosk_visit.device_id)
@@ -141,18 +147,24 @@ def _limit_per_hour(counted: list[QuerySet], turn: str, now: datetime.datetime, 
         raise chat_error(refusal)
 
 
-def _locked_conversation(conversation_id: int, *, related: bool = True) -> Conversation:
+def _locked_conversation(conversation_id: int, *, related: bool = True, token_hash: str | None = None) -> Conversation:
     """The conversation row, locked until the transaction ends (every state change takes it).
 
     `related=False` skips the joins for writes that need only the row's own fields (a note).
+    `token_hash` is that of the token a resident's socket opened the conversation with: if
+    the conversation has another now (it moved to another device), that socket may no longer
+    act in it, and gets `conversation_not_found` as if it resumed with that token now.
     """
     queryset = Conversation.objects.select_for_update(of=("self",))
     if related:
         queryset = queryset.select_related("assigned_helper", "service")
     try:
-        return queryset.get(pk=conversation_id)
+        conversation = queryset.get(pk=conversation_id)
     except Conversation.DoesNotExist:
         raise chat_error("conversation_not_found") from None
+    if token_hash not in (None, conversation.token_hash):
+        raise chat_error("conversation_not_found")
+    return conversation
 
 
 def _next_seq(conversation: Conversation) -> int:
@@ -368,7 +380,7 @@ async def amessage_create(
 # are in docs/performance.md). Whichever path, the steps are those of every other write
 # here: lock the conversation row, check, number, insert.
 
-# PostgreSQL: one round trip and no BEGIN/COMMIT; the function (migration 0006) does the
+# PostgreSQL: one round trip and no BEGIN/COMMIT; the function (migrations 0006, 0021) does the
 # steps below in PL/pgSQL and refuses without writing anything.
 STORE_MESSAGE_SQL = """
     SELECT outcome, message_id, message_seq, message_author_name, message_created_at
@@ -721,14 +733,11 @@ def conversation_end(
     """End a conversation; ending one already ended changes nothing and returns `False`.
 
     A helper may end only a conversation assigned to them (ValidationError `not_assigned`);
-    a resident's socket passes the `token_hash` it opened it with, which must still open it
-    (ValidationError `conversation_not_found`: it moved to another device).
+    a resident's socket passes its `token_hash` (`_locked_conversation`).
     Adds a system message saying why, tells the resident and every console, and emails the
     transcript to the resident if they asked for it and an advisor took part.
     """
-    conversation = _locked_conversation(conversation_id)
-    if token_hash is not None and conversation.token_hash != token_hash:
-        raise chat_error("conversation_not_found")
+    conversation = _locked_conversation(conversation_id, token_hash=token_hash)
     if conversation.is_ended:
         return conversation, False
     if ended_by == Conversation.EndedBy.HELPER and conversation.assigned_helper_id != helper.pk:
@@ -943,23 +952,37 @@ def personal_data_purge(*, now: datetime.datetime | None = None) -> tuple[list[i
 
 @transaction.atomic
 def conversation_touch_visitor(
-    *, conversation_id: int, now: datetime.datetime | None = None, announce: bool = False
-) -> None:
+    *,
+    conversation_id: int,
+    token_hash: str | None = None,
+    now: datetime.datetime | None = None,
+    announce: bool = False,
+) -> bool:
     """Record that the resident has an open conversation's chat open (an abandoned one times
     out). If they counted as gone (a socket closed, or silent too long), the staff following it
     are told they are here; with `announce`, they are told anyway: the answer to another
-    socket's "left", which may reach them after this socket's own "here"."""
+    socket's "left", which may reach them after this socket's own "here".
+
+    A resident's socket passes the `token_hash` it opened the conversation with. False, and
+    nothing recorded, if that no longer opens it (it moved to another device) or it is gone.
+    """
     now = now or timezone.now()
-    open_conversation = Conversation.objects.not_ended().filter(pk=conversation_id)
+    conversation = Conversation.objects.filter(pk=conversation_id)
+    if token_hash is not None:
+        # In the statements themselves, so a token changed meanwhile is never counted.
+        conversation = conversation.filter(token_hash=token_hash)
+    open_conversation = conversation.not_ended()
     still_here = open_conversation.filter(
         visitor_left_at__isnull=True, visitor_last_seen_at__gte=now - events.VISITOR_SILENT_AFTER
     )
     if still_here.update(visitor_last_seen_at=now):
         if not announce:
-            return
+            return True
     elif not open_conversation.update(visitor_left_at=None, visitor_last_seen_at=now):
-        return  # ended: nobody is waiting for them any more
+        # Ended (nobody is waiting for them any more), or not this token's.
+        return conversation.exists()
     events.broadcast_visitor_presence_changed(conversation_id=conversation_id, connected=True, at=now)
+    return True
 
 
 @transaction.atomic
@@ -1010,12 +1033,18 @@ def conversation_mark_silent_visitors_gone(*, now: datetime.datetime | None = No
 
 @transaction.atomic
 def conversation_mark_read(
-    *, conversation_id: int, reader: str, seq: int, helper: AbstractBaseUser | None = None
+    *,
+    conversation_id: int,
+    reader: str,
+    seq: int,
+    helper: AbstractBaseUser | None = None,
+    token_hash: str | None = None,
 ) -> Conversation:
     """Move the reader's "seen up to" mark forward (never back, never past the last message)
     and tell the other side. A helper's mark is `helper`'s, who must hold the conversation
-    (`not_assigned` otherwise): a supervisor who only watched never marks it read."""
-    conversation = _locked_conversation(conversation_id)
+    (`not_assigned` otherwise): a supervisor who only watched never marks it read. The
+    resident's socket passes its `token_hash` (`_locked_conversation`)."""
+    conversation = _locked_conversation(conversation_id, token_hash=token_hash)
     if reader == Message.AuthorKind.HELPER and (helper is None or conversation.assigned_helper_id != helper.pk):
         raise chat_error("not_assigned")
     field = "visitor_read_seq" if reader == Message.AuthorKind.VISITOR else "helper_read_seq"
@@ -1028,14 +1057,17 @@ def conversation_mark_read(
 
 
 @transaction.atomic
-def conversation_rate(*, conversation_id: int, rating: int, comment: str = "") -> Conversation:
+def conversation_rate(
+    *, conversation_id: int, rating: int, comment: str = "", token_hash: str | None = None
+) -> Conversation:
     """Store the resident's rating of an ended conversation, once.
 
     Raises ValidationError `conversation_not_ended` before the end, `already_rated` after a
-    rating was given, and `conversation_not_found` once the token has expired. Nobody is
-    notified: ratings feed reports, not the helper's screen.
+    rating was given, and `conversation_not_found` once the token has expired or is no longer
+    `token_hash` (`_locked_conversation`). Nobody is notified: ratings feed reports, not the
+    helper's screen.
     """
-    conversation = _locked_conversation(conversation_id)
+    conversation = _locked_conversation(conversation_id, token_hash=token_hash)
     if not conversation.is_ended:
         raise chat_error("conversation_not_ended")
     if selectors.conversation_token_expired(conversation):
@@ -1058,6 +1090,7 @@ def callback_request_create(
     service: Service | None = None,
     address_hash: str = "",
     instead_of: int | None = None,
+    token_hash: str | None = None,
     now: datetime.datetime | None = None,
 ) -> CallbackRequest:
     """Leave a message for a helper to answer later; every console sees it in the queue.
@@ -1069,13 +1102,16 @@ def callback_request_create(
     waits, the same transaction ends it (reason `left_message`, and the message does not
     count against the address, whose start already did), so the resident stops waiting
     exactly when the message is kept; once a helper has it, nothing is kept
-    (`already_answered`): the resident is in the chat.
+    (`already_answered`): the resident is in the chat. A resident's socket passes the
+    `token_hash` it opened that conversation with (`_locked_conversation`).
     """
     if not phone and not email:
         raise chat_error("contact_required")
     now = now or timezone.now()
     # Locked first, as a start does: the conversation row, then the address.
-    replaced = _locked_conversation(instead_of, related=False) if instead_of is not None else None
+    replaced = (
+        _locked_conversation(instead_of, related=False, token_hash=token_hash) if instead_of is not None else None
+    )
     if replaced is not None and replaced.status == Conversation.Status.ACTIVE:
         raise chat_error("already_answered")
     waiting = replaced is not None and replaced.status == Conversation.Status.WAITING
@@ -1184,10 +1220,13 @@ def cobrowse_request(*, conversation_id: int, helper: AbstractBaseUser) -> Cobro
 
 
 @transaction.atomic
-def cobrowse_respond(*, conversation_id: int, session_id: int, accept: bool) -> CobrowseSession:
+def cobrowse_respond(
+    *, conversation_id: int, session_id: int, accept: bool, token_hash: str | None = None
+) -> CobrowseSession:
     """The resident's answer. Raises ValidationError `cobrowse_not_found` (not this
-    conversation's) or `cobrowse_not_requested` (already answered, stopped)."""
-    conversation = _locked_conversation(conversation_id)
+    conversation's), `cobrowse_not_requested` (already answered, stopped) or
+    `conversation_not_found` (`token_hash`, as in `_locked_conversation`)."""
+    conversation = _locked_conversation(conversation_id, token_hash=token_hash)
     session = conversation.cobrowse_sessions.select_for_update().filter(pk=session_id).first()
     if session is None:
         raise chat_error("cobrowse_not_found")
@@ -1207,11 +1246,17 @@ def cobrowse_respond(*, conversation_id: int, session_id: int, accept: bool) -> 
 
 @transaction.atomic
 def cobrowse_stop(
-    *, conversation_id: int, session_id: int, stopped_by: str, helper: AbstractBaseUser | None = None
+    *,
+    conversation_id: int,
+    session_id: int,
+    stopped_by: str,
+    helper: AbstractBaseUser | None = None,
+    token_hash: str | None = None,
 ) -> CobrowseSession:
     """Either side stops sharing (or withdraws the request); stopping twice changes nothing.
-    Raises ValidationError `cobrowse_not_found`, or `not_assigned` for another helper."""
-    conversation = _locked_conversation(conversation_id)
+    Raises ValidationError `cobrowse_not_found`, `not_assigned` for another helper, or
+    `conversation_not_found` (`token_hash`, as in `_locked_conversation`)."""
+    conversation = _locked_conversation(conversation_id, token_hash=token_hash)
     session = conversation.cobrowse_sessions.select_for_update().filter(pk=session_id).first()
     if session is None:
         raise chat_error("cobrowse_not_found")

@@ -2,9 +2,9 @@
 
 `db` runs sync Django code (services, selectors) in a worker thread. The exception is the
 one write every chat message makes, on PostgreSQL: it is a single statement
-(`chat_message_store`, chat migration 0006), and handing that to a thread cost more than
-running it: the hop, waking the loop afterwards and Django's connection handling around it
-(docs/performance.md). So consumers run it here, on the loop, through psycopg's own async
+(`chat_message_store`, chat migrations 0006 and 0021), and handing that to a thread cost
+more than running it: the hop, waking the loop afterwards and Django's connection handling
+around it (docs/performance.md). So consumers run it here, on the loop, through psycopg's own async
 connections in autocommit mode: when `fetchone` returns, the message is committed.
 
 Connections are kept per event loop (a Daphne process has one; tests start one per test)

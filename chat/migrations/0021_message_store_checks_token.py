@@ -19,7 +19,9 @@ CREATE OR REPLACE FUNCTION chat_message_store(
     p_body text,
     p_client_id text,
     p_limit integer,
-    p_token_hash text
+    -- A default, so that a server still running the code before this migration (seven
+    -- arguments) keeps storing messages until it restarts.
+    p_token_hash text DEFAULT NULL
 ) RETURNS TABLE (
     outcome text,
     message_id bigint,

@@ -241,11 +241,11 @@ async def test_a_ping_is_answered_in_time_while_the_database_is_stalled(monkeypa
     monkeypatch.setattr(FrameConsumer, "pong_database_wait_seconds", 0.5)
     touches, touch = [], chat_consumers._ping_state
 
-    def counted_touch(conversation_id, token_hash):
+    def counted_ping(conversation_id, token_hash):
         touches.append(conversation_id)
         return touch(conversation_id, token_hash)
 
-    monkeypatch.setattr(chat_consumers, "_ping_state", counted_touch)
+    monkeypatch.setattr(chat_consumers, "_ping_state", counted_ping)
     communicator = await connect()
     token, _snapshot = await start(communicator)
     conversation = await Conversation.objects.aget(token_hash=services.token_hash(token))

@@ -577,13 +577,82 @@ async def test_a_token_handed_over_while_a_resume_reads_it_does_not_open_the_con
         await communicator.disconnect()
 
 
-async def handed_over_unheard(resident) -> Conversation:
+async def handed_over_unheard(resident, *, started: bool = False) -> Conversation:
     """The resident's conversation, moved to another device without this socket hearing: the
     channel layer dropped `chat.token_changed` (a channel over capacity drops events)."""
-    token, _snapshot = await start(resident)
-    conversation = await Conversation.objects.aget(token_hash=services.token_hash(token))
+    if not started:
+        resident.token, _snapshot = await start(resident)
+    conversation = await Conversation.objects.aget(token_hash=services.token_hash(resident.token))
     await Conversation.objects.filter(pk=conversation.pk).aupdate(token_hash=services.token_hash("the phone's"))
     return conversation
+
+
+async def drain(communicator):
+    while not await communicator.receive_nothing(timeout=0.2):
+        await communicator.receive_json_from()
+
+
+@pytest.mark.parametrize(
+    ("frame_type", "with_helper"),
+    [
+        ("message.read", False),
+        ("conversation.rate", False),
+        ("callback.request", False),
+        ("cobrowse.respond", True),
+        ("cobrowse.stop", True),
+    ],
+)
+async def test_a_socket_that_missed_the_hand_over_changes_nothing_in_the_chat(advisor, frame_type, with_helper):
+    resident = await connect()
+    resident.token, _snapshot = await start(resident)
+    conversation = await Conversation.objects.aget(token_hash=services.token_hash(resident.token))
+    await send(resident, "Hello", "k-1")
+    session = None
+    if with_helper:
+        await sync_to_async(services.conversation_assign)(conversation_id=conversation.pk, helper=advisor)
+        session = await sync_to_async(services.cobrowse_request)(conversation_id=conversation.pk, helper=advisor)
+    await drain(resident)
+    await handed_over_unheard(resident, started=True)
+    data = {
+        "message.read": {"seq": 1},
+        "conversation.rate": {"rating": 5},
+        "callback.request": {"name": "Pat", "phone": "01632 960001", "message": "Call me"},
+        "cobrowse.respond": {"session_id": session and session.pk, "accept": True},
+        "cobrowse.stop": {"session_id": session and session.pk},
+    }[frame_type]
+
+    await resident.send_json_to({"type": frame_type, "data": data})
+
+    refused = await expect(resident, "error")
+    assert (refused["code"], refused["frame_type"]) == ("conversation_not_found", frame_type)
+    await conversation.arefresh_from_db()
+    assert (conversation.status, conversation.visitor_read_seq, conversation.rating) == (
+        "active" if with_helper else "waiting",
+        0,
+        None,
+    )
+    assert not await CallbackRequest.objects.aexists()
+    if session is not None:
+        assert (await CobrowseSession.objects.aget(pk=session.pk)).status == "requested"
+    await send(resident, "Still here?", "k-2")
+    assert (await expect(resident, "error"))["code"] == "not_joined", "it let go of the chat"
+    await resident.disconnect()
+
+
+async def test_a_socket_that_missed_the_hand_over_does_not_answer_for_the_resident(advisor):
+    helper, kiosk, conversation_id = await active_conversation(advisor)
+    await handed_over_unheard(kiosk, started=True)
+    phone = await connect()
+    await resume(phone, "the phone's")
+    await phone.disconnect()
+
+    assert (await expect(helper, "visitor.presence"))["connected"] is False
+    told = await expect(kiosk, "error")
+    assert told["code"] == "conversation_not_found" and "frame_type" not in told
+    assert await helper.receive_nothing(timeout=0.3), "nobody is there: the kiosk does not say otherwise"
+    assert (await Conversation.objects.aget(pk=conversation_id)).visitor_left_at is not None
+    for communicator in (helper, kiosk):
+        await communicator.disconnect()
 
 
 async def test_a_socket_that_missed_the_hand_over_can_post_nothing_and_stops_hearing_the_chat():

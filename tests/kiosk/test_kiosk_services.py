@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from chat import selectors as chat_selectors
 from chat import services as chat_services
-from chat.models import Conversation
+from chat.models import CobrowseSession, Conversation
 from kiosk import selectors, services
 from kiosk.models import HandoffLink, KioskDevice, KioskVisit
 
@@ -114,6 +114,27 @@ def test_a_handoff_link_works_once_carries_the_conversation_and_dies_with_the_vi
     conversation.refresh_from_db()
     assert conversation.status == Conversation.Status.WAITING and conversation.handed_over_at is not None
     assert chat_selectors.conversation_get_by_token(token_hash=chat_services.token_hash(phone_token)) == conversation
+
+
+def test_a_screen_shared_from_the_kiosk_is_not_shared_from_the_phone_the_chat_moves_to(enrolled, advisor):
+    device, _credential = enrolled
+    conversation, _kiosk_token = chat_services.conversation_start(kiosk_device=device)
+    chat_services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
+    session = chat_services.cobrowse_request(conversation_id=conversation.pk, helper=advisor)
+    chat_services.cobrowse_respond(conversation_id=conversation.pk, session_id=session.pk, accept=True)
+    token = services.handoff_create(visit=conversation.kiosk_visit, path="/", with_conversation=True)
+
+    _link, phone_token = services.handoff_redeem(token)
+
+    session.refresh_from_db()
+    assert (session.status, session.stopped_by) == (CobrowseSession.Status.STOPPED, "system")
+    # The phone opens the chat with nothing to share: its resident agreed to show the kiosk.
+    phone = chat_selectors.conversation_get_by_token(token_hash=chat_services.token_hash(phone_token))
+    assert chat_services.cobrowse_live_for(phone.pk) is None
+    assert list(conversation.messages.filter(author_kind="system").values_list("body", flat=True))[-2:] == [
+        "Screen sharing stopped because the resident moved this chat to their phone.",
+        "The resident moved this chat from the kiosk to their phone.",
+    ]
 
 
 def test_a_kiosk_whose_resident_took_their_request_to_their_phone_no_longer_needs_help(enrolled):
