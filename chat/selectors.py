@@ -140,6 +140,8 @@ def conversation_list_silent_visitors(*, before: datetime.datetime) -> list[tupl
 RECENT_WAITS = 50
 MIN_SECONDS_PER_PLACE = 30
 MAX_SECONDS_PER_PLACE = 15 * 60
+# Routed this soon after it queued, a chat went to an advisor who was free: nobody waited.
+ROUTED_AT_ONCE = datetime.timedelta(seconds=2)
 
 
 def queue_seconds_per_place(*, now: datetime.datetime | None = None) -> int:
@@ -152,7 +154,10 @@ def queue_seconds_per_place(*, now: datetime.datetime | None = None) -> int:
     a resident's place, counted the places ahead twice: a busy queue's estimate came out several
     times too long.) A wait begins at `queued_at`, so the help given before a helper handed a
     conversation back to the queue is not counted as waiting. Conversations that never queued
-    (started by a helper from a screen-sharing code) say nothing about the queue and are left out.
+    (started by a helper from a screen-sharing code) say nothing about the queue and are left out,
+    and so do those routed to a free advisor as they queued: a resident is shown an estimate
+    only when nobody was free, and those near-zero waits would pull it far below the waits of
+    anyone who did wait.
     The places are counted in the database, one indexed range of `queued_at` each: in Python
     they cost tens of milliseconds a queue change at busy times (bench/queue_estimate.py).
     """
@@ -177,6 +182,7 @@ def queue_seconds_per_place(*, now: datetime.datetime | None = None) -> int:
     )
     accepted = list(
         Conversation.objects.filter(assigned_at__gte=now - datetime.timedelta(hours=2), queued_at__lt=F("assigned_at"))
+        .exclude(assigned_automatically=True, assigned_at__lt=F("queued_at") + ROUTED_AT_ONCE)
         .order_by("-assigned_at")
         .annotate(ahead=Coalesce(Subquery(ahead), 0))
         .values_list("queued_at", "assigned_at", "ahead")[:RECENT_WAITS]

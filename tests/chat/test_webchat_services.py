@@ -491,6 +491,27 @@ def test_the_wait_estimate_places_each_wait_behind_only_those_still_waiting_when
     assert 119 <= selectors.queue_seconds_per_place(now=now) <= 121
 
 
+def test_the_wait_estimate_leaves_out_chats_routed_to_a_free_advisor_as_they_started(advisor, settings):
+    now = timezone.now()
+
+    def conversation(joined, waited, **fields):
+        created, _ = services.conversation_start(now=joined)
+        Conversation.objects.filter(pk=created.pk).update(
+            status=Conversation.Status.ACTIVE, assigned_helper=advisor, assigned_at=joined + waited, **fields
+        )
+
+    # Three residents waited five minutes each, with nobody ahead of them.
+    for minutes_ago in (90, 80, 70):
+        conversation(now - datetime.timedelta(minutes=minutes_ago), datetime.timedelta(minutes=5))
+    # Forty more were given to a free advisor the moment they started: nobody waits then, so
+    # those say nothing of how long a place takes when someone does.
+    for number in range(40):
+        joined = now - datetime.timedelta(minutes=60, seconds=-number)
+        conversation(joined, datetime.timedelta(milliseconds=40), assigned_automatically=True)
+
+    assert 299 <= selectors.queue_seconds_per_place(now=now) <= 301
+
+
 def test_the_wait_estimate_counts_a_wait_from_when_it_began_not_the_help_before_it(advisor, settings):
     settings.CHAT_DEFAULT_WAIT_MINUTES = 3
     now = timezone.now()
