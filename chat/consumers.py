@@ -468,7 +468,9 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
         await self.send_error("conversation_not_found")
 
     async def chat_queue_moved(self, event: dict[str, Any]) -> None:
-        if event["at"] < self.queue_event_at:
+        # Read before a helper took the chat, an event can arrive after the news that one did
+        # (which made this socket stop waiting): it would show a place in a queue it has left.
+        if not self.waiting or event["at"] < self.queue_event_at:
             return
         self.queue_event_at = event["at"]
         await self.send_position(event)

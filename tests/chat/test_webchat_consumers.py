@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from agents_console.models import ConsoleSettings
 from chat import events, selectors, services
+from chat.consumers import VisitorConsumer
 from chat.error_messages import error_message
 from chat.models import CallbackRequest, ClosureDate, CobrowseSession, Conversation, Message
 from config.asgi import application
@@ -108,6 +109,34 @@ def test_a_queue_update_that_fails_is_logged_and_what_committed_stands(monkeypat
 
     assert Conversation.objects.get(pk=conversation.pk).status == Conversation.Status.WAITING
     assert f"broadcast of {events.QUEUE_MOVED} failed" in caplog.text
+
+
+async def test_a_queue_event_that_arrives_after_a_helper_took_the_chat_is_not_passed_on(advisor, monkeypatch):
+    sockets = []
+    join_waiting = VisitorConsumer.join_waiting
+
+    async def recorded(self):
+        sockets.append(self.channel_name)
+        await join_waiting(self)
+
+    monkeypatch.setattr(VisitorConsumer, "join_waiting", recorded)
+    helper, visitor, conversation_id = await active_conversation(advisor)
+    # Read while the chat still waited, and already on its way to the resident's socket when
+    # that socket left the waiting residents' group.
+    moved = {
+        "type": events.QUEUE_MOVED,
+        "waiting": [conversation_id],
+        "seconds_per_place": 60,
+        "available": True,
+        "reason": None,
+        "at": time.time(),
+    }
+
+    await get_channel_layer().send(sockets[0], moved)
+
+    assert await visitor.receive_nothing(timeout=0.3), "no place in a queue it has left"
+    for communicator in (helper, visitor):
+        await communicator.disconnect()
 
 
 async def test_a_queue_event_older_than_the_place_a_resident_was_given_is_ignored(advisor):

@@ -811,6 +811,9 @@ class ChatWidget {
   // (a resume, another page of the site) keep the wait already counted, kept with the chat's
   // state; a new estimate for the same place (helpers are taking longer today) replaces it.
   onPosition({ position, estimated_wait_seconds: seconds, available, reason }) {
+    // A place sent before a helper took the chat, arriving after the news: the chat is not in
+    // the queue, and an old place kept now would be counted down from if it went back there.
+    if (!this.conversation || this.conversation.status !== "waiting") return;
     const queue = this.state.queue;
     if (!queue || queue.position !== position) {
       this.state.queue = { ...queue, position, estimate: seconds, until: Date.now() + Math.max(60, seconds) * 1000 };
