@@ -3,6 +3,7 @@
 import datetime
 import hashlib
 import hmac
+import ipaddress
 import logging
 import secrets
 from collections.abc import Callable, Collection
@@ -107,10 +108,23 @@ def kiosk_visit_handover(visit_id: int) -> str | None:
 
 
 def client_address_hash(address: str | None) -> str:
-    """A keyed hash of a network address: enough to count, useless to look anyone up."""
+    """A keyed hash of a network address: enough to count, useless to look anyone up.
+
+    What is hashed is what one household or device holds: an IPv6 device may use any address
+    of its /64 (and changes address by the hour), so the /64 is counted; an IPv4 address
+    written as IPv6 (`::ffff:203.0.113.9`) is the IPv4 address.
+    """
     if not address:
         return ""
-    return hmac.new(settings.SECRET_KEY.encode(), address.encode(), hashlib.sha256).hexdigest()
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        counted = address
+    else:
+        if ip.version == 6 and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        counted = str(ipaddress.ip_network(f"{ip}/64", strict=False) if ip.version == 6 else ip)
+    return hmac.new(settings.SECRET_KEY.encode(), counted.encode(), hashlib.sha256).hexdigest()
 
 
 def limited_address_hash(address: str | None, kiosk_device: KioskDevice | None) -> str:

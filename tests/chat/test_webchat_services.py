@@ -232,6 +232,15 @@ def test_conversations_and_call_back_requests_share_one_limit(settings):
     assert (Conversation.objects.count(), CallbackRequest.objects.count()) == (1, 1)
 
 
+def test_an_ipv6_device_counts_as_one_address_whichever_of_its_addresses_it_uses():
+    hashed = services.client_address_hash
+
+    # Devices pick a new address in their /64 as they please (privacy addresses).
+    assert hashed("2001:db8:1:2::1") == hashed("2001:db8:1:2:a1b2:c3d4:e5f6:789") != hashed("2001:db8:1:3::1")
+    assert hashed("::ffff:203.0.113.9") == hashed("203.0.113.9") != hashed("203.0.113.10")
+    assert hashed("2001:DB8:1:2::1") == hashed("2001:db8:1:2::1"), "however it is written"
+
+
 def test_an_enrolled_kiosk_is_counted_by_no_address():
     assert services.limited_address_hash("203.0.113.9", None) == services.client_address_hash("203.0.113.9")
     assert services.limited_address_hash("203.0.113.9", KioskDevice()) == ""
