@@ -271,3 +271,27 @@ async def test_page_events_past_the_byte_budget_are_refused_and_not_relayed(advi
     assert len(relayed) == 10
     for communicator in (helper, visitor):
         await communicator.disconnect()
+
+
+async def test_a_helper_stops_only_a_session_of_a_conversation_they_hold(advisor, other_advisor):
+    helper, visitor, session_id = await screen_shared_and_viewed(advisor)
+    conversation_id = (await CobrowseSession.objects.aget(pk=session_id)).conversation_id
+    other = await console(other_advisor)
+    await expect(other, "queue.snapshot")
+
+    for who, data, code in (
+        (other, {"conversation_id": conversation_id, "session_id": session_id}, "not_assigned"),
+        (helper, {"conversation_id": conversation_id, "session_id": session_id + 1000}, "cobrowse_not_found"),
+        (helper, {"conversation_id": 10**9, "session_id": session_id}, "conversation_not_found"),
+    ):
+        await who.send_json_to({"type": "cobrowse.stop", "data": data})
+        refused = await until(who, "error")
+        assert (refused["code"], refused["frame_type"]) == (code, "cobrowse.stop")
+    assert (await CobrowseSession.objects.aget(pk=session_id)).status == "active"
+
+    await helper.send_json_to(
+        {"type": "cobrowse.stop", "data": {"conversation_id": conversation_id, "session_id": session_id}}
+    )
+    assert (await until_status(visitor, "stopped"))["stopped_by"] == "helper"
+    for communicator in (helper, visitor, other):
+        await communicator.disconnect()

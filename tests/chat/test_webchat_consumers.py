@@ -19,7 +19,7 @@ from config.asgi import application
 from kiosk import services as kiosk_services
 from kiosk.middleware import DEVICE_COOKIE
 from tests.agents_console.test_consumers import console, expect_follow
-from tests.chat.test_cobrowse import until
+from tests.chat.test_cobrowse import drain, until
 from tests.chat.test_consumers import ORIGIN, connect, expect, send, start
 from tests.sockets import Communicator
 
@@ -614,11 +614,6 @@ async def handed_over_unheard(resident, *, started: bool = False) -> Conversatio
     conversation = await Conversation.objects.aget(token_hash=services.token_hash(resident.token))
     await Conversation.objects.filter(pk=conversation.pk).aupdate(token_hash=services.token_hash("the phone's"))
     return conversation
-
-
-async def drain(communicator):
-    while not await communicator.receive_nothing(timeout=0.2):
-        await communicator.receive_json_from()
 
 
 @pytest.mark.parametrize(

@@ -557,3 +557,37 @@ def test_a_message_that_came_while_the_console_was_disconnected_is_read_out_once
         assert sum("Is anyone there?" in text for text in heard) == 1, heard
     finally:
         restarted.stop()
+
+
+def test_messages_the_frame_limit_dropped_are_sent_again_and_stored_once_each(staff, browsers):
+    # Enough messages a minute for the frame limit (a burst of 40 frames) to be what stops them.
+    daphne = start_daphne(
+        settings_module="config.settings_test",
+        env_overrides={"DJANGO_ALLOWED_HOSTS": "127.0.0.1", "CHAT_MESSAGES_PER_MINUTE": "1000"},
+    )
+    try:
+        pat = services.conversation_start(visitor_name="Pat")[0]
+        services.conversation_assign(conversation_id=pat.pk, helper=staff["alex"])
+        alex = browsers()
+        sign_in(alex, daphne, "alex")
+        click(alex, f'[data-open="{pat.pk}"]')
+        wait_for_text(alex, "#conversation-heading", "Pat")
+
+        # Fifty sent at once (pasted steps, say): the server drops what is over the limit,
+        # answering only that some frames were dropped.
+        alex.execute_script(
+            """
+            const box = document.getElementById("compose-message");
+            for (let step = 1; step <= 50; step++) {
+              box.value = `Step ${step}`;
+              document.getElementById("compose-form").requestSubmit();
+            }
+            """
+        )
+
+        sent = Message.objects.filter(conversation=pat, author_kind="helper")
+        wait(alex, timeout=30).until(lambda _d: sent.count() >= 50, "every step stored in the end")
+        assert sorted(sent.values_list("body", flat=True)) == sorted(f"Step {step}" for step in range(1, 51))
+        wait(alex).until(lambda d: "Sending" not in d.find_element(By.ID, "conversation-log").text, "none left sending")
+    finally:
+        daphne.stop()

@@ -147,6 +147,7 @@ def type_while_the_server_is_down(server, visitor, text: str) -> None:
     wait_for_text(visitor, "#dioa-chat-status", "You are offline")
     type_message(visitor, text)
     wait_for_text(visitor, ".chat-log", "Sending…")
+    assert_accessible(visitor, "offline, with a message waiting to be sent")
 
 
 def test_the_whole_journey_on_another_council_site(server, council_site, browsers, tmp_path):
@@ -173,7 +174,11 @@ def test_the_whole_journey_on_another_council_site(server, council_site, browser
         .endswith("/privacy")
     )
     visitor.find_element(By.ID, "dioa-chat-name").send_keys("Pat")
-    visitor.find_element(By.ID, "dioa-chat-email").send_keys("pat@example.com")
+    visitor.find_element(By.ID, "dioa-chat-email").send_keys("pat@")
+    visitor.find_element(By.CSS_SELECTOR, ".chat-start button[type=submit]").click()
+    wait_for_text(visitor, ".chat-start", "Enter an email address in the correct format, like name@example.com")
+    assert_accessible(visitor, "the pre-chat form with an error")
+    visitor.find_element(By.ID, "dioa-chat-email").send_keys("example.com")
     visitor.find_element(By.CSS_SELECTOR, ".chat-start button[type=submit]").click()
     wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue. Estimated wait: about 3 minutes.")
     wait_for_text(visitor, "#dioa-chat-keep-open", "If you close it for more than 10 minutes, your chat will end.")
@@ -193,6 +198,7 @@ def test_the_whole_journey_on_another_council_site(server, council_site, browser
 
     helper.find_element(By.ID, "compose-message").send_keys("Sorry")
     wait_for_text(visitor, "#dioa-chat-typing", "Alex is typing…")
+    assert_accessible(visitor, "a conversation with the advisor typing")
     helper.find_element(By.ID, "compose-message").send_keys(" – report it at https://example.org/bins.", Keys.ENTER)
     wait_for_text(visitor, ".chat-log", "report it at")
     link = visitor.find_element(By.CSS_SELECTOR, ".chat-log a.govuk-link")
@@ -607,16 +613,17 @@ def test_a_server_restart_mid_chat_loses_and_duplicates_nothing(server, council_
         wait_for_text(visitor, "#dioa-chat-announcer", "Connected again. Alex says: Missed one Alex says: Missed two")
         helper.find_element(By.ID, "compose-message").send_keys("Got it", Keys.ENTER)
         wait_for_text(visitor, ".chat-log", "Got it")
+        wait_for_text(helper, "#conversation-log", "Missed two")
         # Read in one step each: the console redraws its log as events arrive.
         visitor_texts = texts_of(visitor, ".chat-log__item")
         helper_texts = texts_of(helper, "#conversation-log li")
+        said = list(conversation.messages.exclude(author_kind="system").order_by("seq").values_list("body", flat=True))
+        assert sorted(said) == sorted(
+            ["Before the restart", "Typed while the server was down", "Missed one", "Missed two", "Got it"]
+        ), said
+        # Each message once on each screen, in the order the database numbered them.
         for texts in (visitor_texts, helper_texts):
-            assert sum("Typed while the server was down" in text for text in texts) == 1
-            assert sum("Before the restart" in text for text in texts) == 1
-        assert list(Message.objects.filter(author_kind="visitor").values_list("body", flat=True)) == [
-            "Before the restart",
-            "Typed while the server was down",
-        ]
+            assert [body for text in texts for body in said if body in text] == said, texts
     finally:
         restarted.stop()
 
@@ -736,6 +743,22 @@ def test_closed_today_with_no_weekly_hours_says_which_day_it_opens(server, counc
     wait_for_text(visitor, "#dioa-chat-unavailable-reason", "Webchat is closed at the moment.")
     reason = visitor.find_element(By.ID, "dioa-chat-unavailable-reason").text
     assert reason.endswith(f"We open again on {tomorrow:%A}."), reason
+    assert_accessible(visitor, "webchat closed")
+
+
+def test_closed_for_more_than_a_week_says_the_date_it_opens(server, council_site, browsers):
+    today = timezone.localdate()
+    for days in range(8):
+        ClosureDate.objects.create(date=today + datetime.timedelta(days=days), reason="Christmas")
+    opens = today + datetime.timedelta(days=8)
+    visitor = browsers()
+    visitor.get(council_site)
+    click(visitor, ".chat-launcher")
+
+    wait_for_text(visitor, "#dioa-chat-unavailable-reason", "Webchat is closed at the moment.")
+    reason = visitor.find_element(By.ID, "dioa-chat-unavailable-reason").text
+    # Not "on Wednesday", which reads as this week's.
+    assert reason.endswith(f"We open again on {opens:%A} {opens.day} {opens:%B}."), reason
 
 
 def test_with_nobody_available_the_resident_can_leave_a_message(server, council_site, browsers, settings):
@@ -1061,6 +1084,7 @@ def test_replies_scroll_into_view_below_a_message_that_was_not_sent(server, coun
     )
     type_message(visitor, "One too many")
     wait_for_text(visitor, ".chat-log", "Not sent")
+    assert_accessible(visitor, "a message that was not sent")
 
     compose = helper.find_element(By.ID, "compose-message")
     for reply in ("Slow down, please", "There is a limit a minute", "Try again in a moment"):

@@ -1,7 +1,9 @@
 // The advisor console: live queue, the helper's conversations and the selected one's chat.
 
 import { announce as announceIn, element, isShown, keepingFocusIn, linkify, sendOnEnter } from "../../chat/js/dom.js";
-import { FrameSocket, MessageStore, formatTime, formatWhen, newClientId, socketUrl } from "../../chat/js/socket.js";
+import {
+  FrameSocket, MessageStore, RESEND_AFTER_LIMIT_MS, formatTime, formatWhen, newClientId, socketUrl,
+} from "../../chat/js/socket.js";
 import { CobrowseViewer } from "./cobrowse_viewer.js";
 
 const config = JSON.parse(document.getElementById("console-config").textContent);
@@ -220,6 +222,7 @@ const socket = new FrameSocket({
     },
     error: ({ code, message, frame_type: frameType, client_id: clientId }) => {
       if (code === "conversation_gone") announce(message);
+      if (code === "rate_limited" && !frameType) resendOutboxSoon();
       const refused = clientId && state.outbox.get(clientId);
       if (refused) {
         // Not stored: never sent later behind the helper's back. The text goes back in the box.
@@ -321,6 +324,18 @@ function letGo(id, why) {
   state.following.delete(id);
   if (why) announce(why);
   giveBackUnsent(id, held);
+}
+
+// The frame limit drops frames without saying which (a burst of sends): whatever is not yet
+// acknowledged goes again a little later. A resend of a message that was stored is answered
+// with the stored one, never stored twice.
+let resendTimer = null;
+function resendOutboxSoon() {
+  if (resendTimer !== null || state.outbox.size === 0) return;
+  resendTimer = setTimeout(() => {
+    resendTimer = null;
+    for (const pending of state.outbox.values()) socket.send("message.send", pending);
+  }, RESEND_AFTER_LIMIT_MS);
 }
 
 // Words for a conversation that can no longer take them (sent while disconnected, or still

@@ -10,6 +10,9 @@ const PING_INTERVAL_MS = 25000;
 const ANSWER_TIMEOUT_MS = 10000;
 // The close code this side reports for such a connection (4000-4999 are the application's).
 export const NO_ANSWER_CLOSE_CODE = 4000;
+// After a `rate_limited` answer, unacknowledged messages are sent again this much later: by
+// then the frame limit has let a few more through.
+export const RESEND_AFTER_LIMIT_MS = 2000;
 // An attempt made as the network changes can hang unanswered until the browser gives up,
 // minutes later, and nothing tries again meanwhile: after this long it counts as failed.
 const CONNECT_TIMEOUT_MS = 10000;

@@ -9,7 +9,9 @@
 // resends, with the same client ids, whatever was not acknowledged).
 
 import { announce, element, isShown, keepingFocusIn, linkify, sendOnEnter } from "./dom.js";
-import { FrameSocket, MessageStore, formatTime, newClientId, secretId, socketUrl, timeText } from "./socket.js";
+import {
+  FrameSocket, MessageStore, RESEND_AFTER_LIMIT_MS, formatTime, newClientId, secretId, socketUrl, timeText,
+} from "./socket.js";
 import { ResidentCobrowse, codeView } from "./cobrowse.js";
 import { FormErrors } from "./form_errors.js";
 
@@ -27,8 +29,6 @@ const TYPING_REPEAT_MS = 2000;
 const TYPING_EXPIRY_MS = 8000;
 // Read marks are cumulative: one frame for a burst of messages (a snapshot holds many).
 const READ_MARK_DELAY_MS = 250;
-// After a `rate_limited` answer, unacknowledged messages are sent again this much later.
-const RESEND_AFTER_LIMIT_MS = 2000;
 // While waiting, whether chat is still open is also asked this often. Each `queue.position`
 // says it, but the server's periodic pass (closing time, a console past its grace period)
 // reaches sockets only through a shared channel layer: not on one process with the
@@ -1216,7 +1216,10 @@ class ChatWidget {
     const parts = [this.config.reason === "closed" ? TEXT.unavailableClosed : TEXT.unavailableBusy];
     if (this.config.next_open) {
       const opening = new Date(this.config.next_open);
-      const day = this.councilTime(opening, { weekday: "long" });
+      // A week or more away (a Christmas closure), the day's name alone could be either week.
+      const farOff = opening - Date.now() > 6 * 24 * 3600 * 1000;
+      const dayOptions = farOff ? { weekday: "long", day: "numeric", month: "long" } : { weekday: "long" };
+      const day = this.councilTime(opening, dayOptions);
       const time = timeText(opening, this.config.time_zone);
       // Opening at midnight (no weekly hours, or a day's from 00:00): "at midnight" would leave it unclear which midnight.
       parts.push(TEXT.nextOpen(time === "midnight" ? `on ${day}` : `on ${day} at ${time}`));
