@@ -7,6 +7,7 @@ from django.test import Client
 
 from agents_console import selectors as selectors_console
 from agents_console import services as console_services
+from agents_console.consumers import ConsoleConsumer
 from agents_console.models import ConsoleConnection
 from chat import services
 from chat.models import Conversation, Message
@@ -346,4 +347,51 @@ async def test_a_console_ping_is_answered_in_time_while_the_database_is_stalled(
 
     pong = await expect(helper, "pong")
     assert pong["conversations"] == [] and [h["id"] for h in pong["helpers"]] == [advisor.pk]
+    await helper.disconnect()
+
+
+# Each console frame about a conversation, for one that does not exist (or was deleted).
+ABOUT_A_CONVERSATION = [
+    ("conversation.accept", {}, "conversation_not_found"),
+    ("conversation.open", {}, "not_assigned"),
+    ("message.send", {"client_id": "c-1", "body": "Hello"}, "conversation_not_found"),
+    ("conversation.end", {}, "conversation_not_found"),
+    ("conversation.transfer", {}, "conversation_not_found"),
+    ("note.add", {"body": "A note"}, "conversation_not_found"),
+    ("message.read", {"seq": 1}, "not_assigned"),
+    ("typing.start", {}, "not_assigned"),
+    ("typing.stop", {}, "not_assigned"),
+    ("cobrowse.request", {}, "conversation_not_found"),
+    ("cobrowse.stop", {"session_id": 1}, "conversation_not_found"),
+]
+
+
+@pytest.mark.parametrize(("frame_type", "data", "code"), ABOUT_A_CONVERSATION)
+async def test_each_frame_about_a_conversation_that_does_not_exist_is_refused(advisor, frame_type, data, code):
+    helper = await console(advisor)
+    await expect(helper, "queue.snapshot")
+
+    await helper.send_json_to({"type": frame_type, "data": {"conversation_id": 10**9, **data}})
+
+    refused = await expect(helper, "error")
+    assert (refused["code"], refused["frame_type"]) == (code, frame_type)
+    assert await Message.objects.acount() == 0
+    await helper.send_json_to({"type": "ping", "data": {}})
+    assert await expect(helper, "pong") is not None, "the socket goes on"
+    await helper.disconnect()
+
+
+@pytest.mark.parametrize(
+    "frame_type", sorted(name for name, handler in ConsoleConsumer.frame_handlers.items() if handler.form.base_fields)
+)
+async def test_every_console_frame_with_a_field_of_the_wrong_type_is_invalid(advisor, frame_type):
+    helper = await console(advisor)
+    await expect(helper, "queue.snapshot")
+    form = ConsoleConsumer.frame_handlers[frame_type].form
+
+    await helper.send_json_to({"type": frame_type, "data": {name: ["wrong"] for name in form.base_fields}})
+
+    refused = await expect(helper, "error")
+    assert (refused["code"], refused["frame_type"]) == ("invalid_frame", frame_type)
+    assert refused["fields"] and set(refused["fields"]) <= set(form.base_fields)
     await helper.disconnect()

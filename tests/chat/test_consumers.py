@@ -458,3 +458,50 @@ async def test_an_unknown_path_is_refused_at_the_handshake(path):
 
     assert not connected
     await communicator.disconnect()
+
+
+# Every frame about the socket's conversation, sent before it has one.
+ABOUT_THE_CONVERSATION = {
+    "message.send": {"client_id": "c-1", "body": "Hello"},
+    "message.read": {"seq": 1},
+    "typing.start": {},
+    "typing.stop": {},
+    "conversation.end": {},
+    "conversation.rate": {"rating": 5},
+    "cobrowse.respond": {"session_id": 1, "accept": True},
+    "cobrowse.stop": {"session_id": 1},
+    "cobrowse.events": {"session_id": 1, "page": "p", "batch": 0, "part": 0, "parts": 1, "data": "[]"},
+}
+
+
+@pytest.mark.parametrize("frame_type", ABOUT_THE_CONVERSATION)
+async def test_every_frame_about_a_conversation_needs_one_first(frame_type):
+    communicator = await connect()
+
+    await communicator.send_json_to({"type": frame_type, "data": ABOUT_THE_CONVERSATION[frame_type]})
+
+    refused = await expect(communicator, "error")
+    assert (refused["code"], refused["frame_type"]) == ("not_joined", frame_type)
+    assert await Message.objects.acount() == 0
+    await communicator.send_json_to({"type": "ping", "data": {}})
+    assert await expect(communicator, "pong") == {}, "the socket goes on"
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize(
+    "frame_type",
+    sorted(name for name, handler in chat_consumers.VisitorConsumer.frame_handlers.items() if handler.form.base_fields),
+)
+async def test_every_resident_frame_with_a_field_of_the_wrong_type_is_invalid(frame_type):
+    communicator = await connect()
+    form = chat_consumers.VisitorConsumer.frame_handlers[frame_type].form
+    # A list where each field wants a string, a number or a boolean.
+    data = {name: ["wrong"] for name in form.base_fields}
+
+    await communicator.send_json_to({"type": frame_type, "data": data})
+
+    refused = await expect(communicator, "error")
+    assert (refused["code"], refused["frame_type"]) == ("invalid_frame", frame_type)
+    assert refused["fields"] and set(refused["fields"]) <= set(form.base_fields)
+    assert await Conversation.objects.acount() == 0
+    await communicator.disconnect()
