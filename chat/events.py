@@ -121,6 +121,7 @@ def callback_payload(callback) -> dict[str, Any]:
         "phone": callback.phone,
         "email": callback.email,
         "message": callback.message,
+        "earlier_messages": callback.earlier_messages,
         "service": {"id": service.pk, "name": service.name} if service else None,
         "created_at": isoformat(callback.created_at),
         "claimed_by_id": callback.claimed_by_id,

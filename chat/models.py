@@ -297,6 +297,9 @@ class CallbackRequest(models.Model):
     phone = models.CharField(_("phone"), max_length=32, blank=True)
     email = models.EmailField(_("email"), blank=True)
     message = models.TextField(_("message"))
+    # Left in place of a chat, what the resident had written in it (the last few messages), so
+    # that whoever calls back knows what they already said.
+    earlier_messages = models.JSONField(_("written in the chat before"), default=list, blank=True)
     service = models.ForeignKey(
         "kiosk.Service", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("service")
     )

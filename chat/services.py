@@ -929,8 +929,9 @@ def personal_data_purge(*, now: datetime.datetime | None = None) -> tuple[list[i
     """Delete what identifies a resident once `CHAT_RETENTION_DAYS` have passed: from each
     conversation ended before then, its messages, staff notes, the resident's name, email and
     rating comment and the hashes that tied it to them; from each call back done before then,
-    the resident's details and message. The rest (channel, service, times, rating, helper,
-    assisted transaction) stays: anonymous figures for management information.
+    the resident's details, message and what they wrote in the chat before. The rest (channel,
+    service, times, rating, helper, assisted transaction) stays: anonymous figures for
+    management information.
 
     Call backs still open are kept whatever their age: a resident is still waiting for them.
     Returns the ids of the conversations and call backs purged.
@@ -955,7 +956,7 @@ def personal_data_purge(*, now: datetime.datetime | None = None) -> tuple[list[i
     ).order_by("created_at")
     callback_ids = list(done.values_list("pk", flat=True)[:PURGE_BATCH])
     CallbackRequest.objects.filter(pk__in=callback_ids).update(
-        name="", phone="", email="", message="", client_address_hash="", purged_at=now
+        name="", phone="", email="", message="", earlier_messages=[], client_address_hash="", purged_at=now
     )
     CobrowseSession.objects.filter(created_at__lt=before).exclude(client_address_hash="").update(client_address_hash="")
     CobrowseCodeMiss.objects.filter(created_at__lt=before).delete()
@@ -1116,7 +1117,8 @@ def callback_request_create(
     waits, the same transaction ends it (reason `left_message`, and the message does not
     count against the address, whose start already did), so the resident stops waiting
     exactly when the message is kept; once a helper has it, nothing is kept
-    (`already_answered`): the resident is in the chat. A resident's socket passes the
+    (`already_answered`): the resident is in the chat. Whoever calls back sees what the
+    resident wrote in that chat (its last `EARLIER_MESSAGES_KEPT` messages). A resident's socket passes the
     `token_hash` it opened that conversation with (`_locked_conversation`).
     """
     if not phone and not email:
@@ -1138,13 +1140,28 @@ def callback_request_create(
             refusal="too_many_conversations",
         )
     callback = CallbackRequest.objects.create(
-        name=name, message=message, phone=phone, email=email, service=service, client_address_hash=address_hash
+        name=name,
+        message=message,
+        earlier_messages=_resident_messages(replaced) if replaced is not None else [],
+        phone=phone,
+        email=email,
+        service=service,
+        client_address_hash=address_hash,
     )
     events.broadcast_callback_requested(callback)
     if waiting:
         conversation_end(conversation_id=instead_of, ended_by=Conversation.EndedBy.VISITOR, reason="left_message")
     logger.info("callback request %s left", callback.pk)
     return callback
+
+
+EARLIER_MESSAGES_KEPT = 20
+
+
+def _resident_messages(conversation: Conversation) -> list[str]:
+    """The resident's own last messages in a conversation, oldest first."""
+    latest = conversation.messages.filter(author_kind=Message.AuthorKind.VISITOR).order_by("-seq")
+    return list(reversed(latest.values_list("body", flat=True)[:EARLIER_MESSAGES_KEPT]))
 
 
 def _locked_callback(callback_id: int, helper: AbstractBaseUser) -> CallbackRequest:

@@ -731,7 +731,9 @@ def test_personal_data_is_deleted_once_the_retention_period_is_over(settings, ad
         services.callback_request_create(name=name, phone="01632 960001", message="Call me")
         for name in ("Pat", "Sam", "Kim")
     )
-    CallbackRequest.objects.filter(pk=done.pk).update(status="done", done_at=long_ago)
+    CallbackRequest.objects.filter(pk=done.pk).update(
+        status="done", done_at=long_ago, earlier_messages=["My address is 1 High Street"]
+    )
     # The admin sets the status alone: its age counts from when it was left.
     CallbackRequest.objects.filter(pk=done_in_admin.pk).update(status="done", created_at=long_ago)
     CallbackRequest.objects.filter(pk=waiting.pk).update(created_at=long_ago)
@@ -753,7 +755,7 @@ def test_personal_data_is_deleted_once_the_retention_period_is_over(settings, ad
     assert recent.visitor_name == "kim" and Message.objects.filter(conversation=recent).exists()
     assert Conversation.objects.get(pk=still_open.pk).visitor_name == "Lee", "not ended: still in use"
     done.refresh_from_db()
-    assert (done.name, done.phone, done.message, done.status) == ("", "", "", "done")
+    assert (done.name, done.phone, done.message, done.earlier_messages, done.status) == ("", "", "", [], "done")
     assert CallbackRequest.objects.get(pk=waiting.pk).name == "Kim", "not done: the resident still waits"
     assert CobrowseSession.objects.get(pk=code_session.pk).client_address_hash == ""
     assert services.personal_data_purge(now=now) == ([], [])

@@ -897,6 +897,8 @@ def test_a_chat_nobody_answered_offers_to_leave_a_message(server, council_site, 
 def test_a_waiting_resident_can_leave_a_message_instead_and_stops_waiting(server, council_site, browsers):
     helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
     wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue.")
+    type_message(visitor, "My green bin was missed on Monday")
+    wait_for_text(visitor, ".chat-log__item--mine .chat-log__state", "Sent")
 
     click(visitor, "#dioa-chat-leave-instead")
     wait_for_text(visitor, "#dioa-chat-unavailable-reason", "You keep your place in the queue")
@@ -924,6 +926,11 @@ def test_a_waiting_resident_can_leave_a_message_instead_and_stops_waiting(server
     wait(helper).until(lambda d: not d.find_elements(By.CSS_SELECTOR, "[data-accept]"), "the chat left the queue")
     assert CallbackRequest.objects.get().name == "Pat"
     assert Conversation.objects.get().ended_reason == "left_message"
+    # Whoever calls back sees what Pat had already said in the chat.
+    wait_for_text(helper, "#callbacks-list", "Please call me about my bin")
+    wait_for_text(helper, "#callbacks-list", "Written in the chat before:")
+    assert "My green bin was missed on Monday" in helper.find_element(By.ID, "callbacks-list").text
+    assert_accessible(helper, "the console with a message left in place of a chat")
 
     # Another page of the site: no second form, and why the chat ended.
     visitor.find_element(By.LINK_TEXT, "Another page").click()
@@ -966,6 +973,28 @@ def test_ending_the_chat_while_offline_still_delivers_what_was_typed_before_it(s
         message = Message.objects.get(body="My reference is 123")
         assert (conversation.status, conversation.ended_by) == ("ended", "visitor")
         assert message.created_at <= conversation.ended_at
+    finally:
+        restarted.stop()
+
+
+def test_an_end_pressed_offline_is_still_sent_after_the_page_is_reloaded(server, council_site, browsers):
+    helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
+    click(helper, "[data-accept]")
+    wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
+    type_while_the_server_is_down(server, visitor, "My reference is 123")
+    click(visitor, ".chat-compose .govuk-button--warning")
+    assert visitor.execute_script("return window.dioaChat.pendingFrame.type") == "conversation.end", "held"
+
+    # Gone to another page (the same one, reloaded) before the connection came back.
+    visitor.refresh()
+    restarted = server.start_again()
+    try:
+        visitor.refresh()
+        wait_for_text(visitor, "#dioa-chat-status", "This chat has ended.", timeout=40)
+        wait_for_text(helper, "#conversation-log", "My reference is 123", timeout=20)
+        conversation = Conversation.objects.get()
+        assert (conversation.status, conversation.ended_by) == ("ended", "visitor")
+        assert Message.objects.get(body="My reference is 123").created_at <= conversation.ended_at
     finally:
         restarted.stop()
 

@@ -518,6 +518,7 @@ function renderCallbacks() {
         element("span", { className: "govuk-body-s", text: `${contact}${callback.service ? ` · ${callback.service.name}` : ""} · left ${formatWhen(callback.created_at, { timeZone: config.timeZone })}` }),
         element("br"),
         element("span", { text: callback.message }),
+        earlierMessages(callback),
         handling,
         actions,
       ]);
@@ -525,6 +526,16 @@ function renderCallbacks() {
   ));
   byId("callbacks-count").textContent = String(callbacks.length);
   byId("callbacks-empty").hidden = callbacks.length > 0;
+}
+
+// Left in place of a chat: what the resident had already written there.
+function earlierMessages({ earlier_messages: earlier }) {
+  if (!earlier || !earlier.length) return "";
+  return element("div", { className: "govuk-body-s govuk-!-margin-top-2 govuk-!-margin-bottom-1" }, [
+    element("span", { text: "Written in the chat before:" }),
+    element("ul", { className: "govuk-list govuk-list--bullet govuk-body-s govuk-!-margin-bottom-0" },
+      earlier.map((text) => element("li", { text }))),
+  ]);
 }
 
 function waitedFor(since) {

@@ -27,6 +27,9 @@ const TYPING_REPEAT_MS = 2000;
 // The other side repeats "typing" every 2 s or so while typing; silence this long means it
 // stopped without saying so (its connection went).
 const TYPING_EXPIRY_MS = 8000;
+// Asked for while offline, these go with the chat to the next page; anything else the
+// resident can simply ask for again there.
+const KEPT_ACROSS_PAGES = new Set(["conversation.end", "callback.request"]);
 // Read marks are cumulative: one frame for a burst of messages (a snapshot holds many).
 const READ_MARK_DELAY_MS = 250;
 // While waiting, whether chat is still open is also asked this often. Each `queue.position`
@@ -41,6 +44,7 @@ const TEXT = {
   title: SCRIPT.dataset.title || "Chat with an advisor",
   close: "Close",
   closeHidden: " chat",
+  body: "The chat so far",
   privacy: (council) =>
     (council ? `This chat is run by ${council}. ` : "") +
     "Do not type passwords or bank card numbers. " +
@@ -138,6 +142,7 @@ function textField({ id, name, label, hint, type = "text", autocomplete, maxleng
 class ChatWidget {
   constructor() {
     this.state = this.load();
+    this.pendingFrame = (this.state.token && this.state.pendingFrame) || null;
     this.messages = new MessageStore();
     this.conversation = null;
     this.helperReadSeq = 0;
@@ -239,6 +244,7 @@ class ChatWidget {
     if (saved.token !== this.state.token) this.reset({ focus: false });
     // The same chat or another: what the other page left unsent is sent from here.
     this.state = saved;
+    this.pendingFrame = (saved.token && saved.pendingFrame) || null;
     this.save();
     this.setUnread(saved.unread || 0);
     // What arrived while away was heard, and counted, on the other page if it came after
@@ -320,7 +326,10 @@ class ChatWidget {
           element("h2", { id: "dioa-chat-panel-title", className: "chat-panel__title", text: TEXT.title }),
           this.closeButton,
         ]),
-        element("div", { className: "chat-panel__body", id: "dioa-chat-body" }, [
+        // Focusable, so that a long chat scrolls from the keyboard too, whatever it holds.
+        element("div", {
+          className: "chat-panel__body", id: "dioa-chat-body", tabindex: "0", role: "region", "aria-label": TEXT.body,
+        }, [
           this.status,
           this.keepOpenHint,
           this.leaveInsteadButton,
@@ -564,7 +573,7 @@ class ChatWidget {
     // would overtake the messages the snapshot resends, which would then be refused.
     if (this.socket.isOpen && (this.online || !this.state.token)) this.socket.send(type, data);
     else {
-      this.pendingFrame = { type, data };
+      this.hold({ type, data });
       this.socket.connect();
       this.setStatus(TEXT.connecting);
     }
@@ -606,7 +615,7 @@ class ChatWidget {
       if (!this.callbackInputs.email.value) this.callbackInputs.email.value = this.emailInput.value;
     } else if (this.pendingFrame && this.pendingFrame.type === "callback.request") {
       // Sent while offline, not yet gone: back in the queue, it is not sent at all.
-      this.pendingFrame = null;
+      this.hold(null);
     }
     this.render();
     (leaving ? this.callbackInputs.name : this.leaveInsteadButton).focus();
@@ -681,7 +690,19 @@ class ChatWidget {
   // What the resident asked for while offline (a call back after an unanswered chat, too).
   sendPendingFrame() {
     if (this.pendingFrame) this.socket.send(this.pendingFrame.type, this.pendingFrame.data);
-    this.pendingFrame = null;
+    this.hold(null);
+  }
+
+  // Held until the chat is served (`send`). An end or a message left goes with the chat's
+  // state, so a reload or another page of the site still sends it once the chat is resumed,
+  // as it does the outbox.
+  hold(frame) {
+    this.pendingFrame = frame;
+    const kept = frame && this.state.token && KEPT_ACROSS_PAGES.has(frame.type) ? frame : undefined;
+    if (kept !== this.state.pendingFrame) {
+      this.state.pendingFrame = kept;
+      this.save();
+    }
   }
 
   requestCobrowseCode() {
