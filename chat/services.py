@@ -359,23 +359,17 @@ async def amessage_create(
     (config.async_db) and the message is announced as soon as it returns, committed;
     elsewhere `message_create` runs in a worker thread.
     """
+    fields = {
+        "conversation_id": conversation_id,
+        "author_kind": author_kind,
+        "body": body,
+        "client_id": client_id,
+        "author": author,
+        "token_hash": token_hash,
+    }
     if not async_db.available():
-        return await async_db.db(message_create)(
-            conversation_id=conversation_id,
-            author_kind=author_kind,
-            body=body,
-            client_id=client_id,
-            author=author,
-            token_hash=token_hash,
-        )
-    params = _message_store_params(
-        conversation_id=conversation_id,
-        author_kind=author_kind,
-        body=body,
-        client_id=client_id,
-        author=author,
-        token_hash=token_hash,
-    )
+        return await async_db.db(message_create)(**fields)
+    params = _message_store_params(**fields)
 
     async def store() -> tuple[Message, bool]:
         # Stored once however often it runs with a client id: a resend returns the stored row.

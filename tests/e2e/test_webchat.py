@@ -733,32 +733,27 @@ def test_a_reply_that_lands_between_pages_is_read_out_and_counted_on_the_next(se
     assert visitor.find_element(By.CSS_SELECTOR, ".chat-launcher").text == "Chat with an advisor"
 
 
-def test_closed_today_with_no_weekly_hours_says_which_day_it_opens(server, council_site, browsers):
-    ClosureDate.objects.create(date=timezone.localdate(), reason="Staff training")
-    tomorrow = timezone.localdate() + datetime.timedelta(days=1)
-    visitor = browsers()
-    visitor.get(council_site)
-    click(visitor, ".chat-launcher")
-
-    wait_for_text(visitor, "#dioa-chat-unavailable-reason", "Webchat is closed at the moment.")
-    reason = visitor.find_element(By.ID, "dioa-chat-unavailable-reason").text
-    assert reason.endswith(f"We open again on {tomorrow:%A}."), reason
-    assert_accessible(visitor, "webchat closed")
-
-
-def test_closed_for_more_than_a_week_says_the_date_it_opens(server, council_site, browsers):
+@pytest.mark.parametrize(
+    ("days_closed", "when"),
+    [
+        pytest.param(1, lambda opens: f"{opens:%A}", id="tomorrow"),
+        # Not "on Wednesday", which would read as this week's.
+        pytest.param(8, lambda opens: f"{opens:%A} {opens.day} {opens:%B}", id="a week or more away"),
+    ],
+)
+def test_closed_today_with_no_weekly_hours_says_when_it_opens(server, council_site, browsers, days_closed, when):
     today = timezone.localdate()
-    for days in range(8):
-        ClosureDate.objects.create(date=today + datetime.timedelta(days=days), reason="Christmas")
-    opens = today + datetime.timedelta(days=8)
+    for days in range(days_closed):
+        ClosureDate.objects.create(date=today + datetime.timedelta(days=days), reason="Staff training")
+    opens = today + datetime.timedelta(days=days_closed)
     visitor = browsers()
     visitor.get(council_site)
     click(visitor, ".chat-launcher")
 
     wait_for_text(visitor, "#dioa-chat-unavailable-reason", "Webchat is closed at the moment.")
     reason = visitor.find_element(By.ID, "dioa-chat-unavailable-reason").text
-    # Not "on Wednesday", which reads as this week's.
-    assert reason.endswith(f"We open again on {opens:%A} {opens.day} {opens:%B}."), reason
+    assert reason.endswith(f"We open again on {when(opens)}."), reason
+    assert_accessible(visitor, "webchat closed")
 
 
 def test_with_nobody_available_the_resident_can_leave_a_message(server, council_site, browsers, settings):
