@@ -950,15 +950,25 @@ def test_a_chat_closed_because_the_resident_was_away_says_so(server, council_sit
     assert "No advisor was free" not in visitor.find_element(By.CSS_SELECTOR, ".dioa-chat").text
 
 
-def test_ending_the_chat_while_offline_still_delivers_what_was_typed_before_it(server, council_site, browsers):
+@pytest.mark.parametrize("reloaded", [False, True], ids=["on the same page", "after a reload while offline"])
+def test_ending_the_chat_while_offline_still_delivers_what_was_typed_before_it(
+    server, council_site, browsers, reloaded
+):
     helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
     click(helper, "[data-accept]")
     wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
 
     type_while_the_server_is_down(server, visitor, "My reference is 123")
     click(visitor, ".chat-compose .govuk-button--warning")
+    assert visitor.execute_script("return window.dioaChat.pendingFrame.type") == "conversation.end", "held"
+    if reloaded:
+        # Gone to another page (the same one, reloaded) before the connection came back: the
+        # end goes with the chat, as what was typed does.
+        visitor.refresh()
     restarted = server.start_again()
     try:
+        if reloaded:
+            visitor.refresh()
         wait_for_text(visitor, "#dioa-chat-status", "This chat has ended.", timeout=40)
         wait_for_text(helper, "#conversation-log", "My reference is 123", timeout=20)
         # Sent before the end, as typed: it used to go after it and be refused as too late.
@@ -968,28 +978,6 @@ def test_ending_the_chat_while_offline_still_delivers_what_was_typed_before_it(s
         message = Message.objects.get(body="My reference is 123")
         assert (conversation.status, conversation.ended_by) == ("ended", "visitor")
         assert message.created_at <= conversation.ended_at
-    finally:
-        restarted.stop()
-
-
-def test_an_end_pressed_offline_is_still_sent_after_the_page_is_reloaded(server, council_site, browsers):
-    helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
-    click(helper, "[data-accept]")
-    wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
-    type_while_the_server_is_down(server, visitor, "My reference is 123")
-    click(visitor, ".chat-compose .govuk-button--warning")
-    assert visitor.execute_script("return window.dioaChat.pendingFrame.type") == "conversation.end", "held"
-
-    # Gone to another page (the same one, reloaded) before the connection came back.
-    visitor.refresh()
-    restarted = server.start_again()
-    try:
-        visitor.refresh()
-        wait_for_text(visitor, "#dioa-chat-status", "This chat has ended.", timeout=40)
-        wait_for_text(helper, "#conversation-log", "My reference is 123", timeout=20)
-        conversation = Conversation.objects.get()
-        assert (conversation.status, conversation.ended_by) == ("ended", "visitor")
-        assert Message.objects.get(body="My reference is 123").created_at <= conversation.ended_at
     finally:
         restarted.stop()
 
