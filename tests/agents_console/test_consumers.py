@@ -10,7 +10,7 @@ from agents_console import services as console_services
 from agents_console.consumers import ConsoleConsumer
 from agents_console.models import ConsoleConnection
 from chat import services
-from chat.models import Conversation, Message
+from chat.models import CallbackRequest, Conversation, Message
 from chat.protocol import FrameConsumer
 from config.asgi import application
 from tests.chat.test_consumers import connect as connect_visitor
@@ -395,3 +395,57 @@ async def test_every_console_frame_with_a_field_of_the_wrong_type_is_invalid(adv
     assert (refused["code"], refused["frame_type"]) == ("invalid_frame", frame_type)
     assert refused["fields"] and set(refused["fields"]) <= set(form.base_fields)
     await helper.disconnect()
+
+
+async def test_a_helper_message_refused_for_an_ended_chat_or_a_reused_client_id_stores_nothing(advisor):
+    helper = await console(advisor)
+    await expect(helper, "queue.snapshot")
+    resident = await connect_visitor()
+    await start(resident)
+    await expect(helper, "conversation.queued")
+    conversation = await Conversation.objects.aget()
+    await helper.send_json_to({"type": "conversation.accept", "data": {"conversation_id": conversation.pk}})
+    await expect_follow(helper)
+    say = {"type": "message.send", "data": {"conversation_id": conversation.pk, "client_id": "h-1", "body": "Hello"}}
+    await helper.send_json_to(say)
+    while (frame := await helper.receive_json_from())["type"] != "message.created" or frame["data"][
+        "client_id"
+    ] != "h-1":
+        pass
+
+    await helper.send_json_to({**say, "data": {**say["data"], "body": "Other words"}})
+    refused = await expect_error(helper)
+    assert (refused["code"], refused["client_id"]) == ("duplicate_client_id", "h-1")
+    await sync_to_async(services.conversation_end)(conversation_id=conversation.pk, ended_by="visitor")
+    await helper.send_json_to({**say, "data": {**say["data"], "client_id": "h-2"}})
+    assert (await expect_error(helper))["code"] == "conversation_ended"
+
+    assert await Message.objects.filter(author_kind="helper").acount() == 1
+    for communicator in (helper, resident):
+        await communicator.disconnect()
+
+
+async def expect_error(communicator):
+    """The next error frame, past the news of the conversation that may come first."""
+    while (frame := await communicator.receive_json_from())["type"] != "error":
+        pass
+    return frame["data"]
+
+
+async def test_a_volunteer_may_not_complete_a_call_back_and_guidance_needs_a_viewed_share(volunteer, advisor):
+    callback = await sync_to_async(services.callback_request_create)(
+        name="Pat", message="Call me", phone="01632 960001"
+    )
+    vic = await console(volunteer)
+    await expect(vic, "queue.snapshot")
+    await vic.send_json_to({"type": "callback.done", "data": {"callback_id": callback.pk}})
+    assert (await expect(vic, "error"))["code"] == "forbidden"
+    assert (await CallbackRequest.objects.aget()).status == "open"
+
+    alex = await console(advisor)
+    await expect(alex, "queue.snapshot")
+    await alex.send_json_to({"type": "cobrowse.guide", "data": {"session_id": 1, "kind": "pointer", "x": 1, "y": 1}})
+    refused = await expect(alex, "error")
+    assert (refused["code"], refused["frame_type"]) == ("cobrowse_not_active", "cobrowse.guide")
+    for communicator in (vic, alex):
+        await communicator.disconnect()

@@ -874,3 +874,54 @@ async def test_an_ended_conversation_records_no_departure(advisor):
     await visitor.disconnect()
 
     assert (await Conversation.objects.aget()).visitor_left_at is None
+
+
+async def test_a_bound_socket_refuses_another_conversation_and_a_sharing_code():
+    first, second = await connect(), await connect()
+    await start(first, name="Pat")
+    other_token, _snapshot = await start(second, name="Kim")
+
+    await first.send_json_to({"type": "conversation.resume", "data": {"token": other_token}})
+    assert (await expect(first, "error"))["code"] == "already_joined"
+    await first.send_json_to({"type": "cobrowse.code.request", "data": {}})
+    assert (await expect(first, "error"))["code"] == "already_joined"
+
+    # It still carries its own conversation, and only that one.
+    await send(first, "Still Pat", "p-1")
+    created = await expect(first, "message.created")
+    assert created["conversation_id"] != (await Conversation.objects.aget(visitor_name="Kim")).pk
+    assert not await CobrowseSession.objects.aexists()
+    for communicator in (first, second):
+        await communicator.disconnect()
+
+
+async def test_a_message_left_for_a_service_that_does_not_exist_is_refused_and_nothing_kept():
+    resident = await connect()
+
+    await resident.send_json_to(
+        {
+            "type": "callback.request",
+            "data": {"name": "Pat", "phone": "01632 960001", "message": "Call me", "service": "no-such-service"},
+        }
+    )
+
+    refused = await expect(resident, "error")
+    assert (refused["code"], refused["frame_type"]) == ("service_not_found", "callback.request")
+    assert not await CallbackRequest.objects.aexists()
+    await resident.disconnect()
+
+
+async def test_the_per_minute_limit_refuses_the_message_by_its_client_id_and_keeps_nothing(settings):
+    settings.CHAT_MESSAGES_PER_MINUTE = 2
+    resident = await connect()
+    await start(resident)
+    for number in (1, 2):
+        await send(resident, f"Message {number}", f"m-{number}")
+        await expect(resident, "message.created")
+
+    await send(resident, "One too many", "m-3")
+
+    refused = await expect(resident, "error")
+    assert (refused["code"], refused["frame_type"], refused["client_id"]) == ("rate_limited", "message.send", "m-3")
+    assert await Message.objects.filter(author_kind="visitor").acount() == 2
+    await resident.disconnect()
