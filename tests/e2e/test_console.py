@@ -591,3 +591,19 @@ def test_messages_the_frame_limit_dropped_are_sent_again_and_stored_once_each(st
         wait(alex).until(lambda d: "Sending" not in d.find_element(By.ID, "conversation-log").text, "none left sending")
     finally:
         daphne.stop()
+
+
+def test_a_long_conversation_scrolls_from_the_keyboard(server, staff, browsers, settings):
+    settings.CHAT_MESSAGES_PER_MINUTE = 100
+    pat = services.conversation_start(visitor_name="Pat")[0]
+    services.conversation_assign(conversation_id=pat.pk, helper=staff["alex"])
+    for step in range(1, 41):
+        services.message_create(conversation_id=pat.pk, author_kind="visitor", body=f"Step {step} of my form")
+    alex = browsers()
+    sign_in(alex, server, "alex")
+    click(alex, f'[data-open="{pat.pk}"]')
+    wait_for_text(alex, "#conversation-log", "Step 40 of my form")
+
+    log = alex.find_element(By.ID, "conversation-log")
+    assert alex.execute_script("return arguments[0].scrollHeight > arguments[0].clientHeight", log), "it scrolls"
+    assert_accessible(alex, "a conversation longer than its log")
