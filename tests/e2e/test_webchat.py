@@ -519,14 +519,14 @@ def test_leaving_a_message_instead_starts_fresh_and_going_back_sends_nothing(ser
     )
     visitor.find_element(By.ID, "dioa-callback-message").send_keys("Second message")
     visitor.find_element(By.CSS_SELECTOR, ".chat-callback button[type=submit]").click()
-    assert visitor.execute_script("return window.dioaChat.pendingFrame.type") == "callback.request"
+    assert visitor.execute_script("return window.dioaChat.state.pendingFrame.type") == "callback.request"
     click(visitor, "#dioa-chat-keep-waiting")
     visitor.execute_script(
         "const s = window.dioaChat.socket; delete s.isOpen; s.connect = s.connectReal;"
         "window.dioaChat.socket.send('ping', {})"
     )
     wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue.")
-    assert visitor.execute_script("return window.dioaChat.pendingFrame") is None
+    assert visitor.execute_script("return window.dioaChat.state.pendingFrame") is None
     assert list(CallbackRequest.objects.values_list("message", flat=True)) == ["First message"]
     assert Conversation.objects.get().status == "waiting"
 
@@ -626,6 +626,20 @@ def test_a_server_restart_mid_chat_loses_and_duplicates_nothing(server, council_
             assert [body for text in texts for body in said if body in text] == said, texts
     finally:
         restarted.stop()
+
+
+def test_a_queue_place_that_arrives_after_a_helper_took_the_chat_is_ignored(server, council_site, browsers):
+    helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
+    click(helper, "[data-accept]")
+    wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
+
+    # As a `queue.position` read while the chat still waited, delivered after the news.
+    visitor.execute_script(
+        "window.dioaChat.onPosition({position: 3, estimated_wait_seconds: 540, available: true, reason: null})"
+    )
+
+    assert visitor.execute_script("return window.dioaChat.state.queue") is None, "no place kept to count down from"
+    assert visitor.find_element(By.ID, "dioa-chat-status").text == "You are chatting with Alex."
 
 
 def test_a_message_that_arrives_ahead_of_a_missed_one_is_read_out_after_it(
@@ -960,7 +974,7 @@ def test_ending_the_chat_while_offline_still_delivers_what_was_typed_before_it(
 
     type_while_the_server_is_down(server, visitor, "My reference is 123")
     click(visitor, ".chat-compose .govuk-button--warning")
-    assert visitor.execute_script("return window.dioaChat.pendingFrame.type") == "conversation.end", "held"
+    assert visitor.execute_script("return window.dioaChat.state.pendingFrame.type") == "conversation.end", "held"
     if reloaded:
         # Gone to another page (the same one, reloaded) before the connection came back: the
         # end goes with the chat, as what was typed does.

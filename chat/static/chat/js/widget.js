@@ -142,7 +142,6 @@ function textField({ id, name, label, hint, type = "text", autocomplete, maxleng
 class ChatWidget {
   constructor() {
     this.state = this.load();
-    this.pendingFrame = (this.state.token && this.state.pendingFrame) || null;
     this.messages = new MessageStore();
     this.conversation = null;
     this.helperReadSeq = 0;
@@ -214,7 +213,13 @@ class ChatWidget {
   load() {
     try {
       const saved = JSON.parse(sessionStorage.getItem(STORAGE_KEY));
-      if (saved && typeof saved === "object") return { ...saved, outbox: Array.isArray(saved.outbox) ? saved.outbox : [] };
+      if (saved && typeof saved === "object") {
+        // What a page held for a chat it had (an end, a message left) goes on here; anything
+        // else it held is that page's to ask for again.
+        const pending = saved.pendingFrame;
+        const kept = saved.token && pending && KEPT_ACROSS_PAGES.has(pending.type) ? pending : undefined;
+        return { ...saved, outbox: Array.isArray(saved.outbox) ? saved.outbox : [], pendingFrame: kept };
+      }
     } catch {
       // A corrupt entry is treated as no conversation.
     }
@@ -244,7 +249,6 @@ class ChatWidget {
     if (saved.token !== this.state.token) this.reset({ focus: false });
     // The same chat or another: what the other page left unsent is sent from here.
     this.state = saved;
-    this.pendingFrame = (saved.token && saved.pendingFrame) || null;
     this.save();
     this.setUnread(saved.unread || 0);
     // What arrived while away was heard, and counted, on the other page if it came after
@@ -613,7 +617,7 @@ class ChatWidget {
       // What they already told us, as a head start.
       if (!this.callbackInputs.name.value) this.callbackInputs.name.value = this.nameInput.value;
       if (!this.callbackInputs.email.value) this.callbackInputs.email.value = this.emailInput.value;
-    } else if (this.pendingFrame && this.pendingFrame.type === "callback.request") {
+    } else if (this.state.pendingFrame && this.state.pendingFrame.type === "callback.request") {
       // Sent while offline, not yet gone: back in the queue, it is not sent at all.
       this.hold(null);
     }
@@ -639,7 +643,6 @@ class ChatWidget {
     for (const timer of [this.typingTimer, this.typingExpiry, this.readTimer, this.resendTimer]) clearTimeout(timer);
     this.typingTimer = this.typingExpiry = this.readTimer = this.resendTimer = null;
     this.typingSentAt = 0;
-    this.pendingFrame = null;
     this.setUnread(0);
     this.callbackForm.hidden = false;
     this.callbackConfirmation.hidden = true;
@@ -689,20 +692,17 @@ class ChatWidget {
 
   // What the resident asked for while offline (a call back after an unanswered chat, too).
   sendPendingFrame() {
-    if (this.pendingFrame) this.socket.send(this.pendingFrame.type, this.pendingFrame.data);
+    const pending = this.state.pendingFrame;
+    if (!pending) return;
     this.hold(null);
+    this.socket.send(pending.type, pending.data);
   }
 
-  // Held until the chat is served (`send`). An end or a message left goes with the chat's
-  // state, so a reload or another page of the site still sends it once the chat is resumed,
-  // as it does the outbox.
+  // Held until the chat is served (`send`), with the chat's state: an end or a message left
+  // is still sent from the next page of the site, once the chat is resumed (`load`).
   hold(frame) {
-    this.pendingFrame = frame;
-    const kept = frame && this.state.token && KEPT_ACROSS_PAGES.has(frame.type) ? frame : undefined;
-    if (kept !== this.state.pendingFrame) {
-      this.state.pendingFrame = kept;
-      this.save();
-    }
+    this.state.pendingFrame = frame || undefined;
+    this.save();
   }
 
   requestCobrowseCode() {
@@ -718,7 +718,7 @@ class ChatWidget {
   onClose() {
     // A start lost with the connection can be pressed again (the server ends the half-made
     // chat when nobody comes back to it).
-    if (!this.pendingFrame) this.starting = false;
+    if (!this.state.pendingFrame) this.starting = false;
     const wasOnline = this.online;
     this.online = false;
     if (!this.state.token) {
@@ -1004,9 +1004,8 @@ class ChatWidget {
   conversationGone() {
     // A message left offline (after a chat nobody answered) is still kept, as an ordinary
     // call back: sent on this socket, which follows no conversation now.
-    if (this.pendingFrame && this.pendingFrame.type === "callback.request" && this.socket.isOpen) {
-      this.socket.send(this.pendingFrame.type, this.pendingFrame.data);
-    }
+    const pending = this.state.pendingFrame;
+    if (pending && pending.type === "callback.request" && this.socket.isOpen) this.socket.send(pending.type, pending.data);
     this.reset({ focus: false });
     this.showError(TEXT.notFound);
   }
@@ -1309,7 +1308,7 @@ class ChatWidget {
     this.newChatButton.hidden = !ended;
     this.keepOpenHint.hidden = !(waiting && this.keepOpenHint.textContent);
     if (ended) this.typingLine.textContent = "";
-    if (!hasConversation) this.setStatus(this.pendingFrame ? TEXT.connecting : "");
+    if (!hasConversation) this.setStatus(this.state.pendingFrame ? TEXT.connecting : "");
     else if (!this.conversation) this.setStatus(TEXT.connecting);
     // Offline until what was missed has arrived, whatever redraws meanwhile.
     else if (this.reconnecting) this.setStatus(TEXT.offline);
