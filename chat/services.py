@@ -324,8 +324,8 @@ def message_create(
     so only sockets that missed it see it. A resident's socket passes the `token_hash` it
     opened the conversation with, and is refused as `conversation_not_found` once the
     conversation has another (it moved to another device). Raises ValidationError
-    `conversation_not_found`, `conversation_ended`, `not_assigned` (a helper who does not hold the conversation),
-    `duplicate_client_id` (an id reused for other text) or `rate_limited`.
+    `conversation_not_found`, `conversation_ended`, `not_assigned` (a helper who does not hold
+    the conversation), `duplicate_client_id` (an id reused for other text) or `rate_limited`.
     """
     store = _message_store_postgresql if connection.vendor == "postgresql" else _message_store_generic
     params = _message_store_params(
@@ -972,7 +972,7 @@ def conversation_touch_visitor(
     are told they are here; with `announce`, they are told anyway: the answer to another
     socket's "left", which may reach them after this socket's own "here".
 
-    A resident's socket passes the `token_hash` it opened the conversation with. False, and
+    A resident's socket passes the `token_hash` it opened the conversation with: False, and
     nothing recorded, if that no longer opens it (it moved to another device) or it is gone.
     """
     now = now or timezone.now()
@@ -988,8 +988,9 @@ def conversation_touch_visitor(
         if not announce:
             return True
     elif not open_conversation.update(visitor_left_at=None, visitor_last_seen_at=now):
-        # Ended (nobody is waiting for them any more), or not this token's.
-        return conversation.exists()
+        # Ended (nobody is waiting for them any more), or not this token's: only a socket's
+        # token needs telling apart.
+        return token_hash is None or conversation.exists()
     events.broadcast_visitor_presence_changed(conversation_id=conversation_id, connected=True, at=now)
     return True
 
@@ -1112,8 +1113,8 @@ def callback_request_create(
     count against the address, whose start already did), so the resident stops waiting
     exactly when the message is kept; once a helper has it, nothing is kept
     (`already_answered`): the resident is in the chat. Whoever calls back sees what the
-    resident wrote in that chat (its last `EARLIER_MESSAGES_KEPT` messages). A resident's socket passes the
-    `token_hash` it opened that conversation with (`_locked_conversation`).
+    resident wrote in that chat (its last `EARLIER_MESSAGES_KEPT` messages). A resident's
+    socket passes the `token_hash` it opened that conversation with (`_locked_conversation`).
     """
     if not phone and not email:
         raise chat_error("contact_required")

@@ -4,8 +4,8 @@
 one write every chat message makes, on PostgreSQL: it is a single statement
 (`chat_message_store`, chat migrations 0006 and 0021), and handing that to a thread cost
 more than running it: the hop, waking the loop afterwards and Django's connection handling
-around it (docs/performance.md). So consumers run it here, on the loop, through psycopg's own async
-connections in autocommit mode: when `fetchone` returns, the message is committed.
+around it (docs/performance.md). So consumers run it here, on the loop, through psycopg's
+own async connections in autocommit mode: when `fetchone` returns, the message is committed.
 
 Connections are kept per event loop (a Daphne process has one; tests start one per test)
 and closed when their loop shuts down, so no session outlives the loop that used it.

@@ -38,6 +38,8 @@ const state = {
   sentRead: new Map(),
   typingSentAt: 0,
   typingTimer: null,
+  // Resending what the frame limit dropped (`resendOutboxSoon`).
+  resendTimer: null,
   typingExpiry: new Map(),
   // Per conversation: the timer that will show the resident as gone, unless they come back.
   leftNotices: new Map(),
@@ -329,11 +331,10 @@ function letGo(id, why) {
 // The frame limit drops frames without saying which (a burst of sends): whatever is not yet
 // acknowledged goes again a little later. A resend of a message that was stored is answered
 // with the stored one, never stored twice.
-let resendTimer = null;
 function resendOutboxSoon() {
-  if (resendTimer !== null || state.outbox.size === 0) return;
-  resendTimer = setTimeout(() => {
-    resendTimer = null;
+  if (state.resendTimer || state.outbox.size === 0) return;
+  state.resendTimer = setTimeout(() => {
+    state.resendTimer = null;
     for (const pending of state.outbox.values()) socket.send("message.send", pending);
   }, RESEND_AFTER_LIMIT_MS);
 }
