@@ -5,6 +5,7 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 
 from agents_console import events as console_events
 from agents_console import presence
@@ -180,12 +181,20 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
         raise services.chat_error("forbidden")
 
     async def follow(self, conversation: Conversation, *, after_seq: int, watch: bool) -> None:
-        await self.channel_layer.group_add(events.conversation_staff_group(conversation.pk), self.channel_name)
+        staff_group = events.conversation_staff_group(conversation.pk)
+        await self.channel_layer.group_add(staff_group, self.channel_name)
         if watch:
             self.watching.add(conversation.pk)
         else:
             self.watching.discard(conversation.pk)
-        await self.stream_join(conversation, after_seq=after_seq, staff=True)
+        try:
+            await self.stream_join(conversation, after_seq=after_seq, staff=True)
+        except ValidationError:
+            # Gone before its snapshot (deleted past its retention): stream_join has let go of
+            # it, and so does this tab, or its groups would outlive the socket.
+            await self.channel_layer.group_discard(staff_group, self.channel_name)
+            self.watching.discard(conversation.pk)
+            raise
         notes = await db(_notes)(conversation.pk)
         await self.send_frame(
             "notes.snapshot", {"conversation_id": conversation.pk, "notes": notes, "read_only": watch}

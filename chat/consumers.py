@@ -366,8 +366,11 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
 
     async def handle_cobrowse_stop(self, *, session_id: int) -> None:
         conversation_id = self.require_conversation()
-        # Nothing more is relayed from here on, whatever is still in flight.
-        self.sharing_session_id = None
+        if session_id == self.sharing_session_id:
+            # Nothing more is relayed from here on, even if the database refuses the stop
+            # (the chat moved to another device meanwhile). A stop naming another session
+            # changes nothing here, as it changes nothing there.
+            self.sharing_session_id = None
         await db(services.cobrowse_stop)(
             conversation_id=conversation_id,
             session_id=session_id,

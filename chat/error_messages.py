@@ -21,6 +21,8 @@ ERRORS = {
     "conversation_ended": _("This conversation has ended."),
     "conversation_gone": _("Someone else has already taken this conversation."),
     "not_assigned": _("This conversation is not assigned to you."),
+    "already_waiting": _("This conversation is already waiting in the queue."),
+    "already_assigned": _("That helper already has this conversation."),
     "duplicate_client_id": _("That client id was already used for a different message."),
     "service_not_found": _("That service is not in the catalogue."),
     "forbidden": _("You do not have permission to do that."),

@@ -596,13 +596,20 @@ def conversation_transfer(
     """Hand an active conversation to another helper, or back to the queue, with a note.
 
     Only its helper (or a supervisor, `by_supervisor`) may. The resident sees a system
-    message; the note stays with the staff. Raises `not_assigned`, `conversation_ended`.
+    message; the note stays with the staff. Raises `not_assigned`, `conversation_ended`,
+    `already_waiting` (back to a queue it is in would lose its place there) and
+    `already_assigned` (to the helper who has it: the resident would be told of a move
+    that is none, and lose a screen share).
     """
     conversation = _locked_conversation(conversation_id)
     if conversation.is_ended:
         raise chat_error("conversation_ended")
     if conversation.assigned_helper_id != by_helper.pk and not by_supervisor:
         raise chat_error("not_assigned")
+    if to_helper is None and conversation.status == Conversation.Status.WAITING:
+        raise chat_error("already_waiting")
+    if to_helper is not None and conversation.assigned_helper_id == to_helper.pk:
+        raise chat_error("already_assigned")
     # The staff hear of the note before the resident hears of the move, as the new helper
     # reads it before answering.
     if note:

@@ -295,3 +295,22 @@ async def test_a_helper_stops_only_a_session_of_a_conversation_they_hold(advisor
     assert (await until_status(visitor, "stopped"))["stopped_by"] == "helper"
     for communicator in (helper, visitor, other):
         await communicator.disconnect()
+
+
+async def test_a_resident_stop_or_answer_naming_another_session_changes_nothing(advisor):
+    helper, visitor, session_id = await screen_shared_and_viewed(advisor)
+
+    for frame in (
+        {"type": "cobrowse.stop", "data": {"session_id": session_id + 1000}},
+        {"type": "cobrowse.respond", "data": {"session_id": session_id + 1000, "accept": False}},
+    ):
+        await visitor.send_json_to(frame)
+        refused = await until(visitor, "error")
+        assert (refused["code"], refused["frame_type"]) == ("cobrowse_not_found", frame["type"])
+    assert (await CobrowseSession.objects.aget(pk=session_id)).status == "active"
+
+    # The share this socket has still flows to the helper.
+    await visitor.send_json_to(events_frame(session_id, "[7]", batch=1))
+    assert (await until(helper, "cobrowse.events"))["data"] == "[7]"
+    for communicator in (helper, visitor):
+        await communicator.disconnect()

@@ -260,6 +260,15 @@ def test_a_volunteer_passes_a_conversation_to_the_supervisor_watching_it(server,
 def test_a_supervisor_watching_a_conversation_put_back_in_the_queue_goes_on_watching(server, staff, browsers):
     _pat, alex, sam = pat_held_and_watched(server, staff, browsers, "alex")
 
+    def offered(driver):
+        return [option.text for option in Select(driver.find_element(By.ID, "transfer-to")).options]
+
+    # Sam may move it, but not to Alex, who has it: the list drawn with Alex online leaves
+    # him out.
+    click(sam, "#transfer-details summary")
+    wait_for_text(sam, "#helpers-list", "Alex")
+    assert offered(sam) == ["Back to the queue"]
+
     click(alex, "#transfer-details summary")
     wait(alex).until(lambda d: Select(d.find_element(By.ID, "transfer-to")).options)
     alex.find_element(By.CSS_SELECTOR, "#transfer-form button[type=submit]").click()
@@ -267,6 +276,9 @@ def test_a_supervisor_watching_a_conversation_put_back_in_the_queue_goes_on_watc
 
     assert sam.find_element(By.ID, "conversation-panel").get_attribute("hidden") is None, "still shown"
     wait_for_text(sam, "#conversation-log", "You are back in the queue.")
+    # Waiting now: it may go to a helper, not back to the queue it is in.
+    wait(sam).until(lambda d: any(text.startswith("Alex") for text in offered(d)), "Alex offered")
+    assert "Back to the queue" not in offered(sam)
 
 
 def test_the_wrap_up_list_shows_the_newest_conversations_and_counts_the_older_ones(server, staff, browsers):

@@ -636,17 +636,22 @@ function renderLive() {
 function renderHelpers() {
   const list = byId("helpers-list");
   const select = byId("transfer-to");
-  const others = state.helpers.filter((helper) => helper.id !== config.helperId);
+  // Neither back to a queue the conversation is in nor to the helper who has it: the server
+  // refuses both (already_waiting, already_assigned).
+  const conversation = state.mine.get(state.selected);
+  const holder = conversation ? conversation.assigned_helper_id : null;
+  const others = state.helpers.filter((helper) => helper.id !== config.helperId && helper.id !== holder);
+  const choices = others.map((helper) => element("option", { value: String(helper.id), text: `${helper.name} (${helper.presence}, ${helper.active} of ${helper.capacity})` }));
+  if (!conversation || conversation.status !== "waiting") {
+    choices.unshift(element("option", { value: "", text: "Back to the queue" }));
+  }
   // The list is refreshed by every pong: what the helper chose stays chosen. One who went
   // offline meanwhile is not silently swapped for "Back to the queue": they are told.
   const chosen = select.value;
-  select.replaceChildren(
-    element("option", { value: "", text: "Back to the queue" }),
-    ...others.map((helper) => element("option", { value: String(helper.id), text: `${helper.name} (${helper.presence}, ${helper.active} of ${helper.capacity})` })),
-  );
+  select.replaceChildren(...choices);
   if (chosen && others.some((helper) => String(helper.id) === chosen)) {
     select.value = chosen;
-  } else if (chosen && byId("transfer-details").open) {
+  } else if (chosen && byId("transfer-details").open && !state.helpers.some((helper) => String(helper.id) === chosen)) {
     showError("The helper you chose is no longer online. Choose who to transfer to again.");
   }
   if (!list) return;
@@ -828,6 +833,7 @@ function drawSelected() {
   }
   byId("conversation-heading").textContent = `Conversation with ${visitorLabel(conversation)}`;
   renderContext(conversation);
+  renderHelpers();
   const watching = state.watching.has(conversation.id);
   byId("conversation-readonly").hidden = !watching;
   renderCobrowse();
