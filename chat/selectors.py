@@ -28,11 +28,15 @@ def conversation_get_by_token(*, token_hash: str, now: datetime.datetime | None 
     return conversation
 
 
+def token_expired_before(now: datetime.datetime | None = None) -> datetime.datetime:
+    """The tokens of conversations that ended before this moment have expired."""
+    return (now or timezone.now()) - datetime.timedelta(minutes=settings.CHAT_TOKEN_TTL_MINUTES)
+
+
 def conversation_token_expired(conversation: Conversation, *, now: datetime.datetime | None = None) -> bool:
     """Whether the conversation ended more than the token's lifetime ago: its resident can no
     longer reach it, even from a socket that has stayed open since."""
-    expired_before = (now or timezone.now()) - datetime.timedelta(minutes=settings.CHAT_TOKEN_TTL_MINUTES)
-    return conversation.ended_at is not None and conversation.ended_at < expired_before
+    return conversation.ended_at is not None and conversation.ended_at < token_expired_before(now)
 
 
 def conversation_helper_id(*, conversation_id: int) -> int | None:

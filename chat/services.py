@@ -166,8 +166,9 @@ def _locked_conversation(conversation_id: int, *, related: bool = True, token_ha
 
     `related=False` skips the joins for writes that need only the row's own fields (a note).
     `token_hash` is that of the token a resident's socket opened the conversation with: if
-    the conversation has another now (it moved to another device), that socket may no longer
-    act in it, and gets `conversation_not_found` as if it resumed with that token now.
+    the conversation has another now (it moved to another device), or that token has expired
+    (the socket stayed open long after the end), that socket may no longer act in it, and
+    gets `conversation_not_found` as if it resumed with that token now.
     """
     queryset = Conversation.objects.select_for_update(of=("self",))
     if related:
@@ -176,7 +177,9 @@ def _locked_conversation(conversation_id: int, *, related: bool = True, token_ha
         conversation = queryset.get(pk=conversation_id)
     except Conversation.DoesNotExist:
         raise chat_error("conversation_not_found") from None
-    if token_hash not in (None, conversation.token_hash):
+    if token_hash is not None and (
+        token_hash != conversation.token_hash or selectors.conversation_token_expired(conversation)
+    ):
         raise chat_error("conversation_not_found")
     return conversation
 
@@ -980,7 +983,8 @@ def conversation_touch_visitor(
     socket's "left", which may reach them after this socket's own "here".
 
     A resident's socket passes the `token_hash` it opened the conversation with: False, and
-    nothing recorded, if that no longer opens it (it moved to another device) or it is gone.
+    nothing recorded, if that no longer opens it (it moved to another device, or it ended more
+    than the token's lifetime ago) or it is gone.
     """
     now = now or timezone.now()
     conversation = Conversation.objects.filter(pk=conversation_id)
@@ -997,7 +1001,7 @@ def conversation_touch_visitor(
     elif not open_conversation.update(visitor_left_at=None, visitor_last_seen_at=now):
         # Ended (nobody is waiting for them any more), or not this token's: only a socket's
         # token needs telling apart.
-        return token_hash is None or conversation.exists()
+        return token_hash is None or conversation.exclude(ended_at__lt=selectors.token_expired_before(now)).exists()
     events.broadcast_visitor_presence_changed(conversation_id=conversation_id, connected=True, at=now)
     return True
 

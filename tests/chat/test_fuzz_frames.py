@@ -6,6 +6,7 @@ binary, over the size limit) and values near what each field expects.
 """
 
 import json
+import os
 import re
 
 import pytest
@@ -270,3 +271,102 @@ def test_any_console_frames_leave_the_socket_alive_and_the_database_valid(adviso
 
     async_to_sync(run)()
     assert_database_valid()
+
+
+def two_sided_steps(conversation_id: int, helper_ids: list[int]):
+    """Frames from the resident's socket and the helper's console, interleaved, about one
+    conversation: mostly well formed, with the values that reach its rules (a client id
+    reused, a body too long or blank, a rating before the end, a transfer to anyone)."""
+    client_ids = st.sampled_from(["c-1", "c-2", "c-3", "bad id", ""])
+    bodies = st.sampled_from(["Hello", "  spaced  ", "", " ", "x" * 2001, "\x00", "Ask at https://example.org"])
+    sessions = st.integers(min_value=1, max_value=4)
+    seqs = st.integers(min_value=-1, max_value=12)
+    ours = {"conversation_id": st.sampled_from([conversation_id, conversation_id + 1])}
+
+    def frame(frame_type, **fields):
+        return st.fixed_dictionaries(fields).map(lambda data: json.dumps({"type": frame_type, "data": data}))
+
+    resident = st.one_of(
+        frame("message.send", client_id=client_ids, body=bodies),
+        frame("message.read", seq=seqs),
+        frame("typing.start"),
+        frame("typing.stop"),
+        frame("conversation.end"),
+        frame("conversation.rate", rating=st.integers(min_value=0, max_value=6), comment=st.sampled_from(["", "Good"])),
+        frame("callback.request", name=st.just("Pat"), phone=st.just("01632 960001"), message=bodies),
+        frame("cobrowse.respond", session_id=sessions, accept=st.booleans()),
+        frame("cobrowse.stop", session_id=sessions),
+        frame("ping"),
+    )
+    console_side = st.one_of(
+        frame("message.send", **ours, client_id=client_ids, body=bodies),
+        frame("message.read", **ours, seq=seqs),
+        frame("typing.start", **ours),
+        frame("conversation.end", **ours),
+        frame("conversation.transfer", **ours, to_helper_id=st.sampled_from(helper_ids)),
+        frame("conversation.transfer", **ours, note=st.sampled_from(["", "Over to the queue"])),
+        frame("note.add", **ours, body=bodies),
+        frame("cobrowse.request", **ours),
+        frame("cobrowse.stop", **ours, session_id=sessions),
+        frame("conversation.open", **ours),
+        frame("ping"),
+    )
+    # At most 16: with the resume and the marker, within the resident socket's burst of 20 frames.
+    sides = st.tuples(st.just("resident"), resident) | st.tuples(st.just("console"), console_side)
+    return st.lists(sides, max_size=16)
+
+
+async def exchange_interleaved(steps, resident, helper) -> None:
+    """Send each step's frame on its socket, in order, then a marker on both, and read every
+    answer of each up to its marker's."""
+    sockets = {"resident": resident, "console": helper}
+    for side, frame in steps:
+        await sockets[side].send_to(text_data=frame)
+    for communicator, answers in ((resident, RESIDENT_ANSWERS), (helper, CONSOLE_ANSWERS)):
+        await communicator.send_to(text_data=json.dumps({"type": MARKER, "data": {}}))
+        while True:
+            frame = await communicator.receive_json_from()
+            assert frame["type"] in answers, frame
+            if frame["type"] == "error":
+                assert frame["data"]["code"] != "server_error", frame
+                if frame["data"].get("frame_type") == MARKER:
+                    break
+        await communicator.disconnect()
+
+
+def assert_conversation_consistent(conversation_id: int) -> None:
+    conversation = Conversation.objects.get(pk=conversation_id)
+    said = conversation.messages.exclude(author_kind="system")
+    if conversation.status == "ended":
+        assert conversation.ended_at is not None
+        assert not said.filter(created_at__gt=conversation.ended_at).exists(), "nobody speaks after the end"
+    else:
+        assert conversation.ended_at is None and conversation.rating is None
+    client_ids = [cid for cid in said.values_list("client_id", flat=True) if cid]
+    assert len(client_ids) == len(set(client_ids)), "a client id stores one message"
+    assert conversation.helper_read_seq <= conversation.last_seq
+    assert conversation.visitor_read_seq <= conversation.last_seq
+
+
+@settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", 30)),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data())
+def test_both_sides_interleaved_leave_the_conversation_consistent(advisor, other_advisor, data):
+    conversation, token = services.conversation_start(visitor_name="Pat")
+    services.conversation_assign(conversation_id=conversation.pk, helper=advisor)
+    steps = data.draw(two_sided_steps(conversation.pk, [advisor.pk, other_advisor.pk, 10**6]))
+
+    async def run() -> None:
+        resident = Communicator(application, "/ws/chat/", headers=[(b"origin", b"http://testserver")])
+        assert (await resident.connect())[0]
+        await resident.send_json_to({"type": "conversation.resume", "data": {"token": token}})
+        helper = await console(advisor)
+        await helper.send_json_to({"type": "conversation.open", "data": {"conversation_id": conversation.pk}})
+        await exchange_interleaved(steps, resident, helper)
+
+    async_to_sync(run)()
+    assert_database_valid()
+    assert_conversation_consistent(conversation.pk)

@@ -925,3 +925,39 @@ async def test_the_per_minute_limit_refuses_the_message_by_its_client_id_and_kee
     assert (refused["code"], refused["frame_type"], refused["client_id"]) == ("rate_limited", "message.send", "m-3")
     assert await Message.objects.filter(author_kind="visitor").acount() == 2
     await resident.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("frame_type", "data"),
+    [
+        ("message.read", {"seq": 1}),
+        ("conversation.rate", {"rating": 5}),
+        ("conversation.end", {}),
+        ("callback.request", {"name": "Pat", "phone": "01632 960001", "message": "Call me"}),
+        ("ping", {}),
+    ],
+)
+async def test_a_socket_open_since_the_end_loses_the_chat_once_its_token_expires(settings, frame_type, data):
+    resident = await connect()
+    resident.token, _snapshot = await start(resident)
+    conversation = await Conversation.objects.aget(token_hash=services.token_hash(resident.token))
+    await send(resident, "Hello", "r-1")
+    await sync_to_async(services.conversation_end)(conversation_id=conversation.pk, ended_by="visitor")
+    await drain(resident)
+    # The tab stayed open past the token's lifetime.
+    ended_long_ago = timezone.now() - datetime.timedelta(minutes=settings.CHAT_TOKEN_TTL_MINUTES + 1)
+    await Conversation.objects.filter(pk=conversation.pk).aupdate(ended_at=ended_long_ago)
+
+    await resident.send_json_to({"type": frame_type, "data": data})
+
+    told = await expect(resident, "error")
+    assert told["code"] == "conversation_not_found"
+    assert told.get("frame_type") == (None if frame_type == "ping" else frame_type)
+    if frame_type == "ping":
+        await expect(resident, "pong")
+    await conversation.arefresh_from_db()
+    assert (conversation.visitor_read_seq, conversation.rating, conversation.ended_at) == (0, None, ended_long_ago)
+    assert not await CallbackRequest.objects.aexists()
+    await send(resident, "Still here?", "r-2")
+    assert (await expect(resident, "error"))["code"] == "not_joined", "it let go of the chat"
+    await resident.disconnect()
