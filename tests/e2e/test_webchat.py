@@ -1129,6 +1129,10 @@ def test_replies_scroll_into_view_below_a_message_that_was_not_sent(server, coun
     """
     wait(visitor).until(lambda d: d.execute_script(in_view, "Try again in a moment"), "the last reply is in view")
 
+    # Tried again from the keyboard: the row with the button goes, the keyboard does not.
+    visitor.find_element(By.CSS_SELECTOR, ".chat-retry").send_keys(Keys.ENTER)
+    wait(visitor).until(lambda d: d.switch_to.active_element.get_attribute("id") == "dioa-chat-message")
+
 
 def test_a_connection_attempt_that_hangs_counts_as_failed_and_is_tried_again(server, council_site, browsers):
     """An attempt made as a phone changes networks can hang until the browser gives up,
@@ -1198,3 +1202,92 @@ def test_a_token_spoilt_in_storage_starts_again_instead_of_hanging(server, counc
     wait_for_text(visitor, "#dioa-chat-error", "Your earlier chat has ended or could not be found.")
     assert visitor.execute_script("return window.dioaChat.state.token") is None
     assert "Connecting" not in visitor.find_element(By.ID, "dioa-chat-panel").text
+
+
+def test_a_first_reply_that_lands_between_pages_is_read_out_and_counted_on_the_next(server, council_site, browsers):
+    """Before any message reached the page where the chat started, every one is news."""
+    helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
+    wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue.")
+    click(visitor, ".chat-panel__close")
+    visitor.get(f"{server.http}/healthz")
+
+    click(helper, "[data-accept]")
+    wait_for_text(helper, "#conversation-log", "joined the conversation")
+    helper.find_element(By.ID, "compose-message").send_keys("Hello Pat, how can I help?", Keys.ENTER)
+    wait(helper).until(lambda d: Message.objects.filter(body="Hello Pat, how can I help?").exists())
+    visitor.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RECORD_ANNOUNCEMENTS})
+    visitor.get(f"{council_site}/other")
+
+    wait_for_text(visitor, ".chat-launcher", "new messages)")
+    wait(visitor).until(
+        lambda d: any("Hello Pat, how can I help?" in text for text in d.execute_script("return window.heard"))
+    )
+
+
+@pushed_from_the_test_process
+def test_a_message_left_offline_for_a_chat_gone_meanwhile_is_sent_and_confirmed(
+    server, council_site, browsers, settings
+):
+    _helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
+    wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue.")
+    later = timezone.now() + datetime.timedelta(minutes=settings.CHAT_WAITING_TIMEOUT_MINUTES + 1)
+    assert len(services.conversation_end_expired(now=later)) == 1
+    wait_for_text(visitor, "#dioa-chat-unavailable-reason", "No advisor was free to answer in time.")
+
+    server.stop()
+    wait_for_text(visitor, "#dioa-chat-status", "You are offline")
+    visitor.find_element(By.ID, "dioa-callback-name").send_keys("Pat")
+    visitor.find_element(By.ID, "dioa-callback-phone").send_keys("01632 960001")
+    visitor.find_element(By.ID, "dioa-callback-message").send_keys("Nobody answered, please call")
+    visitor.find_element(By.CSS_SELECTOR, ".chat-callback button[type=submit]").click()
+    assert visitor.execute_script("return window.dioaChat.state.pendingFrame.type") == "callback.request", "held"
+    # Offline past the token's lifetime: the chat it was left for can no longer be opened.
+    ended_long_ago = timezone.now() - datetime.timedelta(minutes=settings.CHAT_TOKEN_TTL_MINUTES + 1)
+    Conversation.objects.update(ended_at=ended_long_ago)
+
+    restarted = server.start_again()
+    try:
+        wait_for_text(visitor, "#dioa-callback-confirmation", "Your reference is CB-", timeout=40)
+        assert visitor.switch_to.active_element.get_attribute("id") == "dioa-callback-confirmation"
+        # The chat it was left for is let go of: a new one may be started.
+        assert visitor.execute_script("return window.dioaChat.state.token") is None
+        assert visitor.find_element(By.CSS_SELECTOR, ".chat-start").is_displayed()
+        assert CallbackRequest.objects.get().message == "Nobody answered, please call"
+        assert_accessible(visitor, "a message left for a chat found gone, confirmed")
+    finally:
+        restarted.stop()
+
+
+FILL_STORAGE = """
+// Fills the page's session storage to within a few bytes of its quota.
+let index = 0;
+for (let size = 1 << 20; size >= 1; size = Math.floor(size / 4)) {
+  const filler = "f".repeat(size);
+  try {
+    for (;;) sessionStorage.setItem(`filler-${index++}`, filler);
+  } catch {}
+}
+"""
+
+
+def test_a_chat_saved_to_full_storage_leaves_no_older_copy_behind(server, council_site, browsers):
+    """The next page would otherwise pick up the older copy and read out again what was heard."""
+    helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
+    click(helper, "[data-accept]")
+    wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
+    assert visitor.execute_script('return sessionStorage.getItem("dioa-chat")') is not None
+
+    visitor.execute_script(FILL_STORAGE)
+    saved = visitor.execute_script(
+        """
+        const chat = window.dioaChat;
+        chat.state.heard = (chat.state.heard || 0) + 1;
+        chat.state.draft = "x".repeat(20000);
+        chat.save();
+        return [sessionStorage.getItem("dioa-chat"), JSON.stringify(chat.state), chat.storageWorks];
+        """
+    )
+
+    stored, current, works = saved
+    assert stored in (None, current), "no older copy"
+    assert works is (stored is not None)

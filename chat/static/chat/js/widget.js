@@ -227,12 +227,22 @@ class ChatWidget {
   }
 
   save() {
+    const saved = JSON.stringify(this.state);
     try {
-      sessionStorage.setItem(STORAGE_KEY, JSON.stringify(this.state));
+      sessionStorage.setItem(STORAGE_KEY, saved);
+      this.storageWorks = true;
+      return;
+    } catch {
+      // Full, perhaps: without the copy saved before, this one may fit.
+    }
+    try {
+      sessionStorage.removeItem(STORAGE_KEY);
+      sessionStorage.setItem(STORAGE_KEY, saved);
       this.storageWorks = true;
     } catch {
       // Storage blocked (cookies off, a sandboxed frame) or full: the chat still works on
-      // this page from what is held here; only the next page cannot pick it up.
+      // this page from what is held here; only the next page cannot pick it up. Nor does it
+      // pick up an older copy, which would read out again what was heard since.
       this.storageWorks = false;
     }
   }
@@ -662,6 +672,7 @@ class ChatWidget {
     this.starting = false;
     this.snapshotSeen = false;
     this.heldAnnouncements.clear();
+    this.messageAfterGone = false;
     this.log.replaceChildren();
     this.typingLine.textContent = "";
     this.loadConfig();
@@ -746,6 +757,9 @@ class ChatWidget {
   onStarted({ token }) {
     this.starting = false;
     this.state.token = token;
+    // Nothing heard yet: a reply that lands while the resident is on another page of the site,
+    // before any message reached this one, is news on the next (onSnapshot).
+    this.state.heard = 0;
     delete this.state.startKey;
     this.save();
   }
@@ -1002,12 +1016,22 @@ class ChatWidget {
 
   // Its token opens it no more (expired, or the chat moved to another device): start again.
   conversationGone() {
-    // A message left offline (after a chat nobody answered) is still kept, as an ordinary
-    // call back: sent on this socket, which follows no conversation now.
     const pending = this.state.pendingFrame;
-    if (pending && pending.type === "callback.request" && this.socket.isOpen) this.socket.send(pending.type, pending.data);
     this.reset({ focus: false });
     this.showError(TEXT.notFound);
+    // A message left offline (after a chat nobody answered) is still sent, as an ordinary
+    // call back, on a socket that follows no conversation, and its answer is shown: the
+    // reference, or what is wrong with it on the form, filled in as the resident left it.
+    if (pending && pending.type === "callback.request") {
+      this.messageAfterGone = true;
+      const { name, phone, email } = this.callbackInputs;
+      name.value = pending.data.name || "";
+      phone.value = pending.data.phone || "";
+      email.value = pending.data.email || "";
+      this.callbackMessage.value = pending.data.message || "";
+      this.send(pending.type, pending.data);
+      this.render();
+    }
   }
 
   // A refusal of one of the resident's forms is shown on the form, beside the fields.
@@ -1104,6 +1128,8 @@ class ChatWidget {
       retryButton.addEventListener("click", () => {
         node.remove();
         this.enqueue(pending);
+        // The button pressed is gone with its row: the keyboard goes back to the message box.
+        this.textarea.focus();
       });
       state.append(" ", retryButton);
     }
@@ -1283,8 +1309,10 @@ class ChatWidget {
     // Ended by the system before any advisor took it: the chat promised a way to leave a message.
     const unanswered = ended && this.conversation.ended_by === "system" && !this.conversation.helper_name;
     const leftMessage = ended && this.conversation.ended_reason === "left_message";
+    // A message left for a chat found gone since (conversationGone): its answer is shown here.
+    const messageAfterGone = !hasConversation && Boolean(this.messageAfterGone);
     this.startForm.hidden = hasConversation || unavailable;
-    this.unavailable.hidden = !(unavailable || unanswered || leaving || leftMessage);
+    this.unavailable.hidden = !(unavailable || unanswered || leaving || leftMessage || messageAfterGone);
     this.unavailableReason.textContent = unavailable
       ? this.unavailableText()
       : unanswered
@@ -1295,8 +1323,8 @@ class ChatWidget {
             ? TEXT.leftMessage
             : "";
     this.renderHours();
-    if (leaving || leftMessage) this.hoursBox.hidden = true;
-    this.leaveMessageIntro.hidden = leftMessage;
+    if (leaving || leftMessage || messageAfterGone) this.hoursBox.hidden = true;
+    this.leaveMessageIntro.hidden = leftMessage || messageAfterGone;
     // Sent (here or on another page): the confirmation, if this page saw it, and no second form.
     if (leftMessage) this.callbackForm.hidden = true;
     this.keepWaitingButton.hidden = !leaving;
