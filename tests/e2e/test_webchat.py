@@ -1291,3 +1291,33 @@ def test_a_chat_saved_to_full_storage_leaves_no_older_copy_behind(server, counci
     stored, current, works = saved
     assert stored in (None, current), "no older copy"
     assert works is (stored is not None)
+
+
+def test_a_message_not_sent_is_still_offered_again_on_the_next_page(server, council_site, browsers):
+    helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
+    click(helper, "[data-accept]")
+    wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
+    conversation = Conversation.objects.get()
+    for number in range(settings.CHAT_MESSAGES_PER_MINUTE):
+        services.message_create(conversation_id=conversation.pk, author_kind="visitor", body=f"Earlier {number + 1}")
+    # Loaded again to fetch them: stored by this process, they reach no socket without Redis.
+    visitor.refresh()
+    wait_for_text(visitor, ".chat-log", f"Earlier {settings.CHAT_MESSAGES_PER_MINUTE}")
+    type_message(visitor, "One too many")
+    wait(visitor).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".chat-retry"), "refused, with Try again")
+
+    # On another page of the site, before trying again: the words are still there to send.
+    visitor.get(f"{council_site}/other")
+    wait(visitor).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".chat-retry"), "offered again")
+    assert "One too many" in visitor.find_element(By.CSS_SELECTOR, ".chat-log").text
+    assert_accessible(visitor, "a message not sent, on the next page")
+
+    # A minute later the limit lets it through.
+    Message.objects.filter(conversation=conversation).update(created_at=timezone.now() - datetime.timedelta(minutes=2))
+    click(visitor, ".chat-retry")
+    wait_for_text(helper, "#conversation-log", "One too many")
+    wait(visitor).until(lambda d: "Not sent" not in d.find_element(By.CSS_SELECTOR, ".chat-log").text)
+    assert visitor.execute_script("return window.dioaChat.state.notSent") == []
+    visitor.refresh()
+    wait_for_text(visitor, ".chat-log", "One too many")
+    assert not visitor.find_elements(By.CSS_SELECTOR, ".chat-retry"), "sent, so not offered again"

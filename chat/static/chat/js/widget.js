@@ -218,7 +218,8 @@ class ChatWidget {
         // else it held is that page's to ask for again.
         const pending = saved.pendingFrame;
         const kept = saved.token && pending && KEPT_ACROSS_PAGES.has(pending.type) ? pending : undefined;
-        return { ...saved, outbox: Array.isArray(saved.outbox) ? saved.outbox : [], pendingFrame: kept };
+        const list = (value) => (Array.isArray(value) ? value : []);
+        return { ...saved, outbox: list(saved.outbox), notSent: list(saved.notSent), pendingFrame: kept };
       }
     } catch {
       // A corrupt entry is treated as no conversation.
@@ -789,6 +790,14 @@ class ChatWidget {
     for (const pending of this.state.outbox) {
       if (!this.pendingNode(pending.client_id)) this.insert(this.renderPending(pending));
     }
+    // Refused on an earlier page: still there to try again.
+    for (const refused of this.state.notSent || []) {
+      if (!this.pendingNode(refused.client_id)) {
+        const node = this.renderPending(refused);
+        this.insert(node);
+        this.showNotSent(node, refused);
+      }
+    }
     this.resendOutbox();
     this.sendPendingFrame();
     // Replies that came while the socket was down, or while a read mark could not be sent.
@@ -955,6 +964,8 @@ class ChatWidget {
     const pendingIndex = this.state.outbox.findIndex((item) => item.client_id === message.client_id);
     const mine = pendingIndex !== -1 || message.author.kind === "visitor";
     if (pendingIndex !== -1) this.state.outbox.splice(pendingIndex, 1);
+    // Refused once, yet stored (a fault after its commit, then a resend from another tab).
+    this.forgetNotSent(message.client_id);
     // How far this page has had every message, kept for the next page (see onSnapshot): not
     // past a gap, whose later messages are held unannounced until it is filled.
     if (pendingIndex !== -1 || this.messages.contiguousSeq > (this.state.heard || 0)) {
@@ -1117,22 +1128,36 @@ class ChatWidget {
     const pending = this.state.outbox[index];
     if (index !== -1) {
       this.state.outbox.splice(index, 1);
+      // Kept with the chat, so the next page still offers to try again: typed words are not
+      // lost because the resident moved on before pressing the button.
+      if (retry) this.state.notSent = [...(this.state.notSent || []), pending];
       this.save();
     }
     const node = this.pendingNode(clientId);
-    if (!node) return;
+    if (node) this.showNotSent(node, retry ? pending : null);
+  }
+
+  // "Not sent", with "Try again" for a message that may yet be sent (`retryable`).
+  showNotSent(node, retryable) {
     const state = node.querySelector(".chat-log__state");
     state.replaceChildren(TEXT.failed);
-    if (pending && retry) {
-      const retryButton = element("button", { type: "button", className: "govuk-button govuk-button--secondary chat-retry", text: TEXT.retry });
-      retryButton.addEventListener("click", () => {
-        node.remove();
-        this.enqueue(pending);
-        // The button pressed is gone with its row: the keyboard goes back to the message box.
-        this.textarea.focus();
-      });
-      state.append(" ", retryButton);
-    }
+    if (!retryable) return;
+    const retryButton = element("button", { type: "button", className: "govuk-button govuk-button--secondary chat-retry", text: TEXT.retry });
+    retryButton.addEventListener("click", () => {
+      node.remove();
+      this.forgetNotSent(retryable.client_id);
+      this.enqueue(retryable);
+      // The button pressed is gone with its row: the keyboard goes back to the message box.
+      this.textarea.focus();
+    });
+    state.append(" ", retryButton);
+  }
+
+  forgetNotSent(clientId) {
+    const notSent = this.state.notSent || [];
+    if (!clientId || !notSent.some((item) => item.client_id === clientId)) return;
+    this.state.notSent = notSent.filter((item) => item.client_id !== clientId);
+    this.save();
   }
 
   async downloadTranscript() {
