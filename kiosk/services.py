@@ -59,6 +59,17 @@ def device_begin_pairing(*, now: datetime.datetime | None = None) -> tuple[Kiosk
     raise RuntimeError("could not find an unused pairing code")
 
 
+def device_pairings_expired_delete(*, now: datetime.datetime | None = None) -> list[int]:
+    """Delete the kiosks still pending whose pairing code has expired: any browser that opens
+    the kiosk address starts one, and nothing else would ever remove them. Returns their ids."""
+    expired = KioskDevice.objects.filter(
+        status=KioskDevice.Status.PENDING, pairing_expires_at__lt=now or timezone.now()
+    )
+    ids = list(expired.values_list("pk", flat=True))
+    expired.filter(pk__in=ids).delete()
+    return ids
+
+
 def device_for_pairing_secret(secret: str, *, now: datetime.datetime | None = None) -> KioskDevice | None:
     """The pending or just-approved kiosk this browser is pairing as, unless its code expired."""
     if not secret:

@@ -1,9 +1,11 @@
 """Kiosk rules without sockets or browsers: pairing, enrolment, revocation, visits, hand-off."""
 
 import datetime
+import io
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.management import call_command
 from django.utils import timezone
 
 from chat import selectors as chat_selectors
@@ -56,6 +58,22 @@ def test_an_unknown_or_expired_code_enrols_nothing(supervisor):
         services.device_approve(pairing_code=device.pairing_code, name="X", location="Y", approved_by=supervisor)
     device.refresh_from_db()
     assert device.status == KioskDevice.Status.PENDING
+
+
+def test_the_sweep_forgets_pairings_that_expired_unapproved_and_nothing_else(enrolled):
+    enrolled_device, _credential = enrolled
+    # Enrolled an hour and more ago: its code expired, the kiosk stays.
+    KioskDevice.objects.filter(pk=enrolled_device.pk).update(
+        pairing_expires_at=timezone.now() - datetime.timedelta(hours=2)
+    )
+    expired, _secret = services.device_begin_pairing(now=timezone.now() - datetime.timedelta(hours=2))
+    waiting, _secret = services.device_begin_pairing()
+    out = io.StringIO()
+
+    call_command("assist_sweep", stdout=out)
+
+    assert set(KioskDevice.objects.values_list("pk", flat=True)) == {enrolled_device.pk, waiting.pk}
+    assert out.getvalue().splitlines() == [f"expired kiosk pairings deleted: {expired.pk}"]
 
 
 def test_revoking_withdraws_the_credential_and_ends_the_visit(enrolled, supervisor, broadcasts):

@@ -1,6 +1,7 @@
 """The periodic work no socket triggers: timeouts, residents gone without a word, helpers gone
 offline mid-chat, automatic routing, telling waiting residents when webchat closes, transcript
-emails that failed, and deleting personal data once its retention period is over."""
+emails that failed, deleting personal data once its retention period is over, and forgetting
+kiosk pairings that expired unapproved."""
 
 import logging
 import time
@@ -16,6 +17,7 @@ from chat.services import (
     transcript_emails_retry,
     waiting_residents_update,
 )
+from kiosk.services import device_pairings_expired_delete
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +33,8 @@ class Command(BaseCommand):
         "offline to the queue, route waiting "
         "conversations, tell waiting residents whether webchat is still open, try again transcript "
         "emails that failed, and delete "
-        "personal data past CHAT_RETENTION_DAYS. Run once (cron) or with --every N as a process."
+        "personal data past CHAT_RETENTION_DAYS and kiosk pairings that expired unapproved. "
+        "Run once (cron) or with --every N as a process."
     )
 
     def add_arguments(self, parser):
@@ -66,6 +69,7 @@ class Command(BaseCommand):
         waiting_residents_update()
         emailed = transcript_emails_retry()
         purged_conversations, purged_callbacks = personal_data_purge() if purge else ([], [])
+        pairings = device_pairings_expired_delete() if purge else []
         for label, ids in (
             ("ended", ended),
             ("resident gone silent", silent),
@@ -75,6 +79,7 @@ class Command(BaseCommand):
             ("transcript emailed on a later try", emailed),
             ("personal data deleted from conversations", purged_conversations),
             ("personal data deleted from call backs", purged_callbacks),
+            ("expired kiosk pairings deleted", pairings),
         ):
             if ids:
                 self.stdout.write(f"{label}: {', '.join(map(str, ids))}")
