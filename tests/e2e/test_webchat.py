@@ -714,6 +714,19 @@ def test_back_to_a_kept_page_from_before_the_chat_shows_the_chat_started_since(s
     wait_for_text(visitor, ".chat-log", "Still here?")
 
 
+def reply_then_come_back(helper, visitor, council_site, reply: str) -> None:
+    """Alex replies while Pat is away from the chat; Pat then opens another page of the
+    council's site, whose announcements are recorded (`window.heard`)."""
+    helper.find_element(By.ID, "compose-message").send_keys(reply, Keys.ENTER)
+    wait(helper).until(lambda d: Message.objects.filter(body=reply).exists())
+    visitor.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RECORD_ANNOUNCEMENTS})
+    visitor.get(f"{council_site}/other")
+
+
+def wait_until_heard(visitor, text: str) -> None:
+    wait(visitor).until(lambda d: any(text in heard for heard in d.execute_script("return window.heard")), text)
+
+
 def test_a_reply_that_lands_between_pages_is_read_out_and_counted_on_the_next(server, council_site, browsers):
     helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
     click(helper, "[data-accept]")
@@ -725,15 +738,10 @@ def test_a_reply_that_lands_between_pages_is_read_out_and_counted_on_the_next(se
     # Pat is on another site while Alex replies, then comes back to the council's.
     visitor.get(f"{server.http}/healthz")
     wait_for_text(helper, "#conversation-context", "Left the chat page", timeout=15)
-    helper.find_element(By.ID, "compose-message").send_keys("Are you still there?", Keys.ENTER)
-    wait(helper).until(lambda d: Message.objects.filter(body="Are you still there?").exists())
-    visitor.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RECORD_ANNOUNCEMENTS})
-    visitor.get(f"{council_site}/other")
+    reply_then_come_back(helper, visitor, council_site, "Are you still there?")
 
     wait_for_text(visitor, ".chat-launcher", "Chat with an advisor (1 new message)")
-    wait(visitor).until(
-        lambda d: any("Are you still there?" in text for text in d.execute_script("return window.heard"))
-    )
+    wait_until_heard(visitor, "Are you still there?")
     heard = visitor.execute_script("return window.heard")
     assert not any("Which street is it?" in text for text in heard), "what the last page had is not read again"
 
@@ -1092,16 +1100,23 @@ def test_a_chat_found_gone_while_the_panel_is_closed_leaves_it_closed_back_on_a_
     assert not visitor.find_element(By.ID, "dioa-chat-panel").is_displayed()
 
 
-def test_replies_scroll_into_view_below_a_message_that_was_not_sent(server, council_site, browsers, site):
+def chatting_with_the_minutes_messages_used_up(server, council_site, browsers):
+    """Pat chatting with Alex, having sent as many messages as a minute allows: Alex's and
+    Pat's browsers, and the conversation."""
     helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
     click(helper, "[data-accept]")
     wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
     conversation = Conversation.objects.get()
-    # The minute's messages used up, and on the page (it is loaded again to fetch them).
     for number in range(settings.CHAT_MESSAGES_PER_MINUTE):
         services.message_create(conversation_id=conversation.pk, author_kind="visitor", body=f"Earlier {number + 1}")
+    # Loaded again to fetch them: stored by this process, they reach no socket without Redis.
     visitor.refresh()
-    wait_for_text(visitor, ".chat-log", "Earlier 20")
+    wait_for_text(visitor, ".chat-log", f"Earlier {settings.CHAT_MESSAGES_PER_MINUTE}")
+    return helper, visitor, conversation
+
+
+def test_replies_scroll_into_view_below_a_message_that_was_not_sent(server, council_site, browsers, site):
+    helper, visitor, _conversation = chatting_with_the_minutes_messages_used_up(server, council_site, browsers)
     # As in browsers that do not keep the view on what it showed (Safari).
     visitor.execute_script(
         "const style = document.createElement('style');"
@@ -1213,15 +1228,10 @@ def test_a_first_reply_that_lands_between_pages_is_read_out_and_counted_on_the_n
 
     click(helper, "[data-accept]")
     wait_for_text(helper, "#conversation-log", "joined the conversation")
-    helper.find_element(By.ID, "compose-message").send_keys("Hello Pat, how can I help?", Keys.ENTER)
-    wait(helper).until(lambda d: Message.objects.filter(body="Hello Pat, how can I help?").exists())
-    visitor.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RECORD_ANNOUNCEMENTS})
-    visitor.get(f"{council_site}/other")
+    reply_then_come_back(helper, visitor, council_site, "Hello Pat, how can I help?")
 
     wait_for_text(visitor, ".chat-launcher", "new messages)")
-    wait(visitor).until(
-        lambda d: any("Hello Pat, how can I help?" in text for text in d.execute_script("return window.heard"))
-    )
+    wait_until_heard(visitor, "Hello Pat, how can I help?")
 
 
 @pushed_from_the_test_process
@@ -1294,15 +1304,7 @@ def test_a_chat_saved_to_full_storage_leaves_no_older_copy_behind(server, counci
 
 
 def test_a_message_not_sent_is_still_offered_again_on_the_next_page(server, council_site, browsers):
-    helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
-    click(helper, "[data-accept]")
-    wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
-    conversation = Conversation.objects.get()
-    for number in range(settings.CHAT_MESSAGES_PER_MINUTE):
-        services.message_create(conversation_id=conversation.pk, author_kind="visitor", body=f"Earlier {number + 1}")
-    # Loaded again to fetch them: stored by this process, they reach no socket without Redis.
-    visitor.refresh()
-    wait_for_text(visitor, ".chat-log", f"Earlier {settings.CHAT_MESSAGES_PER_MINUTE}")
+    helper, visitor, conversation = chatting_with_the_minutes_messages_used_up(server, council_site, browsers)
     type_message(visitor, "One too many")
     wait(visitor).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".chat-retry"), "refused, with Try again")
 
