@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+from channels.layers import channel_layers
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -337,6 +338,18 @@ def test_the_keyboard_stays_where_the_advisor_is_and_nothing_they_type_vanishes(
     wait_for_text(alex, "#conversation-error", "You are sending too quickly")
     assert alex.find_element(By.ID, "compose-message").get_attribute("value") == "Three"
     assert "Sending…" not in alex.find_element(By.ID, "conversation-log").text
+    # Refused while the advisor had typed on: both are kept, neither overwrites the other.
+    alex.execute_script(
+        """
+        const box = document.getElementById("compose-message");
+        box.value = "Four";
+        document.getElementById("compose-form").requestSubmit();
+        box.value = "Typed since";
+        """
+    )
+    wait(alex).until(
+        lambda d: d.find_element(By.ID, "compose-message").get_attribute("value") == "Typed since\nFour", "both"
+    )
 
     # The list of conversations is rebuilt as Pat types; the button with the keyboard keeps it.
     pat_id = str(Conversation.objects.get(visitor_name="Pat").pk)
@@ -500,11 +513,17 @@ def test_a_call_back_is_taken_on_by_one_advisor_and_done(server, staff, browsers
     assert bea.find_elements(By.CSS_SELECTOR, "#callbacks-list button") == [], "nothing for Bea to press"
     assert alex.execute_script("return document.activeElement.dataset.callbackDone") is not None, "keyboard stays"
 
+    services.callback_request_create(name="Kim", message="About my bins", phone="01632 960003")
+    wait_for_text(alex, "#callbacks-list", "About my bins")
+
     click(alex, "[data-callback-done]")
     for driver in (alex, bea):
-        wait_for_text(driver, "#callbacks-count", "0")
+        wait_for_text(driver, "#callbacks-count", "1")
     callback = CallbackRequest.objects.get(name="Pat")
     assert (callback.status, callback.claimed_by.username) == ("done", "alex")
+    # Done and gone from the list: the keyboard goes to its heading, not to Kim's button,
+    # which a second Enter would press.
+    assert alex.switch_to.active_element.get_attribute("id") == "callbacks-heading"
 
 
 def test_words_being_typed_when_a_supervisor_moves_the_chat_stay_shown(server, staff, browsers):
@@ -619,3 +638,78 @@ def test_a_long_conversation_scrolls_from_the_keyboard(server, staff, browsers, 
     log = alex.find_element(By.ID, "conversation-log")
     assert alex.execute_script("return arguments[0].scrollHeight > arguments[0].clientHeight", log), "it scrolls"
     assert_accessible(alex, "a conversation longer than its log")
+
+
+def test_choosing_another_conversation_while_an_accept_is_on_its_way_stays_on_it(server, staff, browsers):
+    """The accepted chat does not take the advisor away from the one they chose meanwhile,
+    where they may already be typing."""
+    pat, _token = services.conversation_start(visitor_name="Pat")
+    services.conversation_assign(conversation_id=pat.pk, helper=staff["alex"])
+    rita, _token = services.conversation_start(visitor_name="Rita")
+    alex = browsers()
+    sign_in(alex, server, "alex")
+    wait_for_text(alex, "#queue-list", "Rita")
+    wait_for_text(alex, "#mine-list", "Pat")
+
+    # Both in one go, so no answer can come between them.
+    alex.execute_script(
+        f"""
+        document.querySelector('[data-accept="{rita.pk}"]').click();
+        document.querySelector('[data-open="{pat.pk}"]').click();
+        """
+    )
+
+    wait_for_text(alex, "#mine-list", "Rita")
+    wait_for_text(alex, "#console-announcer", "The conversation with Rita is now yours.")
+    assert alex.find_element(By.ID, "conversation-heading").text == "Conversation with Pat"
+    assert Conversation.objects.get(pk=rita.pk).assigned_helper == staff["alex"]
+
+
+def alex_chatting_with_pat(server, browsers):
+    """Alex's console and Pat's browser, in the chat Pat started and Alex accepted."""
+    alex = browsers()
+    sign_in(alex, server, "alex")
+    resident = browsers()
+    resident_starts_chat(resident, server)
+    click(alex, "[data-accept]")
+    wait_for_text(alex, "#conversation-log", "joined the conversation")
+    return alex, resident, Conversation.objects.get()
+
+
+def test_words_that_can_no_longer_be_sent_are_given_back(server, staff, browsers):
+    alex, resident, conversation = alex_chatting_with_pat(server, browsers)
+
+    # A note refused (the conversation was moved meanwhile) is back in its box.
+    Conversation.objects.filter(pk=conversation.pk).update(assigned_helper=staff["bea"])
+    alex.find_element(By.ID, "note-body").send_keys("Has a blue badge")
+    click(alex, "#note-form button[type=submit]")
+    wait_for_text(alex, "#conversation-error", "This conversation is not assigned to you.")
+    assert alex.find_element(By.ID, "note-body").get_attribute("value") == "Has a blue badge"
+    assert not InternalNote.objects.exists()
+    Conversation.objects.filter(pk=conversation.pk).update(assigned_helper=staff["alex"])
+
+    # Typing when the resident ends the chat: the words are shown, not hidden with the box.
+    alex.find_element(By.ID, "compose-message").send_keys("Half a sentence")
+    click(resident, ".chat-compose .govuk-button--warning")
+    wait_for_text(alex, "#conversation-error", "Not sent to Pat: “Half a sentence”")
+    assert_accessible(alex, "an ended conversation with words given back")
+
+
+def test_a_message_missed_live_is_fetched_as_soon_as_a_later_one_arrives(server, staff, browsers, settings):
+    alex, resident, conversation = alex_chatting_with_pat(server, browsers)
+
+    # Stored, and its event lost on the way (as a channel layer over capacity drops one): sent
+    # through a layer of this process's own, which reaches no server.
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    channel_layers.backends.clear()
+    try:
+        services.message_create(conversation_id=conversation.pk, author_kind="visitor", body="Lost on the way")
+    finally:
+        channel_layers.backends.clear()
+    resident.find_element(By.ID, "dioa-chat-message").send_keys("Arrived", Keys.ENTER)
+    wait_for_text(alex, "#conversation-log", "Arrived")
+
+    # Well before the next ping (25 s) would find it missing.
+    wait_for_text(alex, "#conversation-log", "Lost on the way", timeout=5)
+    log = alex.find_element(By.ID, "conversation-log").text
+    assert log.index("Lost on the way") < log.index("Arrived")

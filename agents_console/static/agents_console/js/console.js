@@ -60,6 +60,12 @@ const state = {
   // Co-browse session per conversation, and a conversation to select once it arrives.
   cobrowse: new Map(),
   selectWhenOpen: null,
+  // Per conversation, the `contiguousSeq` a gap was last asked for from (`onMessage`).
+  gapAsked: new Map(),
+  // Conversations this tab pressed Accept for and has not yet had.
+  accepting: new Set(),
+  // A note or transfer sent and not yet answered: its words, to give back if it is refused.
+  sentForm: null,
 };
 
 const COBROWSE_STATUS = {
@@ -143,11 +149,17 @@ const socket = new FrameSocket({
     },
     "conversation.assigned": ({ conversation }) => {
       state.waiting.delete(conversation.id);
+      if (conversation.assigned_helper_id !== config.helperId) state.accepting.delete(conversation.id);
       if (config.role === "supervisor") state.live.set(conversation.id, conversation);
       renderLive();
       if (state.mine.has(conversation.id) && conversation.assigned_helper_id !== config.helperId && !state.watching.has(conversation.id)) {
         // Transferred to someone else.
         letGo(conversation.id, `The conversation with ${visitorLabel(conversation)} is now with ${conversation.helper_name || "another helper"}.`);
+      }
+      if (state.watching.has(conversation.id) && conversation.assigned_helper_id !== config.helperId) {
+        // Watched, and now with another helper: shown as it is, and transferred from there.
+        state.mine.set(conversation.id, conversation);
+        if (state.selected === conversation.id) renderSelected();
       }
       if (conversation.assigned_helper_id === config.helperId && (!state.mine.has(conversation.id) || state.watching.has(conversation.id))) {
         // Not this tab's own Accept: a transfer, routing or another tab gave it, or it was
@@ -168,6 +180,9 @@ const socket = new FrameSocket({
       if (state.mine.has(conversation.id)) {
         state.mine.set(conversation.id, conversation);
         announce(`The conversation with ${visitorLabel(conversation)} has ended.`);
+        // What was being typed to them can no longer be sent: shown to copy, not hidden away
+        // with the message box. (Messages already sent may yet be stored: they are kept.)
+        giveBackDraft(conversation.id, conversation);
         // Not for one a supervisor only watched: nobody logs it but its helper.
         if (conversation.assigned_helper_id === config.helperId) addWrapUpLink(conversation);
       }
@@ -223,20 +238,26 @@ const socket = new FrameSocket({
       announce("Joined. The resident is asked to agree before you see their screen.");
     },
     error: ({ code, message, frame_type: frameType, client_id: clientId }) => {
-      if (code === "conversation_gone") announce(message);
       if (code === "rate_limited" && !frameType) resendOutboxSoon();
+      if (code === "conversation_gone" && frameType === "conversation.accept") {
+        // Taken by someone else: nothing to open, and nothing to take the helper to later.
+        state.selectWhenOpen = null;
+        state.focusComposeWhenOpen = false;
+      }
       const refused = clientId && state.outbox.get(clientId);
+      let notSent = "";
       if (refused) {
-        // Not stored: never sent later behind the helper's back. The text goes back in the box.
+        // Not stored: never sent later behind the helper's back. The words go back to them.
         state.outbox.delete(clientId);
-        const box = byId("compose-message");
-        if (refused.conversation_id === state.selected) {
-          if (!box.value) box.value = refused.body;
-          renderSelected();
-        } else if (state.mine.has(refused.conversation_id) && !state.drafts.has(refused.conversation_id)) {
-          state.drafts.set(refused.conversation_id, refused.body);
+        const conversation = state.mine.get(refused.conversation_id);
+        if (conversation && conversation.status !== "ended" && code !== "conversation_ended" && code !== "not_assigned") {
+          giveBackToBox(refused.conversation_id, refused.body);
+        } else {
+          // Nowhere to send them now: shown to copy.
+          notSent = ` ${notSentText(conversation, [refused.body])}`;
         }
       }
+      restoreRefusedForm(frameType);
       if (frameType === "cobrowse.join_code") {
         byId("cobrowse-code-error").textContent = message;
         byId("cobrowse-code-error").hidden = false;
@@ -245,7 +266,7 @@ const socket = new FrameSocket({
       // Refusals of what the console sends by itself (typing, read marks) are not the
       // helper's doing, and must not replace what the error box shows them.
       if (BACKGROUND_FRAMES.has(frameType)) return;
-      showError(message);
+      showError(message + notSent);
     },
   },
   onOpen: () => {
@@ -348,13 +369,36 @@ function giveBackUnsent(id, conversation) {
     words.push(pending.body);
     state.outbox.delete(clientId);
   }
+  giveBackDraft(id, conversation, words);
+}
+
+// The words typed to a conversation and not sent (`words` before them), shown to copy.
+function giveBackDraft(id, conversation, words = []) {
   const box = byId("compose-message");
   const draft = state.selected === id ? box.value : state.drafts.get(id);
   if (state.selected === id) box.value = "";
   state.drafts.delete(id);
-  if (draft && draft.trim()) words.push(draft.trim());
-  if (words.length) showError(`Not sent to ${visitorLabel(conversation)}: “${words.join(" ")}”`);
+  const all = draft && draft.trim() ? [...words, draft.trim()] : words;
+  if (all.length) showError(notSentText(conversation, all));
   if (state.selected === id) renderSelected();
+}
+
+function notSentText(conversation, words) {
+  return conversation ? `Not sent to ${visitorLabel(conversation)}: “${words.join(" ")}”` : `Not sent: “${words.join(" ")}”`;
+}
+
+// A refused message's words, back where the helper types to that conversation: after what
+// is there already, so nothing typed meanwhile is overwritten.
+function giveBackToBox(id, body) {
+  const box = byId("compose-message");
+  const before = state.selected === id ? box.value : state.drafts.get(id) || "";
+  const words = before.trim() ? `${before}\n${body}` : body;
+  if (state.selected === id) {
+    box.value = words;
+    renderSelected();
+  } else {
+    state.drafts.set(id, words);
+  }
 }
 
 // A fresh copy of a held conversation replaces it, but whether the resident is there is
@@ -388,6 +432,10 @@ function onSnapshot({ conversation, messages, has_more: hasMore, cobrowse }) {
   state.snapshotSeen.add(conversation.id);
   for (const pending of state.outbox.values()) {
     if (pending.conversation_id === conversation.id) socket.send("message.send", pending);
+  }
+  // Accepted here, while the helper went on with another conversation: said, not shown.
+  if (state.accepting.delete(conversation.id) && state.selectWhenOpen !== conversation.id && state.selected !== null) {
+    announce(`The conversation with ${visitorLabel(conversation)} is now yours.`);
   }
   if ((state.selected === null && conversation.status !== "ended") || state.selectWhenOpen === conversation.id) {
     const focusCompose = state.selectWhenOpen === conversation.id && state.focusComposeWhenOpen;
@@ -435,6 +483,13 @@ function onMessage(message, { announce: shouldAnnounce }) {
   const store = storeFor(message.conversation_id);
   if (!store.add(message)) return;
   state.outbox.delete(message.client_id);
+  // Live, ahead of one never received (a layer over capacity drops events): the gap is
+  // fetched now, once for each place it starts, not at the next ping.
+  const id = message.conversation_id;
+  if (message.seq > store.contiguousSeq && state.snapshotSeen.has(id) && state.gapAsked.get(id) !== store.contiguousSeq) {
+    state.gapAsked.set(id, store.contiguousSeq);
+    socket.send("conversation.open", { conversation_id: id, last_seq: store.contiguousSeq });
+  }
   const conversation = state.mine.get(message.conversation_id);
   if (shouldAnnounce && message.author.kind === "visitor" && conversation) {
     announce(`${visitorLabel(conversation)} says: ${message.body}`);
@@ -484,8 +539,15 @@ function keepingFocus(list, rebuild) {
     list.querySelector(`[${key.name}="${CSS.escape(key.value)}"]`) ||
     [...list.querySelectorAll("button")].find((button) =>
       [...button.attributes].some((attribute) => attribute.name.startsWith("data-") && attribute.value === key.value));
-  // Gone (taken, ended): the list's next action rather than the top of the page.
-  (again || list.querySelector("button"))?.focus();
+  if (again) {
+    again.focus();
+    return;
+  }
+  // Gone (taken, ended, done): the list's heading, not the top of the page, and not another
+  // resident's button, which a second Enter would press.
+  const heading = byId(list.getAttribute("aria-labelledby"));
+  heading.setAttribute("tabindex", "-1");
+  heading.focus();
 }
 
 function callbackButton(callback, action, label) {
@@ -584,6 +646,7 @@ function renderQueue() {
         // Opened and ready to answer as soon as it is ours, whatever was open before.
         state.selectWhenOpen = conversation.id;
         state.focusComposeWhenOpen = true;
+        state.accepting.add(conversation.id);
         socket.send("conversation.accept", { conversation_id: conversation.id });
       });
       return element("li", { className: "govuk-!-margin-bottom-4" }, [
@@ -633,6 +696,9 @@ function renderLive() {
   byId("live-empty").hidden = live.length > 0;
 }
 
+// The transfer list's value while the helper chosen has gone offline: nothing chosen.
+const CHOOSE_AGAIN = "choose-again";
+
 function renderHelpers() {
   const list = byId("helpers-list");
   const select = byId("transfer-to");
@@ -649,10 +715,13 @@ function renderHelpers() {
   // offline meanwhile is not silently swapped for "Back to the queue": they are told.
   const chosen = select.value;
   select.replaceChildren(...choices);
-  if (chosen && others.some((helper) => String(helper.id) === chosen)) {
+  if (chosen && chosen !== CHOOSE_AGAIN && others.some((helper) => String(helper.id) === chosen)) {
     select.value = chosen;
   } else if (chosen && byId("transfer-details").open && !state.helpers.some((helper) => String(helper.id) === chosen)) {
-    showError("The helper you chose is no longer online. Choose who to transfer to again.");
+    // Not silently "Back to the queue" either, which the next press would send the resident.
+    select.prepend(element("option", { value: CHOOSE_AGAIN, text: "Choose again", disabled: "" }));
+    select.value = CHOOSE_AGAIN;
+    if (chosen !== CHOOSE_AGAIN) showError("The helper you chose is no longer online. Choose who to transfer to again.");
   }
   if (!list) return;
   list.replaceChildren(
@@ -727,6 +796,12 @@ function renderMine() {
 }
 
 function select(id) {
+  if (state.selectWhenOpen !== null && state.selectWhenOpen !== id) {
+    // The helper chose another conversation while an Accept was on its way: when it is
+    // answered they are not taken away from what they are typing.
+    state.selectWhenOpen = null;
+    state.focusComposeWhenOpen = false;
+  }
   if (id !== state.selected) {
     // One box serves every conversation: words typed to one stay with it.
     const box = byId("compose-message");
@@ -969,9 +1044,14 @@ byId("transfer-form").addEventListener("submit", (event) => {
   event.preventDefault();
   if (state.selected === null) return;
   const to = byId("transfer-to").value;
+  if (to === CHOOSE_AGAIN) {
+    showError("Choose who to transfer to.");
+    byId("transfer-to").focus();
+    return;
+  }
   const data = { conversation_id: state.selected, note: byId("transfer-note").value.trim() };
   if (to) data.to_helper_id = Number(to);
-  socket.send("conversation.transfer", data);
+  if (!sendForm("conversation.transfer", data, "transfer-note")) return;
   byId("transfer-note").value = "";
   byId("transfer-details").open = false;
   // The conversation leaves this console: the keyboard goes back to the list of the others.
@@ -983,9 +1063,32 @@ byId("note-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const body = byId("note-body").value.trim();
   if (!body || state.selected === null) return;
-  socket.send("note.add", { conversation_id: state.selected, body });
+  if (!sendForm("note.add", { conversation_id: state.selected, body }, "note-body")) return;
   byId("note-body").value = "";
 });
+
+// Sends a note or a transfer, whose words are kept to give back if it is refused. Offline,
+// nothing is sent and the words stay where they are.
+function sendForm(frameType, data, field) {
+  if (!socket.send(frameType, data)) {
+    showError("Not connected: nothing was sent. Try again once the console is connected.");
+    return false;
+  }
+  state.sentForm = { frameType, field, conversationId: data.conversation_id, text: byId(field).value };
+  return true;
+}
+
+// A refused note or transfer: its words back in their box (unless something else was typed
+// there since), and a transfer's form open again on the conversation it was about.
+function restoreRefusedForm(frameType) {
+  const sent = state.sentForm;
+  if (!sent || sent.frameType !== frameType) return;
+  state.sentForm = null;
+  if (state.selected !== sent.conversationId) return;
+  const box = byId(sent.field);
+  if (!box.value) box.value = sent.text;
+  if (frameType === "conversation.transfer") byId("transfer-details").open = true;
+}
 
 byId("guidance-search").addEventListener("input", renderGuidance);
 renderGuidance();
