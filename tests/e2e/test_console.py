@@ -685,6 +685,14 @@ def test_words_that_can_no_longer_be_sent_are_given_back(server, staff, browsers
     click(alex, "#note-form button[type=submit]")
     wait_for_text(alex, "#conversation-error", "This conversation is not assigned to you.")
     assert alex.find_element(By.ID, "note-body").get_attribute("value") == "Has a blue badge"
+    # So is a transfer's note, with its form open again.
+    click(alex, "#transfer-details summary")
+    wait(alex).until(lambda d: Select(d.find_element(By.ID, "transfer-to")).options)
+    alex.find_element(By.ID, "transfer-note").send_keys("Needs a call on Monday")
+    alex.find_element(By.CSS_SELECTOR, "#transfer-form button[type=submit]").click()
+    note = alex.find_element(By.ID, "transfer-note")
+    wait(alex).until(lambda _: note.get_attribute("value") == "Needs a call on Monday", "the note given back")
+    assert alex.find_element(By.ID, "transfer-details").get_attribute("open") is not None
     assert not InternalNote.objects.exists()
     Conversation.objects.filter(pk=conversation.pk).update(assigned_helper=staff["alex"])
 
