@@ -721,3 +721,44 @@ def test_a_message_missed_live_is_fetched_as_soon_as_a_later_one_arrives(server,
     wait_for_text(alex, "#conversation-log", "Lost on the way", timeout=5)
     log = alex.find_element(By.ID, "conversation-log").text
     assert log.index("Lost on the way") < log.index("Arrived")
+
+
+def test_two_messages_refused_at_once_are_both_shown_to_copy(server, staff, browsers):
+    alex, _resident, conversation = alex_chatting_with_pat(server, browsers)
+    # Ended without this console hearing of it yet.
+    Conversation.objects.filter(pk=conversation.pk).update(status="ended", ended_at=timezone.now())
+
+    alex.execute_script(
+        """
+        const box = document.getElementById("compose-message");
+        for (const words of ["First thing", "Second thing"]) {
+          box.value = words;
+          document.getElementById("compose-form").requestSubmit();
+        }
+        """
+    )
+
+    wait_for_text(alex, "#conversation-error", "“Second thing”")
+    shown = alex.find_element(By.ID, "conversation-error").text
+    assert "Not sent to Pat: “First thing”" in shown and "Not sent to Pat: “Second thing”" in shown
+    assert not Message.objects.filter(author_kind="helper").exists()
+
+
+def test_a_transfer_choice_that_is_no_longer_possible_is_not_swapped_for_another(server, staff, browsers):
+    _pat, alex, sam = pat_held_and_watched(server, staff, browsers, "alex")
+    bea = browsers()
+    sign_in(bea, server, "bea")
+    click(sam, "#transfer-details summary")
+    choose_transfer_to(sam, "Bea")
+
+    click(alex, "#transfer-details summary")
+    choose_transfer_to(alex, "Bea")
+    alex.find_element(By.CSS_SELECTOR, "#transfer-form button[type=submit]").click()
+    wait_for_text(sam, "#conversation-context", "Bea")
+
+    # Bea has it now: Sam's choice is gone, and nothing else is chosen in its place.
+    wait(sam).until(lambda d: Select(d.find_element(By.ID, "transfer-to")).first_selected_option.text == "Choose again")
+    wait_for_text(sam, "#conversation-error", "Choose who to transfer to again.")
+    sam.find_element(By.CSS_SELECTOR, "#transfer-form button[type=submit]").click()
+    wait_for_text(sam, "#conversation-error", "Choose who to transfer to.")
+    assert Conversation.objects.get().assigned_helper == staff["bea"]

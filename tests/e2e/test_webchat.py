@@ -1323,3 +1323,28 @@ def test_a_message_not_sent_is_still_offered_again_on_the_next_page(server, coun
     visitor.refresh()
     wait_for_text(visitor, ".chat-log", "One too many")
     assert not visitor.find_elements(By.CSS_SELECTOR, ".chat-retry"), "sent, so not offered again"
+
+
+@pushed_from_the_test_process
+def test_a_message_being_left_when_the_chat_expires_is_kept_to_send(server, council_site, browsers, settings):
+    _helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
+    wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue.")
+    later = timezone.now() + datetime.timedelta(minutes=settings.CHAT_WAITING_TIMEOUT_MINUTES + 1)
+    assert len(services.conversation_end_expired(now=later)) == 1
+    wait_for_text(visitor, "#dioa-chat-unavailable-reason", "No advisor was free to answer in time.")
+    visitor.find_element(By.ID, "dioa-callback-name").send_keys("Pat")
+    visitor.find_element(By.ID, "dioa-callback-phone").send_keys("01632 960001")
+    visitor.find_element(By.ID, "dioa-callback-message").send_keys("Still writing this")
+
+    # The page stayed open past the token's lifetime: the next ping finds the chat gone.
+    ended_long_ago = timezone.now() - datetime.timedelta(minutes=settings.CHAT_TOKEN_TTL_MINUTES + 1)
+    Conversation.objects.update(ended_at=ended_long_ago)
+    visitor.execute_script("window.dioaChat.socket.ping()")
+
+    wait(visitor).until(lambda d: d.execute_script("return window.dioaChat.state.token") is None, "let go of")
+    assert visitor.find_element(By.ID, "dioa-callback-message").get_attribute("value") == "Still writing this"
+    assert visitor.find_element(By.ID, "dioa-callback-message").is_displayed()
+    assert visitor.switch_to.active_element.get_attribute("id") == "dioa-callback-message"
+    visitor.find_element(By.CSS_SELECTOR, ".chat-callback button[type=submit]").click()
+    wait_for_text(visitor, "#dioa-callback-confirmation", "Your reference is CB-")
+    assert CallbackRequest.objects.get().message == "Still writing this"

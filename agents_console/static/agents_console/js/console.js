@@ -64,6 +64,8 @@ const state = {
   gapAsked: new Map(),
   // Conversations this tab pressed Accept for and has not yet had.
   accepting: new Set(),
+  // What is shown as not sent, to copy (`notSentText`).
+  notSentShown: [],
   // A note or transfer sent and not yet answered: its words, to give back if it is refused.
   sentForm: null,
 };
@@ -104,6 +106,7 @@ const socket = new FrameSocket({
   handlers: {
     "queue.snapshot": onQueueSnapshot,
     "conversation.queued": ({ conversation }) => {
+      sentFormDone("conversation.transfer", conversation.id);
       state.live.delete(conversation.id);
       renderLive();
       if (config.role === "volunteer") {
@@ -134,6 +137,7 @@ const socket = new FrameSocket({
       if (state.selected === id) renderSelected();
     },
     "note.created": ({ note }) => {
+      sentFormDone("note.add", note.conversation_id);
       const notes = state.notes.get(note.conversation_id) || [];
       if (!notes.some((n) => n.id === note.id)) notes.push(note);
       state.notes.set(note.conversation_id, notes);
@@ -148,6 +152,7 @@ const socket = new FrameSocket({
       announce(`Your status is now ${byId("presence").selectedOptions[0].textContent}.`);
     },
     "conversation.assigned": ({ conversation }) => {
+      sentFormDone("conversation.transfer", conversation.id);
       state.waiting.delete(conversation.id);
       if (conversation.assigned_helper_id !== config.helperId) state.accepting.delete(conversation.id);
       if (config.role === "supervisor") state.live.set(conversation.id, conversation);
@@ -253,11 +258,12 @@ const socket = new FrameSocket({
         if (conversation && conversation.status !== "ended" && code !== "conversation_ended" && code !== "not_assigned") {
           giveBackToBox(refused.conversation_id, refused.body);
         } else {
-          // Nowhere to send them now: shown to copy.
+          // Nowhere to send them now: shown to copy, with any shown before.
           notSent = ` ${notSentText(conversation, [refused.body])}`;
         }
       }
-      restoreRefusedForm(frameType);
+      const formWords = restoreRefusedForm(frameType);
+      if (formWords) notSent = ` ${formWords}`;
       if (frameType === "cobrowse.join_code") {
         byId("cobrowse-code-error").textContent = message;
         byId("cobrowse-code-error").hidden = false;
@@ -383,8 +389,11 @@ function giveBackDraft(id, conversation, words = []) {
   if (state.selected === id) renderSelected();
 }
 
+// Every "Not sent" so far, until the helper sends again: one shown must not replace another
+// (two messages refused as the chat ends, and the words still in the box).
 function notSentText(conversation, words) {
-  return conversation ? `Not sent to ${visitorLabel(conversation)}: “${words.join(" ")}”` : `Not sent: “${words.join(" ")}”`;
+  state.notSentShown.push(conversation ? `Not sent to ${visitorLabel(conversation)}: “${words.join(" ")}”` : `Not sent: “${words.join(" ")}”`);
+  return state.notSentShown.join(" ");
 }
 
 // A refused message's words, back where the helper types to that conversation: after what
@@ -486,7 +495,9 @@ function onMessage(message, { announce: shouldAnnounce }) {
   // Live, ahead of one never received (a layer over capacity drops events): the gap is
   // fetched now, once for each place it starts, not at the next ping.
   const id = message.conversation_id;
-  if (message.seq > store.contiguousSeq && state.snapshotSeen.has(id) && state.gapAsked.get(id) !== store.contiguousSeq) {
+  const held = state.mine.get(id);
+  const canOpen = held && held.status !== "ended" && !state.watching.has(id);
+  if (canOpen && message.seq > store.contiguousSeq && state.snapshotSeen.has(id) && state.gapAsked.get(id) !== store.contiguousSeq) {
     state.gapAsked.set(id, store.contiguousSeq);
     socket.send("conversation.open", { conversation_id: id, last_seq: store.contiguousSeq });
   }
@@ -711,17 +722,28 @@ function renderHelpers() {
   if (!conversation || conversation.status !== "waiting") {
     choices.unshift(element("option", { value: "", text: "Back to the queue" }));
   }
-  // The list is refreshed by every pong: what the helper chose stays chosen. One who went
-  // offline meanwhile is not silently swapped for "Back to the queue": they are told.
-  const chosen = select.value;
+  // The list is refreshed by every pong: what the helper chose for this conversation stays
+  // chosen. A choice no longer offered (the helper went offline or now has it, the chat went
+  // back to the queue) is not silently swapped for another, which the next press would send
+  // the resident to: they are told, and choose again.
+  const sameConversation = select.dataset.conversationId === String(state.selected);
+  select.dataset.conversationId = String(state.selected);
+  const chosen = sameConversation ? select.value : null;
   select.replaceChildren(...choices);
-  if (chosen && chosen !== CHOOSE_AGAIN && others.some((helper) => String(helper.id) === chosen)) {
+  if (chosen === null || chosen === CHOOSE_AGAIN || !byId("transfer-details").open) {
+    if (chosen !== null && chosen !== CHOOSE_AGAIN && choices.some((option) => option.value === chosen)) select.value = chosen;
+  } else if (choices.some((option) => option.value === chosen)) {
     select.value = chosen;
-  } else if (chosen && byId("transfer-details").open && !state.helpers.some((helper) => String(helper.id) === chosen)) {
-    // Not silently "Back to the queue" either, which the next press would send the resident.
+  }
+  if (chosen !== null && byId("transfer-details").open && select.value !== chosen) {
     select.prepend(element("option", { value: CHOOSE_AGAIN, text: "Choose again", disabled: "" }));
     select.value = CHOOSE_AGAIN;
-    if (chosen !== CHOOSE_AGAIN) showError("The helper you chose is no longer online. Choose who to transfer to again.");
+    if (chosen !== CHOOSE_AGAIN) {
+      const online = state.helpers.some((helper) => String(helper.id) === chosen);
+      showError(online
+        ? "What you chose is no longer possible for this conversation. Choose who to transfer to again."
+        : "The helper you chose is no longer online. Choose who to transfer to again.");
+    }
   }
   if (!list) return;
   list.replaceChildren(
@@ -796,7 +818,7 @@ function renderMine() {
 }
 
 function select(id) {
-  if (state.selectWhenOpen !== null && state.selectWhenOpen !== id) {
+  if (id !== null && state.selectWhenOpen !== null && state.selectWhenOpen !== id) {
     // The helper chose another conversation while an Accept was on its way: when it is
     // answered they are not taken away from what they are typing.
     state.selectWhenOpen = null;
@@ -998,6 +1020,7 @@ byId("compose-form").addEventListener("submit", (event) => {
   const body = textarea.value.trim();
   if (!body || state.selected === null) return;
   byId("conversation-error").hidden = true;
+  state.notSentShown = [];
   const pending = { conversation_id: state.selected, client_id: newClientId(), body };
   state.outbox.set(pending.client_id, pending);
   textarea.value = "";
@@ -1078,16 +1101,25 @@ function sendForm(frameType, data, field) {
   return true;
 }
 
-// A refused note or transfer: its words back in their box (unless something else was typed
-// there since), and a transfer's form open again on the conversation it was about.
+// A refused note or transfer: its words back in their box, and a transfer's form open again
+// on the conversation it was about. With another conversation open now, or new words in the
+// box, they are to be shown to copy instead: returns that text.
 function restoreRefusedForm(frameType) {
   const sent = state.sentForm;
-  if (!sent || sent.frameType !== frameType) return;
+  if (!sent || sent.frameType !== frameType) return "";
   state.sentForm = null;
-  if (state.selected !== sent.conversationId) return;
   const box = byId(sent.field);
-  if (!box.value) box.value = sent.text;
+  if (state.selected !== sent.conversationId || box.value) {
+    return sent.text.trim() ? notSentText(state.mine.get(sent.conversationId), [sent.text.trim()]) : "";
+  }
+  box.value = sent.text;
   if (frameType === "conversation.transfer") byId("transfer-details").open = true;
+  return "";
+}
+
+// A note or transfer answered: nothing of it to give back any more.
+function sentFormDone(frameType, conversationId) {
+  if (state.sentForm && state.sentForm.frameType === frameType && state.sentForm.conversationId === conversationId) state.sentForm = null;
 }
 
 byId("guidance-search").addEventListener("input", renderGuidance);

@@ -649,7 +649,8 @@ class ChatWidget {
     });
   }
 
-  reset({ focus }) {
+  // `messageAfterGone`: a message is being left for the chat found gone (conversationGone).
+  reset({ focus, messageAfterGone = false }) {
     this.disconnect();
     for (const timer of [this.typingTimer, this.typingExpiry, this.readTimer, this.resendTimer]) clearTimeout(timer);
     this.typingTimer = this.typingExpiry = this.readTimer = this.resendTimer = null;
@@ -673,7 +674,7 @@ class ChatWidget {
     this.starting = false;
     this.snapshotSeen = false;
     this.heldAnnouncements.clear();
-    this.messageAfterGone = false;
+    this.messageAfterGone = messageAfterGone;
     this.log.replaceChildren();
     this.typingLine.textContent = "";
     this.loadConfig();
@@ -1001,7 +1002,10 @@ class ChatWidget {
   }
 
   onError({ code, message, client_id: clientId, frame_type: frameType, fields }) {
-    this.starting = false;
+    // The start refused, or perhaps dropped unanswered by the frame limit (which names no
+    // frame): Start may be pressed again. Not for a refusal of anything else, while the
+    // start is still on its way: a second press would replace the chat it opens.
+    if (frameType === "conversation.start" || !frameType) this.starting = false;
     if (this.showFieldErrors(frameType, code === "contact_required" ? { phone: [message] } : fields)) return;
     if (code === "conversation_not_found" || (code === "invalid_frame" && frameType === "conversation.resume")) {
       this.conversationGone();
@@ -1027,22 +1031,33 @@ class ChatWidget {
 
   // Its token opens it no more (expired, or the chat moved to another device): start again.
   conversationGone() {
-    const pending = this.state.pendingFrame;
-    this.reset({ focus: false });
+    const pending = this.state.pendingFrame && this.state.pendingFrame.type === "callback.request" ? this.state.pendingFrame : null;
+    // A message being left for it (after a chat nobody answered) outlives the chat.
+    const writing = this.callbackFormInUse() ? this.callbackValues() : null;
+    const values = pending ? pending.data : writing;
+    // The form stays shown throughout, so the keyboard stays where the resident is typing.
+    this.reset({ focus: false, messageAfterGone: Boolean(values) });
     this.showError(TEXT.notFound);
-    // A message left offline (after a chat nobody answered) is still sent, as an ordinary
-    // call back, on a socket that follows no conversation, and its answer is shown: the
-    // reference, or what is wrong with it on the form, filled in as the resident left it.
-    if (pending && pending.type === "callback.request") {
-      this.messageAfterGone = true;
-      const { name, phone, email } = this.callbackInputs;
-      name.value = pending.data.name || "";
-      phone.value = pending.data.phone || "";
-      email.value = pending.data.email || "";
-      this.callbackMessage.value = pending.data.message || "";
-      this.send(pending.type, pending.data);
-      this.render();
-    }
+    if (!values) return;
+    const { name, phone, email } = this.callbackInputs;
+    name.value = values.name || "";
+    phone.value = values.phone || "";
+    email.value = values.email || "";
+    this.callbackMessage.value = values.message || "";
+    // One left offline is still sent, as an ordinary call back, on a socket that follows no
+    // conversation, and its answer is shown: the reference, or what is wrong with it on the
+    // form, filled in as the resident left it. One still being written stays to be sent.
+    if (pending) this.send(pending.type, pending.data);
+    this.render();
+  }
+
+  callbackFormInUse() {
+    return !this.unavailable.hidden && !this.callbackForm.hidden && Object.values(this.callbackValues()).some(Boolean);
+  }
+
+  callbackValues() {
+    const { name, phone, email } = this.callbackInputs;
+    return { name: name.value.trim(), phone: phone.value.trim(), email: email.value.trim(), message: this.callbackMessage.value.trim() };
   }
 
   // A refusal of one of the resident's forms is shown on the form, beside the fields.
@@ -1147,8 +1162,9 @@ class ChatWidget {
       node.remove();
       this.forgetNotSent(retryable.client_id);
       this.enqueue(retryable);
-      // The button pressed is gone with its row: the keyboard goes back to the message box.
-      this.textarea.focus();
+      // The button pressed is gone with its row: the keyboard goes back to the message box,
+      // or, in a chat that has ended, to where the panel's keyboard goes.
+      (this.composeForm.hidden ? this.focusTarget() : this.textarea).focus();
     });
     state.append(" ", retryButton);
   }
