@@ -890,21 +890,31 @@ def test_a_long_chat_reloaded_with_a_message_typed_offline_delivers_it(server, c
         restarted.stop()
 
 
-@pushed_from_the_test_process
-def test_a_chat_nobody_answered_offers_to_leave_a_message(server, council_site, browsers, settings):
+def pat_left_unanswered(server, council_site, browsers, settings):
+    """Pat's chat, ended because nobody answered in time, offering to leave a message: her
+    browser. The end is pushed from this process, so only with Redis."""
     _helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
     wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue.")
-
     later = timezone.now() + datetime.timedelta(minutes=settings.CHAT_WAITING_TIMEOUT_MINUTES + 1)
     assert len(services.conversation_end_expired(now=later)) == 1
-
-    wait_for_text(visitor, "#dioa-chat-status", "This chat has ended.")
     wait_for_text(visitor, "#dioa-chat-unavailable-reason", "No advisor was free to answer in time.")
-    assert not visitor.find_element(By.CSS_SELECTOR, ".chat-rate").is_displayed(), "nothing to rate"
-    assert_accessible(visitor, "a chat nobody answered")
+    return visitor
+
+
+def fill_in_a_message_to_leave(visitor, message: str) -> None:
     visitor.find_element(By.ID, "dioa-callback-name").send_keys("Pat")
     visitor.find_element(By.ID, "dioa-callback-phone").send_keys("01632 960001")
-    visitor.find_element(By.ID, "dioa-callback-message").send_keys("Nobody answered, please call")
+    visitor.find_element(By.ID, "dioa-callback-message").send_keys(message)
+
+
+@pushed_from_the_test_process
+def test_a_chat_nobody_answered_offers_to_leave_a_message(server, council_site, browsers, settings):
+    visitor = pat_left_unanswered(server, council_site, browsers, settings)
+
+    wait_for_text(visitor, "#dioa-chat-status", "This chat has ended.")
+    assert not visitor.find_element(By.CSS_SELECTOR, ".chat-rate").is_displayed(), "nothing to rate"
+    assert_accessible(visitor, "a chat nobody answered")
+    fill_in_a_message_to_leave(visitor, "Nobody answered, please call")
     visitor.find_element(By.CSS_SELECTOR, ".chat-callback button[type=submit]").click()
     wait_for_text(visitor, "#dioa-callback-confirmation", "Your reference is CB-")
     assert visitor.switch_to.active_element.get_attribute("id") == "dioa-callback-confirmation"
@@ -1238,17 +1248,11 @@ def test_a_first_reply_that_lands_between_pages_is_read_out_and_counted_on_the_n
 def test_a_message_left_offline_for_a_chat_gone_meanwhile_is_sent_and_confirmed(
     server, council_site, browsers, settings
 ):
-    _helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
-    wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue.")
-    later = timezone.now() + datetime.timedelta(minutes=settings.CHAT_WAITING_TIMEOUT_MINUTES + 1)
-    assert len(services.conversation_end_expired(now=later)) == 1
-    wait_for_text(visitor, "#dioa-chat-unavailable-reason", "No advisor was free to answer in time.")
+    visitor = pat_left_unanswered(server, council_site, browsers, settings)
 
     server.stop()
     wait_for_text(visitor, "#dioa-chat-status", "You are offline")
-    visitor.find_element(By.ID, "dioa-callback-name").send_keys("Pat")
-    visitor.find_element(By.ID, "dioa-callback-phone").send_keys("01632 960001")
-    visitor.find_element(By.ID, "dioa-callback-message").send_keys("Nobody answered, please call")
+    fill_in_a_message_to_leave(visitor, "Nobody answered, please call")
     visitor.find_element(By.CSS_SELECTOR, ".chat-callback button[type=submit]").click()
     assert visitor.execute_script("return window.dioaChat.state.pendingFrame.type") == "callback.request", "held"
     # Offline past the token's lifetime: the chat it was left for can no longer be opened.
@@ -1327,14 +1331,8 @@ def test_a_message_not_sent_is_still_offered_again_on_the_next_page(server, coun
 
 @pushed_from_the_test_process
 def test_a_message_being_left_when_the_chat_expires_is_kept_to_send(server, council_site, browsers, settings):
-    _helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
-    wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue.")
-    later = timezone.now() + datetime.timedelta(minutes=settings.CHAT_WAITING_TIMEOUT_MINUTES + 1)
-    assert len(services.conversation_end_expired(now=later)) == 1
-    wait_for_text(visitor, "#dioa-chat-unavailable-reason", "No advisor was free to answer in time.")
-    visitor.find_element(By.ID, "dioa-callback-name").send_keys("Pat")
-    visitor.find_element(By.ID, "dioa-callback-phone").send_keys("01632 960001")
-    visitor.find_element(By.ID, "dioa-callback-message").send_keys("Still writing this")
+    visitor = pat_left_unanswered(server, council_site, browsers, settings)
+    fill_in_a_message_to_leave(visitor, "Still writing this")
 
     # The page stayed open past the token's lifetime: the next ping finds the chat gone.
     ended_long_ago = timezone.now() - datetime.timedelta(minutes=settings.CHAT_TOKEN_TTL_MINUTES + 1)
