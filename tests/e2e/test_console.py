@@ -762,3 +762,32 @@ def test_a_transfer_choice_that_is_no_longer_possible_is_not_swapped_for_another
     sam.find_element(By.CSS_SELECTOR, "#transfer-form button[type=submit]").click()
     wait_for_text(sam, "#conversation-error", "Choose who to transfer to.")
     assert Conversation.objects.get().assigned_helper == staff["bea"]
+
+
+def test_words_not_yet_sent_survive_a_reload(server, staff, browsers):
+    alex, resident, conversation = alex_chatting_with_pat(server, browsers)
+    # Into a connection that died without closing: the message never leaves the page.
+    alex.execute_script("window.WebSocket.prototype.send = function () {}")
+    alex.find_element(By.ID, "compose-message").send_keys("Sent into the void", Keys.ENTER)
+    wait_for_text(alex, "#conversation-log", "Sending…")
+    alex.find_element(By.ID, "compose-message").send_keys("Half typed")
+
+    alex.refresh()
+
+    wait_for_text(alex, "#console-connection", "Connected")
+    wait_for_text(resident, ".chat-log", "Sent into the void")
+    compose = alex.find_element(By.ID, "compose-message")
+    wait(alex).until(lambda _: compose.get_attribute("value") == "Half typed", "the draft is back")
+    assert Message.objects.filter(body="Sent into the void").count() == 1
+    # Taken back once: a later load does not send or show them again.
+    assert alex.execute_script("return sessionStorage.length") == 0
+
+    # Kept for a chat that ended before the page came back: shown to copy, sent to nobody.
+    alex.execute_script("window.WebSocket.prototype.send = function () {}")
+    compose.clear()
+    compose.send_keys("For nobody", Keys.ENTER)
+    wait_for_text(alex, "#conversation-log", "Sending…")
+    services.conversation_end(conversation_id=conversation.pk, ended_by="visitor")
+    alex.refresh()
+    wait_for_text(alex, "#console-error", "Not sent to Pat: “For nobody”")
+    assert not Message.objects.filter(body="For nobody").exists()

@@ -323,6 +323,11 @@ function onQueueSnapshot({
     putMine(conversation);
     socket.send("conversation.open", { conversation_id: conversation.id, last_seq: storeFor(conversation.id).contiguousSeq });
   }
+  // Kept from before a reload (takeBackUnsent) for a conversation no longer the helper's.
+  const unsentFor = new Set([...[...state.outbox.values()].map((pending) => pending.conversation_id), ...state.drafts.keys()]);
+  for (const id of unsentFor) {
+    if (!state.mine.has(id)) giveBackUnsent(id, endedMeanwhile.get(id));
+  }
   // A new socket follows nothing: what a supervisor was watching is opened again too.
   for (const id of state.watching) {
     if (state.live.has(id) && !stillMine.has(id)) socket.send("conversation.open", { conversation_id: id, last_seq: storeFor(id).contiguousSeq });
@@ -1132,6 +1137,51 @@ byId("end-conversation").addEventListener("click", () => {
   if (state.selected !== null) socket.send("conversation.end", { conversation_id: state.selected });
 });
 
+// Words not yet sent are kept in this tab's storage whenever the page goes (a reload, the
+// wrap-up form, another site) or is hidden (a phone may discard it), and taken back when the
+// console loads again: messages are resent with their client ids once their conversation is
+// open, drafts wait in their conversation, and those for a conversation no longer the
+// helper's are shown to copy (onQueueSnapshot).
+const UNSENT_KEY = `dioa-console-unsent-${config.helperId}`;
+
+function keepUnsent() {
+  const drafts = new Map(state.drafts);
+  const box = byId("compose-message");
+  if (state.selected !== null && box.value.trim()) drafts.set(state.selected, box.value);
+  try {
+    if (state.outbox.size || drafts.size) {
+      sessionStorage.setItem(UNSENT_KEY, JSON.stringify({ outbox: [...state.outbox.values()], drafts: [...drafts] }));
+    } else {
+      sessionStorage.removeItem(UNSENT_KEY);
+    }
+  } catch {
+    // Storage blocked or full: only this page has them.
+  }
+}
+
+function takeBackUnsent() {
+  let kept = null;
+  try {
+    kept = JSON.parse(sessionStorage.getItem(UNSENT_KEY));
+    sessionStorage.removeItem(UNSENT_KEY);
+  } catch {
+    return;
+  }
+  if (!kept || typeof kept !== "object") return;
+  for (const pending of Array.isArray(kept.outbox) ? kept.outbox : []) {
+    const valid = pending && typeof pending.client_id === "string" && typeof pending.body === "string" && Number.isInteger(pending.conversation_id);
+    if (valid) state.outbox.set(pending.client_id, pending);
+  }
+  for (const entry of Array.isArray(kept.drafts) ? kept.drafts : []) {
+    if (Array.isArray(entry) && Number.isInteger(entry[0]) && typeof entry[1] === "string") state.drafts.set(entry[0], entry[1]);
+  }
+}
+
+takeBackUnsent();
+window.addEventListener("pagehide", keepUnsent);
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "hidden") keepUnsent();
+});
 socket.connect();
 // The browser may keep the console whole for its Back button (after the wrap-up form, or a
 // visit to another site), socket and all. Closed, the helper is offline once the grace
