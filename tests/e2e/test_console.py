@@ -791,3 +791,20 @@ def test_words_not_yet_sent_survive_a_reload(server, staff, browsers):
     alex.refresh()
     wait_for_text(alex, "#console-error", "Not sent to Pat: “For nobody”")
     assert not Message.objects.filter(body="For nobody").exists()
+
+
+def test_a_chat_given_while_the_console_was_disconnected_is_announced(server, staff, browsers):
+    alex = browsers()
+    sign_in(alex, server, "alex")
+    server.stop()
+    wait_for_text(alex, "#console-connection", "Connection lost")
+    pat, _token = services.conversation_start(visitor_name="Pat")
+    services.conversation_assign(conversation_id=pat.pk, helper=staff["alex"])
+
+    restarted = server.start_again()
+    try:
+        wait_for_text(alex, "#console-connection", "Connected", timeout=40)
+        wait_for_text(alex, "#mine-list", "Pat")
+        wait_for_text(alex, "#console-announcer", "with Pat was given to you while you were disconnected.")
+    finally:
+        restarted.stop()

@@ -64,6 +64,8 @@ const state = {
   gapAsked: new Map(),
   // Conversations this tab pressed Accept for and has not yet had.
   accepting: new Set(),
+  // Whether a `queue.snapshot` has come before: the next one follows a lost connection.
+  queueSnapshotSeen: false,
   // What is shown as not sent, to copy (`notSentText`).
   notSentShown: [],
   // A note or transfer sent and not yet answered: its words, to give back if it is refused.
@@ -319,7 +321,13 @@ function onQueueSnapshot({
         : `The conversation with ${visitorLabel(held)} ended or was passed on while you were disconnected.`);
     }
   }
+  // Back from a lost connection (not the page's first snapshot): chats given meanwhile are news.
+  const reconnected = state.queueSnapshotSeen;
+  state.queueSnapshotSeen = true;
   for (const conversation of mine) {
+    if (reconnected && !state.mine.has(conversation.id)) {
+      announce(`The conversation with ${visitorLabel(conversation)} was given to you while you were disconnected.`);
+    }
     putMine(conversation);
     socket.send("conversation.open", { conversation_id: conversation.id, last_seq: storeFor(conversation.id).contiguousSeq });
   }
