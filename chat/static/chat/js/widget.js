@@ -240,11 +240,20 @@ class ChatWidget {
       sessionStorage.removeItem(STORAGE_KEY);
       sessionStorage.setItem(STORAGE_KEY, saved);
       this.storageWorks = true;
+      return;
     } catch {
       // Storage blocked (cookies off, a sandboxed frame) or full: the chat still works on
-      // this page from what is held here; only the next page cannot pick it up. Nor does it
-      // pick up an older copy, which would read out again what was heard since.
+      // this page from what is held here. Never an older copy, which the next page would
+      // resume from and read out again what was heard since.
       this.storageWorks = false;
+    }
+    try {
+      // Full: at least the chat itself, so that the next page still resumes it (without
+      // what this page has not sent yet, which this page still sends).
+      const { token, open, heard } = this.state;
+      if (token) sessionStorage.setItem(STORAGE_KEY, JSON.stringify({ token, open, heard, outbox: [] }));
+    } catch {
+      // Blocked: only this page has the chat.
     }
   }
 
