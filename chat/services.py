@@ -1084,15 +1084,13 @@ def conversation_rate(
     """Store the resident's rating of an ended conversation, once.
 
     Raises ValidationError `conversation_not_ended` before the end, `already_rated` after a
-    rating was given, and `conversation_not_found` once the token has expired or is no longer
-    `token_hash` (`_locked_conversation`). Nobody is notified: ratings feed reports, not the
-    helper's screen.
+    rating was given, and `conversation_not_found` once the resident's `token_hash` has
+    expired or no longer opens it (`_locked_conversation`). Nobody is notified: ratings feed
+    reports, not the helper's screen.
     """
     conversation = _locked_conversation(conversation_id, token_hash=token_hash)
     if not conversation.is_ended:
         raise chat_error("conversation_not_ended")
-    if selectors.conversation_token_expired(conversation):
-        raise chat_error("conversation_not_found")
     if conversation.rating is not None:
         raise chat_error("already_rated")
     conversation.rating = rating
