@@ -224,7 +224,7 @@ class ChatWidget {
     } catch {
       // A corrupt entry is treated as no conversation.
     }
-    return { token: null, open: false, outbox: [] };
+    return { token: null, open: false, outbox: [], notSent: [] };
   }
 
   save() {
@@ -648,14 +648,7 @@ class ChatWidget {
   requestCallback() {
     this.hideError();
     this.callbackErrors.clear();
-    const { name, phone, email } = this.callbackInputs;
-    this.send("callback.request", {
-      name: name.value.trim(),
-      phone: phone.value.trim(),
-      email: email.value.trim(),
-      message: this.callbackMessage.value.trim(),
-      service: this.topicSelect.value,
-    });
+    this.send("callback.request", { ...this.callbackValues(), service: this.topicSelect.value });
   }
 
   // `messageAfterGone`: a message is being left for the chat found gone (conversationGone).
@@ -670,7 +663,7 @@ class ChatWidget {
     this.callbackMessage.value = "";
     // Still where the resident left it: a chat found gone with the panel closed does not
     // open it on the next page.
-    this.state = { token: null, open: !this.panel.hidden, outbox: [] };
+    this.state = { token: null, open: !this.panel.hidden, outbox: [], notSent: [] };
     this.save();
     this.messages = new MessageStore();
     this.conversation = null;
@@ -801,7 +794,7 @@ class ChatWidget {
       if (!this.pendingNode(pending.client_id)) this.insert(this.renderPending(pending));
     }
     // Refused on an earlier page: still there to try again.
-    for (const refused of this.state.notSent || []) {
+    for (const refused of this.state.notSent) {
       if (!this.pendingNode(refused.client_id)) {
         const node = this.renderPending(refused);
         this.insert(node);
@@ -1154,7 +1147,7 @@ class ChatWidget {
       this.state.outbox.splice(index, 1);
       // Kept with the chat, so the next page still offers to try again: typed words are not
       // lost because the resident moved on before pressing the button.
-      if (retry) this.state.notSent = [...(this.state.notSent || []), pending];
+      if (retry) this.state.notSent.push(pending);
       this.save();
     }
     const node = this.pendingNode(clientId);
@@ -1179,7 +1172,7 @@ class ChatWidget {
   }
 
   forgetNotSent(clientId) {
-    const notSent = this.state.notSent || [];
+    const notSent = this.state.notSent;
     if (!clientId || !notSent.some((item) => item.client_id === clientId)) return;
     this.state.notSent = notSent.filter((item) => item.client_id !== clientId);
     this.save();
