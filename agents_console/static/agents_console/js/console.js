@@ -156,19 +156,20 @@ const socket = new FrameSocket({
     "conversation.assigned": ({ conversation }) => {
       sentFormDone("conversation.transfer", conversation.id);
       state.waiting.delete(conversation.id);
-      if (conversation.assigned_helper_id !== config.helperId) state.accepting.delete(conversation.id);
+      const toAnother = conversation.assigned_helper_id !== config.helperId;
+      if (toAnother) state.accepting.delete(conversation.id);
       if (config.role === "supervisor") state.live.set(conversation.id, conversation);
       renderLive();
-      if (state.mine.has(conversation.id) && conversation.assigned_helper_id !== config.helperId && !state.watching.has(conversation.id)) {
+      if (state.mine.has(conversation.id) && toAnother && !state.watching.has(conversation.id)) {
         // Transferred to someone else.
         letGo(conversation.id, `The conversation with ${visitorLabel(conversation)} is now with ${conversation.helper_name || "another helper"}.`);
       }
-      if (state.watching.has(conversation.id) && conversation.assigned_helper_id !== config.helperId) {
+      if (state.watching.has(conversation.id) && toAnother) {
         // Watched, and now with another helper: shown as it is, and transferred from there.
         state.mine.set(conversation.id, conversation);
         if (state.selected === conversation.id) renderSelected();
       }
-      if (conversation.assigned_helper_id === config.helperId && (!state.mine.has(conversation.id) || state.watching.has(conversation.id))) {
+      if (!toAnother && (!state.mine.has(conversation.id) || state.watching.has(conversation.id))) {
         // Not this tab's own Accept: a transfer, routing or another tab gave it, or it was
         // given to the supervisor watching it.
         if (state.selectWhenOpen !== conversation.id) announce(`The conversation with ${visitorLabel(conversation)} is now yours.`);
@@ -508,13 +509,12 @@ function onMessage(message, { announce: shouldAnnounce }) {
   // Live, ahead of one never received (a layer over capacity drops events): the gap is
   // fetched now, once for each place it starts, not at the next ping.
   const id = message.conversation_id;
-  const held = state.mine.get(id);
-  const canOpen = held && held.status !== "ended" && !state.watching.has(id);
+  const conversation = state.mine.get(id);
+  const canOpen = conversation && conversation.status !== "ended" && !state.watching.has(id);
   if (canOpen && message.seq > store.contiguousSeq && state.snapshotSeen.has(id) && state.gapAsked.get(id) !== store.contiguousSeq) {
     state.gapAsked.set(id, store.contiguousSeq);
     socket.send("conversation.open", { conversation_id: id, last_seq: store.contiguousSeq });
   }
-  const conversation = state.mine.get(message.conversation_id);
   if (shouldAnnounce && message.author.kind === "visitor" && conversation) {
     announce(`${visitorLabel(conversation)} says: ${message.body}`);
     if (state.selected !== message.conversation_id) state.unread.set(message.conversation_id, (state.unread.get(message.conversation_id) || 0) + 1);
@@ -743,12 +743,9 @@ function renderHelpers() {
   select.dataset.conversationId = String(state.selected);
   const chosen = sameConversation ? select.value : null;
   select.replaceChildren(...choices);
-  if (chosen === null || chosen === CHOOSE_AGAIN || !byId("transfer-details").open) {
-    if (chosen !== null && chosen !== CHOOSE_AGAIN && choices.some((option) => option.value === chosen)) select.value = chosen;
-  } else if (choices.some((option) => option.value === chosen)) {
+  if (chosen !== null && choices.some((option) => option.value === chosen)) {
     select.value = chosen;
-  }
-  if (chosen !== null && byId("transfer-details").open && select.value !== chosen) {
+  } else if (chosen !== null && byId("transfer-details").open) {
     select.prepend(element("option", { value: CHOOSE_AGAIN, text: "Choose again", disabled: "" }));
     select.value = CHOOSE_AGAIN;
     if (chosen !== CHOOSE_AGAIN) {
