@@ -116,9 +116,16 @@ async def exchange(frames: list[str | bytes], communicator: Communicator | None 
         # send_input, not send_to: an empty text frame is a frame a client can send too.
         key = "bytes" if isinstance(frame, bytes) else "text"
         await communicator.send_input({"type": "websocket.receive", key: frame})
+    await answered_up_to_a_marker(communicator, answers)
+
+
+async def answered_up_to_a_marker(communicator: Communicator, answers: frozenset[str]) -> None:
+    """Send a marker, read every answer up to the marker's (each a frame this socket may
+    receive, no `server_error`), and close the socket.
+
+    The socket is alive if, after everything, it still answers: frames are handled in order,
+    so the error for the final marker proves none of the frames before it broke it."""
     await communicator.send_to(text_data=json.dumps({"type": MARKER, "data": {}}))
-    # The socket is alive if, after everything, it still answers: frames are handled in
-    # order, so the error for the final marker proves none of the frames before it broke it.
     while True:
         frame = await communicator.receive_json_from()
         assert frame["type"] in answers and isinstance(frame["data"], dict), frame
@@ -322,16 +329,8 @@ async def exchange_interleaved(steps, resident, helper) -> None:
     sockets = {"resident": resident, "console": helper}
     for side, frame in steps:
         await sockets[side].send_to(text_data=frame)
-    for communicator, answers in ((resident, RESIDENT_ANSWERS), (helper, CONSOLE_ANSWERS)):
-        await communicator.send_to(text_data=json.dumps({"type": MARKER, "data": {}}))
-        while True:
-            frame = await communicator.receive_json_from()
-            assert frame["type"] in answers, frame
-            if frame["type"] == "error":
-                assert frame["data"]["code"] != "server_error", frame
-                if frame["data"].get("frame_type") == MARKER:
-                    break
-        await communicator.disconnect()
+    await answered_up_to_a_marker(resident, RESIDENT_ANSWERS)
+    await answered_up_to_a_marker(helper, CONSOLE_ANSWERS)
 
 
 def assert_conversation_consistent(conversation_id: int) -> None:
