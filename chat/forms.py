@@ -1,5 +1,7 @@
 """Validation of the `data` object of every client frame, one form per frame type."""
 
+from typing import Any
+
 from django import forms
 from django.core.validators import RegexValidator
 from django.utils.translation import gettext_lazy as _
@@ -33,6 +35,10 @@ def _encodable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+# The fields an error frame repeats from the frame it refuses.
+REFERENCE_FIELDS = ("client_id", "conversation_id")
 
 
 class FrameForm(forms.Form, metaclass=FrameFormMetaclass):
@@ -88,6 +94,12 @@ class FrameForm(forms.Form, metaclass=FrameFormMetaclass):
 
     def is_valid(self) -> bool:
         return super().is_valid() and not self.type_errors
+
+    def refers_to(self) -> dict[str, Any]:
+        """The frame's valid `client_id` and `conversation_id`, if it has them: what an error
+        names, so the client can mark that message as failed or show it beside that
+        conversation. A field that failed is not named."""
+        return {name: self.cleaned_data.get(name) for name in REFERENCE_FIELDS}
 
     def error_fields(self) -> dict[str, list[str]]:
         if self.type_errors:

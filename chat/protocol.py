@@ -149,13 +149,8 @@ class FrameConsumer(AsyncJsonWebsocketConsumer):
             return
         form = handler.form(data)
         if not form.is_valid():
-            # A valid client id still names the message that failed, so the client can mark it.
-            await self.send_error(
-                "invalid_frame",
-                frame_type=frame_type,
-                fields=form.error_fields(),
-                client_id=form.cleaned_data.get("client_id"),
-            )
+            fields = form.error_fields()
+            await self.send_error("invalid_frame", frame_type=frame_type, fields=fields, **form.refers_to())
             return
         try:
             await getattr(self, handler.method)(**form.cleaned_data)
@@ -165,13 +160,13 @@ class FrameConsumer(AsyncJsonWebsocketConsumer):
             if code in DENIAL_CODES:
                 user = self.scope.get("user")
                 logger.warning("denied %s (%s) to user %s", frame_type, code, getattr(user, "pk", None) or "anonymous")
-            await self.send_error(code, frame_type=frame_type, client_id=form.cleaned_data.get("client_id"))
+            await self.send_error(code, frame_type=frame_type, **form.refers_to())
         except Exception:
             # A fault of ours, not the client's: the socket stays open, the client is told
             # (it may retry), and the fault is logged in full. Database writes are atomic, so
             # nothing half-done is left.
             logger.exception("%s failed", frame_type)
-            await self.send_error("server_error", frame_type=frame_type, client_id=form.cleaned_data.get("client_id"))
+            await self.send_error("server_error", frame_type=frame_type, **form.refers_to())
             if frame_type in self.setup_frame_types:
                 await self.close(code=SERVER_FAULT_CLOSE_CODE)
 

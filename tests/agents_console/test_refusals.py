@@ -24,6 +24,8 @@ async def refused(communicator, frame_type, data):
     await communicator.send_json_to({"type": frame_type, "data": data})
     error = await expect_error(communicator)
     assert error["frame_type"] == frame_type
+    # Named, so the console shows the error beside that conversation.
+    assert error.get("conversation_id") == data.get("conversation_id")
     return error["code"]
 
 
@@ -187,3 +189,19 @@ async def test_a_start_past_the_per_address_limit_is_refused(settings):
     assert [c.visitor_name async for c in Conversation.objects.all()] == ["Pat"]
     for communicator in (first, second):
         await communicator.disconnect()
+
+
+async def test_an_error_names_the_conversation_only_when_the_frame_named_it_validly(advisor):
+    alex = await signed_in(advisor)
+
+    await alex.send_json_to({"type": "message.send", "data": {"conversation_id": 7, "client_id": "c-1"}})
+    error = await expect_error(alex)
+    assert (error["code"], list(error["fields"])) == ("invalid_frame", ["body"])
+    assert (error["conversation_id"], error["client_id"]) == (7, "c-1")
+
+    for wrong in ("7", 0, True):
+        await alex.send_json_to({"type": "conversation.open", "data": {"conversation_id": wrong}})
+        error = await expect_error(alex)
+        assert (error["code"], list(error["fields"])) == ("invalid_frame", ["conversation_id"])
+        assert "conversation_id" not in error
+    await alex.disconnect()
