@@ -808,3 +808,47 @@ def test_a_chat_given_while_the_console_was_disconnected_is_announced(server, st
         wait_for_text(alex, "#console-announcer", "with Pat was given to you while you were disconnected.")
     finally:
         restarted.stop()
+
+
+def test_an_error_stays_beside_its_own_conversation_and_a_refused_accept_leaves_the_others(server, staff, browsers):
+    pat, _token = services.conversation_start(visitor_name="Pat")
+    services.conversation_assign(conversation_id=pat.pk, helper=staff["alex"])
+    rita, _token = services.conversation_start(visitor_name="Rita")
+    services.conversation_assign(conversation_id=rita.pk, helper=staff["alex"])
+    sue, _token = services.conversation_start(visitor_name="Sue")
+    tom, _token = services.conversation_start(visitor_name="Tom")
+    alex = browsers()
+    sign_in(alex, server, "alex")
+    wait_for_text(alex, "#queue-list", "Tom")
+    click(alex, f'[data-open="{pat.pk}"]')
+    wait_for_text(alex, "#conversation-heading", "Conversation with Pat")
+
+    # Refused about Pat (moved meanwhile, unknown to this console), then moved back.
+    Conversation.objects.filter(pk=pat.pk).update(assigned_helper=staff["bea"])
+    alex.find_element(By.ID, "note-body").send_keys("Has a blue badge")
+    click(alex, "#note-form button[type=submit]")
+    wait_for_text(alex, "#conversation-error", "This conversation is not assigned to you.")
+    Conversation.objects.filter(pk=pat.pk).update(assigned_helper=staff["alex"])
+
+    # Not shown beside Rita, and shown again beside Pat.
+    click(alex, f'[data-open="{rita.pk}"]')
+    wait_for_text(alex, "#conversation-heading", "Conversation with Rita")
+    assert not alex.find_element(By.ID, "conversation-error").is_displayed()
+    click(alex, f'[data-open="{pat.pk}"]')
+    wait_for_text(alex, "#conversation-heading", "Conversation with Pat")
+    assert alex.find_element(By.ID, "conversation-error").text == "This conversation is not assigned to you."
+
+    # Sue was taken meanwhile, unknown to this console. Her Accept's refusal, answered first,
+    # leaves Tom's Accept to open Tom's conversation, ready to answer.
+    Conversation.objects.filter(pk=sue.pk).update(status="active", assigned_helper=staff["bea"])
+    alex.execute_script(
+        f"""
+        document.querySelector('[data-accept="{sue.pk}"]').click();
+        document.querySelector('[data-accept="{tom.pk}"]').click();
+        """
+    )
+    wait_for_text(alex, "#conversation-heading", "Conversation with Tom")
+    wait(alex).until(lambda d: d.switch_to.active_element.get_attribute("id") == "compose-message", "ready to answer")
+    wait_for_text(alex, "#console-error", "Conversation with Sue:")
+    assert not alex.find_element(By.ID, "conversation-error").is_displayed()
+    assert_accessible(alex, "an error about a conversation not open")

@@ -70,6 +70,8 @@ const state = {
   notSentShown: [],
   // A note or transfer sent and not yet answered: its words, to give back if it is refused.
   sentForm: null,
+  // Per conversation, the error last shown beside it: shown again when it is chosen again.
+  errors: new Map(),
 };
 
 const COBROWSE_STATUS = {
@@ -245,12 +247,16 @@ const socket = new FrameSocket({
       else state.selectWhenOpen = id;
       announce("Joined. The resident is asked to agree before you see their screen.");
     },
-    error: ({ code, message, frame_type: frameType, client_id: clientId }) => {
+    error: ({ code, message, frame_type: frameType, client_id: clientId, conversation_id: about }) => {
       if (code === "rate_limited" && !frameType) resendOutboxSoon();
-      if (code === "conversation_gone" && frameType === "conversation.accept") {
-        // Taken by someone else: nothing to open, and nothing to take the helper to later.
-        state.selectWhenOpen = null;
-        state.focusComposeWhenOpen = false;
+      if (frameType === "conversation.accept") {
+        // Refused (taken by someone else, or gone): nothing to open, nothing to announce, and
+        // nothing to take the helper to later, unless another Accept is still on its way.
+        state.accepting.delete(about);
+        if (state.selectWhenOpen === about) {
+          state.selectWhenOpen = null;
+          state.focusComposeWhenOpen = false;
+        }
       }
       const refused = clientId && state.outbox.get(clientId);
       let notSent = "";
@@ -275,7 +281,9 @@ const socket = new FrameSocket({
       // Refusals of what the console sends by itself (typing, read marks) are not the
       // helper's doing, and must not replace what the error box shows them.
       if (BACKGROUND_FRAMES.has(frameType)) return;
-      showError(message + notSent);
+      // About a conversation other than the one open: shown at the top, saying which.
+      const other = about !== undefined && about !== state.selected && (state.mine.get(about) || state.waiting.get(about));
+      showError((other ? `Conversation with ${visitorLabel(other)}: ` : "") + message + notSent, about);
     },
   },
   onOpen: () => {
@@ -365,6 +373,7 @@ function letGo(id, why) {
   state.unread.delete(id);
   state.watching.delete(id);
   state.following.delete(id);
+  state.errors.delete(id);
   if (why) announce(why);
   giveBackUnsent(id, held);
 }
@@ -399,7 +408,7 @@ function giveBackDraft(id, conversation, words = []) {
   if (state.selected === id) box.value = "";
   state.drafts.delete(id);
   const all = draft && draft.trim() ? [...words, draft.trim()] : words;
-  if (all.length) showError(notSentText(conversation, all));
+  if (all.length) showError(notSentText(conversation, all), id);
   if (state.selected === id) renderSelected();
 }
 
@@ -840,6 +849,7 @@ function select(id) {
     if (state.selected !== null && box.value) state.drafts.set(state.selected, box.value);
     box.value = (id !== null && state.drafts.get(id)) || "";
     state.drafts.delete(id);
+    showErrorOf(id);
   }
   state.selected = id;
   state.unread.delete(id);
@@ -1017,11 +1027,23 @@ function renderWrapUp(conversations, count) {
   byId("wrap-up-list").replaceChildren(...items);
 }
 
-function showError(text) {
-  // Errors about the open conversation show beside it; anything else at the top.
-  const box = byId("conversation-panel").hidden ? byId("console-error") : byId("conversation-error");
+// Errors about the open conversation show beside it, and again whenever it is chosen
+// again until the helper sends something there; anything else shows at the top.
+function showError(text, about = state.selected) {
+  const beside = about !== undefined && about !== null && about === state.selected && !byId("conversation-panel").hidden;
+  if (beside) state.errors.set(about, text);
+  const box = beside ? byId("conversation-error") : byId("console-error");
   box.textContent = text;
   box.hidden = false;
+}
+
+// The error box beside the conversation chosen now: its own error or none. Filled only on a
+// change of conversation, as a live region reads out what is put in it again.
+function showErrorOf(id) {
+  const box = byId("conversation-error");
+  const text = (id !== null && state.errors.get(id)) || "";
+  box.textContent = text;
+  box.hidden = !text;
 }
 
 byId("compose-form").addEventListener("submit", (event) => {
@@ -1030,6 +1052,7 @@ byId("compose-form").addEventListener("submit", (event) => {
   const body = textarea.value.trim();
   if (!body || state.selected === null) return;
   byId("conversation-error").hidden = true;
+  state.errors.delete(state.selected);
   state.notSentShown = [];
   const pending = { conversation_id: state.selected, client_id: newClientId(), body };
   state.outbox.set(pending.client_id, pending);
