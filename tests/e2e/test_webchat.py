@@ -1292,24 +1292,31 @@ def test_a_chat_saved_to_full_storage_leaves_no_older_copy_behind(server, counci
     wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
     assert visitor.execute_script('return sessionStorage.getItem("dioa-chat")') is not None
 
+    # A message typed into a connection that died without closing: never sent from here.
+    visitor.execute_script("window.WebSocket.prototype.send = function () {}")
+    type_message(visitor, "Typed as the line went")
     visitor.execute_script(FILL_STORAGE)
-    stored, works, token, heard = visitor.execute_script(
+    stored, works, token, heard, outbox = visitor.execute_script(
         """
         const chat = window.dioaChat;
         chat.state.heard = (chat.state.heard || 0) + 1;
         chat.state.draft = "x".repeat(20000);
         chat.save();
-        return [sessionStorage.getItem("dioa-chat"), chat.storageWorks, chat.state.token, chat.state.heard];
+        return [sessionStorage.getItem("dioa-chat"), chat.storageWorks, chat.state.token, chat.state.heard, chat.state.outbox];
         """
     )
 
     assert works is False
-    # Not the older copy, but the chat itself, with what this page has heard.
-    assert json.loads(stored) == {"token": token, "open": True, "heard": heard, "outbox": []}, stored
+    # Not the older copy, but the chat itself, with what this page has heard and not sent.
+    assert [item["body"] for item in outbox] == ["Typed as the line went"]
+    expected = {"token": token, "open": True, "heard": heard, "outbox": outbox, "notSent": []}
+    assert json.loads(stored) == expected, stored
 
-    # So the next page of the site still has the chat.
+    # So the next page of the site still has the chat, and sends the message, once.
     visitor.get(f"{council_site}/other")
     wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
+    wait_for_text(helper, "#conversation-log", "Typed as the line went")
+    assert Message.objects.filter(body="Typed as the line went").count() == 1
 
 
 def test_a_message_not_sent_is_still_offered_again_on_the_next_page(server, council_site, browsers):

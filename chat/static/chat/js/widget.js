@@ -247,13 +247,17 @@ class ChatWidget {
       // resume from and read out again what was heard since.
       this.storageWorks = false;
     }
-    try {
-      // Full: at least the chat itself, so that the next page still resumes it (without
-      // what this page has not sent yet, which this page still sends).
-      const { token, open, heard } = this.state;
-      if (token) sessionStorage.setItem(STORAGE_KEY, JSON.stringify({ token, open, heard, outbox: [] }));
-    } catch {
-      // Blocked: only this page has the chat.
+    // Full: at least the chat itself, so that the next page still resumes it, and with it
+    // the messages not sent yet if they fit (else this page still sends them, if it can).
+    const { token, open, heard, outbox, notSent } = this.state;
+    if (!token) return;
+    for (const kept of [{ token, open, heard, outbox, notSent }, { token, open, heard, outbox: [] }]) {
+      try {
+        sessionStorage.setItem(STORAGE_KEY, JSON.stringify(kept));
+        return;
+      } catch {
+        // Too big for what is left, or blocked: only this page has the chat.
+      }
     }
   }
 
