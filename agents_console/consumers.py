@@ -357,11 +357,15 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
 
     async def handle_callback_claim(self, *, callback_id: int) -> None:
         self.refuse_volunteer(f"call-back request {callback_id}")
-        await db(services.callback_claim)(callback_id=callback_id, helper=self.user)
+        await db(services.callback_claim)(
+            callback_id=callback_id, helper=self.user, by_supervisor=self.role == Role.SUPERVISOR
+        )
 
     async def handle_callback_done(self, *, callback_id: int) -> None:
         self.refuse_volunteer(f"call-back request {callback_id}")
-        await db(services.callback_complete)(callback_id=callback_id, helper=self.user)
+        await db(services.callback_complete)(
+            callback_id=callback_id, helper=self.user, by_supervisor=self.role == Role.SUPERVISOR
+        )
 
     async def chat_note_created(self, event: dict[str, Any]) -> None:
         if self.following(event["note"]["conversation_id"]):

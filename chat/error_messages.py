@@ -34,6 +34,7 @@ ERRORS = {
     "too_many_conversations": _("You have started too many conversations. Please try again later."),
     "conversation_not_ended": _("You can rate the conversation once it has ended."),
     "already_rated": _("You have already rated this conversation. Thank you."),
+    "nothing_to_rate": _("There is nothing to rate: no advisor answered this conversation."),
     "contact_required": _("Enter a phone number or an email address so we can get back to you."),
     "callback_not_found": _("That call-back request does not exist."),
     "callback_taken": _("Someone else is dealing with that call-back request, or it is done."),

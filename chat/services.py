@@ -1084,15 +1084,20 @@ def conversation_rate(
     """Store the resident's rating of an ended conversation, once.
 
     Raises ValidationError `conversation_not_ended` before the end, `already_rated` after a
-    rating was given, and `conversation_not_found` once the resident's `token_hash` has
-    expired or no longer opens it (`_locked_conversation`). Nobody is notified: ratings feed
-    reports, not the helper's screen.
+    rating was given, `nothing_to_rate` for one no helper had, and `conversation_not_found`
+    once the resident's `token_hash` has expired or no longer opens it (`_locked_conversation`).
+    Nobody is notified: ratings feed reports, not the helper's screen.
     """
     conversation = _locked_conversation(conversation_id, token_hash=token_hash)
     if not conversation.is_ended:
         raise chat_error("conversation_not_ended")
     if conversation.rating is not None:
         raise chat_error("already_rated")
+    # Closed before any helper had it, or given up for a message left instead: the widget
+    # offers no rating, and a report must not count one sent all the same.
+    unanswered = conversation.ended_by == Conversation.EndedBy.SYSTEM and conversation.assigned_helper_id is None
+    if unanswered or conversation.ended_reason == "left_message":
+        raise chat_error("nothing_to_rate")
     conversation.rating = rating
     conversation.rating_comment = comment
     conversation.save(update_fields=["rating", "rating_comment"])
@@ -1149,7 +1154,8 @@ def callback_request_create(
         earlier_messages=_resident_messages(replaced) if replaced is not None else [],
         phone=phone,
         email=email,
-        service=service,
+        # What the chat it replaces was about, whatever page the resident is on now.
+        service=replaced.service if replaced is not None and replaced.service_id else service,
         client_address_hash=address_hash,
     )
     events.broadcast_callback_requested(callback)
@@ -1168,22 +1174,29 @@ def _resident_messages(conversation: Conversation) -> list[str]:
     return list(reversed(latest.values_list("body", flat=True)[:EARLIER_MESSAGES_KEPT]))
 
 
-def _locked_callback(callback_id: int, helper: AbstractBaseUser) -> CallbackRequest:
-    """The request, locked, if this helper may act on it: nobody else has it on, not done."""
+def _locked_callback(callback_id: int, helper: AbstractBaseUser, *, by_supervisor: bool) -> CallbackRequest:
+    """The request, locked, if this helper may act on it: not done, and nobody else has it on.
+    A supervisor may take over one another helper has on (who may have gone home with it),
+    and one whose helper's account was deleted is open again."""
     callback = CallbackRequest.objects.select_for_update().filter(pk=callback_id).first()
     if callback is None:
         raise chat_error("callback_not_found")
-    taken_by_another = callback.status == CallbackRequest.Status.CLAIMED and callback.claimed_by_id != helper.pk
+    taken_by_another = (
+        callback.status == CallbackRequest.Status.CLAIMED
+        and callback.claimed_by_id not in (None, helper.pk)
+        and not by_supervisor
+    )
     if callback.status == CallbackRequest.Status.DONE or taken_by_another:
         raise chat_error("callback_taken")
     return callback
 
 
 @transaction.atomic
-def callback_claim(*, callback_id: int, helper: AbstractBaseUser) -> CallbackRequest:
-    """A helper takes a call-back request on, so that no one else calls the resident too.
-    Raises `callback_not_found`, `callback_taken`."""
-    callback = _locked_callback(callback_id, helper)
+def callback_claim(*, callback_id: int, helper: AbstractBaseUser, by_supervisor: bool = False) -> CallbackRequest:
+    """A helper takes a call-back request on, so that no one else calls the resident too
+    (or a supervisor takes it over, `by_supervisor`). Raises `callback_not_found`,
+    `callback_taken`."""
+    callback = _locked_callback(callback_id, helper, by_supervisor=by_supervisor)
     callback.status = CallbackRequest.Status.CLAIMED
     callback.claimed_by = helper
     callback.save(update_fields=["status", "claimed_by"])
@@ -1193,10 +1206,11 @@ def callback_claim(*, callback_id: int, helper: AbstractBaseUser) -> CallbackReq
 
 
 @transaction.atomic
-def callback_complete(*, callback_id: int, helper: AbstractBaseUser) -> CallbackRequest:
+def callback_complete(*, callback_id: int, helper: AbstractBaseUser, by_supervisor: bool = False) -> CallbackRequest:
     """The resident has been called or written back. By whoever took it on (or, if nobody
-    had, by this helper at once). Raises `callback_not_found`, `callback_taken`."""
-    callback = _locked_callback(callback_id, helper)
+    had, by this helper at once; or by a supervisor, `by_supervisor`). Raises
+    `callback_not_found`, `callback_taken`."""
+    callback = _locked_callback(callback_id, helper, by_supervisor=by_supervisor)
     callback.status = CallbackRequest.Status.DONE
     callback.claimed_by = helper
     callback.done_at = timezone.now()

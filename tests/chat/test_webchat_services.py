@@ -19,7 +19,7 @@ from chat.models import (
     Message,
     OpeningHours,
 )
-from kiosk.models import KioskDevice
+from kiosk.models import KioskDevice, Service
 
 pytestmark = pytest.mark.django_db
 
@@ -775,3 +775,63 @@ def test_a_message_left_instead_of_waiting_does_not_count_against_the_address(se
         services.callback_request_create, name="Pat", phone="01632 960001", message="Again", address_hash=address
     )
     assert again == "too_many_conversations", "any other message still counts"
+
+
+def test_no_rating_for_a_chat_no_helper_had(advisor):
+    unanswered, _token = services.conversation_start()
+    services.conversation_end(conversation_id=unanswered.pk, ended_by="system", reason="unanswered")
+    left, _token = services.conversation_start()
+    services.callback_request_create(name="Pat", message="Call me", phone="01632 960001", instead_of=left.pk)
+    # Answered, then closed by the system (the resident went away): theirs to rate.
+    away, _token = services.conversation_start()
+    services.conversation_assign(conversation_id=away.pk, helper=advisor)
+    services.conversation_end(conversation_id=away.pk, ended_by="system", reason="abandoned")
+
+    for conversation in (unanswered, left):
+        assert code_of(services.conversation_rate, conversation_id=conversation.pk, rating=1) == "nothing_to_rate"
+        assert Conversation.objects.get(pk=conversation.pk).rating is None
+    services.conversation_rate(conversation_id=away.pk, rating=5)
+    assert Conversation.objects.get(pk=away.pk).rating == 5
+
+
+def test_a_supervisor_takes_over_a_call_back_and_one_whose_helper_is_gone_is_open(
+    advisor, other_advisor, supervisor, make_user, broadcasts, django_capture_on_commit_callbacks
+):
+    callback = services.callback_request_create(name="Pat", message="Call me", phone="01632 960001")
+    services.callback_claim(callback_id=callback.pk, helper=advisor)
+
+    assert code_of(services.callback_claim, callback_id=callback.pk, helper=supervisor) == "callback_taken"
+    with django_capture_on_commit_callbacks(execute=True):
+        services.callback_claim(callback_id=callback.pk, helper=supervisor, by_supervisor=True)
+    changed = broadcasts.events(events.CALLBACK_CHANGED)[-1]["callback"]
+    assert (changed["status"], changed["claimed_by_id"]) == ("claimed", supervisor.pk)
+    assert code_of(services.callback_complete, callback_id=callback.pk, helper=advisor) == "callback_taken"
+
+    # Taken on by a helper whose account is then deleted: anyone may take it on.
+    leaver = make_user("leaver")
+    orphaned = services.callback_request_create(name="Rita", message="Call me", phone="01632 960002")
+    services.callback_claim(callback_id=orphaned.pk, helper=leaver)
+    leaver.delete()
+    services.callback_claim(callback_id=orphaned.pk, helper=other_advisor)
+    assert CallbackRequest.objects.get(pk=orphaned.pk).claimed_by == other_advisor
+
+    other = services.callback_request_create(name="Sue", message="Call me", phone="01632 960003")
+    services.callback_claim(callback_id=other.pk, helper=advisor)
+    services.callback_complete(callback_id=other.pk, helper=supervisor, by_supervisor=True)
+    assert CallbackRequest.objects.get(pk=other.pk).status == "done"
+    assert code_of(services.callback_claim, callback_id=other.pk, helper=supervisor, by_supervisor=True) == (
+        "callback_taken"
+    )
+
+
+def test_a_message_left_instead_of_a_chat_is_filed_under_the_chats_service(service):
+    conversation, _token = services.conversation_start(service=service)
+    other_service = Service.objects.create(
+        name="Pay council tax", slug="council-tax", category=service.category, url="/"
+    )
+
+    callback = services.callback_request_create(
+        name="Pat", message="Call me", phone="01632 960001", service=other_service, instead_of=conversation.pk
+    )
+
+    assert callback.service == service

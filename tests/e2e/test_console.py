@@ -852,3 +852,20 @@ def test_an_error_stays_beside_its_own_conversation_and_a_refused_accept_leaves_
     wait_for_text(alex, "#console-error", "Conversation with Sue:")
     assert not alex.find_element(By.ID, "conversation-error").is_displayed()
     assert_accessible(alex, "an error about a conversation not open")
+
+
+@pushed_from_the_test_process
+def test_a_supervisor_takes_over_a_call_back_another_advisor_has_on(server, staff, browsers):
+    callback = services.callback_request_create(name="Pat", message="About my permit", phone="01632 960001")
+    services.callback_claim(callback_id=callback.pk, helper=staff["alex"])
+    alex, sam = browsers(), browsers()
+    sign_in(alex, server, "alex")
+    sign_in(sam, server, "sam")
+    wait_for_text(sam, "#callbacks-list", "Alex is calling back.")
+
+    click(sam, "[data-callback-claim]")
+    wait_for_text(sam, "#callbacks-list", "You are calling back.")
+    wait_for_text(alex, "#callbacks-list", "Sam is calling back.")
+    assert alex.find_elements(By.CSS_SELECTOR, "#callbacks-list button") == [], "nothing left for Alex to press"
+    assert CallbackRequest.objects.get().claimed_by == staff["sam"]
+    assert_accessible(sam, "a call-back taken over")

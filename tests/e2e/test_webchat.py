@@ -1302,7 +1302,8 @@ def test_a_chat_saved_to_full_storage_leaves_no_older_copy_behind(server, counci
         chat.state.heard = (chat.state.heard || 0) + 1;
         chat.state.draft = "x".repeat(20000);
         chat.save();
-        return [sessionStorage.getItem("dioa-chat"), chat.storageWorks, chat.state.token, chat.state.heard, chat.state.outbox];
+        const { token, heard, outbox } = chat.state;
+        return [sessionStorage.getItem("dioa-chat"), chat.storageWorks, token, heard, outbox];
         """
     )
 

@@ -602,12 +602,17 @@ function renderCallbacks() {
     ...callbacks.map((callback) => {
       const contact = [callback.phone, callback.email].filter(Boolean).join(" · ");
       const mine = callback.claimed_by_id === config.helperId;
-      const handling = callback.status === "claimed"
+      // Taken on by a helper whose account has gone since: open to anyone again.
+      const open = callback.status === "open" || callback.claimed_by_id === null;
+      const handling = !open
         ? element("p", { className: "govuk-body-s govuk-!-margin-bottom-1", text: mine ? "You are calling back." : `${callback.claimed_by_name} is calling back.` })
         : "";
       const actions = element("div", { className: "govuk-button-group govuk-!-margin-bottom-0" });
-      if (callback.status === "open") actions.append(callbackButton(callback, "claim", "I will call back"));
-      if (callback.status === "open" || mine) actions.append(callbackButton(callback, "done", "Mark as done"));
+      // A supervisor may take over one another helper has on (who may have gone home with it).
+      const takeOver = !open && !mine && config.role === "supervisor";
+      if (open) actions.append(callbackButton(callback, "claim", "I will call back"));
+      if (takeOver) actions.append(callbackButton(callback, "claim", "Take over"));
+      if (open || mine || takeOver) actions.append(callbackButton(callback, "done", "Mark as done"));
       return element("li", { className: "govuk-!-margin-bottom-4" }, [
         element("strong", { text: callback.name }),
         element("br"),
