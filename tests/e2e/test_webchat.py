@@ -1359,3 +1359,41 @@ def test_a_message_being_left_when_the_chat_expires_is_kept_to_send(server, coun
     visitor.find_element(By.CSS_SELECTOR, ".chat-callback button[type=submit]").click()
     wait_for_text(visitor, "#dioa-callback-confirmation", "Your reference is CB-")
     assert CallbackRequest.objects.get().message == "Still writing this"
+
+
+LINKIFY = """
+const done = arguments[arguments.length - 1];
+import("/static/chat/js/dom.js").then(({ linkify }) => done(arguments[0].map((text) => linkify(text).map(
+  (node) => (node.nodeName === "A" ? { link: node.getAttribute("href"), text: node.textContent } : node.textContent),
+))));
+"""
+
+
+def test_only_addresses_that_go_where_they_read_are_made_links(server, browsers):
+    visitor = browsers()
+    visitor.get(f"{server.http}/")
+    texts = [
+        "See https://en.wikipedia.org/wiki/Foo_(bar). Thanks",
+        "(at https://www.example.gov.uk/bins)",
+        "https://www.millbrook.gov.uk@evil.example/pay",
+        "https://www.millbrook.g\u043ev.uk/pay now",
+        "https://www.example.gov.uk/pay\u202egpj.exe",
+        "javascript:alert(1) and http://",
+    ]
+
+    shown = visitor.execute_async_script(LINKIFY, texts)
+
+    wiki = "https://en.wikipedia.org/wiki/Foo_(bar)"
+    assert shown[0] == ["See ", {"link": wiki, "text": wiki}, ". Thanks"]
+    assert shown[1] == [
+        "(at ",
+        {"link": "https://www.example.gov.uk/bins", "text": "https://www.example.gov.uk/bins"},
+        ")",
+    ]
+    # Elsewhere than they read: left as text.
+    assert shown[2] == [texts[2]]
+    assert shown[3] == [texts[3]]
+    # A direction override ends the address: what follows it is never part of a link.
+    pay = "https://www.example.gov.uk/pay"
+    assert shown[4] == [{"link": pay, "text": pay}, "\u202egpj.exe"]
+    assert shown[5] == [texts[5]]

@@ -53,16 +53,46 @@ export function keepingFocusIn(container, render, fallback) {
   }, 0);
 }
 
-const URL_PATTERN = /\bhttps?:\/\/[^\s<>"']+/g;
+// An address ends at a space or at a character that can make text read other than it is:
+// a direction override (U+202A–E, U+2066–9) or one of no width.
+const URL_PATTERN = /\bhttps?:\/\/[^\s<>"'\u200B-\u200F\u202A-\u202E\u2060-\u2069\uFEFF]+/g;
+const TRAILING = ".,;:!?]";
+
+// Punctuation after an address usually ends the sentence, not the address; a closing
+// bracket is the address's own if it closes one opened in it (a wiki page "Foo_(bar)").
+function trimAddress(address) {
+  let href = address;
+  for (;;) {
+    const last = href.slice(-1);
+    const unmatched = last === ")" && href.split(")").length > href.split("(").length;
+    if (!TRAILING.includes(last) && !unmatched) return href;
+    href = href.slice(0, -1);
+  }
+}
+
+// Whether an address goes where it reads as going: not one whose name is in other alphabets
+// (a lookalike of the council's), nor one with a user name before an "@", which makes
+// "https://www.council.gov.uk@elsewhere.example" go to elsewhere.example.
+function plainAddress(href) {
+  let url;
+  try {
+    url = new URL(href);
+  } catch {
+    return false;
+  }
+  const host = href.slice(href.indexOf("//") + 2).split(/[/?#]/)[0];
+  return !url.username && !url.password && !host.includes("@") && /^[\x21-\x7e]+$/.test(host);
+}
 
 // Plain text as nodes, with http(s) addresses made into links. Nothing is parsed as HTML,
 // and only http(s) links are made, so a message can never run script or open `javascript:`.
+// An address that could mislead stays plain text, to be read and typed with care.
 export function linkify(text) {
   const nodes = [];
   let last = 0;
   for (const match of text.matchAll(URL_PATTERN)) {
-    // Trailing punctuation usually ends the sentence, not the address.
-    const href = match[0].replace(/[.,;:!?)\]]+$/, "");
+    const href = trimAddress(match[0]);
+    if (!plainAddress(href)) continue;
     if (match.index > last) nodes.push(document.createTextNode(text.slice(last, match.index)));
     nodes.push(element("a", { className: "govuk-link", href, rel: "noopener noreferrer nofollow", target: "_blank", text: href }));
     last = match.index + href.length;
