@@ -657,7 +657,9 @@ def conversation_requeue_unanswered(*, answer_within_seconds: int, now: datetime
                 continue
             helper_id = conversation.assigned_helper_id
             _return_to_queue(
-                conversation, helped=False, text=_("Sorry for the wait. You are back at the front of the queue.")
+                conversation,
+                helped=False,
+                text=_("Sorry for the wait. You are back in the queue, ahead of those who came after you."),
             )
             requeued.append(conversation_id)
             logger.info("conversation %s returned to the queue unanswered by helper %s", conversation_id, helper_id)
@@ -686,7 +688,7 @@ def conversation_requeue_helper_gone(*, helper_ids_present: Callable[[], Collect
             _return_to_queue(
                 conversation,
                 helped=True,
-                text=_("%(name)s has left the chat. You are back at the front of the queue.")
+                text=_("%(name)s has left the chat. You are back in the queue, ahead of those who came after you.")
                 % {"name": events.helper_display_name(helper)},
             )
             requeued.append(conversation_id)

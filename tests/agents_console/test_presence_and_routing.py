@@ -113,7 +113,7 @@ def test_an_unanswered_automatic_assignment_returns_to_the_head_of_the_queue(aut
     assert (older.status, older.assigned_helper, older.assigned_automatically) == ("waiting", None, False)
     waiting = list(Conversation.objects.filter(status="waiting").order_by("waiting_since").values_list("pk", flat=True))
     assert waiting == [older.pk, newer.pk], "back at the head of the queue"
-    assert "back at the front of the queue" in older.messages.last().body
+    assert "back in the queue, ahead of those who came after you" in older.messages.last().body
     assert older.queued_at == older.waiting_since, "nobody answered: the resident's wait goes on"
 
 
@@ -235,7 +235,10 @@ def test_a_conversation_whose_helper_went_offline_goes_back_to_the_front_of_the_
 
     gone.refresh_from_db()
     assert (gone.status, gone.assigned_helper) == ("waiting", None)
-    assert gone.messages.last().body == "Alex has left the chat. You are back at the front of the queue."
+    assert (
+        gone.messages.last().body
+        == "Alex has left the chat. You are back in the queue, ahead of those who came after you."
+    )
     waiting = list(Conversation.objects.filter(status="waiting").order_by("waiting_since").values_list("pk", flat=True))
     assert waiting == [earlier.pk, gone.pk], "ahead of everyone who came after it"
     assert [Conversation.objects.get(pk=pk).status for pk in (kept.pk, in_person.pk)] == ["active", "active"]

@@ -366,6 +366,12 @@ def test_on_a_small_screen_the_panel_is_the_whole_screen_and_every_button_is_rea
     assert visitor.execute_script("return document.querySelector('main').closest('[inert]') !== null")
     assert visitor.execute_script("return document.getElementById('host-notice').inert") is False
     assert_accessible(visitor, "the conversation at 320 px")
+    # Closed, the launcher is a button in the corner, not a bar over the foot of every page.
+    visitor.find_element(By.ID, "dioa-chat-message").send_keys(Keys.ESCAPE)
+    launcher = visitor.find_element(By.CSS_SELECTOR, ".chat-launcher")
+    wait(visitor).until(lambda _: launcher.is_displayed())
+    assert launcher.rect["width"] < 200, launcher.rect
+    click(visitor, ".chat-launcher")
 
     # 400 % zoom of a 1280 x 1024 screen: the message box and its buttons still reachable.
     visitor.execute_cdp_cmd(
@@ -1397,3 +1403,21 @@ def test_only_addresses_that_go_where_they_read_are_made_links(server, browsers)
     pay = "https://www.example.gov.uk/pay"
     assert shown[4] == [{"link": pay, "text": pay}, "\u202egpj.exe"]
     assert shown[5] == [texts[5]]
+
+
+def test_a_chat_rated_in_another_tab_is_thanked_for_here_too(server, council_site, browsers):
+    helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
+    click(helper, "[data-accept]")
+    wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
+    click(helper, "#end-conversation")
+    wait_for_text(visitor, "#dioa-chat-status", "This chat has ended.")
+    # Rated meanwhile from another tab, which this one never hears of.
+    conversation = Conversation.objects.get()
+    services.conversation_rate(conversation_id=conversation.pk, rating=4)
+
+    visitor.find_element(By.CSS_SELECTOR, "label[for=dioa-chat-rating-2]").click()
+    visitor.find_element(By.CSS_SELECTOR, ".chat-rate button[type=submit]").click()
+
+    wait_for_text(visitor, "#dioa-chat-rated", "Thank you for your feedback.")
+    assert not visitor.find_element(By.CSS_SELECTOR, ".chat-rate").is_displayed()
+    assert Conversation.objects.get().rating == 4

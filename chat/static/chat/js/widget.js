@@ -72,7 +72,7 @@ const TEXT = {
   positionLong: (position) =>
     `You are number ${position} in the queue. An advisor may not be free in time to answer this chat. You can leave a message instead.`,
   positionUnavailable: (position, reason) =>
-    `You are number ${position} in the queue. ${reason === "closed" ? "Webchat has now closed, but an advisor may still answer you." : "No advisors are online at the moment."} You can leave a message instead.`,
+    `You are number ${position} in the queue. ${reason === "closed" ? "Webchat has now closed, but an advisor may still answer you." : "All our advisors are busy or away at the moment."} You can leave a message instead.`,
   positionLate: (position) =>
     `You are number ${position} in the queue. It is taking longer than we estimated. An advisor will be with you as soon as they can.`,
   active: (name) => `You are chatting with ${name}.`,
@@ -372,7 +372,8 @@ class ChatWidget {
       ],
     );
     this.panel.addEventListener("keydown", (event) => {
-      if (event.key === "Escape") this.close();
+      // Not the Escape that cancels a word on a Japanese or Chinese keyboard (see sendOnEnter).
+      if (event.key === "Escape" && !event.isComposing && event.keyCode !== 229) this.close();
     });
     // Outside the panel, so that what arrives while the panel is closed is still heard.
     this.root.append(this.launcher, this.panel, this.announcer);
@@ -1015,6 +1016,11 @@ class ChatWidget {
     if (this.showFieldErrors(frameType, code === "contact_required" ? { phone: [message] } : fields)) return;
     if (code === "conversation_not_found" || (code === "invalid_frame" && frameType === "conversation.resume")) {
       this.conversationGone();
+      return;
+    }
+    // Rated from another tab, or the answer to this one lost: rated all the same.
+    if (code === "already_rated") {
+      this.onRated();
       return;
     }
     if (code === "chat_unavailable") {
