@@ -354,7 +354,7 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
             instead_of=self.conversation_id,
             token_hash=self.token_hash,
         )
-        await self.send_frame("callback.requested", {"reference": f"CB-{callback.pk:06d}"})
+        await self.send_frame("callback.requested", {"reference": events.callback_reference(callback)})
 
     async def handle_cobrowse_respond(self, *, session_id: int, accept: bool) -> None:
         await db(services.cobrowse_respond)(

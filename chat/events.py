@@ -112,10 +112,16 @@ def note_payload(note) -> dict[str, Any]:
     }
 
 
+def callback_reference(callback) -> str:
+    """What the resident is given to quote, and what the console shows."""
+    return f"CB-{callback.pk:06d}"
+
+
 def callback_payload(callback) -> dict[str, Any]:
     service = callback.service
     return {
         "id": callback.pk,
+        "reference": callback_reference(callback),
         "status": callback.status,
         "name": callback.name,
         "phone": callback.phone,

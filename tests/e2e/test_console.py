@@ -505,6 +505,9 @@ def test_a_call_back_is_taken_on_by_one_advisor_and_done(server, staff, browsers
     services.callback_request_create(name="Pat", message="About my permit", phone="01632 960001")
     for driver in (alex, bea):
         wait_for_text(driver, "#callbacks-list", "About my permit")
+    # The reference the resident was given, to match them when they phone quoting it.
+    pat = CallbackRequest.objects.get(name="Pat")
+    wait_for_text(alex, "#callbacks-list", f"CB-{pat.pk:06d} · 01632 960001")
     assert_accessible(alex, "a call-back request waiting")
 
     click(alex, "[data-callback-claim]")

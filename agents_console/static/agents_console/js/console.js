@@ -616,7 +616,7 @@ function renderCallbacks() {
       return element("li", { className: "govuk-!-margin-bottom-4" }, [
         element("strong", { text: callback.name }),
         element("br"),
-        element("span", { className: "govuk-body-s", text: `${contact}${callback.service ? ` · ${callback.service.name}` : ""} · left ${formatWhen(callback.created_at, { timeZone: config.timeZone })}` }),
+        element("span", { className: "govuk-body-s", text: `${callback.reference} · ${contact}${callback.service ? ` · ${callback.service.name}` : ""} · left ${formatWhen(callback.created_at, { timeZone: config.timeZone })}` }),
         element("br"),
         element("span", { text: callback.message }),
         earlierMessages(callback),
