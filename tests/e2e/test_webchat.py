@@ -1316,14 +1316,19 @@ def test_a_chat_saved_to_full_storage_leaves_no_older_copy_behind(server, counci
     assert works is False
     # Not the older copy, but the chat itself, with what this page has heard and not sent.
     assert [item["body"] for item in outbox] == ["Typed as the line went"]
-    expected = {"token": token, "open": True, "heard": heard, "outbox": outbox, "notSent": []}
+    said = "You are chatting with Alex."
+    expected = {"token": token, "open": True, "heard": heard, "announcedStatus": said, "outbox": outbox, "notSent": []}
     assert json.loads(stored) == expected, stored
 
-    # So the next page of the site still has the chat, and sends the message, once.
+    # So the next page of the site still has the chat, and sends the message, once, without
+    # saying again what was said.
+    visitor.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RECORD_ANNOUNCEMENTS})
     visitor.get(f"{council_site}/other")
-    wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
+    wait_for_text(visitor, "#dioa-chat-status", said)
     wait_for_text(helper, "#conversation-log", "Typed as the line went")
     assert Message.objects.filter(body="Typed as the line went").count() == 1
+    heard_here = visitor.execute_script("return window.heard")
+    assert not any(said in text for text in heard_here), heard_here
 
 
 def test_a_message_not_sent_is_still_offered_again_on_the_next_page(server, council_site, browsers):

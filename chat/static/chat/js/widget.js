@@ -247,11 +247,13 @@ class ChatWidget {
       // resume from and read out again what was heard since.
       this.storageWorks = false;
     }
-    // Full: at least the chat itself, so that the next page still resumes it, and with it
-    // the messages not sent yet if they fit (else this page still sends them, if it can).
-    const { token, open, heard, outbox, notSent } = this.state;
+    // Full: at least the chat itself, so that the next page still resumes it without saying
+    // its status again, and with it the messages not sent yet if they fit (else this page
+    // still sends them, if it can).
+    const { token, open, heard, announcedStatus, outbox, notSent } = this.state;
     if (!token) return;
-    for (const kept of [{ token, open, heard, outbox, notSent }, { token, open, heard, outbox: [] }]) {
+    const chat = { token, open, heard, announcedStatus };
+    for (const kept of [{ ...chat, outbox, notSent }, { ...chat, outbox: [] }]) {
       try {
         sessionStorage.setItem(STORAGE_KEY, JSON.stringify(kept));
         return;
