@@ -274,6 +274,25 @@ async def test_rating_after_the_end():
     await visitor.disconnect()
 
 
+async def test_a_chat_closed_before_any_helper_had_it_cannot_be_rated():
+    visitor = await connect()
+    await start(visitor)
+    conversation = await Conversation.objects.aget()
+    await sync_to_async(services.conversation_end)(
+        conversation_id=conversation.pk, ended_by="system", reason="unanswered"
+    )
+    await expect(visitor, "message.created")
+    await expect(visitor, "conversation.updated")
+
+    await visitor.send_json_to({"type": "conversation.rate", "data": {"rating": 1, "comment": "Nobody came"}})
+
+    error = await expect(visitor, "error")
+    assert (error["code"], error["frame_type"]) == ("nothing_to_rate", "conversation.rate")
+    conversation = await Conversation.objects.aget()
+    assert (conversation.rating, conversation.rating_comment) == (None, "")
+    await visitor.disconnect()
+
+
 async def test_a_socket_open_since_before_the_token_expired_can_no_longer_rate(settings):
     visitor = await connect()
     await start(visitor)
