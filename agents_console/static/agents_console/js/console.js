@@ -282,7 +282,7 @@ const socket = new FrameSocket({
       // helper's doing, and must not replace what the error box shows them.
       if (BACKGROUND_FRAMES.has(frameType)) return;
       // About a conversation other than the one open: shown at the top, saying which.
-      const other = about !== undefined && about !== state.selected && (state.mine.get(about) || state.waiting.get(about));
+      const other = about !== state.selected && (state.mine.get(about) || state.waiting.get(about));
       showError((other ? `Conversation with ${visitorLabel(other)}: ` : "") + message + notSent, about);
     },
   },
@@ -1035,7 +1035,7 @@ function renderWrapUp(conversations, count) {
 // Errors about the open conversation show beside it, and again whenever it is chosen
 // again until the helper sends something there; anything else shows at the top.
 function showError(text, about = state.selected) {
-  const beside = about !== undefined && about !== null && about === state.selected && !byId("conversation-panel").hidden;
+  const beside = about !== null && about === state.selected && !byId("conversation-panel").hidden;
   if (beside) state.errors.set(about, text);
   const box = beside ? byId("conversation-error") : byId("console-error");
   box.textContent = text;

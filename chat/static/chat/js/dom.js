@@ -70,18 +70,19 @@ function trimAddress(address) {
   }
 }
 
-// Whether an address goes where it reads as going: not one whose name is in other alphabets
-// (a lookalike of the council's), nor one with a user name before an "@", which makes
+// Whether an address goes where it reads as going: the host the browser would visit is the
+// one written. Not so for a name in other alphabets (a lookalike of the council's, visited
+// as "xn--…"), nor with a user name before an "@", which makes
 // "https://www.council.gov.uk@elsewhere.example" go to elsewhere.example.
-function plainAddress(href) {
+function goesWhereItReads(href) {
   let url;
   try {
     url = new URL(href);
   } catch {
     return false;
   }
-  const host = href.slice(href.indexOf("//") + 2).split(/[/?#]/)[0];
-  return !url.username && !url.password && !host.includes("@") && /^[\x21-\x7e]+$/.test(host);
+  const written = href.slice(href.indexOf("//") + 2).split(/[/?#]/)[0];
+  return url.host === written.toLowerCase();
 }
 
 // Plain text as nodes, with http(s) addresses made into links. Nothing is parsed as HTML,
@@ -92,7 +93,7 @@ export function linkify(text) {
   let last = 0;
   for (const match of text.matchAll(URL_PATTERN)) {
     const href = trimAddress(match[0]);
-    if (!plainAddress(href)) continue;
+    if (!goesWhereItReads(href)) continue;
     if (match.index > last) nodes.push(document.createTextNode(text.slice(last, match.index)));
     nodes.push(element("a", { className: "govuk-link", href, rel: "noopener noreferrer nofollow", target: "_blank", text: href }));
     last = match.index + href.length;
