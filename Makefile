@@ -10,10 +10,10 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 # Tests run in parallel processes (pytest-xdist), one a core and at most four: each has its
-# own test database and channel-layer prefix. The browser tests all go to one of them
-# (tests/conftest.py), one after another. TEST_WORKERS=0 runs everything in this process.
+# own test database, channel-layer prefix and browsers. TEST_WORKERS=0 runs everything in
+# this process.
 TEST_WORKERS ?= auto
-PYTEST := $(BIN)/python -m pytest --numprocesses=$(TEST_WORKERS) --maxprocesses=4 --dist=loadgroup
+PYTEST := $(BIN)/python -m pytest --numprocesses=$(TEST_WORKERS) --maxprocesses=4
 
 ASSETS := build/static/council/css/council.css build/static/chat/css/widget.css \
 	build/static/vendor/govuk-frontend/govuk-frontend.min.js build/static/vendor/rrweb/rrweb.js

@@ -29,15 +29,6 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = 1
 
 
-def pytest_collection_modifyitems(config, items):
-    """Browser tests run one after another in one pytest-xdist worker (`--dist loadgroup`),
-    beside the other tests: two at once on a small machine slowed each other past their
-    waits for what a page shows."""
-    for item in items:
-        if item.get_closest_marker("browser"):
-            item.add_marker(pytest.mark.xdist_group("browser"))
-
-
 def need(condition: bool, reason: str) -> None:
     """Skip when a real service is missing; under CI=true, fail instead."""
     if condition:

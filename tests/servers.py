@@ -1,5 +1,6 @@
 """Real Daphne server processes for tests, sharing the test database."""
 
+import http.server
 import os
 import socket
 import subprocess
@@ -33,21 +34,47 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# Every port a server of this process has listened on. The end-to-end tests hand their
+# browsers from one test to the next, and a browser keeps what each origin stored (a chat's
+# token in localStorage, cached files): a later test's server on an earlier one's port would
+# find that test's chat waiting in the widget.
+_ports_listened_on: set[int] = set()
+
+
 def listening_socket(port: int = 0) -> socket.socket:
-    """A socket listening on 127.0.0.1:`port` (any free port by default), for a server to adopt.
+    """A socket listening on 127.0.0.1:`port`, for a server to adopt. By default a free port
+    that no server of this process has had before; a given `port` is a restart of that server.
 
     Binding it here, rather than picking a free port for the server to bind later, leaves no
     moment in which another worker's server can take the port first. One did: a browser test's
     Daphne could not bind, the council test site already listening there answered its health
     check (200 to any path), and the helper's sign-in page came from that site.
     """
-    sock = socket.socket()
-    # As Twisted does for its own ports: a restart on the same port must not wait for the
-    # previous process's closed connections to leave TIME_WAIT.
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
+    passed_over = []
+    while True:
+        sock = socket.socket()
+        # As Twisted does for its own ports: a restart on the same port must not wait for the
+        # previous process's closed connections to leave TIME_WAIT.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        if port or sock.getsockname()[1] not in _ports_listened_on:
+            break
+        passed_over.append(sock)  # held until the loop ends, so the next bind gets another port
+    for other in passed_over:
+        other.close()
     sock.listen(50)  # Twisted's default backlog, as when Daphne binds the port itself
+    _ports_listened_on.add(sock.getsockname()[1])
     return sock
+
+
+def http_server(handler: type[http.server.BaseHTTPRequestHandler]) -> http.server.ThreadingHTTPServer:
+    """A threaded HTTP server on 127.0.0.1, on a port as `listening_socket` picks it."""
+    sock = listening_socket()
+    server = http.server.ThreadingHTTPServer(sock.getsockname(), handler, bind_and_activate=False)
+    server.socket.close()
+    server.socket = sock
+    server.server_name, server.server_port = sock.getsockname()
+    return server
 
 
 def database_url() -> str:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.browser import chromium
+from tests.e2e.browser import chromium, made_new_again
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -16,14 +16,25 @@ def pytest_runtest_makereport(item, call):
         item.body_failed = report.failed
 
 
+@pytest.fixture(scope="session")
+def idle_browsers():
+    """Browsers a test has finished with, made new again for the next one (see
+    `made_new_again`); closed when the tests end."""
+    idle = []
+    yield idle
+    for driver in idle:
+        driver.quit()
+
+
 @pytest.fixture
-def browsers(request, tmp_path):
-    """Call it to open one more real Chromium (downloads go to `tmp_path`). Each one's last
-    screen is kept in build/test-artifacts for a failed run, then all are closed."""
+def browsers(request, tmp_path, idle_browsers):
+    """Call it to open one more real Chromium (downloads go to `tmp_path`). After a failed run
+    each one's last screen is kept in build/test-artifacts and it is closed; after a passed run
+    it goes back to `idle_browsers`."""
     opened = []
 
     def open_browser():
-        driver = chromium()
+        driver = idle_browsers.pop() if idle_browsers else chromium()
         driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
         opened.append(driver)
         return driver
@@ -37,4 +48,8 @@ def browsers(request, tmp_path):
             name = f"{request.node.name[:80]}-{index}"
             driver.save_screenshot(str(artifacts / f"{name}.png"))
             (artifacts / f"{name}.txt").write_text(f"{driver.current_url}\n{driver.title}\n")
-        driver.quit()
+            driver.quit()
+        elif made_new_again(driver):
+            idle_browsers.append(driver)
+        else:
+            driver.quit()

@@ -34,7 +34,7 @@ from tests.e2e.browser import (
     wait,
     wait_for_text,
 )
-from tests.servers import pushed_from_the_test_process, start_daphne
+from tests.servers import http_server, pushed_from_the_test_process, start_daphne
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -81,7 +81,7 @@ class CouncilPage(http.server.BaseHTTPRequestHandler):
 def council_httpd():
     """The council site's server, listening before this project's server starts, which must
     know its origin: a port only picked now could be taken by then."""
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), CouncilPage)
+    httpd = http_server(CouncilPage)
     yield httpd
     httpd.server_close()
 

@@ -1,0 +1,50 @@
+"""A browser one test has finished with is handed to the next as if just started."""
+
+import pytest
+
+from tests.e2e.browser import chromium, made_new_again, require_browser
+from tests.servers import start_daphne
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def server():
+    require_browser()
+    daphne = start_daphne(settings_module="config.settings_test", env_overrides={"DJANGO_ALLOWED_HOSTS": "127.0.0.1"})
+    yield daphne
+    daphne.stop()
+
+
+def test_a_reused_browser_keeps_nothing_a_test_set_on_its_tabs(server):
+    driver = chromium()
+    try:
+        driver.get(f"{server.http}/accounts/login/")
+        driver.add_cookie({"name": "left", "value": "behind"})
+        driver.execute_script("sessionStorage.setItem('left', 'behind')")
+        driver.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "Pacific/Auckland"})
+        driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": "window.addedByTheLastTest = true"})
+        driver.switch_to.new_window("window")
+        driver.get(f"{server.http}/accounts/login/")
+        driver.set_script_timeout(1)
+
+        assert made_new_again(driver)
+
+        assert len(driver.window_handles) == 1
+        assert driver.current_url == "about:blank"
+        driver.get(f"{server.http}/accounts/login/")
+        assert driver.get_cookie("left") is None
+        assert driver.execute_script("return sessionStorage.getItem('left')") is None
+        assert driver.execute_script("return Intl.DateTimeFormat().resolvedOptions().timeZone") != "Pacific/Auckland"
+        assert driver.execute_script("return window.addedByTheLastTest") is None
+        assert driver.timeouts.script == 30
+    finally:
+        driver.quit()
+
+
+def test_a_browser_the_test_quit_is_not_reused():
+    require_browser()
+    driver = chromium()
+    driver.quit()
+
+    assert not made_new_again(driver)
