@@ -37,3 +37,5 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
     _database["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
 else:
     _database["TEST"] = {"NAME": f"test_{_database['NAME']}"}
+    # Django's backend, emptied between tests by DELETE rather than TRUNCATE (40x quicker).
+    _database["ENGINE"] = "tests.postgresql"

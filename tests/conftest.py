@@ -152,9 +152,9 @@ def redis_url():
 
 
 @pytest.fixture
-def postgres(settings):
+def postgres():
     need(
-        settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql",
+        connections["default"].vendor == "postgresql",
         "DATABASE_URL does not point at PostgreSQL (the services pass of `make test` sets it)",
     )
 

@@ -80,7 +80,7 @@ def http_server(handler: type[http.server.BaseHTTPRequestHandler]) -> http.serve
 def database_url() -> str:
     """The URL of the test database pytest-django created, for other processes to share."""
     db = connection.settings_dict
-    if db["ENGINE"] == "django.db.backends.postgresql":
+    if connection.vendor == "postgresql":
         password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
         return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
     return f"sqlite:///{db['NAME']}"
