@@ -191,6 +191,14 @@ def test_sharing_by_code_without_a_chat(server, browsers):
     code = resident.find_element(By.ID, "dioa-cobrowse-code").text.removeprefix("Your code is ").replace(" ", "")
     assert len(code) == 6 and code.isdigit()
     assert_accessible(resident, "the screen-sharing code")
+    # Read out once, through the widget's live region, and not by a live region of its own too.
+    wait_for_text(resident, "#dioa-chat-announcer", f"Your code is {code[:3]} {code[3:]}")
+    reading_it_out = resident.execute_script(
+        "return [...document.querySelectorAll('[aria-live], [role=status], [role=alert], [role=log]')]"
+        ".filter((region) => region.textContent.includes(arguments[0])).map((region) => region.id)",
+        f"{code[:3]} {code[3:]}",
+    )
+    assert reading_it_out == ["dioa-chat-announcer"]
 
     helper.find_element(By.ID, "cobrowse-code-input").send_keys("000000" if code != "000000" else "111111")
     helper.find_element(By.CSS_SELECTOR, "#cobrowse-code-form button").click()

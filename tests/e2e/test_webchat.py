@@ -801,8 +801,11 @@ def test_with_nobody_available_the_resident_can_leave_a_message(server, council_
     assert "Monday: all day" in hours, "midnight to midnight"
     assert f"Closed on {closure.date:%A} {closure.date.day} {closure.date:%B} (Staff training)" in hours
     assert "Christmas Day" not in hours, "only the next two weeks' closures"
-    assert visitor.switch_to.active_element.get_attribute("id") in {"dioa-callback-name", "dioa-chat-name"}
+    # Why chat is unavailable is read first, then the form, next from the keyboard.
+    wait(visitor).until(lambda d: d.switch_to.active_element.get_attribute("id") == "dioa-chat-unavailable-reason")
     assert_accessible(visitor, "the leave-a-message form")
+    ActionChains(visitor).send_keys(Keys.TAB).perform()
+    assert visitor.execute_script("return document.activeElement.closest('.chat-callback') !== null")
     assert (
         "This chat is run by Millbrook District Council."
         in visitor.find_element(By.CSS_SELECTOR, ".chat-callback").text
@@ -1132,6 +1135,19 @@ def chatting_with_the_minutes_messages_used_up(server, council_site, browsers):
     return helper, visitor, conversation
 
 
+# Whether the chat's message holding the text `arguments[0]` is in view where the log scrolls.
+IN_VIEW = """
+    const items = [...document.querySelectorAll(".chat-log__item")];
+    const reply = items.find((item) => item.innerText.includes(arguments[0]));
+    const scrolls = (box) => box.scrollHeight > box.clientHeight && getComputedStyle(box).overflowY !== "visible";
+    let box = reply.parentElement;
+    while (box && !scrolls(box)) box = box.parentElement;
+    const shown = (box || document.documentElement).getBoundingClientRect();
+    const seen = reply.getBoundingClientRect();
+    return seen.top >= shown.top && seen.bottom <= shown.bottom;
+"""
+
+
 def test_replies_scroll_into_view_below_a_message_that_was_not_sent(server, council_site, browsers, site):
     helper, visitor, _conversation = chatting_with_the_minutes_messages_used_up(server, council_site, browsers)
     # As in browsers that do not keep the view on what it showed (Safari).
@@ -1149,21 +1165,41 @@ def test_replies_scroll_into_view_below_a_message_that_was_not_sent(server, coun
         compose.send_keys(reply, Keys.ENTER)
         wait_for_text(visitor, ".chat-log", reply)
 
-    in_view = """
-        const items = [...document.querySelectorAll(".chat-log__item")];
-        const reply = items.find((item) => item.innerText.includes(arguments[0]));
-        const scrolls = (box) => box.scrollHeight > box.clientHeight && getComputedStyle(box).overflowY !== "visible";
-        let box = reply.parentElement;
-        while (box && !scrolls(box)) box = box.parentElement;
-        const shown = (box || document.documentElement).getBoundingClientRect();
-        const seen = reply.getBoundingClientRect();
-        return seen.top >= shown.top && seen.bottom <= shown.bottom;
-    """
-    wait(visitor).until(lambda d: d.execute_script(in_view, "Try again in a moment"), "the last reply is in view")
+    wait(visitor).until(lambda d: d.execute_script(IN_VIEW, "Try again in a moment"), "the last reply is in view")
 
     # Tried again from the keyboard: the row with the button goes, the keyboard does not.
     visitor.find_element(By.CSS_SELECTOR, ".chat-retry").send_keys(Keys.ENTER)
     wait(visitor).until(lambda d: d.switch_to.active_element.get_attribute("id") == "dioa-chat-message")
+
+
+@pushed_from_the_test_process
+def test_a_resident_reading_earlier_messages_is_not_moved_by_a_new_one(server, council_site, browsers, site, settings):
+    helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
+    click(helper, "[data-accept]")
+    wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
+    conversation = Conversation.objects.get()
+    settings.CHAT_MESSAGES_PER_MINUTE = 100  # for the helper's thirty, written here at once
+    for number in range(30):
+        services.message_create(
+            conversation_id=conversation.pk, author_kind="helper", author=site, body=f"Step {number + 1}."
+        )
+    wait_for_text(visitor, ".chat-log", "Step 30.")
+    wait(visitor).until(lambda d: d.execute_script(IN_VIEW, "Step 30."), "the latest message in view")
+    assert not visitor.execute_script(IN_VIEW, "Step 1."), "a chat longer than its panel"
+
+    visitor.execute_script("document.getElementById('dioa-chat-body').scrollTop = 0")
+    services.message_create(conversation_id=conversation.pk, author_kind="helper", author=site, body="Step 31.")
+    wait_for_text(visitor, ".chat-log", "Step 31.")
+    wait_for_text(visitor, "#dioa-chat-announcer", "Step 31.")
+    assert visitor.execute_script(IN_VIEW, "Step 1."), "left where they were reading"
+    assert visitor.execute_script("return document.getElementById('dioa-chat-body').scrollTop") == 0
+
+    # What they send themselves they see sent, and what follows it.
+    type_message(visitor, "Thanks, that is clear")
+    wait(visitor).until(lambda d: d.execute_script(IN_VIEW, "Thanks, that is clear"), "their own message in view")
+    services.message_create(conversation_id=conversation.pk, author_kind="helper", author=site, body="Step 32.")
+    wait_for_text(visitor, ".chat-log", "Step 32.")
+    wait(visitor).until(lambda d: d.execute_script(IN_VIEW, "Step 32."), "the next message in view")
 
 
 def test_a_connection_attempt_that_hangs_counts_as_failed_and_is_tried_again(server, council_site, browsers):

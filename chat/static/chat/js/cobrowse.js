@@ -286,7 +286,8 @@ export class ResidentCobrowse {
 // "Share my screen with an adviser" without a chat: a code to read out on the phone.
 export function codeView() {
   const heading = element("h3", { className: "govuk-heading-s", id: "dioa-cobrowse-code-title", text: TEXT.codeTitle });
-  const code = element("p", { className: "govuk-heading-l cobrowse-code", id: "dioa-cobrowse-code", "aria-live": "polite" });
+  // Not a live region of its own: the widget reads the whole box out once, through its own.
+  const code = element("p", { className: "govuk-heading-l cobrowse-code", id: "dioa-cobrowse-code" });
   const help = element("p", { className: "govuk-body-s", text: TEXT.codeHelp });
   const box = element("section", { className: "cobrowse-code-box", "aria-labelledby": "dioa-cobrowse-code-title", hidden: "" }, [heading, code, help]);
   return {

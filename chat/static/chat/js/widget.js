@@ -37,6 +37,8 @@ const READ_MARK_DELAY_MS = 250;
 // reaches sockets only through a shared channel layer: not on one process with the
 // in-memory layer, where it runs in a process of its own.
 const CONFIG_RECHECK_MS = 2 * 60 * 1000;
+// How far below the view the latest message may end for a resident still to be reading it.
+const LINE_SLACK_PX = 48;
 
 const TEXT = {
   launcher: "Chat with an advisor",
@@ -373,6 +375,11 @@ class ChatWidget {
         element("div", { className: "chat-panel__footer" }, [this.errorBox, this.composeForm, this.newChatButton]),
       ],
     );
+    this.panelBody = this.panel.querySelector(".chat-panel__body");
+    this.followingLatest = true;
+    for (const box of [this.panelBody, this.panel]) {
+      box.addEventListener("scroll", () => (this.followingLatest = this.readingTheLatest()), { passive: true });
+    }
     this.panel.addEventListener("keydown", (event) => {
       // Not the Escape that cancels a word on a Japanese or Chinese keyboard (see sendOnEnter).
       if (event.key === "Escape" && !event.isComposing && event.keyCode !== 229) this.close();
@@ -444,7 +451,8 @@ class ChatWidget {
   }
 
   buildUnavailable() {
-    this.unavailableReason = element("p", { className: "govuk-body", id: "dioa-chat-unavailable-reason" });
+    // Focused when the panel opens on it (see focusTarget), so it is never skipped.
+    this.unavailableReason = element("p", { className: "govuk-body", id: "dioa-chat-unavailable-reason", tabindex: "-1" });
     const name = textField({ id: "dioa-callback-name", name: "name", label: "Your name", autocomplete: "name", maxlength: 80 });
     const phone = textField({ id: "dioa-callback-phone", name: "phone", label: TEXT.phoneLabel, hint: TEXT.phoneHint, type: "tel", autocomplete: "tel", maxlength: 32 });
     const email = textField({ id: "dioa-callback-email", name: "email", label: "Email address", type: "email", autocomplete: "email", maxlength: 254 });
@@ -685,6 +693,7 @@ class ChatWidget {
     this.heldAnnouncements.clear();
     this.messageAfterGone = messageAfterGone;
     this.log.replaceChildren();
+    this.followingLatest = true;
     this.typingLine.textContent = "";
     this.loadConfig();
     this.render();
@@ -1252,6 +1261,23 @@ class ChatWidget {
   }
 
   insert(node) {
+    this.place(node);
+    // A resident who scrolled up to read earlier messages is left there (a new one is still
+    // read out); one at the latest sees each new message, and always their own.
+    if (!node.dataset.seq || this.followingLatest) this.log.lastElementChild.scrollIntoView({ block: "nearest" });
+  }
+
+  // Whether the log's last item is in view, give or take a line, in what scrolls the log (the
+  // panel's body; the whole panel on a short screen). Asked when the resident scrolls, not
+  // when a message comes: the footer growing (an error shown) also pushes it out of view.
+  readingTheLatest() {
+    const latest = this.log.lastElementChild;
+    if (!latest) return true;
+    const bottom = latest.getBoundingClientRect().bottom;
+    return [this.panelBody, this.panel].every((box) => bottom <= box.getBoundingClientRect().bottom + LINE_SLACK_PX);
+  }
+
+  place(node) {
     if (node.dataset.seq) {
       const seq = Number(node.dataset.seq);
       // Keep the log in sequence order even when live messages arrive out of order.
@@ -1267,7 +1293,6 @@ class ChatWidget {
     } else {
       this.log.append(node);
     }
-    this.log.lastElementChild.scrollIntoView({ block: "nearest" });
   }
 
   announce(text) {
@@ -1346,6 +1371,11 @@ class ChatWidget {
 
   // The state's main control; after a change, the keyboard goes there if what it was on is gone.
   focusTarget() {
+    // Chat closed, or nobody free: why, and when it opens, are read before the form to leave
+    // a message, which would otherwise take the keyboard and the screen reader past them.
+    if (!this.state.token && this.config.available === false && isShown(this.unavailableReason)) {
+      return this.unavailableReason;
+    }
     const candidates = [this.textarea, this.ratingInputs[0].input, this.callbackInputs.name, this.nameInput, this.newChatButton];
     return candidates.find((node) => isShown(node)) || this.closeButton;
   }
