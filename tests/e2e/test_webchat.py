@@ -858,6 +858,19 @@ def start_chat_with_a_double_press(visitor, council_site) -> None:
     ).perform()
 
 
+def steps_answered(visitor, site, settings, count: int) -> Conversation:
+    """The helper's `count` answers "Step 1." to "Step `count`." in the one chat, written here
+    at once (only Redis carries them to the server: `pushed_from_the_test_process`), and seen."""
+    conversation = Conversation.objects.get()
+    settings.CHAT_MESSAGES_PER_MINUTE = 100
+    for number in range(1, count + 1):
+        services.message_create(
+            conversation_id=conversation.pk, author_kind="helper", author=site, body=f"Step {number}."
+        )
+    wait_for_text(visitor, ".chat-log", f"Step {count}.")
+    return conversation
+
+
 @pushed_from_the_test_process
 def test_a_long_chat_reloaded_with_a_message_typed_offline_delivers_it(server, council_site, browsers, site, settings):
     helper = browsers()
@@ -868,15 +881,9 @@ def test_a_long_chat_reloaded_with_a_message_typed_offline_delivers_it(server, c
     wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue.")
     click(helper, "[data-accept]")
     wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
-    conversation = Conversation.objects.get()
-    settings.CHAT_MESSAGES_PER_MINUTE = 100  # for the helper's forty, written here at once
     # Forty answers: a reload's snapshot holds them all (it used to send a read mark for each,
     # past the socket's frame limit, so the message resent after them was refused unseen).
-    for number in range(40):
-        services.message_create(
-            conversation_id=conversation.pk, author_kind="helper", author=site, body=f"Step {number + 1}"
-        )
-    wait_for_text(visitor, ".chat-log", "Step 40")
+    steps_answered(visitor, site, settings, 40)
 
     type_while_the_server_is_down(server, visitor, "Typed while offline")
     restarted = server.start_again()
@@ -1177,13 +1184,7 @@ def test_a_resident_reading_earlier_messages_is_not_moved_by_a_new_one(server, c
     helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
     click(helper, "[data-accept]")
     wait_for_text(visitor, "#dioa-chat-status", "You are chatting with Alex.")
-    conversation = Conversation.objects.get()
-    settings.CHAT_MESSAGES_PER_MINUTE = 100  # for the helper's thirty, written here at once
-    for number in range(30):
-        services.message_create(
-            conversation_id=conversation.pk, author_kind="helper", author=site, body=f"Step {number + 1}."
-        )
-    wait_for_text(visitor, ".chat-log", "Step 30.")
+    conversation = steps_answered(visitor, site, settings, 30)
     wait(visitor).until(lambda d: d.execute_script(IN_VIEW, "Step 30."), "the latest message in view")
     assert not visitor.execute_script(IN_VIEW, "Step 1."), "a chat longer than its panel"
 
