@@ -919,6 +919,12 @@ class ChatWidget {
 
   // Why chat is closed to the resident waiting (`closed`, `no_helpers`), or null while open.
   // Every `queue.position` says it, and so the queue always holds the newest word.
+  // No chat of the resident's own, and none can start now (closed, or nobody free): the panel
+  // says why and offers to leave a message.
+  closedToNewChats() {
+    return !this.state.token && this.config.available === false;
+  }
+
   queueUnavailable() {
     const queue = this.state.queue;
     return queue && queue.available === false ? queue.reason : null;
@@ -1373,9 +1379,7 @@ class ChatWidget {
   focusTarget() {
     // Chat closed, or nobody free: why, and when it opens, are read before the form to leave
     // a message, which would otherwise take the keyboard and the screen reader past them.
-    if (!this.state.token && this.config.available === false && isShown(this.unavailableReason)) {
-      return this.unavailableReason;
-    }
+    if (this.closedToNewChats()) return this.unavailableReason;
     const candidates = [this.textarea, this.ratingInputs[0].input, this.callbackInputs.name, this.nameInput, this.newChatButton];
     return candidates.find((node) => isShown(node)) || this.closeButton;
   }
@@ -1388,7 +1392,7 @@ class ChatWidget {
   draw() {
     const hasConversation = Boolean(this.state.token);
     const ended = Boolean(this.conversation && this.conversation.status === "ended");
-    const unavailable = !hasConversation && this.config.available === false;
+    const unavailable = this.closedToNewChats();
     const waiting = Boolean(this.conversation && this.conversation.status === "waiting");
     const leaving = waiting && Boolean(this.state.leavingMessage);
     // Ended by the system before any advisor took it: the chat promised a way to leave a message.
