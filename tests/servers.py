@@ -50,18 +50,21 @@ def listening_socket(port: int = 0) -> socket.socket:
     Daphne could not bind, the council test site already listening there answered its health
     check (200 to any path), and the helper's sign-in page came from that site.
     """
-    passed_over = []
-    while True:
-        sock = socket.socket()
-        # As Twisted does for its own ports: a restart on the same port must not wait for the
-        # previous process's closed connections to leave TIME_WAIT.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", port))
-        if port or sock.getsockname()[1] not in _ports_listened_on:
-            break
-        passed_over.append(sock)  # held until the loop ends, so the next bind gets another port
-    for other in passed_over:
-        other.close()
+    passed_over = []  # held until a port is found, so that the next bind gets another
+    try:
+        while True:
+            sock = socket.socket()
+            passed_over.append(sock)
+            # As Twisted does for its own ports: a restart on the same port must not wait for
+            # the previous process's closed connections to leave TIME_WAIT.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", port))
+            if port or sock.getsockname()[1] not in _ports_listened_on:
+                passed_over.pop()
+                break
+    finally:
+        for other in passed_over:
+            other.close()
     sock.listen(50)  # Twisted's default backlog, as when Daphne binds the port itself
     _ports_listened_on.add(sock.getsockname()[1])
     return sock

@@ -1,8 +1,9 @@
 """A browser one test has finished with is handed to the next as if just started."""
 
 import pytest
+from selenium.webdriver.support import expected_conditions as EC
 
-from tests.e2e.browser import chromium, made_new_again, require_browser
+from tests.e2e.browser import chromium, made_new_again, require_browser, wait
 from tests.servers import start_daphne
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -48,3 +49,16 @@ def test_a_browser_the_test_quit_is_not_reused():
     driver.quit()
 
     assert not made_new_again(driver)
+
+
+def test_a_browser_left_with_a_dialog_open_is_not_reused():
+    require_browser()
+    driver = chromium()
+    try:
+        driver.get("data:text/html,<p>A page that asks</p>")
+        driver.execute_script("setTimeout(() => alert('Leave this page?'), 0)")
+        wait(driver, 5).until(EC.alert_is_present())
+
+        assert not made_new_again(driver)
+    finally:
+        driver.quit()
