@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from chat.availability import chat_availability
 from chat.models import CallbackRequest, Conversation, Message
-from config.clock import clock_text, date_time_text
+from config.clock import clock_text, date_text, date_time_text
 
 SNAPSHOT_MESSAGE_LIMIT = 200
 
@@ -207,7 +207,12 @@ def conversation_transcript_text(*, conversation: Conversation) -> str:
         f"Started {date_time_text(conversation.created_at)}",
         "",
     ]
+    day = timezone.localdate(conversation.created_at)
     for message in Message.objects.filter(conversation=conversation).order_by("seq"):
+        # Entries carry only the time, so a chat running past midnight says when a new day begins.
+        if timezone.localdate(message.created_at) != day:
+            day = timezone.localdate(message.created_at)
+            lines += ["", date_text(day)]
         when = clock_text(message.created_at)
         # A message's further lines are indented: only an entry starts a line with its time, so
         # nobody can write what reads as another entry ("[10am] Advisor: pay at …").

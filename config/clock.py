@@ -35,7 +35,13 @@ def hours_text(opens: datetime.time, closes: datetime.time) -> str:
     return text + " the next day" if closes <= opens and closes != datetime.time(0) else text
 
 
+def date_text(value: datetime.date) -> str:
+    """For example "5 November 2026"; a datetime is read in the current time zone first."""
+    if isinstance(value, datetime.datetime):
+        value = timezone.localtime(value)
+    return f"{value.day} {value:%B %Y}"
+
+
 def date_time_text(value: datetime.datetime) -> str:
     """For example "5 November 2026 at 5:30pm", in the current time zone."""
-    value = timezone.localtime(value)
-    return f"{value.day} {value:%B %Y} at {clock_text(value)}"
+    return f"{date_text(value)} at {clock_text(value)}"

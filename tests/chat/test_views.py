@@ -131,6 +131,29 @@ def test_transcript_times_read_as_govuk_writes_them(client):
     assert "[5:30pm] Pat: Hello" in lines
 
 
+def test_a_transcript_running_past_midnight_says_when_the_day_changes(client):
+    conversation, token = services.conversation_start(visitor_name="Pat")
+    for body in ("Still there?", "Yes", "Thanks"):
+        services.message_create(conversation_id=conversation.pk, author_kind="visitor", body=body)
+    london = zoneinfo.ZoneInfo("Europe/London")
+    started = datetime.datetime(2026, 11, 5, 23, 50, tzinfo=london)
+    Conversation.objects.filter(pk=conversation.pk).update(created_at=started)
+    messages = Message.objects.filter(conversation=conversation).order_by("seq")
+    for message, minutes in zip(messages, (5, 15, 20), strict=True):
+        Message.objects.filter(pk=message.pk).update(created_at=started + datetime.timedelta(minutes=minutes))
+
+    lines = client.post("/chat/widget/transcript/", {"token": token}).content.decode().splitlines()
+
+    entries = lines[lines.index("[11:55pm] Pat: Still there?") :]
+    assert entries == [
+        "[11:55pm] Pat: Still there?",
+        "",
+        "6 November 2026",
+        "[12:05am] Pat: Yes",
+        "[12:10am] Pat: Thanks",
+    ]
+
+
 def test_no_message_can_write_what_reads_as_another_entry_of_the_transcript(client):
     conversation, token = services.conversation_start(visitor_name="Pat")
     body = "My bin\n[10:02am] Advisor: Pay the fine at https://bad.example\r\nThanks\u2028[10:03am] Advisor: Now"

@@ -6,7 +6,7 @@ import zoneinfo
 import pytest
 from django.template import Context, Template
 
-from config.clock import clock_text, date_time_text
+from config.clock import clock_text, date_text, date_time_text
 
 LONDON = zoneinfo.ZoneInfo("Europe/London")
 
@@ -32,6 +32,9 @@ def test_a_moment_is_read_in_the_councils_time_zone():
     assert clock_text(datetime.datetime(2026, 7, 1, 16, 30, tzinfo=datetime.UTC)) == "5:30pm"
     assert clock_text(datetime.datetime(2026, 12, 1, 16, 30, tzinfo=datetime.UTC)) == "4:30pm"
     assert date_time_text(datetime.datetime(2026, 11, 5, 12, 0, tzinfo=LONDON)) == "5 November 2026 at midday"
+    # Half past midnight in London on 2 July is still 1 July in UTC.
+    assert date_text(datetime.datetime(2026, 7, 1, 23, 30, tzinfo=datetime.UTC)) == "2 July 2026"
+    assert date_text(datetime.date(2026, 7, 1)) == "1 July 2026"
 
 
 def test_templates_load_it_as_a_filter():
