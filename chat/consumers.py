@@ -342,9 +342,12 @@ class VisitorConsumer(ConversationStreamMixin, FrameConsumer):
         )
         await self.send_frame("conversation.rated", {"rating": rating})
 
-    async def handle_callback_request(self, *, name: str, phone: str, email: str, message: str, service: str) -> None:
+    async def handle_callback_request(
+        self, *, client_id: str, name: str, phone: str, email: str, message: str, service: str
+    ) -> None:
         service_obj = await service_from_slug(service)
         callback = await db(services.callback_request_create)(
+            client_id=client_id,
             name=name,
             phone=phone,
             email=email,

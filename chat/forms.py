@@ -122,10 +122,14 @@ client_id_characters = RegexValidator(r"^[A-Za-z0-9_.:-]+$", _("Use letters, dig
 client_id_field = forms.CharField(max_length=64, validators=[client_id_characters])
 
 
+# A client's key for a request it may send again after the answer was lost; a secret of the
+# client's (a start's brings back the conversation with a new token), so at least 32
+# characters: a random UUID, say.
+request_key_field = forms.CharField(min_length=32, max_length=64, required=False, validators=[client_id_characters])
+
+
 class ConversationStartForm(FrameForm):
-    # A secret of the client's (it brings back the conversation with a new token), so at
-    # least 32 characters: a random UUID, say.
-    client_id = forms.CharField(min_length=32, max_length=64, required=False, validators=[client_id_characters])
+    client_id = request_key_field
     name = forms.CharField(
         max_length=80, required=False, validators=[one_line], error_messages={"max_length": NAME_TOO_LONG}
     )
@@ -136,6 +140,7 @@ class ConversationStartForm(FrameForm):
 
 
 class CallbackRequestForm(FrameForm):
+    client_id = request_key_field
     name = forms.CharField(
         max_length=80,
         validators=[one_line],

@@ -308,6 +308,9 @@ class CallbackRequest(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="claimed_callbacks"
     )
     client_address_hash = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
+    # Chosen by the resident's client, so that the same request sent again after its answer
+    # was lost (the connection went, the page reloaded) is recognised, not kept twice.
+    client_id = models.CharField(max_length=64, blank=True, editable=False)
     created_at = models.DateTimeField(_("left"), auto_now_add=True)
     done_at = models.DateTimeField(_("done"), null=True, blank=True)
     # When the resident's details and message were deleted, the retention period after it was done.
@@ -315,6 +318,11 @@ class CallbackRequest(models.Model):
 
     class Meta:
         ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["client_id"], condition=~models.Q(client_id=""), name="chat_callbackrequest_client_id"
+            )
+        ]
         verbose_name = _("callback request")
         verbose_name_plural = _("callback requests")
 

@@ -1117,9 +1117,13 @@ def callback_request_create(
     address_hash: str = "",
     instead_of: int | None = None,
     token_hash: str | None = None,
+    client_id: str = "",
     now: datetime.datetime | None = None,
 ) -> CallbackRequest:
     """Leave a message for a helper to answer later; every console sees it in the queue.
+
+    A request with a `client_id` already kept (sent again after its answer was lost) returns
+    the one kept and changes nothing else.
 
     Needs a phone number or an email (ValidationError `contact_required`); shares the
     per-address hourly limit with conversations (`too_many_conversations`).
@@ -1135,6 +1139,8 @@ def callback_request_create(
     if not phone and not email:
         raise chat_error("contact_required")
     now = now or timezone.now()
+    if kept := _callback_kept(client_id):
+        return kept
     # Locked first, as a start does: the conversation row, then the address.
     replaced = (
         _locked_conversation(instead_of, related=False, token_hash=token_hash) if instead_of is not None else None
@@ -1150,21 +1156,34 @@ def callback_request_create(
             limit=settings.CHAT_STARTS_PER_ADDRESS_PER_HOUR,
             refusal="too_many_conversations",
         )
-    callback = CallbackRequest.objects.create(
-        name=name,
-        message=message,
-        earlier_messages=_resident_messages(replaced) if replaced is not None else [],
-        phone=phone,
-        email=email,
-        # What the chat it replaces was about, whatever page the resident is on now.
-        service=replaced.service if replaced is not None and replaced.service_id else service,
-        client_address_hash=address_hash,
-    )
+    try:
+        with transaction.atomic():
+            callback = CallbackRequest.objects.create(
+                name=name,
+                message=message,
+                earlier_messages=_resident_messages(replaced) if replaced is not None else [],
+                phone=phone,
+                email=email,
+                # What the chat it replaces was about, whatever page the resident is on now.
+                service=replaced.service if replaced is not None and replaced.service_id else service,
+                client_address_hash=address_hash,
+                client_id=client_id,
+            )
+    except IntegrityError:
+        # The same request twice at once, the other kept first.
+        if kept := _callback_kept(client_id):
+            return kept
+        raise
     events.broadcast_callback_requested(callback)
     if waiting:
         conversation_end(conversation_id=instead_of, ended_by=Conversation.EndedBy.VISITOR, reason="left_message")
     logger.info("callback request %s left", callback.pk)
     return callback
+
+
+def _callback_kept(client_id: str) -> CallbackRequest | None:
+    """The request already kept with this `client_id`, if any."""
+    return CallbackRequest.objects.filter(client_id=client_id).first() if client_id else None
 
 
 EARLIER_MESSAGES_KEPT = 20

@@ -1,7 +1,8 @@
 """Simultaneous writes on PostgreSQL's locks: of two helpers pressing Accept exactly one
 wins; messages sent at once from many sockets are numbered without gaps or repeats, the
-same message resent on two sockets at once is stored once, so is one start (its key), and the
-per-minute and per-address limits hold for requests made at the same moment."""
+same message resent on two sockets at once is stored once, so is one start (its key) and one
+message left for a call back (its key), and the per-minute and per-address limits hold for
+requests made at the same moment."""
 
 import threading
 
@@ -242,3 +243,26 @@ def test_a_helper_accepting_as_the_resident_leaves_a_message_gives_one_outcome(p
             assert (accepted, conversation.ended_reason) == ("conversation_gone", "left_message")
             assert CallbackRequest.objects.get().pk == left
         CallbackRequest.objects.all().delete()
+
+
+@pytest.mark.parametrize("instead_of_a_chat", [False, True])
+def test_a_message_left_twice_at_once_with_one_key_is_kept_once(postgres, instead_of_a_chat):
+    for _round in range(5):
+        conversation, _token = services.conversation_start()
+        key = f"callback-key-{_round:02d}-{instead_of_a_chat:d}".ljust(32, "x")
+
+        def leave(conversation_id=conversation.pk if instead_of_a_chat else None, key=key):
+            return services.callback_request_create(
+                name="Pat",
+                phone="01632 960001",
+                message="Call me",
+                address_hash="a" * 64,
+                instead_of=conversation_id,
+                client_id=key,
+            ).pk
+
+        results = together([leave, leave])
+
+        kept = CallbackRequest.objects.get(client_id=key)
+        assert results == [kept.pk, kept.pk]
+    assert CallbackRequest.objects.count() == 5

@@ -332,6 +332,28 @@ async def test_a_callback_request_reaches_every_console_and_not_other_residents(
         await communicator.disconnect()
 
 
+async def test_a_callback_request_sent_again_after_its_answer_was_lost_is_kept_once(advisor):
+    helper = await console(advisor)
+    await expect(helper, "queue.snapshot")
+    frame = {
+        "type": "callback.request",
+        "data": {"client_id": "c" * 32, "name": "Pat", "phone": "01632 960001", "message": "Call me"},
+    }
+    lost = await connect()
+    await lost.send_json_to(frame)
+    told = (await expect(helper, "callback.requested"))["callback"]
+    await lost.disconnect()  # before its answer was read
+
+    again = await connect()
+    await again.send_json_to(frame)
+
+    assert (await expect(again, "callback.requested"))["reference"] == f"CB-{told['id']:06d}"
+    assert await helper.receive_nothing(timeout=0.3), "the consoles were told once"
+    assert await CallbackRequest.objects.acount() == 1
+    for communicator in (helper, again):
+        await communicator.disconnect()
+
+
 async def test_one_address_is_limited_across_its_sockets_and_an_enrolled_kiosk_is_not(settings, kiosk_credential):
     settings.COBROWSE_CODES_PER_ADDRESS_PER_HOUR = 2
     settings.CHAT_STARTS_PER_ADDRESS_PER_HOUR = 0
@@ -411,6 +433,7 @@ async def test_a_waiting_resident_who_leaves_a_message_stops_waiting_and_an_acti
         ({"name": "Pat", "phone": "(01) 23-45", "message": "Call me"}, "invalid_frame"),
         ({"name": "Pat", "email": "nope", "message": "Call me"}, "invalid_frame"),
         ({"phone": "01632 960001", "message": "Call me"}, "invalid_frame"),
+        ({"name": "Pat", "phone": "01632 960001", "message": "Call me", "client_id": "too-short"}, "invalid_frame"),
     ],
 )
 async def test_a_bad_callback_request_stores_nothing(data, code):

@@ -777,6 +777,36 @@ def test_a_message_left_instead_of_waiting_does_not_count_against_the_address(se
     assert again == "too_many_conversations", "any other message still counts"
 
 
+def test_a_message_left_again_with_its_key_is_kept_once_and_told_once(
+    settings, broadcasts, django_capture_on_commit_callbacks
+):
+    settings.CHAT_STARTS_PER_ADDRESS_PER_HOUR = 1
+    address = services.client_address_hash("203.0.113.9")
+    conversation, _ = services.conversation_start()
+    left = {
+        "name": "Pat",
+        "phone": "01632 960001",
+        "message": "Call me",
+        "address_hash": address,
+        "client_id": "k" * 32,
+    }
+
+    with django_capture_on_commit_callbacks(execute=True):
+        first = services.callback_request_create(instead_of=conversation.pk, **left)
+    with django_capture_on_commit_callbacks(execute=True):
+        # Its answer lost, sent again: from the chat it ended, or from a page with no chat,
+        # and the address at its limit.
+        again = services.callback_request_create(instead_of=conversation.pk, **left)
+        elsewhere = services.callback_request_create(**left)
+
+    assert again.pk == elsewhere.pk == first.pk
+    assert CallbackRequest.objects.count() == 1
+    assert len(broadcasts.events(events.CALLBACK_REQUESTED)) == 1
+    assert Message.objects.filter(conversation=conversation, body__contains="left a message").count() == 1
+    another = code_of(services.callback_request_create, **{**left, "client_id": "j" * 32})
+    assert another == "too_many_conversations", "another key is another message"
+
+
 def test_no_rating_for_a_chat_no_helper_had(advisor):
     unanswered, _token = services.conversation_start()
     services.conversation_end(conversation_id=unanswered.pk, ended_by="system", reason="unanswered")

@@ -918,6 +918,41 @@ def pat_left_unanswered(server, council_site, browsers, settings):
     return visitor
 
 
+LOSE_THE_ANSWER_TO_A_MESSAGE_LEFT = """
+// The connection goes just as a message left is sent: the message arrives, its answer does not
+// (a socket closed by this side hears nothing more).
+const send = WebSocket.prototype.send;
+WebSocket.prototype.send = function (data) {
+  send.call(this, data);
+  if (JSON.parse(data).type === "callback.request") {
+    WebSocket.prototype.send = send;
+    this.close();
+  }
+};
+"""
+
+
+def test_a_message_left_again_after_its_answer_was_lost_is_kept_once(server, council_site, browsers):
+    for weekday in range(7):
+        OpeningHours.objects.create(weekday=weekday, opens_at=datetime.time(0), closes_at=datetime.time(0))
+    visitor = browsers()
+    visitor.get(council_site)
+    click(visitor, ".chat-launcher")
+    wait_for_text(visitor, "#dioa-chat-unavailable-reason", "All our advisors are busy or away at the moment.")
+    fill_in_a_message_to_leave(visitor, "Please call me about my bin")
+    visitor.execute_script(LOSE_THE_ANSWER_TO_A_MESSAGE_LEFT)
+    send = visitor.find_element(By.CSS_SELECTOR, ".chat-callback button[type=submit]")
+
+    send.click()
+    wait(visitor).until(lambda _: CallbackRequest.objects.exists())
+    kept = CallbackRequest.objects.get()
+    assert not visitor.find_element(By.ID, "dioa-callback-confirmation").is_displayed(), "no answer came"
+    send.click()  # so the resident presses Send again
+
+    wait_for_text(visitor, "#dioa-callback-confirmation", f"Your reference is CB-{kept.pk:06d}")
+    assert list(CallbackRequest.objects.values_list("pk", flat=True)) == [kept.pk]
+
+
 def fill_in_a_message_to_leave(visitor, message: str) -> None:
     visitor.find_element(By.ID, "dioa-callback-name").send_keys("Pat")
     visitor.find_element(By.ID, "dioa-callback-phone").send_keys("01632 960001")

@@ -57,7 +57,7 @@ const TEXT = {
   topicLabel: "What do you need help with?",
   topicOther: "Something else",
   emailLabel: "Email address (optional)",
-  emailHint: "We will send you a copy of the conversation when it ends.",
+  emailHint: "If an advisor answers, we will email you a copy of the conversation when it ends.",
   start: "Start chat",
   messageLabel: "Message",
   send: "Send",
@@ -476,6 +476,7 @@ class ChatWidget {
       email,
       message: { input: this.callbackMessage, group: message },
     });
+    this.callbackForm.addEventListener("input", () => this.callbackEdited());
     this.callbackForm.addEventListener("submit", (event) => {
       event.preventDefault();
       this.requestCallback();
@@ -663,7 +664,20 @@ class ChatWidget {
   requestCallback() {
     this.hideError();
     this.callbackErrors.clear();
-    this.send("callback.request", { ...this.callbackValues(), service: this.topicSelect.value });
+    // Sent again after the answer was lost (the connection went, the page reloaded), the same
+    // key is answered with the message already kept instead of leaving it twice. Changing the
+    // form makes it another message (callbackEdited).
+    if (!this.state.callbackKey) {
+      this.state.callbackKey = secretId();
+      this.save();
+    }
+    this.send("callback.request", { client_id: this.state.callbackKey, ...this.callbackValues(), service: this.topicSelect.value });
+  }
+
+  callbackEdited() {
+    if (!this.state.callbackKey) return;
+    delete this.state.callbackKey;
+    this.save();
   }
 
   // `messageAfterGone`: a message is being left for the chat found gone (conversationGone).
@@ -972,6 +986,7 @@ class ChatWidget {
 
   onCallbackRequested({ reference }) {
     delete this.state.leavingMessage;
+    delete this.state.callbackKey;
     this.save();
     this.callbackErrors.clear();
     this.hideError();
@@ -1076,7 +1091,10 @@ class ChatWidget {
     // One left offline is still sent, as an ordinary call back, on a socket that follows no
     // conversation, and its answer is shown: the reference, or what is wrong with it on the
     // form, filled in as the resident left it. One still being written stays to be sent.
-    if (pending) this.send(pending.type, pending.data);
+    if (pending) {
+      this.state.callbackKey = pending.data.client_id;
+      this.send(pending.type, pending.data);
+    }
     this.render();
   }
 
