@@ -48,6 +48,8 @@ ERRORS = {
     "cobrowse_not_requested": _("Your helper has not asked to see your screen, or you have already answered."),
     "cobrowse_not_active": _("Screen sharing is not on."),
     "server_error": _("Something went wrong on our side. Try again."),
+    # config.json from a site the council has not listed (CHAT_WIDGET_ORIGINS): for its web team.
+    "origin_not_allowed": _("This website is not allowed to use the council's webchat."),
 }
 
 

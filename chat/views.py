@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from chat import selectors, services
 from chat.availability import chat_availability, schedule_around
 from chat.error_messages import error_message
+from chat.routing import widget_origin_allowed
 from config.clock import hours_text
 from kiosk.selectors import service_list_active
 
@@ -26,6 +27,15 @@ CLOSURES_SHOWN_DAYS = 14
 @never_cache
 @require_GET
 def widget_config(request):
+    origin = request.headers.get("Origin")
+    if origin and not widget_origin_allowed(origin):
+        # Readable by the page refused, so that the widget there stands down and says why
+        # instead of offering a chat whose socket would be refused.
+        response = JsonResponse(
+            {"code": "origin_not_allowed", "message": error_message("origin_not_allowed")}, status=403
+        )
+        response["Access-Control-Allow-Origin"] = "*"
+        return response
     now = timezone.localtime()
     today = now.date()
     schedule = schedule_around(today)

@@ -80,15 +80,38 @@ def test_config_lists_the_next_two_weeks_closures_only(client):
     ]
 
 
-def test_an_embedding_council_site_gets_cors_headers_and_others_do_not(client, settings):
-    settings.CORS_ALLOWED_ORIGINS = [COUNCIL_SITE]
+def test_an_embedding_council_site_gets_cors_headers_and_others_only_a_refusal(client, settings):
+    settings.CHAT_WIDGET_ORIGINS = settings.CORS_ALLOWED_ORIGINS = [COUNCIL_SITE]
     allowed = client.get("/chat/widget/config.json", headers={"Origin": COUNCIL_SITE})
     other = client.get("/chat/widget/config.json", headers={"Origin": "https://evil.example"})
 
     assert allowed.status_code == 200
     assert allowed["Access-Control-Allow-Origin"] == COUNCIL_SITE
     assert "Access-Control-Allow-Credentials" not in allowed
-    assert "Access-Control-Allow-Origin" not in other
+    assert (other.status_code, other.json()["code"]) == (403, "origin_not_allowed")
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example", "null", "https://www.millbrook.example.gov.uk:99999"])
+def test_a_site_not_listed_is_told_so_and_nothing_else(client, settings, origin):
+    settings.CHAT_WIDGET_ORIGINS = [COUNCIL_SITE]
+    response = client.get("/chat/widget/config.json", headers={"Origin": origin})
+
+    assert response.status_code == 403
+    assert response["Access-Control-Allow-Origin"] == "*"
+    assert response.json() == {
+        "code": "origin_not_allowed",
+        "message": "This website is not allowed to use the council's webchat.",
+    }
+
+
+@pytest.mark.parametrize("origin", [COUNCIL_SITE, "http://testserver", None])
+def test_this_site_and_the_listed_ones_get_the_configuration(client, settings, origin):
+    """The same origins as the resident's socket accepts: this site's hosts and the listed sites."""
+    settings.CHAT_WIDGET_ORIGINS = [COUNCIL_SITE]
+    response = client.get("/chat/widget/config.json", headers={"Origin": origin} if origin else {})
+
+    assert response.status_code == 200
+    assert "services" in response.json()
 
 
 @pytest.mark.parametrize(

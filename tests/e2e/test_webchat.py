@@ -110,6 +110,26 @@ def council_site(server, council_httpd):
     council_httpd.shutdown()
 
 
+def test_a_site_the_council_has_not_listed_gets_no_chat_and_is_told_why(server, browsers):
+    """Its socket would be refused: a launcher there could only hang at "Connecting…"."""
+    unlisted = http_server(CouncilPage)
+    unlisted.widget = f"{server.http}/static/chat/js/widget.js"
+    threading.Thread(target=unlisted.serve_forever, daemon=True).start()
+    try:
+        visitor = browsers()
+        visitor.get(f"http://localhost:{unlisted.server_port}")
+
+        wait(visitor).until(
+            lambda d: d.execute_script("return Boolean(window.dioaChat) && !document.querySelector('.dioa-chat')")
+        )
+        logged = [entry["message"] for entry in visitor.get_log("browser")]
+        origin = f"http://localhost:{unlisted.server_port}"
+        assert any(f"{origin} is not in the service's CHAT_WIDGET_ORIGINS" in message for message in logged), logged
+    finally:
+        unlisted.shutdown()
+        unlisted.server_close()
+
+
 def sign_in(driver, server) -> None:
     browser.sign_in(driver, server.http, "alex", "alex-password-123")
     wait_for_text(driver, "#console-connection", "Connected")

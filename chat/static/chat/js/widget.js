@@ -292,6 +292,10 @@ class ChatWidget {
     const askedAt = (this.configLoadedAt = Date.now());
     try {
       const response = await fetch(`${ORIGIN}/chat/widget/config.json`, { credentials: "omit" });
+      if (response.status === 403) {
+        const refusal = await response.json().catch(() => ({}));
+        if (refusal.code === "origin_not_allowed") return this.standDown();
+      }
       if (response.ok) {
         const config = await response.json();
         // An older request answering last must not undo a newer answer ("nobody is free").
@@ -313,6 +317,16 @@ class ChatWidget {
     this.render();
     // Said once: chat closed, or nobody is online, while the resident waits.
     if (this.conversation && this.conversation.status === "waiting") this.announceStatus();
+  }
+
+  // The council has not listed this site (CHAT_WIDGET_ORIGINS), so its socket would be
+  // refused: a launcher here could only hang at "Connecting…". The site's web team is told.
+  standDown() {
+    this.disconnect();
+    this.root.remove();
+    console.error(
+      `Do It Online Assist: no webchat on this page, because ${location.origin} is not in the service's CHAT_WIDGET_ORIGINS.`,
+    );
   }
 
   build() {
