@@ -40,11 +40,14 @@ build/static/council/css/council.css: config/assets/council.scss chat/assets/_lo
 	npx sass --load-path=node_modules --load-path=. --no-source-map --style=compressed --quiet-deps $< $@
 
 # GOV.UK Frontend scoped under .dioa-chat for council sites that embed the widget. Sass
-# scopes `:root` too, where the custom properties must sit on the widget itself.
+# scopes `:root` too, where the custom properties must sit on the widget itself. GOV.UK's
+# sizes are in rem, which follows the host page's root font size (many sites shrink it to
+# 62.5 % for their own arithmetic): each becomes a multiple of --dioa-rem, which widget.js
+# sets to the browser's own text size where the page's root differs from it.
 build/static/chat/css/widget.css: chat/assets/widget.scss chat/assets/_log.scss node_modules/.installed
 	mkdir -p $(dir $@)
 	npx sass --load-path=node_modules --load-path=. --no-source-map --style=compressed --quiet-deps $< $@
-	sed -i 's/\.dioa-chat :root/.dioa-chat/g' $@
+	sed -i -E 's/\.dioa-chat :root/.dioa-chat/g; s/(-?[0-9]*\.?[0-9]+)rem/calc(\1*var(--dioa-rem,1rem))/g' $@
 
 build/static/vendor/govuk-frontend/govuk-frontend.min.js: node_modules/.installed
 	rm -rf build/static/vendor/govuk-frontend

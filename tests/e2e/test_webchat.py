@@ -40,7 +40,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PAGE = """<!DOCTYPE html>
 <html lang="en-GB"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} – Millbrook District Council</title></head>
+<title>{title} – Millbrook District Council</title>{style}</head>
 <body><header><a href="/">Millbrook District Council</a></header>
 <main><h1>{title}</h1><p>A page of the council's main website, which carries the chat widget.</p>
 <p><a href="/other">Another page</a></p></main>
@@ -48,6 +48,20 @@ PAGE = """<!DOCTYPE html>
 <script type="module" src="{widget}" data-dioa-chat data-service="report-missed-bin"
   data-privacy-url="/privacy"></script>
 </body></html>"""
+
+
+# What a council site's own stylesheet commonly does to every page (a smaller root font size
+# for rem arithmetic, Bootstrap's box sizing, text styles on the body and on bare elements).
+HOST_STYLES = """<style>
+html { font-size: 62.5%; }
+*, *::before, *::after { box-sizing: border-box; }
+body { font: 1.4rem/2 Georgia, serif; color: #767676; letter-spacing: 0.1em; text-align: center;
+  text-transform: uppercase; word-spacing: 0.3em; }
+p, ul, ol, li, h2, h3, label, legend, fieldset, form, div, span { margin: 0 0 2rem; padding: 0; color: #767676; }
+a { color: #d4351c; text-decoration: none; font-weight: bold; }
+button, input, textarea, select { font: inherit; color: inherit; border-radius: 8px; background: pink; }
+textarea { resize: none; }
+</style>"""
 
 
 @pytest.fixture
@@ -66,7 +80,8 @@ class CouncilPage(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         title = "Another page" if self.path.startswith("/other") else "Bins and recycling"
-        body = PAGE.format(title=title, widget=self.server.widget).encode()
+        style = HOST_STYLES if self.path.startswith("/styled") else ""
+        body = PAGE.format(title=title, widget=self.server.widget, style=style).encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
@@ -128,6 +143,45 @@ def test_a_site_the_council_has_not_listed_gets_no_chat_and_is_told_why(server, 
     finally:
         unlisted.shutdown()
         unlisted.server_close()
+
+
+WIDGET_STYLES = """
+// Each shown element of the widget, with the styles a host page's rules could change.
+const properties = [
+  "color", "background-color", "font-family", "font-size", "font-weight", "line-height", "letter-spacing",
+  "word-spacing", "text-align", "text-transform", "text-decoration-line", "box-sizing", "margin-top",
+  "margin-bottom", "padding-top", "padding-left", "border-top-width", "border-top-left-radius", "width", "height",
+  "resize",
+];
+return [...document.querySelectorAll(".dioa-chat, .dioa-chat *")].filter((node) => node.getClientRects().length).map(
+  (node) => {
+    const style = getComputedStyle(node);
+    const name = `${node.tagName.toLowerCase()}#${node.id}.${node.className}`;
+    return [name, Object.fromEntries(properties.map((property) => [property, style.getPropertyValue(property)]))];
+  },
+);
+"""
+
+
+def test_the_host_pages_own_styles_do_not_reach_the_widget(server, council_site, browsers):
+    helper = browsers()
+    sign_in(helper, server)
+    visitor = browsers()
+    seen = {}
+    for page in ("/", "/styled"):
+        visitor.get(council_site + page)
+        wait(visitor).until(lambda d: d.find_element(By.CSS_SELECTOR, ".chat-launcher").is_displayed())
+        closed = visitor.execute_script(WIDGET_STYLES)
+        click(visitor, ".chat-launcher")
+        wait(visitor).until(lambda d: d.find_element(By.ID, "dioa-chat-name").is_displayed())
+        seen[page] = closed + visitor.execute_script(WIDGET_STYLES)
+
+    changed = [
+        (name, {key: (value, styled[key]) for key, value in plain.items() if styled[key] != value})
+        for (name, plain), (_, styled) in zip(seen["/"], seen["/styled"], strict=True)
+        if plain != styled
+    ]
+    assert not changed, changed
 
 
 def sign_in(driver, server) -> None:

@@ -319,6 +319,20 @@ class ChatWidget {
     if (this.conversation && this.conversation.status === "waiting") this.announceStatus();
   }
 
+  // GOV.UK's sizes are in rem, the page's root font size, which many sites shrink for their own
+  // arithmetic; the widget's (--dioa-rem, see the Makefile) is the browser's text size, which
+  // is the resident's own setting.
+  fitRemToTheBrowser() {
+    const probe = document.createElement("span");
+    probe.style.fontSize = "medium";
+    this.root.append(probe);
+    const browsers = getComputedStyle(probe).fontSize;
+    probe.remove();
+    if (browsers !== getComputedStyle(document.documentElement).fontSize) {
+      this.root.style.setProperty("--dioa-rem", browsers);
+    }
+  }
+
   // The council has not listed this site (CHAT_WIDGET_ORIGINS), so its socket would be
   // refused: a launcher here could only hang at "Connecting…". The site's web team is told.
   standDown() {
@@ -401,6 +415,7 @@ class ChatWidget {
     // Outside the panel, so that what arrives while the panel is closed is still heard.
     this.root.append(this.launcher, this.panel, this.announcer);
     document.body.append(this.root);
+    this.fitRemToTheBrowser();
     FULL_SCREEN.addEventListener("change", () => this.updateModal());
   }
 
