@@ -25,6 +25,17 @@ def clock_text(value: datetime.time | datetime.datetime) -> str:
     return f"{hour}{suffix}" if value.minute == 0 else f"{hour}:{value.minute:02d}{suffix}"
 
 
+@register.filter(name="when")
+def when_text(value: datetime.datetime, now: datetime.datetime | None = None) -> str:
+    """ "9:15pm" for a moment today, "Friday 27 November at 9:15pm" for one on another day, in
+    the current time zone: `formatWhen` in socket.js."""
+    value = timezone.localtime(value)
+    today = timezone.localtime(now).date() if now else timezone.localdate()
+    if value.date() == today:
+        return clock_text(value)
+    return f"{value:%A} {value.day} {value:%B} at {clock_text(value)}"
+
+
 def hours_text(opens: datetime.time, closes: datetime.time) -> str:
     """A day's opening hours: "9am to 5pm", "9am to midnight", "10pm to 2am the next day", or
     "all day" (midnight to midnight). A closing time at or before the opening is the next day's."""

@@ -1,11 +1,15 @@
 """The console's pages: who may see them, and the wrap-up that logs an assisted transaction."""
 
+import datetime
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from agents_console import selectors
 from agents_console.models import AssistedTransaction
 from chat import services
+from kiosk.models import KioskDevice
 
 pytestmark = pytest.mark.django_db
 
@@ -172,3 +176,14 @@ def test_login_with_a_wrong_password_shows_an_error_summary(client, advisor):
     assert response.status_code == 200
     assert "There is a problem" in page
     assert "<title>Error:" in page
+
+
+def test_the_kiosks_page_says_on_which_day_a_kiosk_was_last_seen(client, supervisor, kiosk_credential):
+    """A kiosk silent since an earlier day must not read as seen today."""
+    last_week = timezone.localtime() - datetime.timedelta(days=7)
+    KioskDevice.objects.update(last_seen_at=last_week)
+    client.force_login(supervisor)
+
+    page = client.get(reverse("agents_console:kiosk_list")).content.decode()
+
+    assert f"{last_week:%A} {last_week.day} {last_week:%B} at " in page

@@ -6,7 +6,7 @@ import zoneinfo
 import pytest
 from django.template import Context, Template
 
-from config.clock import clock_text, date_text, date_time_text
+from config.clock import clock_text, date_text, date_time_text, when_text
 
 LONDON = zoneinfo.ZoneInfo("Europe/London")
 
@@ -35,6 +35,14 @@ def test_a_moment_is_read_in_the_councils_time_zone():
     # Half past midnight in London on 2 July is still 1 July in UTC.
     assert date_text(datetime.datetime(2026, 7, 1, 23, 30, tzinfo=datetime.UTC)) == "2 July 2026"
     assert date_text(datetime.date(2026, 7, 1)) == "1 July 2026"
+
+
+def test_a_moment_on_another_day_says_which():
+    now = datetime.datetime(2026, 11, 30, 9, 0, tzinfo=LONDON)
+    assert when_text(datetime.datetime(2026, 11, 30, 0, 5, tzinfo=LONDON), now) == "12:05am"
+    assert when_text(datetime.datetime(2026, 11, 27, 21, 15, tzinfo=LONDON), now) == "Friday 27 November at 9:15pm"
+    # 23:30 UTC on 29 November is still 29 November in London (GMT), not "today".
+    assert when_text(datetime.datetime(2026, 11, 29, 23, 30, tzinfo=datetime.UTC), now).startswith("Sunday 29")
 
 
 def test_templates_load_it_as_a_filter():

@@ -1,6 +1,6 @@
 // The supervisors' kiosks page: each kiosk's state follows the `kiosk.updated` frames of its
 // socket; a kiosk that stops sending heartbeats turns offline here without waiting for one.
-import { FrameSocket, formatTime, socketUrl } from "../../chat/js/socket.js";
+import { FrameSocket, formatWhen, socketUrl } from "../../chat/js/socket.js";
 
 const config = JSON.parse(document.getElementById("kiosks-config").textContent);
 const status = document.querySelector("[data-kiosks-connection]");
@@ -22,7 +22,7 @@ function update(kiosk) {
   }
   row.dataset.lastSeen = kiosk.last_seen_at || "";
   setState(row, kiosk.state, kiosk.state_label, kiosk.state_tag);
-  if (kiosk.last_seen_at) row.querySelector("[data-kiosk-last-seen]").textContent = formatTime(kiosk.last_seen_at, config.timeZone);
+  if (kiosk.last_seen_at) row.querySelector("[data-kiosk-last-seen]").textContent = formatWhen(kiosk.last_seen_at, { timeZone: config.timeZone });
 }
 
 function markSilentOffline() {
