@@ -132,6 +132,7 @@ def callback_payload(callback) -> dict[str, Any]:
         "created_at": isoformat(callback.created_at),
         "claimed_by_id": callback.claimed_by_id,
         "claimed_by_name": staff_display_name(callback.claimed_by) if callback.claimed_by_id else None,
+        "claimer_left": callback.claimer_left,
         "done_at": isoformat(callback.done_at),
     }
 

@@ -329,6 +329,12 @@ class CallbackRequest(models.Model):
     def __str__(self) -> str:
         return f"Callback request {self.pk} ({self.get_status_display()})"
 
+    @property
+    def claimer_left(self) -> bool:
+        """Taken on by a helper whose account has since been deleted or deactivated: nobody
+        will call back, so it is open to anyone again."""
+        return self.status == self.Status.CLAIMED and (self.claimed_by_id is None or not self.claimed_by.is_active)
+
 
 class CobrowseSession(models.Model):
     """A helper seeing a resident's page, with the resident's consent: the audit record.

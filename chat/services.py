@@ -1198,13 +1198,19 @@ def _resident_messages(conversation: Conversation) -> list[str]:
 def _locked_callback(callback_id: int, helper: AbstractBaseUser, *, by_supervisor: bool) -> CallbackRequest:
     """The request, locked, if this helper may act on it: not done, and nobody else has it on.
     A supervisor may take over one another helper has on (who may have gone home with it),
-    and one whose helper's account was deleted is open again."""
-    callback = CallbackRequest.objects.select_for_update().filter(pk=callback_id).first()
+    and one whose helper has left (`claimer_left`) is open again."""
+    callback = (
+        CallbackRequest.objects.select_for_update(of=("self",))
+        .select_related("claimed_by")
+        .filter(pk=callback_id)
+        .first()
+    )
     if callback is None:
         raise chat_error("callback_not_found")
     taken_by_another = (
         callback.status == CallbackRequest.Status.CLAIMED
-        and callback.claimed_by_id not in (None, helper.pk)
+        and callback.claimed_by_id != helper.pk
+        and not callback.claimer_left
         and not by_supervisor
     )
     if callback.status == CallbackRequest.Status.DONE or taken_by_another:

@@ -842,8 +842,20 @@ def test_a_supervisor_takes_over_a_call_back_and_one_whose_helper_is_gone_is_ope
     orphaned = services.callback_request_create(name="Rita", message="Call me", phone="01632 960002")
     services.callback_claim(callback_id=orphaned.pk, helper=leaver)
     leaver.delete()
+    assert CallbackRequest.objects.get(pk=orphaned.pk).claimer_left
     services.callback_claim(callback_id=orphaned.pk, helper=other_advisor)
     assert CallbackRequest.objects.get(pk=orphaned.pk).claimed_by == other_advisor
+
+    # So is one whose helper's account was deactivated (kept for the record) instead.
+    deactivated = make_user("deactivated")
+    kept_on = services.callback_request_create(name="Lee", message="Call me", phone="01632 960004")
+    services.callback_claim(callback_id=kept_on.pk, helper=deactivated)
+    assert code_of(services.callback_claim, callback_id=kept_on.pk, helper=other_advisor) == "callback_taken"
+    deactivated.is_active = False
+    deactivated.save()
+    assert events.callback_payload(CallbackRequest.objects.get(pk=kept_on.pk))["claimer_left"] is True
+    services.callback_complete(callback_id=kept_on.pk, helper=other_advisor)
+    assert CallbackRequest.objects.get(pk=kept_on.pk).claimed_by == other_advisor
 
     other = services.callback_request_create(name="Sue", message="Call me", phone="01632 960003")
     services.callback_claim(callback_id=other.pk, helper=advisor)

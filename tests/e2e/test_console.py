@@ -488,6 +488,22 @@ def test_a_console_back_from_a_lost_connection_says_what_became_of_its_conversat
 
 
 @pushed_from_the_test_process
+def test_a_call_back_taken_on_by_someone_who_has_left_is_open_to_anyone(server, staff, browsers):
+    callback = services.callback_request_create(name="Pat", message="About my permit", phone="01632 960001")
+    services.callback_claim(callback_id=callback.pk, helper=staff["alex"])
+    # Alex leaves the council: the account is deactivated, kept for the record.
+    get_user_model().objects.filter(pk=staff["alex"].pk).update(is_active=False)
+    bea = browsers()
+    sign_in(bea, server, "bea")
+
+    wait_for_text(bea, "#callbacks-list", "Alex took this on but has left. Anyone may call back.")
+    click(bea, "[data-callback-claim]")
+
+    wait_for_text(bea, "#callbacks-list", "You are calling back.")
+    assert CallbackRequest.objects.get().claimed_by == staff["bea"]
+
+
+@pushed_from_the_test_process
 def test_a_call_back_is_taken_on_by_one_advisor_and_done(server, staff, browsers):
     # One left on an earlier day (a Friday evening, read on Monday) says which day.
     earlier = services.callback_request_create(name="Sam", message="Left last week", phone="01632 960002")

@@ -603,10 +603,10 @@ function renderCallbacks() {
       const contact = [callback.phone, callback.email].filter(Boolean).join(" · ");
       const mine = callback.claimed_by_id === config.helperId;
       // Taken on by a helper whose account has gone since: open to anyone again.
-      const open = callback.status === "open" || callback.claimed_by_id === null;
-      const handling = !open
-        ? element("p", { className: "govuk-body-s govuk-!-margin-bottom-1", text: mine ? "You are calling back." : `${callback.claimed_by_name} is calling back.` })
-        : "";
+      const open = callback.status === "open" || callback.claimer_left;
+      const handling = element("p", { className: "govuk-body-s govuk-!-margin-bottom-1" });
+      if (callback.claimer_left) handling.textContent = `${callback.claimed_by_name || "The advisor"} took this on but has left. Anyone may call back.`;
+      else if (!open) handling.textContent = mine ? "You are calling back." : `${callback.claimed_by_name} is calling back.`;
       const actions = element("div", { className: "govuk-button-group govuk-!-margin-bottom-0" });
       // A supervisor may take over one another helper has on (who may have gone home with it).
       const takeOver = !open && !mine && config.role === "supervisor";
@@ -620,7 +620,7 @@ function renderCallbacks() {
         element("br"),
         element("span", { text: callback.message }),
         earlierMessages(callback),
-        handling,
+        handling.textContent ? handling : "",
         actions,
       ]);
     }),
