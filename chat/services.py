@@ -3,7 +3,6 @@
 import datetime
 import hashlib
 import hmac
-import ipaddress
 import logging
 import secrets
 from collections.abc import Callable, Collection
@@ -13,7 +12,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Model, Q, QuerySet
+from django.db.models import F, Model, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -22,6 +21,7 @@ from chat.availability import chat_availability
 from chat.error_messages import error_message
 from chat.models import CallbackRequest, CobrowseCodeMiss, CobrowseSession, Conversation, InternalNote, Message
 from config import async_db, mail, realtime
+from config.limits import client_address_hash, hourly_limit_reached
 from kiosk import services as kiosk_services
 from kiosk.models import KioskDevice, Service
 
@@ -107,26 +107,6 @@ def kiosk_visit_handover(visit_id: int) -> str | None:
     return token
 
 
-def client_address_hash(address: str | None) -> str:
-    """A keyed hash of a network address: enough to count, useless to look anyone up.
-
-    What is hashed is what one household or device holds: an IPv6 device may use any address
-    of its /64 (and changes address by the hour), so the /64 is counted; an IPv4 address
-    written as IPv6 (`::ffff:203.0.113.9`) is the IPv4 address.
-    """
-    if not address:
-        return ""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        counted = address
-    else:
-        if ip.version == 6 and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        counted = str(ipaddress.ip_network(f"{ip}/64", strict=False) if ip.version == 6 else ip)
-    return hmac.new(settings.SECRET_KEY.encode(), counted.encode(), hashlib.sha256).hexdigest()
-
-
 def limited_address_hash(address: str | None, kiosk_device: KioskDevice | None) -> str:
     """What the per-address limits count a resident's socket by: its address's keyed hash,
     or none on an enrolled kiosk, which serves one resident after another from one address."""
@@ -141,24 +121,8 @@ def _limit_per_address(
     `limited_address_hash`, or none known): no limit."""
     if address_hash:
         counted = [model.objects.filter(client_address_hash=address_hash) for model in models]
-        _limit_per_hour(counted, f"address:{address_hash}", now, limit=limit, refusal=refusal)
-
-
-def _limit_per_hour(counted: list[QuerySet], turn: str, now: datetime.datetime, *, limit: int, refusal: str) -> None:
-    """Refuse (ValidationError `refusal`) once the rows of `counted` created in the hour before
-    `now` reach `limit`; counted in the database, so the limit holds across every process.
-    Call it inside the transaction that creates the row.
-
-    Callers with the same `turn` take turns until their transactions end; otherwise several
-    at once would each count the rows committed before any of them and all pass at the limit.
-    (SQLite's transactions are immediate here: they already take turns.)
-    """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [turn])
-    since = now - datetime.timedelta(hours=1)
-    if sum(queryset.filter(created_at__gt=since).count() for queryset in counted) >= limit:
-        raise chat_error(refusal)
+        if hourly_limit_reached(counted, f"address:{address_hash}", now, limit=limit):
+            raise chat_error(refusal)
 
 
 def _locked_conversation(conversation_id: int, *, related: bool = True, token_hash: str | None = None) -> Conversation:
@@ -1402,17 +1366,14 @@ def cobrowse_code_join(*, code: str, helper: AbstractBaseUser, now: datetime.dat
 
 
 def _cobrowse_code_redeem(*, code: str, helper: AbstractBaseUser, now: datetime.datetime) -> CobrowseSession | None:
-    try:
-        _limit_per_hour(
-            [CobrowseCodeMiss.objects.filter(helper=helper)],
-            f"code-misses:{helper.pk}",
-            now,
-            limit=settings.COBROWSE_CODE_MISSES_PER_HELPER_PER_HOUR,
-            refusal="too_many_code_misses",
-        )
-    except ValidationError:
+    if hourly_limit_reached(
+        [CobrowseCodeMiss.objects.filter(helper=helper)],
+        f"code-misses:{helper.pk}",
+        now,
+        limit=settings.COBROWSE_CODE_MISSES_PER_HELPER_PER_HOUR,
+    ):
         logger.warning("co-browse code refused to user %s: too many wrong codes", helper.pk)
-        raise
+        raise chat_error("too_many_code_misses")
     code = code.strip().replace(" ", "")
     session = None
     if len(code) == 6 and code.isdigit():

@@ -95,6 +95,8 @@ class KioskDevice(models.Model):
     activity = models.CharField(max_length=16, choices=Activity, default=Activity.IDLE, editable=False)
     open_sockets = models.PositiveSmallIntegerField(default=0, editable=False)
     help_requested = models.BooleanField(default=False, editable=False)
+    # Where its pairing began, keyed (config.limits): each address may start only so many.
+    client_address_hash = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     last_seen_at = models.DateTimeField(_("last seen"), null=True, blank=True)
 

@@ -10,11 +10,13 @@ import logging
 import secrets
 from collections.abc import Callable
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from config.limits import hourly_limit_reached
 from kiosk import events, signals
 from kiosk.models import HandoffLink, KioskDevice, KioskVisit
 
@@ -40,9 +42,22 @@ def normalise_pairing_code(value: str) -> str:
     return f"{raw[:4]}-{raw[4:]}" if len(raw) == 8 else value.strip().upper()
 
 
-def device_begin_pairing(*, now: datetime.datetime | None = None) -> tuple[KioskDevice, str]:
-    """A new pending kiosk with a pairing code; returns it with the browser's pairing secret."""
+@transaction.atomic
+def device_begin_pairing(*, address_hash: str = "", now: datetime.datetime | None = None) -> tuple[KioskDevice, str]:
+    """A new pending kiosk with a pairing code; returns it with the browser's pairing secret.
+
+    Any browser that opens the kiosk address starts one, and supervisors' Kiosks pages list
+    them all, so one network address may start only `KIOSK_PAIRINGS_PER_ADDRESS_PER_HOUR`
+    (ValidationError `too_many_pairings`).
+    """
     now = now or timezone.now()
+    if address_hash and hourly_limit_reached(
+        [KioskDevice.objects.filter(client_address_hash=address_hash)],
+        f"kiosk-pairing:{address_hash}",
+        now,
+        limit=settings.KIOSK_PAIRINGS_PER_ADDRESS_PER_HOUR,
+    ):
+        raise ValidationError(_("Too many kiosks have started pairing from this network."), code="too_many_pairings")
     secret = secrets.token_urlsafe(32)
     for _attempt in range(5):
         try:
@@ -51,6 +66,7 @@ def device_begin_pairing(*, now: datetime.datetime | None = None) -> tuple[Kiosk
                     pairing_code=_pairing_code(),
                     pairing_secret_hash=secret_hash(secret),
                     pairing_expires_at=now + PAIRING_LIFETIME,
+                    client_address_hash=address_hash,
                 )
         except IntegrityError:
             continue

@@ -6,6 +6,7 @@ import json
 
 import qrcode
 import qrcode.image.svg
+from django.core.exceptions import ValidationError
 from django.http import HttpResponseForbidden, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -14,6 +15,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from config.limits import client_address_hash
 from kiosk import selectors, services
 from kiosk.middleware import DEVICE_COOKIE, PAIRING_COOKIE, VISIT_COOKIE, set_device_cookie
 from kiosk.models import KioskVisit
@@ -58,7 +60,14 @@ def kiosk_home(request):
     device = services.device_for_pairing_secret(pairing_secret)
     new_secret = None
     if device is None:
-        device, new_secret = services.device_begin_pairing()
+        try:
+            device, new_secret = services.device_begin_pairing(
+                address_hash=client_address_hash(request.META.get("REMOTE_ADDR"))
+            )
+        except ValidationError:
+            response = render(request, "kiosk/pairing_refused.html", status=429)
+            response["Retry-After"] = str(int(services.PAIRING_LIFETIME.total_seconds()))
+            return response
     approval_url = request.build_absolute_uri(f"{APPROVAL_PATH}?code={device.pairing_code}")
     response = render(
         request,

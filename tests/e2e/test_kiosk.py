@@ -7,6 +7,7 @@ import re
 
 import pytest
 from django.apps import apps
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from selenium.common.exceptions import WebDriverException
@@ -14,6 +15,7 @@ from selenium.webdriver.common.by import By
 
 from chat.models import Conversation
 from config.clock import clock_text
+from config.limits import client_address_hash
 from kiosk import services as kiosk_services
 from kiosk.models import KioskDevice, KioskVisit, Service, ServiceCategory, ServiceSubmission
 from tests.e2e import browser
@@ -86,6 +88,18 @@ def enrol(kiosk, supervisor, server, *, before_approval=lambda code: None):
     wait_for_text(supervisor, "[data-kiosk-state]", "Idle", timeout=15)
     assert_accessible(supervisor, "the kiosks page")
     return device
+
+
+def test_a_network_past_its_pairings_for_the_hour_is_told_why(server, browsers):
+    for _ in range(settings.KIOSK_PAIRINGS_PER_ADDRESS_PER_HOUR):
+        kiosk_services.device_begin_pairing(address_hash=client_address_hash("127.0.0.1"))
+    kiosk = browsers()
+
+    kiosk.get(f"{server.http}/kiosk/")
+
+    wait_for_text(kiosk, "h1", "This kiosk cannot start pairing now")
+    assert not kiosk.find_elements(By.CSS_SELECTOR, "[data-pairing-code]")
+    assert_accessible(kiosk, "pairing refused")
 
 
 def test_the_kiosks_page_follows_a_kiosk_approved_and_revoked_elsewhere(server, browsers):

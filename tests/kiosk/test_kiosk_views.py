@@ -41,6 +41,25 @@ def test_pairing_then_approval_hands_the_browser_its_credential_once(supervisor)
     assert "What would you like to do?" in browser.get("/kiosk/").content.decode()
 
 
+def test_one_network_may_start_only_so_many_pairings_an_hour(settings):
+    """Any browser may open the kiosk address, and every supervisor's Kiosks page lists what
+    is waiting: a script opening it again and again must not fill the page."""
+    settings.KIOSK_PAIRINGS_PER_ADDRESS_PER_HOUR = 3
+    answers = [Client(REMOTE_ADDR="203.0.113.9").get("/kiosk/") for _ in range(4)]
+
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
+    refused = answers[-1]
+    assert "Too many kiosks have started pairing from this network" in refused.content.decode()
+    assert refused["Retry-After"] == "3600"
+    assert PAIRING_COOKIE not in refused.cookies
+    assert KioskDevice.objects.count() == 3
+    # A kiosk already showing its code keeps it; another network starts its own.
+    reloaded = Client(REMOTE_ADDR="203.0.113.9")
+    reloaded.cookies[PAIRING_COOKIE] = answers[0].cookies[PAIRING_COOKIE].value
+    assert reloaded.get("/kiosk/").context["device"] == KioskDevice.objects.order_by("pk").first()
+    assert Client(REMOTE_ADDR="198.51.100.7").get("/kiosk/").status_code == 200
+
+
 def test_a_revoked_credential_goes_back_to_pairing_and_is_forgotten(kiosk, supervisor):
     client, device = kiosk
     services.device_revoke(device_id=device.pk, revoked_by=supervisor)
