@@ -1,5 +1,6 @@
 """Real Daphne server processes for tests, sharing the test database."""
 
+import contextlib
 import http.server
 import os
 import socket
@@ -9,6 +10,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -116,6 +118,20 @@ class DaphneProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+@contextlib.contextmanager
+def browser_test_server(**settings_env: str) -> Iterator[DaphneProcess]:
+    """This project on its own Daphne for a browser test, stopped after it: the test settings,
+    reached at 127.0.0.1 only; `settings_env` sets what else they read from the environment."""
+    daphne = start_daphne(
+        settings_module="config.settings_test",
+        env_overrides={"DJANGO_ALLOWED_HOSTS": "127.0.0.1", **settings_env},
+    )
+    try:
+        yield daphne
+    finally:
+        daphne.stop()
 
 
 def start_daphne(

@@ -4,7 +4,7 @@ import pytest
 from selenium.webdriver.support import expected_conditions as EC
 
 from tests.e2e.browser import chromium, made_new_again, require_browser, wait
-from tests.servers import start_daphne
+from tests.servers import browser_test_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -12,9 +12,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def server():
     require_browser()
-    daphne = start_daphne(settings_module="config.settings_test", env_overrides={"DJANGO_ALLOWED_HOSTS": "127.0.0.1"})
-    yield daphne
-    daphne.stop()
+    with browser_test_server() as daphne:
+        yield daphne
 
 
 def test_a_reused_browser_keeps_nothing_a_test_set_on_its_tabs(server):

@@ -17,7 +17,7 @@ from chat.models import CobrowseSession, Message
 from kiosk.models import Service, ServiceCategory
 from tests.e2e import browser
 from tests.e2e.browser import assert_accessible, click, require_browser, wait, wait_for_text
-from tests.servers import start_daphne
+from tests.servers import browser_test_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -57,9 +57,8 @@ def site(transactional_db):
 
 @pytest.fixture
 def server(site):
-    daphne = start_daphne(settings_module="config.settings_test", env_overrides={"DJANGO_ALLOWED_HOSTS": "127.0.0.1"})
-    yield daphne
-    daphne.stop()
+    with browser_test_server() as daphne:
+        yield daphne
 
 
 def helper_console(driver, server):
@@ -243,12 +242,8 @@ def assert_nowhere_in_database(text):
 
 @pytest.fixture
 def mask_all_server(site):
-    daphne = start_daphne(
-        settings_module="config.settings_test",
-        env_overrides={"DJANGO_ALLOWED_HOSTS": "127.0.0.1", "COBROWSE_MASK_ALL_INPUTS": "1"},
-    )
-    yield daphne
-    daphne.stop()
+    with browser_test_server(COBROWSE_MASK_ALL_INPUTS="1") as daphne:
+        yield daphne
 
 
 def test_the_mask_everything_setting_hides_every_value(mask_all_server, browsers):

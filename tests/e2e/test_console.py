@@ -26,7 +26,7 @@ from config.clock import clock_text
 from kiosk.models import Service, ServiceCategory
 from tests.e2e import browser
 from tests.e2e.browser import assert_accessible, click, require_browser, wait, wait_for_text
-from tests.servers import pushed_from_the_test_process, start_daphne
+from tests.servers import browser_test_server, pushed_from_the_test_process
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -58,9 +58,8 @@ def staff(transactional_db):
 
 @pytest.fixture
 def server(staff):
-    daphne = start_daphne(settings_module="config.settings_test", env_overrides={"DJANGO_ALLOWED_HOSTS": "127.0.0.1"})
-    yield daphne
-    daphne.stop()
+    with browser_test_server() as daphne:
+        yield daphne
 
 
 def sign_in(driver, server, username):
@@ -304,12 +303,8 @@ def test_the_wrap_up_list_shows_the_newest_conversations_and_counts_the_older_on
 @pytest.fixture
 def strict_server(staff):
     """A server that lets each side send two messages a minute."""
-    daphne = start_daphne(
-        settings_module="config.settings_test",
-        env_overrides={"DJANGO_ALLOWED_HOSTS": "127.0.0.1", "CHAT_MESSAGES_PER_MINUTE": "2"},
-    )
-    yield daphne
-    daphne.stop()
+    with browser_test_server(CHAT_MESSAGES_PER_MINUTE="2") as daphne:
+        yield daphne
 
 
 def test_the_keyboard_stays_where_the_advisor_is_and_nothing_they_type_vanishes(strict_server, staff, browsers):
@@ -611,11 +606,7 @@ def test_a_message_that_came_while_the_console_was_disconnected_is_read_out_once
 
 def test_messages_the_frame_limit_dropped_are_sent_again_and_stored_once_each(staff, browsers):
     # Enough messages a minute for the frame limit (a burst of 40 frames) to be what stops them.
-    daphne = start_daphne(
-        settings_module="config.settings_test",
-        env_overrides={"DJANGO_ALLOWED_HOSTS": "127.0.0.1", "CHAT_MESSAGES_PER_MINUTE": "1000"},
-    )
-    try:
+    with browser_test_server(CHAT_MESSAGES_PER_MINUTE="1000") as daphne:
         pat = services.conversation_start(visitor_name="Pat")[0]
         services.conversation_assign(conversation_id=pat.pk, helper=staff["alex"])
         alex = browsers()
@@ -639,8 +630,6 @@ def test_messages_the_frame_limit_dropped_are_sent_again_and_stored_once_each(st
         wait(alex, timeout=30).until(lambda _d: sent.count() >= 50, "every step stored in the end")
         assert sorted(sent.values_list("body", flat=True)) == sorted(f"Step {step}" for step in range(1, 51))
         wait(alex).until(lambda d: "Sending" not in d.find_element(By.ID, "conversation-log").text, "none left sending")
-    finally:
-        daphne.stop()
 
 
 def test_a_long_conversation_scrolls_from_the_keyboard(server, staff, browsers, settings):

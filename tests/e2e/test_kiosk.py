@@ -20,7 +20,7 @@ from kiosk import services as kiosk_services
 from kiosk.models import KioskDevice, KioskVisit, Service, ServiceCategory, ServiceSubmission
 from tests.e2e import browser
 from tests.e2e.browser import assert_accessible, click, require_browser, wait, wait_for_text
-from tests.servers import start_daphne
+from tests.servers import browser_test_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -51,12 +51,8 @@ def catalogue(transactional_db):
 
 @pytest.fixture
 def server(catalogue):
-    daphne = start_daphne(
-        settings_module="config.settings_test",
-        env_overrides={"DJANGO_ALLOWED_HOSTS": "127.0.0.1", "KIOSK_IDLE_WARNING_SECONDS": "3"},
-    )
-    yield daphne
-    daphne.stop()
+    with browser_test_server(KIOSK_IDLE_WARNING_SECONDS="3") as daphne:
+        yield daphne
 
 
 def sign_in(driver, server, username, next_path):

@@ -2,7 +2,6 @@
 
 import importlib
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from asgiref.sync import SyncToAsync
@@ -19,14 +18,11 @@ from selenium.webdriver.common.keys import Keys
 
 from agents_console.models import AssistedTransaction, ConsoleConnection
 from chat.models import Message
-from config.settings import BASE_DIR
 from kiosk.models import Service, ServiceCategory
 from tests.e2e import browser
-from tests.e2e.browser import chromium, click, require_browser, wait, wait_for_text
+from tests.e2e.browser import click, require_browser, wait, wait_for_text
 
 pytestmark = pytest.mark.browser
-
-ARTIFACTS = Path(BASE_DIR) / "build" / "test-artifacts"
 
 
 class ForkedDaphneProcess(DaphneProcess):
@@ -70,19 +66,11 @@ class BrowserTestCase(ChannelsLiveServerTestCase):
         self.advisor.groups.add(Group.objects.get(name="advisor"))
         # A helper has the console open somewhere, so the widget offers a chat.
         ConsoleConnection.objects.create(channel_name="e2e-helper", helper=self.advisor, last_seen_at=timezone.now())
-        self.drivers = []
 
-    def tearDown(self):
-        # A screenshot of every browser's last page, for reading a failure after the fact.
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        for index, driver in enumerate(self.drivers):
-            driver.save_screenshot(str(ARTIFACTS / f"{self._testMethodName}-{index}.png"))
-            driver.quit()
-
-    def browser(self):
-        driver = chromium()
-        self.drivers.append(driver)
-        return driver
+    @pytest.fixture(autouse=True)
+    def use_the_browsers_fixture(self, browsers):
+        """Browsers from the shared pool, kept (a screenshot) and closed if the test fails."""
+        self.browser = browsers
 
     def sign_in(self, driver):
         browser.sign_in(driver, self.live_server_url, "alex", "alex-password-123")

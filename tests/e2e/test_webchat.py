@@ -34,7 +34,7 @@ from tests.e2e.browser import (
     wait,
     wait_for_text,
 )
-from tests.servers import http_server, pushed_from_the_test_process, start_daphne
+from tests.servers import browser_test_server, http_server, pushed_from_the_test_process
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -104,15 +104,8 @@ def council_httpd():
 @pytest.fixture
 def server(site, council_httpd):
     """This project on its own Daphne, allowing the council site (another origin) to embed it."""
-    daphne = start_daphne(
-        settings_module="config.settings_test",
-        env_overrides={
-            "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-            "CHAT_WIDGET_ORIGINS": f"http://localhost:{council_httpd.server_port}",
-        },
-    )
-    yield daphne
-    daphne.stop()
+    with browser_test_server(CHAT_WIDGET_ORIGINS=f"http://localhost:{council_httpd.server_port}") as daphne:
+        yield daphne
 
 
 @pytest.fixture
