@@ -1113,13 +1113,20 @@ def callback_request_create(
         raise chat_error("already_answered")
     waiting = replaced is not None and replaced.status == Conversation.Status.WAITING
     if not waiting:
-        _limit_per_address(
-            [CallbackRequest, Conversation],
-            address_hash,
-            now,
-            limit=settings.CHAT_STARTS_PER_ADDRESS_PER_HOUR,
-            refusal="too_many_conversations",
-        )
+        try:
+            _limit_per_address(
+                [CallbackRequest, Conversation],
+                address_hash,
+                now,
+                limit=settings.CHAT_STARTS_PER_ADDRESS_PER_HOUR,
+                refusal="too_many_conversations",
+            )
+        except ValidationError:
+            # The same request sent twice at once waited here for the first, which was kept
+            # (and counted against the address) meanwhile.
+            if kept := _callback_kept(client_id):
+                return kept
+            raise
     try:
         with transaction.atomic():
             callback = CallbackRequest.objects.create(
