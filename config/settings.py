@@ -372,7 +372,7 @@ CHAT_STARTS_PER_ADDRESS_PER_HOUR = env_int("CHAT_STARTS_PER_ADDRESS_PER_HOUR", 1
 COBROWSE_CODES_PER_ADDRESS_PER_HOUR = env_int("COBROWSE_CODES_PER_ADDRESS_PER_HOUR", 10)
 # Wrong screen-sharing codes a helper may type in an hour; then no code works for them.
 COBROWSE_CODE_MISSES_PER_HELPER_PER_HOUR = env_int("COBROWSE_CODE_MISSES_PER_HELPER_PER_HOUR", 10)
-# Kiosk pairings a network address may start in an hour: each is listed on the Kiosks page.
+# Kiosk pairing codes a network address may have waiting: each is listed on the Kiosks page.
 KIOSK_PAIRINGS_PER_ADDRESS_PER_HOUR = env_int("KIOSK_PAIRINGS_PER_ADDRESS_PER_HOUR", 20)
 CHAT_MESSAGES_PER_MINUTE = env_int("CHAT_MESSAGES_PER_MINUTE", 20)
 # Personal data is kept no longer than necessary: this many days after a conversation ends

@@ -47,12 +47,13 @@ def device_begin_pairing(*, address_hash: str = "", now: datetime.datetime | Non
     """A new pending kiosk with a pairing code; returns it with the browser's pairing secret.
 
     Any browser that opens the kiosk address starts one, and supervisors' Kiosks pages list
-    them all, so one network address may start only `KIOSK_PAIRINGS_PER_ADDRESS_PER_HOUR`
-    (ValidationError `too_many_pairings`).
+    them all, so one network address may have only `KIOSK_PAIRINGS_PER_ADDRESS_PER_HOUR`
+    waiting (ValidationError `too_many_pairings`); approving one, or its code expiring after
+    an hour, makes room.
     """
     now = now or timezone.now()
     if address_hash and hourly_limit_reached(
-        [KioskDevice.objects.filter(client_address_hash=address_hash)],
+        [KioskDevice.objects.filter(client_address_hash=address_hash, status=KioskDevice.Status.PENDING)],
         f"kiosk-pairing:{address_hash}",
         now,
         limit=settings.KIOSK_PAIRINGS_PER_ADDRESS_PER_HOUR,

@@ -20,6 +20,9 @@ from kiosk import selectors, services
 from kiosk.middleware import DEVICE_COOKIE, PAIRING_COOKIE, VISIT_COOKIE, set_device_cookie
 from kiosk.models import KioskVisit
 
+# A kiosk refused a pairing code asks again this often (pairing.js), until there is room.
+PAIRING_RETRY_SECONDS = 60
+
 # How the console's approval page is reached from the QR code on the pairing screen.
 APPROVAL_PATH = "/console/kiosks/approve/"
 
@@ -66,7 +69,7 @@ def kiosk_home(request):
             )
         except ValidationError:
             response = render(request, "kiosk/pairing_refused.html", status=429)
-            response["Retry-After"] = str(int(services.PAIRING_LIFETIME.total_seconds()))
+            response["Retry-After"] = str(PAIRING_RETRY_SECONDS)
             return response
     approval_url = request.build_absolute_uri(f"{APPROVAL_PATH}?code={device.pairing_code}")
     response = render(

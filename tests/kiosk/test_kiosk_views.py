@@ -5,6 +5,7 @@ import pytest
 from django.contrib.sessions.backends.db import SessionStore
 from django.test import Client
 
+from config.limits import client_address_hash
 from kiosk import services
 from kiosk.middleware import DEVICE_COOKIE, PAIRING_COOKIE, VISIT_COOKIE
 from kiosk.models import HandoffLink, KioskDevice, KioskVisit
@@ -41,7 +42,7 @@ def test_pairing_then_approval_hands_the_browser_its_credential_once(supervisor)
     assert "What would you like to do?" in browser.get("/kiosk/").content.decode()
 
 
-def test_one_network_may_start_only_so_many_pairings_an_hour(settings):
+def test_one_network_may_have_only_so_many_pairings_waiting(settings, supervisor):
     """Any browser may open the kiosk address, and every supervisor's Kiosks page lists what
     is waiting: a script opening it again and again must not fill the page."""
     settings.KIOSK_PAIRINGS_PER_ADDRESS_PER_HOUR = 3
@@ -49,8 +50,8 @@ def test_one_network_may_start_only_so_many_pairings_an_hour(settings):
 
     assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
     refused = answers[-1]
-    assert "Too many kiosks have started pairing from this network" in refused.content.decode()
-    assert refused["Retry-After"] == "3600"
+    assert "Too many kiosks on this network are waiting to be approved" in refused.content.decode()
+    assert refused["Retry-After"] == "60"
     assert PAIRING_COOKIE not in refused.cookies
     assert KioskDevice.objects.count() == 3
     # A kiosk already showing its code keeps it; another network starts its own.
@@ -58,6 +59,10 @@ def test_one_network_may_start_only_so_many_pairings_an_hour(settings):
     reloaded.cookies[PAIRING_COOKIE] = answers[0].cookies[PAIRING_COOKIE].value
     assert reloaded.get("/kiosk/").context["device"] == KioskDevice.objects.order_by("pk").first()
     assert Client(REMOTE_ADDR="198.51.100.7").get("/kiosk/").status_code == 200
+    # Approving one that waits makes room for the next.
+    waiting = KioskDevice.objects.filter(client_address_hash=client_address_hash("203.0.113.9")).first()
+    services.device_approve(pairing_code=waiting.pairing_code, name="K", location="L", approved_by=supervisor)
+    assert Client(REMOTE_ADDR="203.0.113.9").get("/kiosk/").status_code == 200
 
 
 def test_a_revoked_credential_goes_back_to_pairing_and_is_forgotten(kiosk, supervisor):
