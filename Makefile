@@ -47,7 +47,7 @@ build/static/council/css/council.css: config/assets/council.scss chat/assets/_lo
 build/static/chat/css/widget.css: chat/assets/widget.scss chat/assets/_log.scss node_modules/.installed
 	mkdir -p $(dir $@)
 	npx sass --load-path=node_modules --load-path=. --no-source-map --style=compressed --quiet-deps $< $@
-	sed -i -E 's/\.dioa-chat :root/.dioa-chat/g; s/(-?[0-9]*\.?[0-9]+)rem/calc(\1*var(--dioa-rem,1rem))/g' $@
+	sed -i -E 's/\.dioa-chat\.dioa-chat :root/.dioa-chat.dioa-chat/g; s/(-?[0-9]*\.?[0-9]+)rem/calc(\1*var(--dioa-rem,1rem))/g' $@
 
 build/static/vendor/govuk-frontend/govuk-frontend.min.js: node_modules/.installed
 	rm -rf build/static/vendor/govuk-frontend

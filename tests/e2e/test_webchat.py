@@ -61,7 +61,11 @@ p, ul, ol, li, h2, h3, label, legend, fieldset, form, div, span { margin: 0 0 2r
 a { color: #d4351c; text-decoration: none; font-weight: bold; }
 button, input, textarea, select { font: inherit; color: inherit; border-radius: 8px; background: pink; }
 textarea { resize: none; }
-</style>"""
+html.js p, html.js span, html.js label, html.js li { color: #505a5f; font-style: italic; }
+a:link, a:visited { color: #00703c; text-decoration: underline wavy; }
+input[type="text"], input[type="email"], select[name] { border-radius: 12px; background: #f3f2f1; }
+</style>
+<script>document.documentElement.classList.add("js");</script>"""
 
 
 @pytest.fixture
