@@ -27,13 +27,15 @@ def clock_text(value: datetime.time | datetime.datetime) -> str:
 
 @register.filter(name="when")
 def when_text(value: datetime.datetime, now: datetime.datetime | None = None) -> str:
-    """ "9:15pm" for a moment today, "Friday 27 November at 9:15pm" for one on another day, in
-    the current time zone: `formatWhen` in socket.js."""
+    """A moment as the console writes it, in the current time zone: "9:15pm" today, "Friday 27
+    November at 9:15pm" on another day of this year, "Thursday 27 November 2025 at 9:15pm"
+    before it. `formatWhen` in socket.js writes the same."""
     value = timezone.localtime(value)
     today = timezone.localtime(now).date() if now else timezone.localdate()
     if value.date() == today:
         return clock_text(value)
-    return f"{value:%A} {value.day} {value:%B} at {clock_text(value)}"
+    year = f" {value.year}" if value.year != today.year else ""
+    return f"{value:%A} {value.day} {value:%B}{year} at {clock_text(value)}"
 
 
 def hours_text(opens: datetime.time, closes: datetime.time) -> str:

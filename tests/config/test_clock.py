@@ -43,6 +43,7 @@ def test_a_moment_on_another_day_says_which():
     assert when_text(datetime.datetime(2026, 11, 27, 21, 15, tzinfo=LONDON), now) == "Friday 27 November at 9:15pm"
     # 23:30 UTC on 29 November is still 29 November in London (GMT), not "today".
     assert when_text(datetime.datetime(2026, 11, 29, 23, 30, tzinfo=datetime.UTC), now).startswith("Sunday 29")
+    assert when_text(datetime.datetime(2025, 11, 27, 9, 0, tzinfo=LONDON), now) == "Thursday 27 November 2025 at 9am"
 
 
 def test_templates_load_it_as_a_filter():

@@ -11,6 +11,7 @@ import signal
 import socket
 import threading
 import time
+import zoneinfo
 
 import pytest
 from django.apps import apps
@@ -25,6 +26,7 @@ from selenium.webdriver.support.ui import Select
 
 from chat import services
 from chat.models import CallbackRequest, ClosureDate, Conversation, Message, OpeningHours
+from config.clock import when_text
 from kiosk.models import Service, ServiceCategory
 from tests.e2e import browser
 from tests.e2e.browser import (
@@ -1513,6 +1515,35 @@ def test_a_message_being_left_when_the_chat_expires_is_kept_to_send(server, coun
     visitor.find_element(By.CSS_SELECTOR, ".chat-callback button[type=submit]").click()
     wait_for_text(visitor, "#dioa-callback-confirmation", "Your reference is CB-")
     assert CallbackRequest.objects.get().message == "Still writing this"
+
+
+FORMAT_WHEN = """
+const done = arguments[arguments.length - 1];
+import("/static/chat/js/socket.js").then(({ formatWhen }) => done(arguments[0].map(
+  (iso) => formatWhen(iso, { timeZone: "Europe/London", now: new Date(arguments[1]) }),
+)));
+"""
+
+
+def test_the_browser_writes_a_moment_as_the_server_does(server, browsers):
+    """The console's and the Kiosks page's live updates replace what the server wrote."""
+    visitor = browsers()
+    visitor.get(f"{server.http}/")
+    london = zoneinfo.ZoneInfo("Europe/London")
+    now = datetime.datetime(2026, 11, 30, 9, 0, tzinfo=london)
+    moments = [
+        datetime.datetime(2026, 11, 30, 0, 5, tzinfo=london),
+        datetime.datetime(2026, 11, 27, 21, 15, tzinfo=london),
+        datetime.datetime(2026, 11, 29, 23, 30, tzinfo=datetime.UTC),
+        datetime.datetime(2026, 7, 1, 23, 30, tzinfo=datetime.UTC),
+        datetime.datetime(2025, 11, 27, 12, 0, tzinfo=london),
+    ]
+
+    written = visitor.execute_async_script(FORMAT_WHEN, [m.isoformat() for m in moments], now.isoformat())
+
+    with timezone.override(london):
+        assert written == [when_text(moment, now) for moment in moments]
+    assert written[-1] == "Thursday 27 November 2025 at midday"
 
 
 LINKIFY = """

@@ -22,14 +22,25 @@ function update(kiosk) {
   }
   row.dataset.lastSeen = kiosk.last_seen_at || "";
   setState(row, kiosk.state, kiosk.state_label, kiosk.state_tag);
-  if (kiosk.last_seen_at) row.querySelector("[data-kiosk-last-seen]").textContent = formatWhen(kiosk.last_seen_at, { timeZone: config.timeZone });
+  showLastSeen(row);
 }
 
+function showLastSeen(row) {
+  if (!row.dataset.lastSeen) return;
+  const time = document.createElement("time");
+  time.dateTime = row.dataset.lastSeen;
+  time.textContent = formatWhen(row.dataset.lastSeen, { timeZone: config.timeZone });
+  row.querySelector("[data-kiosk-last-seen]").replaceChildren(time);
+}
+
+// A silent kiosk sends nothing: it turns offline here, and its "last seen" is written again,
+// so that a page left open overnight says which day it was.
 function markSilentOffline() {
   const limit = Date.now() - config.offlineAfterSeconds * 1000;
   for (const row of document.querySelectorAll("[data-kiosk-id]")) {
     const live = ["idle", "in_use", "needs_help"].includes(row.dataset.state);
     if (live && (!row.dataset.lastSeen || Date.parse(row.dataset.lastSeen) < limit)) setState(row, "offline", "Offline", "govuk-tag--grey");
+    showLastSeen(row);
   }
 }
 

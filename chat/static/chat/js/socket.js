@@ -212,12 +212,16 @@ export function formatTime(iso, timeZone) {
   return iso ? timeText(new Date(iso), timeZone) : "";
 }
 
-// "9:15pm" for a moment today, "Friday 27 November at 9:15pm" for one before; both days and
-// times read in `timeZone` (the device's own without one).
+// "9:15pm" for a moment today, "Friday 27 November at 9:15pm" for one on another day of this
+// year, "Thursday 27 November 2025 at 9:15pm" before it; days and times read in `timeZone` (the
+// device's own without one). `when_text` in config/clock.py writes the same.
 export function formatWhen(iso, { timeZone, now = new Date() } = {}) {
   if (!iso) return "";
   const date = new Date(iso);
-  const day = (moment) => moment.toLocaleDateString("en-GB", { weekday: "long", day: "numeric", month: "long", ...(timeZone ? { timeZone } : {}) });
+  const zone = timeZone ? { timeZone } : {};
+  const year = (moment) => moment.toLocaleDateString("en-GB", { year: "numeric", ...zone });
+  const day = (moment) => moment.toLocaleDateString("en-GB", { weekday: "long", day: "numeric", month: "long", ...zone });
   const time = timeText(date, timeZone);
+  if (year(date) !== year(now)) return `${day(date)} ${year(date)} at ${time}`;
   return day(date) === day(now) ? time : `${day(date)} at ${time}`;
 }
