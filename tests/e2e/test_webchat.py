@@ -139,6 +139,15 @@ def test_a_site_the_council_has_not_listed_gets_no_chat_and_is_told_why(server, 
         logged = [entry["message"] for entry in visitor.get_log("browser")]
         origin = f"http://localhost:{unlisted.server_port}"
         assert any(f"{origin} is not in the service's CHAT_WIDGET_ORIGINS" in message for message in logged), logged
+        # Nor does it connect when the page comes back from the back/forward cache with a chat.
+        stopped = visitor.execute_script(
+            """
+            sessionStorage.setItem("dioa-chat", JSON.stringify({ token: "t", open: true, outbox: [], notSent: [] }));
+            window.dispatchEvent(new PageTransitionEvent("pageshow", { persisted: true }));
+            return window.dioaChat.socket.stopped;
+            """
+        )
+        assert stopped is True
     finally:
         unlisted.shutdown()
         unlisted.server_close()

@@ -268,6 +268,8 @@ class ChatWidget {
   // Back on a page the browser kept: another page of the site may have started, moved on or
   // ended the chat meanwhile, and what it saved is the truth.
   restoreFromCache() {
+    // Stood down (standDown): nothing here may connect again.
+    if (!this.root.isConnected) return;
     // Without storage no other page can have moved the chat on: this page's is the truth.
     if (this.storageWorks === false) {
       if (this.state.token) this.socket.connect();
