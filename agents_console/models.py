@@ -116,7 +116,8 @@ class ConsoleSettings(models.Model):
         default=300,
         help_text=_(
             "When a helper has had no console open for this long (closed, or its connection lost), "
-            "the chats they hold go back to the front of the queue and the residents are told."
+            "the chats they hold go back to the queue, ahead of everyone who came after their residents, "
+            "and the residents are told."
         ),
     )
 
