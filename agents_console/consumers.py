@@ -11,7 +11,7 @@ from agents_console import events as console_events
 from agents_console import presence
 from agents_console import selectors as selectors_console
 from agents_console.models import HelperProfile
-from agents_console.roles import Role, helper_role
+from agents_console.roles import Role, helper_role, helper_role_now
 from chat import events, selectors, services
 from chat.consumers import ConversationStreamMixin
 from chat.forms import (
@@ -29,12 +29,16 @@ from chat.forms import (
     FrameForm,
 )
 from chat.models import Conversation, Message
-from chat.protocol import FrameConsumer, FrameHandler
+from chat.protocol import FORBIDDEN_CLOSE_CODE, FrameConsumer, FrameHandler
 from config.async_db import db
 from kiosk import events as kiosk_events
 from kiosk import selectors as kiosk_selectors
 
 logger = logging.getLogger(__name__)
+
+# Closes a console socket whose helper was given another role since it opened: the console
+# page, drawn for the old role, loads again.
+ROLE_CHANGED_CLOSE_CODE = 4409
 
 
 class PresenceSetForm(FrameForm):
@@ -276,8 +280,26 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
 
     async def handle_ping(self) -> None:
         following = frozenset(self.delivered)
-        data = await self.within_pong_wait(following, lambda: db(_heartbeat)(self.channel_name, list(following)))
+        session = self.scope["session"]
+        data = await self.within_pong_wait(
+            following, lambda: db(_heartbeat)(self.channel_name, list(following), self.user.pk, session)
+        )
+        if data is not None and (role := data.pop("role")) != self.role:
+            await self.close_for_role(role)
+            return
         await self.send_frame("pong", data or {})
+
+    async def close_for_role(self, role: Role | None) -> None:
+        """Signed out, deactivated or given another role since this socket opened (checked at
+        each ping): it may not go on acting with the role it opened with. Without a role it
+        is refused (4403); with another, closed for the console to open again as that role
+        (ROLE_CHANGED_CLOSE_CODE)."""
+        logger.warning("console socket of user %s closed: role %s is now %s", self.user.pk, self.role, role)
+        if role is None:
+            await self.send_error("forbidden")
+            await self.close(code=FORBIDDEN_CLOSE_CODE)
+        else:
+            await self.close(code=ROLE_CHANGED_CLOSE_CODE)
 
     async def send_queue_count(self) -> None:
         count = await db(_waiting_count)()
@@ -459,12 +481,15 @@ def _route_waiting() -> None:
     queue_route_waiting()
 
 
-def _heartbeat(channel_name: str, conversation_ids: list[int]) -> dict[str, Any]:
-    presence.console_connection_seen(channel_name=channel_name)
+def _heartbeat(channel_name: str, conversation_ids: list[int], user_id: int, session) -> dict[str, Any]:
+    role = helper_role_now(user_id, session)
+    if role is not None:
+        presence.console_connection_seen(channel_name=channel_name)
     seqs = selectors.conversation_last_seqs(conversation_ids=conversation_ids)
     return {
         "conversations": [{"id": pk, "last_seq": seq} for pk, seq in sorted(seqs.items())],
         "helpers": selectors_console.helper_list_online(),
+        "role": role,
     }
 
 
@@ -487,6 +512,11 @@ class KioskStatusConsumer(FrameConsumer):
         await self.channel_layer.group_discard(kiosk_events.devices_group(), self.channel_name)
 
     async def handle_ping(self) -> None:
+        if await db(helper_role_now)(self.user.pk, self.scope["session"]) != Role.SUPERVISOR:
+            logger.warning("kiosk status socket of user %s closed: no longer a supervisor", self.user.pk)
+            await self.send_error("forbidden")
+            await self.close(code=FORBIDDEN_CLOSE_CODE)
+            return
         await self.send_frame("pong", {})
 
     async def kiosk_device_changed(self, event: dict[str, Any]) -> None:

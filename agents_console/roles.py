@@ -3,6 +3,7 @@
 import functools
 import logging
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.db import models
@@ -32,6 +33,14 @@ def helper_role(user) -> Role | None:
         if role.value in names:
             return role
     return None
+
+
+def helper_role_now(user_id: int, session) -> Role | None:
+    """The console role a socket's helper has now (it was read when the socket opened): none
+    once they have signed out (the socket's `session` is gone), been deactivated or lost it."""
+    if not session.session_key or not session.exists(session.session_key):
+        return None
+    return helper_role(get_user_model().objects.filter(pk=user_id).first())
 
 
 def helper_required(view):

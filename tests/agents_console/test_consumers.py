@@ -3,12 +3,15 @@
 import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.contrib.auth.models import Group
+from django.contrib.sessions.models import Session
 from django.test import Client
 
 from agents_console import selectors as selectors_console
 from agents_console import services as console_services
 from agents_console.consumers import ConsoleConsumer
 from agents_console.models import ConsoleConnection
+from agents_console.roles import Role
 from chat import services
 from chat.models import CallbackRequest, Conversation, Message
 from chat.protocol import FrameConsumer
@@ -49,6 +52,59 @@ async def assert_refused(communicator):
     assert error["code"] == "forbidden"
     output = await communicator.receive_output()
     assert output == {"type": "websocket.close", "code": 4403}
+
+
+def deactivate(user):
+    type(user).objects.filter(pk=user.pk).update(is_active=False)
+
+
+def sign_out_everywhere(user):
+    for session in Session.objects.all():
+        if session.get_decoded().get("_auth_user_id") == str(user.pk):
+            session.delete()
+
+
+def demote_to_volunteer(user):
+    user.groups.set([Group.objects.get(name=Role.VOLUNTEER.value)])
+
+
+@pytest.mark.parametrize("change", [deactivate, sign_out_everywhere], ids=["deactivated", "signed out"])
+async def test_a_console_open_when_its_helper_loses_access_is_closed_at_the_next_ping(advisor, change):
+    """Its socket was allowed when it opened; it may not go on acting as that helper."""
+    helper = await console(advisor)
+    await expect(helper, "queue.snapshot")
+    await helper.send_json_to({"type": "ping", "data": {}})
+    await expect(helper, "pong")
+
+    await sync_to_async(change)(advisor)
+    await helper.send_json_to({"type": "ping", "data": {}})
+
+    await assert_refused(helper)
+
+
+async def test_a_console_whose_helper_has_another_role_now_is_closed_to_open_again(advisor):
+    helper = await console(advisor)
+    await expect(helper, "queue.snapshot")
+
+    await sync_to_async(demote_to_volunteer)(advisor)
+    await helper.send_json_to({"type": "ping", "data": {}})
+
+    assert await helper.receive_output() == {"type": "websocket.close", "code": 4409}
+    again = await console(advisor)  # as the console does on 4409, by loading the page again
+    await expect(again, "queue.snapshot")
+    await again.disconnect()
+
+
+async def test_the_kiosks_page_socket_closes_once_its_supervisor_is_not_one(supervisor):
+    watcher = await console(supervisor, path="/ws/console/kiosks/")
+    await expect(watcher, "kiosks.snapshot")
+    await watcher.send_json_to({"type": "ping", "data": {}})
+    await expect(watcher, "pong")
+
+    await sync_to_async(demote_to_volunteer)(supervisor)
+    await watcher.send_json_to({"type": "ping", "data": {}})
+
+    await assert_refused(watcher)
 
 
 async def test_anonymous_is_refused():

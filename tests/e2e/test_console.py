@@ -4,6 +4,7 @@ and axe-core on every console page."""
 
 import datetime
 import importlib
+import json
 import threading
 import time
 
@@ -480,6 +481,23 @@ def test_a_console_back_from_a_lost_connection_says_what_became_of_its_conversat
         assert alex.find_element(By.ID, "compose-message").get_attribute("value") == "Are you still there?"
     finally:
         restarted.stop()
+
+
+def test_a_console_whose_helper_loses_their_role_says_so_or_loads_again_as_the_new_one(server, staff, browsers):
+    alex, bea = browsers(), browsers()
+    sign_in(alex, server, "alex")
+    sign_in(bea, server, "bea")
+    bea.execute_script("window.drawnAsBefore = true")
+
+    get_user_model().objects.filter(pk=staff["alex"].pk).update(is_active=False)
+    staff["bea"].groups.set([Group.objects.get(name="volunteer")])
+    for driver in (alex, bea):  # the next ping, now rather than in 25 seconds
+        driver.execute_script("window.dispatchEvent(new Event('online'))")
+
+    wait_for_text(alex, "#console-connection", "You do not have permission to use the console.")
+    wait(bea).until(lambda d: d.execute_script("return window.drawnAsBefore === undefined"), "loaded again")
+    wait_for_text(bea, "#console-connection", "Connected")
+    assert json.loads(bea.find_element(By.ID, "console-config").get_attribute("textContent"))["role"] == "volunteer"
 
 
 @pushed_from_the_test_process

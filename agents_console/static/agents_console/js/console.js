@@ -2,7 +2,8 @@
 
 import { announce as announceIn, element, isShown, keepingFocusIn, linkify, sendOnEnter } from "../../chat/js/dom.js";
 import {
-  FrameSocket, MessageStore, RESEND_AFTER_LIMIT_MS, formatTime, formatWhen, newClientId, socketUrl,
+  FORBIDDEN_CLOSE_CODE, FrameSocket, MessageStore, RESEND_AFTER_LIMIT_MS, ROLE_CHANGED_CLOSE_CODE, formatTime, formatWhen,
+  newClientId, socketUrl,
 } from "../../chat/js/socket.js";
 import { CobrowseViewer } from "./cobrowse_viewer.js";
 
@@ -290,9 +291,14 @@ const socket = new FrameSocket({
     viewer.reattach();
   },
   onClose: (event) => {
+    // The helper's role changed since the page was drawn: drawn again, for the role they have.
+    if (event.code === ROLE_CHANGED_CLOSE_CODE) {
+      window.location.reload();
+      return;
+    }
     byId("console-connection").textContent =
-      event.code === 4403 ? "You do not have permission to use the console." : "Connection lost. Reconnecting…";
-    if (event.code === 4403) socket.close();
+      event.code === FORBIDDEN_CLOSE_CODE ? "You do not have permission to use the console." : "Connection lost. Reconnecting…";
+    if (event.code === FORBIDDEN_CLOSE_CODE) socket.close();
   },
 });
 

@@ -1,6 +1,6 @@
 // The supervisors' kiosks page: each kiosk's state follows the `kiosk.updated` frames of its
 // socket; a kiosk that stops sending heartbeats turns offline here without waiting for one.
-import { FrameSocket, formatWhen, socketUrl } from "../../chat/js/socket.js";
+import { FORBIDDEN_CLOSE_CODE, FrameSocket, formatWhen, socketUrl } from "../../chat/js/socket.js";
 
 const config = JSON.parse(document.getElementById("kiosks-config").textContent);
 const status = document.querySelector("[data-kiosks-connection]");
@@ -67,7 +67,13 @@ const socket = new FrameSocket({
   onOpen: () => {
     status.textContent = "";
   },
-  onClose: () => {
+  onClose: (event) => {
+    // Signed out, or no longer a supervisor: nothing more will come.
+    if (event.code === FORBIDDEN_CLOSE_CODE) {
+      status.textContent = "You do not have permission to see the kiosks any more.";
+      socket.close();
+      return;
+    }
     status.textContent = "Live updates paused: reconnecting…";
   },
 });

@@ -10,6 +10,10 @@ const PING_INTERVAL_MS = 25000;
 const ANSWER_TIMEOUT_MS = 10000;
 // The close code this side reports for such a connection (4000-4999 are the application's).
 export const NO_ANSWER_CLOSE_CODE = 4000;
+// The server's: not allowed (signed out, no role, a credential withdrawn; do not reconnect),
+// and a console helper's role changed since the socket opened (docs/protocol.md).
+export const FORBIDDEN_CLOSE_CODE = 4403;
+export const ROLE_CHANGED_CLOSE_CODE = 4409;
 // After a `rate_limited` answer, unacknowledged messages are sent again this much later: by
 // then the frame limit has let a few more through.
 export const RESEND_AFTER_LIMIT_MS = 2000;
