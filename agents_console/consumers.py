@@ -1,5 +1,6 @@
 """The helper's console websocket: the live queue and the conversations the helper holds."""
 
+import asyncio
 import logging
 from typing import Any
 
@@ -121,7 +122,41 @@ def _transfer(*, conversation_id: int, user, role: Role, to_helper_id: int | Non
     )
 
 
-class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
+class RoleReadAgainAtPings:
+    """For a staff socket, whose helper's role (`self.role`) was read when it opened. Each
+    ping reads it again, beside the pong (a slow database must hold neither the pong nor the
+    check): a helper who has since signed out, been deactivated or been given another role
+    may not go on acting through this socket (`role_changed`)."""
+
+    role_check: asyncio.Future | None = None
+
+    def check_role_beside_the_pong(self) -> None:
+        if self.role_check is None or self.role_check.done():
+            self.role_check = asyncio.ensure_future(self.check_role())
+
+    async def check_role(self) -> None:
+        try:
+            role = await db(helper_role_now)(self.scope["session"].session_key)
+        except Exception:
+            logger.exception("could not read the role of user %s again", self.user.pk)
+            return
+        if not self.closing and not self.role_still_serves(role):
+            logger.warning("%s of user %s closed: role %s, now %s", type(self).__name__, self.user.pk, self.role, role)
+            await self.role_changed(role)
+
+    def role_still_serves(self, role: Role | None) -> bool:
+        return role == self.role
+
+    async def role_changed(self, role: Role | None) -> None:
+        raise NotImplementedError
+
+    async def websocket_disconnect(self, message):
+        if self.role_check is not None:
+            self.role_check.cancel()
+        await super().websocket_disconnect(message)
+
+
+class ConsoleConsumer(RoleReadAgainAtPings, ConversationStreamMixin, FrameConsumer):
     """One console tab of a signed-in advisor, volunteer or supervisor."""
 
     frame_handlers = {
@@ -279,26 +314,17 @@ class ConsoleConsumer(ConversationStreamMixin, FrameConsumer):
         await self.send_frame("helpers.updated", {"helpers": helpers})
 
     async def handle_ping(self) -> None:
+        self.check_role_beside_the_pong()
         following = frozenset(self.delivered)
-        session = self.scope["session"]
-        data = await self.within_pong_wait(
-            following, lambda: db(_heartbeat)(self.channel_name, list(following), self.user.pk, session)
-        )
-        if data is not None and (role := data.pop("role")) != self.role:
-            await self.close_for_role(role)
-            return
+        data = await self.within_pong_wait(following, lambda: db(_heartbeat)(self.channel_name, list(following)))
         await self.send_frame("pong", data or {})
 
-    async def close_for_role(self, role: Role | None) -> None:
-        """Signed out, deactivated or given another role since this socket opened (checked at
-        each ping): it may not go on acting with the role it opened with. Without a role it
-        is refused (4403); with another, closed for the console to open again as that role
-        (ROLE_CHANGED_CLOSE_CODE)."""
-        logger.warning("console socket of user %s closed: role %s is now %s", self.user.pk, self.role, role)
+    async def role_changed(self, role: Role | None) -> None:
         if role is None:
             await self.send_error("forbidden")
             await self.close(code=FORBIDDEN_CLOSE_CODE)
         else:
+            # The console page, drawn for the old role, loads again.
             await self.close(code=ROLE_CHANGED_CLOSE_CODE)
 
     async def send_queue_count(self) -> None:
@@ -481,26 +507,24 @@ def _route_waiting() -> None:
     queue_route_waiting()
 
 
-def _heartbeat(channel_name: str, conversation_ids: list[int], user_id: int, session) -> dict[str, Any]:
-    role = helper_role_now(user_id, session)
-    if role is not None:
-        presence.console_connection_seen(channel_name=channel_name)
+def _heartbeat(channel_name: str, conversation_ids: list[int]) -> dict[str, Any]:
+    presence.console_connection_seen(channel_name=channel_name)
     seqs = selectors.conversation_last_seqs(conversation_ids=conversation_ids)
     return {
         "conversations": [{"id": pk, "last_seq": seq} for pk, seq in sorted(seqs.items())],
         "helpers": selectors_console.helper_list_online(),
-        "role": role,
     }
 
 
-class KioskStatusConsumer(FrameConsumer):
+class KioskStatusConsumer(RoleReadAgainAtPings, FrameConsumer):
     """Supervisors' kiosks page: every kiosk's state, live. Nobody else may listen."""
 
     frame_handlers = {"ping": FrameHandler(EmptyForm, "handle_ping")}
 
     async def connect(self) -> None:
         self.user = self.scope.get("user")
-        if await db(helper_role)(self.user) != Role.SUPERVISOR:
+        self.role = await db(helper_role)(self.user)
+        if self.role != Role.SUPERVISOR:
             await self.refuse("kiosk status socket")
             return
         await self.channel_layer.group_add(kiosk_events.devices_group(), self.channel_name)
@@ -512,12 +536,12 @@ class KioskStatusConsumer(FrameConsumer):
         await self.channel_layer.group_discard(kiosk_events.devices_group(), self.channel_name)
 
     async def handle_ping(self) -> None:
-        if await db(helper_role_now)(self.user.pk, self.scope["session"]) != Role.SUPERVISOR:
-            logger.warning("kiosk status socket of user %s closed: no longer a supervisor", self.user.pk)
-            await self.send_error("forbidden")
-            await self.close(code=FORBIDDEN_CLOSE_CODE)
-            return
+        self.check_role_beside_the_pong()
         await self.send_frame("pong", {})
+
+    async def role_changed(self, role: Role | None) -> None:
+        await self.send_error("forbidden")
+        await self.close(code=FORBIDDEN_CLOSE_CODE)
 
     async def kiosk_device_changed(self, event: dict[str, Any]) -> None:
         await self.send_frame("kiosk.updated", {"kiosk": event["device"]})

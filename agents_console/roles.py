@@ -2,11 +2,14 @@
 
 import functools
 import logging
+from importlib import import_module
 
-from django.contrib.auth import get_user_model
+from django.conf import settings
+from django.contrib.auth import get_user
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.db import models
+from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 logger = logging.getLogger(__name__)
@@ -35,12 +38,16 @@ def helper_role(user) -> Role | None:
     return None
 
 
-def helper_role_now(user_id: int, session) -> Role | None:
-    """The console role a socket's helper has now (it was read when the socket opened): none
-    once they have signed out (the socket's `session` is gone), been deactivated or lost it."""
-    if not session.session_key or not session.exists(session.session_key):
+def helper_role_now(session_key: str | None) -> Role | None:
+    """The console role a socket's helper has now (it was read when the socket opened): that
+    of whoever a request with the socket's session would be signed in as now, so none once
+    they have signed out, the session has expired, their password was changed elsewhere or
+    they were deactivated (Django's `get_user` decides, as for every page)."""
+    if not session_key:
         return None
-    return helper_role(get_user_model().objects.filter(pk=user_id).first())
+    request = HttpRequest()
+    request.session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    return helper_role(get_user(request))
 
 
 def helper_required(view):

@@ -80,6 +80,8 @@ class FrameConsumer(AsyncJsonWebsocketConsumer):
     # socket and reconnect at once, and load the database more as it recovers.
     pong_database_wait_seconds = 3.0
     pong_work: tuple[Hashable, asyncio.Future] | None = None
+    # Set by `close`: frames still arriving (sent before the client heard) are not acted on.
+    closing = False
 
     async def dispatch(self, message):
         # Channels runs `close_old_connections` before every handler, a hop to its one sync
@@ -99,7 +101,13 @@ class FrameConsumer(AsyncJsonWebsocketConsumer):
         self.rate_limit_reported_at = 0.0
         await super().websocket_connect(message)
 
+    async def close(self, code=None, reason=None):
+        self.closing = True
+        await super().close(code=code, reason=reason)
+
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        if self.closing:
+            return
         content, problem = None, None
         if text_data is None:
             problem = "binary_not_supported"
@@ -208,7 +216,8 @@ class FrameConsumer(AsyncJsonWebsocketConsumer):
         logger.warning("%s refused for user %s", what, getattr(user, "pk", None))
 
     async def send_frame(self, frame_type: str, data: dict[str, Any]) -> None:
-        await self.send_json({"type": frame_type, "data": data})
+        if not self.closing:
+            await self.send_json({"type": frame_type, "data": data})
 
     async def send_error(self, code: str, *, frame_type: str | None = None, **extra: Any) -> None:
         data = {"code": code, "message": error_message(code)}

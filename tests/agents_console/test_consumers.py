@@ -1,11 +1,15 @@
 """The helper's console websocket, driven through the real ASGI application."""
 
+import datetime
+import json
+
 import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.contrib.sessions.models import Session
 from django.test import Client
+from django.utils import timezone
 
 from agents_console import selectors as selectors_console
 from agents_console import services as console_services
@@ -64,11 +68,37 @@ def sign_out_everywhere(user):
             session.delete()
 
 
+def change_password_elsewhere(user):
+    """As an administrator does for a leaver: Django then signs them out everywhere else."""
+    user.set_password("a-new-password-123")
+    user.save()
+
+
+def expire_session(user):
+    Session.objects.update(expire_date=timezone.now() - datetime.timedelta(seconds=1))
+
+
 def demote_to_volunteer(user):
     user.groups.set([Group.objects.get(name=Role.VOLUNTEER.value)])
 
 
-@pytest.mark.parametrize("change", [deactivate, sign_out_everywhere], ids=["deactivated", "signed out"])
+async def after_a_ping(communicator) -> tuple[list, int]:
+    """What a socket says after a ping, besides the pong, up to its close (the pong and the
+    role check run side by side: the pong may come first, or not at all), and its close code."""
+    await communicator.send_json_to({"type": "ping", "data": {}})
+    said = []
+    while (output := await communicator.receive_output()).get("type") == "websocket.send":
+        frame = json.loads(output["text"])
+        if frame["type"] != "pong":
+            said.append(frame["data"].get("code") if frame["type"] == "error" else frame["type"])
+    return said, output["code"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [deactivate, sign_out_everywhere, change_password_elsewhere, expire_session],
+    ids=["deactivated", "signed out", "password changed elsewhere", "session expired"],
+)
 async def test_a_console_open_when_its_helper_loses_access_is_closed_at_the_next_ping(advisor, change):
     """Its socket was allowed when it opened; it may not go on acting as that helper."""
     helper = await console(advisor)
@@ -77,9 +107,33 @@ async def test_a_console_open_when_its_helper_loses_access_is_closed_at_the_next
     await expect(helper, "pong")
 
     await sync_to_async(change)(advisor)
-    await helper.send_json_to({"type": "ping", "data": {}})
 
-    await assert_refused(helper)
+    assert await after_a_ping(helper) == (["forbidden"], 4403)
+
+
+async def test_a_stalled_database_delays_neither_the_pong_nor_the_role_check(advisor, monkeypatch):
+    monkeypatch.setattr(FrameConsumer, "pong_database_wait_seconds", 0.5)
+    helper = await console(advisor)
+    await expect(helper, "queue.snapshot")
+    await sync_to_async(deactivate)(advisor)
+
+    with writes_held(ConsoleConnection._meta.db_table):
+        assert await after_a_ping(helper) == (["forbidden"], 4403)
+
+
+async def test_frames_sent_as_the_socket_closes_are_not_acted_on(advisor, service):
+    conversation, _token = await sync_to_async(services.conversation_start)()
+    helper = await console(advisor)
+    await expect(helper, "queue.snapshot")
+    await sync_to_async(deactivate)(advisor)
+
+    assert await after_a_ping(helper) == (["forbidden"], 4403)
+
+    # Sent before the client heard the close.
+    await helper.send_json_to({"type": "conversation.accept", "data": {"conversation_id": conversation.pk}})
+
+    assert await helper.receive_nothing(timeout=0.5)
+    assert (await Conversation.objects.aget(pk=conversation.pk)).assigned_helper_id is None
 
 
 async def test_a_console_whose_helper_has_another_role_now_is_closed_to_open_again(advisor):
@@ -87,9 +141,8 @@ async def test_a_console_whose_helper_has_another_role_now_is_closed_to_open_aga
     await expect(helper, "queue.snapshot")
 
     await sync_to_async(demote_to_volunteer)(advisor)
-    await helper.send_json_to({"type": "ping", "data": {}})
 
-    assert await helper.receive_output() == {"type": "websocket.close", "code": 4409}
+    assert await after_a_ping(helper) == ([], 4409)
     again = await console(advisor)  # as the console does on 4409, by loading the page again
     await expect(again, "queue.snapshot")
     await again.disconnect()
@@ -102,9 +155,8 @@ async def test_the_kiosks_page_socket_closes_once_its_supervisor_is_not_one(supe
     await expect(watcher, "pong")
 
     await sync_to_async(demote_to_volunteer)(supervisor)
-    await watcher.send_json_to({"type": "ping", "data": {}})
 
-    await assert_refused(watcher)
+    assert await after_a_ping(watcher) == (["forbidden"], 4403)
 
 
 async def test_anonymous_is_refused():

@@ -494,7 +494,8 @@ def test_a_console_whose_helper_loses_their_role_says_so_or_loads_again_as_the_n
     for driver in (alex, bea):  # the next ping, now rather than in 25 seconds
         driver.execute_script("window.dispatchEvent(new Event('online'))")
 
-    wait_for_text(alex, "#console-connection", "You do not have permission to use the console.")
+    # Alex's console loads again, which asks him to sign in (his account is not active).
+    wait(alex).until(lambda d: "/accounts/login/" in d.current_url, "sent to sign in")
     wait(bea).until(lambda d: d.execute_script("return window.drawnAsBefore === undefined"), "loaded again")
     wait_for_text(bea, "#console-connection", "Connected")
     assert json.loads(bea.find_element(By.ID, "console-config").get_attribute("textContent"))["role"] == "volunteer"

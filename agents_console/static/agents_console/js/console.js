@@ -22,6 +22,8 @@ const TYPING_EXPIRY_MS = 8000;
 const BACKGROUND_FRAMES = new Set(["typing.start", "typing.stop", "message.read"]);
 
 const SOUND_KEY = "dioa-console-sound";
+// Set while the console loads again because its socket was refused (onClose).
+const RELOADED_FOR_ROLE_KEY = "dioa-console-reloaded-for-role";
 // A reload or a move to another page closes the resident's chat for a moment: only an
 // absence longer than this is shown and announced.
 const LEFT_NOTICE_DELAY_MS = 5000;
@@ -288,17 +290,21 @@ const socket = new FrameSocket({
     },
   },
   onOpen: () => {
+    sessionStorage.removeItem(RELOADED_FOR_ROLE_KEY);
     viewer.reattach();
   },
   onClose: (event) => {
-    // The helper's role changed since the page was drawn: drawn again, for the role they have.
-    if (event.code === ROLE_CHANGED_CLOSE_CODE) {
+    // Signed out, or given another role or none, since the page was drawn: it loads again, to
+    // sign in or to be drawn for the role now. Not twice running: a socket refused again at
+    // once is refused for a reason the page does not share, and reloading would never end.
+    const roleChanged = [ROLE_CHANGED_CLOSE_CODE, FORBIDDEN_CLOSE_CODE].includes(event.code);
+    if (roleChanged && !sessionStorage.getItem(RELOADED_FOR_ROLE_KEY)) {
+      sessionStorage.setItem(RELOADED_FOR_ROLE_KEY, "1");
       window.location.reload();
       return;
     }
-    byId("console-connection").textContent =
-      event.code === FORBIDDEN_CLOSE_CODE ? "You do not have permission to use the console." : "Connection lost. Reconnecting…";
-    if (event.code === FORBIDDEN_CLOSE_CODE) socket.close();
+    byId("console-connection").textContent = roleChanged ? "You do not have permission to use the console." : "Connection lost. Reconnecting…";
+    if (roleChanged) socket.close();
   },
 });
 

@@ -70,7 +70,7 @@ const socket = new FrameSocket({
   onClose: (event) => {
     // Signed out, or no longer a supervisor: nothing more will come.
     if (event.code === FORBIDDEN_CLOSE_CODE) {
-      status.textContent = "You do not have permission to see the kiosks any more.";
+      status.textContent = "You do not have permission to see the kiosks now. Reload the page to sign in again.";
       socket.close();
       return;
     }
