@@ -29,7 +29,7 @@ def clock_text(value: datetime.time | datetime.datetime) -> str:
 def when_text(value: datetime.datetime, now: datetime.datetime | None = None) -> str:
     """A moment as the console writes it, in the current time zone: "9:15pm" today, "Friday 27
     November at 9:15pm" on another day of this year, "Thursday 27 November 2025 at 9:15pm"
-    before it. `formatWhen` in socket.js writes the same."""
+    in another year. `formatWhen` in socket.js writes the same."""
     value = timezone.localtime(value)
     today = timezone.localtime(now).date() if now else timezone.localdate()
     if value.date() == today:

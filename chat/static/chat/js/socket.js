@@ -217,7 +217,7 @@ export function formatTime(iso, timeZone) {
 }
 
 // "9:15pm" for a moment today, "Friday 27 November at 9:15pm" for one on another day of this
-// year, "Thursday 27 November 2025 at 9:15pm" before it; days and times read in `timeZone` (the
+// year, "Thursday 27 November 2025 at 9:15pm" in another; days and times read in `timeZone` (the
 // device's own without one). `when_text` in config/clock.py writes the same.
 export function formatWhen(iso, { timeZone, now = new Date() } = {}) {
   if (!iso) return "";
