@@ -1,6 +1,33 @@
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.db import transaction
 
 from agents_console.models import AssistedTransaction, CannedResponse, ConsoleSettings, Guide, HelperProfile
+from chat import selectors, services
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class StaffUserAdmin(UserAdmin):
+    """Django's, but the consoles hear when a helper with call-backs in hand leaves
+    (deactivated or deleted): those are open to anyone again (`CallbackRequest.claimer_left`)."""
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "is_active" in form.changed_data and not obj.is_active:
+            services.callbacks_announce_again(callback_ids=selectors.callback_ids_in_hand(helper_id=obj.pk))
+
+    def delete_model(self, request, obj):
+        self.delete_queryset(request, User.objects.filter(pk=obj.pk))
+
+    @transaction.atomic
+    def delete_queryset(self, request, queryset):
+        in_hand = [pk for user in queryset for pk in selectors.callback_ids_in_hand(helper_id=user.pk)]
+        super().delete_queryset(request, queryset)
+        services.callbacks_announce_again(callback_ids=in_hand)
 
 
 @admin.register(AssistedTransaction)

@@ -225,6 +225,15 @@ def conversation_transcript_text(*, conversation: Conversation) -> str:
     return "\n".join(lines) + "\n"
 
 
+def callback_ids_in_hand(*, helper_id: int) -> list[int]:
+    """Call-back requests this helper has taken on and not done."""
+    return list(
+        CallbackRequest.objects.filter(claimed_by_id=helper_id, status=CallbackRequest.Status.CLAIMED).values_list(
+            "pk", flat=True
+        )
+    )
+
+
 def callback_list_pending() -> QuerySet[CallbackRequest]:
     """Call-back requests not done yet: waiting for someone, or taken on by someone."""
     return CallbackRequest.objects.exclude(status=CallbackRequest.Status.DONE).select_related("service", "claimed_by")

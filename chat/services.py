@@ -1152,6 +1152,13 @@ def callback_request_create(
     return callback
 
 
+def callbacks_announce_again(*, callback_ids: Collection[int]) -> None:
+    """Tell every console again about these call-back requests, after the commit: their
+    helper has left (deactivated or deleted), so they are open to anyone (`claimer_left`)."""
+    for callback in CallbackRequest.objects.filter(pk__in=callback_ids).select_related("service", "claimed_by"):
+        events.broadcast_callback_changed(callback)
+
+
 def _callback_kept(client_id: str) -> CallbackRequest | None:
     """The request already kept with this `client_id`, if any."""
     return CallbackRequest.objects.filter(client_id=client_id).first() if client_id else None

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from agents_console import selectors
 from agents_console.models import AssistedTransaction
-from chat import services
+from chat import events, services
 from kiosk.models import KioskDevice
 
 pytestmark = pytest.mark.django_db
@@ -187,3 +187,32 @@ def test_the_kiosks_page_says_on_which_day_a_kiosk_was_last_seen(client, supervi
     page = client.get(reverse("agents_console:kiosk_list")).content.decode()
 
     assert f"{last_week:%A} {last_week.day} {last_week:%B} at " in page
+
+
+@pytest.mark.parametrize("leaves", ["deactivated", "deleted"])
+def test_a_helper_leaving_through_the_admin_tells_the_consoles_their_call_backs_are_open(
+    admin_client, advisor, broadcasts, django_capture_on_commit_callbacks, leaves
+):
+    callback = services.callback_request_create(name="Pat", message="Call me", phone="01632 960001")
+    services.callback_claim(callback_id=callback.pk, helper=advisor)
+    change_url = reverse("admin:auth_user_change", args=[advisor.pk])
+    joined = timezone.localtime(advisor.date_joined)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        if leaves == "deactivated":
+            response = admin_client.post(
+                change_url,
+                {
+                    "username": advisor.username,
+                    "first_name": advisor.first_name,
+                    "groups": list(advisor.groups.values_list("pk", flat=True)),
+                    "date_joined_0": f"{joined:%Y-%m-%d}",
+                    "date_joined_1": f"{joined:%H:%M:%S}",
+                },
+            )
+        else:
+            response = admin_client.post(reverse("admin:auth_user_delete", args=[advisor.pk]), {"post": "yes"})
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    told = broadcasts.events(events.CALLBACK_CHANGED)
+    assert [(c["callback"]["id"], c["callback"]["claimer_left"]) for c in told] == [(callback.pk, True)]
