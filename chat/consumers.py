@@ -6,6 +6,7 @@ import time
 from typing import Any, NamedTuple
 
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from chat import events, selectors, services
 from chat.forms import (
@@ -82,6 +83,8 @@ class ConversationStreamMixin:
         await self.on_snapshot(conversation.pk, snapshot)
         snapshot["messages"] = [m for m in snapshot["messages"] if m["seq"] not in delivered]
         delivered.update(m["seq"] for m in snapshot["messages"])
+        # So that a client whose clock is wrong can still tell how far off the times in it are.
+        snapshot["server_time"] = events.isoformat(timezone.now())
         await self.send_frame("state.snapshot", snapshot)
         return snapshot
 

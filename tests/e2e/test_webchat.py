@@ -507,6 +507,28 @@ def test_the_queue_position_is_announced_once_not_again_on_the_next_page(server,
     assert sum("You are chatting with Alex." in text for text in heard) == 1, heard
 
 
+DEVICE_CLOCK_40_MINUTES_FAST = """
+const nowAsTheServerHasIt = Date.now;
+Date.now = () => nowAsTheServerHasIt() + 40 * 60000;
+"""
+
+
+def test_a_phone_whose_clock_is_out_still_promises_only_the_wait_the_chat_can_last(server, council_site, browsers):
+    """Read against the phone's own clock, 40 minutes fast, the 30 minutes a chat may wait
+    would have ended before the 3-minute estimate, and the resident told to leave a message."""
+    helper = browsers()
+    sign_in(helper, server)
+    visitor = browsers()
+    visitor.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": DEVICE_CLOCK_40_MINUTES_FAST})
+
+    pat_starts(visitor, council_site)
+
+    wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue. Estimated wait: about 3 minutes.")
+    # Still told once the wait really would outrun the chat.
+    visitor.execute_script("window.dioaChat.state.queue.until += 60 * 60000; window.dioaChat.waitTick()")
+    wait_for_text(visitor, "#dioa-chat-status", "An advisor may not be free in time to answer this chat.")
+
+
 def test_the_estimated_wait_counts_down_and_says_when_it_is_taking_longer(server, council_site, browsers):
     _helper, visitor = helper_online_and_pat_starts(server, council_site, browsers)
     wait_for_text(visitor, "#dioa-chat-status", "You are number 1 in the queue. Estimated wait: about 3 minutes.")

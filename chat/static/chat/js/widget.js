@@ -156,6 +156,7 @@ class ChatWidget {
     this.unread = 0;
     this.online = false;
     this.configAnsweredAt = 0;
+    this.serverAhead = 0;
     // The connection went while a chat was open: its return is announced.
     this.reconnecting = false;
     this.starting = false;
@@ -829,7 +830,9 @@ class ChatWidget {
     this.save();
   }
 
-  onSnapshot({ conversation, messages, has_more: hasMore, cobrowse }) {
+  onSnapshot({ conversation, messages, has_more: hasMore, cobrowse, server_time: serverTime }) {
+    // How far the server's clock is ahead of this device's (a phone's can be minutes out).
+    if (serverTime) this.serverAhead = Date.parse(serverTime) - Date.now();
     // Before what was missed; the status is read out only if it changed meanwhile.
     if (this.reconnecting) this.announce(TEXT.reconnected);
     this.reconnecting = false;
@@ -987,11 +990,12 @@ class ChatWidget {
     return minutes >= 1 ? TEXT.position(position, minutes) : TEXT.positionLate(position);
   }
 
-  // When a chat still waiting ends as unanswered: its wait began at `queued_at`.
+  // When a chat still waiting ends as unanswered, on this device's clock: its wait began at
+  // `queued_at`, on the server's (`serverAhead`).
   unansweredEndsAt() {
     const queuedAt = this.conversation && this.conversation.queued_at;
     const minutes = this.config.waiting_minutes;
-    return queuedAt && minutes ? Date.parse(queuedAt) + minutes * 60000 : null;
+    return queuedAt && minutes ? Date.parse(queuedAt) + minutes * 60000 - this.serverAhead : null;
   }
 
   onTyping({ typing }) {
