@@ -171,10 +171,15 @@ return [...document.querySelectorAll(".dioa-chat, .dioa-chat *")].filter((node) 
 """
 
 
-def test_the_host_pages_own_styles_do_not_reach_the_widget(server, council_site, browsers):
+@pytest.mark.parametrize("screen", ["desktop", "phone"])
+def test_the_host_pages_own_styles_do_not_reach_the_widget(server, council_site, browsers, screen):
     helper = browsers()
     sign_in(helper, server)
     visitor = browsers()
+    if screen == "phone":  # 320 px wide, where the panel takes the whole screen
+        visitor.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride", {"width": 320, "height": 640, "deviceScaleFactor": 2, "mobile": True}
+        )
     seen = {}
     for page in ("/", "/styled"):
         visitor.get(council_site + page)
