@@ -58,7 +58,9 @@ def device_begin_pairing(*, address_hash: str = "", now: datetime.datetime | Non
         now,
         limit=settings.KIOSK_PAIRINGS_PER_ADDRESS_PER_HOUR,
     ):
-        raise ValidationError(_("Too many kiosks have started pairing from this network."), code="too_many_pairings")
+        raise ValidationError(
+            _("Too many kiosks on this network are waiting to be approved."), code="too_many_pairings"
+        )
     secret = secrets.token_urlsafe(32)
     for _attempt in range(5):
         try:

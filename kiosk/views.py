@@ -68,7 +68,9 @@ def kiosk_home(request):
                 address_hash=client_address_hash(request.META.get("REMOTE_ADDR"))
             )
         except ValidationError:
-            response = render(request, "kiosk/pairing_refused.html", status=429)
+            response = render(
+                request, "kiosk/pairing_refused.html", {"retry_seconds": PAIRING_RETRY_SECONDS}, status=429
+            )
             response["Retry-After"] = str(PAIRING_RETRY_SECONDS)
             return response
     approval_url = request.build_absolute_uri(f"{APPROVAL_PATH}?code={device.pairing_code}")

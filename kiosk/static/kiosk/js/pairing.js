@@ -1,6 +1,6 @@
 // The pairing screen asks every few seconds whether a supervisor has approved this kiosk;
 // once approved, the kiosk address hands it its credential and shows the launcher. A kiosk
-// refused a code tries again every minute.
+// refused a code tries again by itself.
 const status = document.querySelector("[data-pairing-status]");
 const POLL_MS = 3000;
 
@@ -23,6 +23,6 @@ async function check() {
 if (status) setTimeout(check, POLL_MS);
 
 // Refused a pairing code (too many waiting from this network): nobody may be there to reload
-// a kiosk, so it asks again by itself until there is room.
-const RETRY_MS = 60 * 1000;
-if (document.querySelector("[data-pairing-retry]")) setTimeout(() => window.location.reload(), RETRY_MS);
+// a kiosk, so it asks again by itself until there is room, as often as the page says.
+const refused = document.querySelector("[data-pairing-retry-seconds]");
+if (refused) setTimeout(() => window.location.reload(), Number(refused.dataset.pairingRetrySeconds) * 1000);
