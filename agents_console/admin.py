@@ -18,14 +18,15 @@ class StaffUserAdmin(UserAdmin):
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         if change and "is_active" in form.changed_data and not obj.is_active:
-            services.callbacks_announce_again(callback_ids=selectors.callback_ids_in_hand(helper_id=obj.pk))
+            in_hand = selectors.callback_ids_in_hand(helpers=User.objects.filter(pk=obj.pk))
+            services.callbacks_announce_again(callback_ids=in_hand)
 
     def delete_model(self, request, obj):
         self.delete_queryset(request, User.objects.filter(pk=obj.pk))
 
     @transaction.atomic
     def delete_queryset(self, request, queryset):
-        in_hand = [pk for user in queryset for pk in selectors.callback_ids_in_hand(helper_id=user.pk)]
+        in_hand = selectors.callback_ids_in_hand(helpers=queryset)
         super().delete_queryset(request, queryset)
         services.callbacks_announce_again(callback_ids=in_hand)
 

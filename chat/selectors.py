@@ -225,13 +225,10 @@ def conversation_transcript_text(*, conversation: Conversation) -> str:
     return "\n".join(lines) + "\n"
 
 
-def callback_ids_in_hand(*, helper_id: int) -> list[int]:
-    """Call-back requests this helper has taken on and not done."""
-    return list(
-        CallbackRequest.objects.filter(claimed_by_id=helper_id, status=CallbackRequest.Status.CLAIMED).values_list(
-            "pk", flat=True
-        )
-    )
+def callback_ids_in_hand(*, helpers: QuerySet) -> list[int]:
+    """Call-back requests these helpers have taken on and not done."""
+    in_hand = CallbackRequest.objects.filter(claimed_by__in=helpers, status=CallbackRequest.Status.CLAIMED)
+    return list(in_hand.values_list("pk", flat=True))
 
 
 def callback_list_pending() -> QuerySet[CallbackRequest]:
