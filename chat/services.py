@@ -633,9 +633,9 @@ def conversation_requeue_unanswered(*, answer_within_seconds: int, now: datetime
 def conversation_requeue_helper_gone(*, helper_ids_present: Callable[[], Collection[int]]) -> list[int]:
     """Put back in the queue, ahead of those who came after it, every active conversation
     whose helper is not among `helper_ids_present()` (no console of theirs open for longer
-    than the council allows), and tell its resident, who would otherwise wait for ever for a reply. Asked again for
-    each conversation, under its lock: a helper back meanwhile keeps it. A helper who went to
-    a kiosk in person is not expected at a console. Returns their ids.
+    than the council allows), and tell its resident, who would otherwise wait for ever for a
+    reply. Asked again for each conversation, under its lock: a helper back meanwhile keeps
+    it. A helper who went to a kiosk in person is not expected at a console. Returns their ids.
     """
     requeued = []
     for conversation_id in selectors.conversation_list_helper_gone(present_helper_ids=helper_ids_present()):
