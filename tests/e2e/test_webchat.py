@@ -1,6 +1,7 @@
 """The resident's whole webchat journey in real Chromium, on another council site, through a
 server restart, and when nobody is available; axe-core checks every state of the widget."""
 
+import contextlib
 import datetime
 import http.server
 import importlib
@@ -114,43 +115,53 @@ def server(site, council_httpd):
         yield daphne
 
 
+@contextlib.contextmanager
+def serving_council_pages(httpd, server):
+    """Serve the council's pages from `httpd`, carrying `server`'s widget; yields their origin."""
+    httpd.widget = f"{server.http}/static/chat/js/widget.js"
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://localhost:{httpd.server_port}"
+    finally:
+        httpd.shutdown()
+
+
 @pytest.fixture
 def council_site(server, council_httpd):
     """The council's main website on another origin (localhost, another port)."""
-    council_httpd.widget = f"{server.http}/static/chat/js/widget.js"
-    thread = threading.Thread(target=council_httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://localhost:{council_httpd.server_port}"
-    council_httpd.shutdown()
+    with serving_council_pages(council_httpd, server) as origin:
+        yield origin
 
 
-def test_a_site_the_council_has_not_listed_gets_no_chat_and_is_told_why(server, browsers):
+@pytest.fixture
+def unlisted_site(server):
+    """A council website the service was not told about (not in CHAT_WIDGET_ORIGINS)."""
+    httpd = http_server(CouncilPage)
+    with serving_council_pages(httpd, server) as origin:
+        yield origin
+    httpd.server_close()
+
+
+def test_a_site_the_council_has_not_listed_gets_no_chat_and_is_told_why(unlisted_site, browsers):
     """Its socket would be refused: a launcher there could only hang at "Connecting…"."""
-    unlisted = http_server(CouncilPage)
-    unlisted.widget = f"{server.http}/static/chat/js/widget.js"
-    threading.Thread(target=unlisted.serve_forever, daemon=True).start()
-    try:
-        visitor = browsers()
-        visitor.get(f"http://localhost:{unlisted.server_port}")
+    visitor = browsers()
+    visitor.get(unlisted_site)
 
-        wait(visitor).until(
-            lambda d: d.execute_script("return Boolean(window.dioaChat) && !document.querySelector('.dioa-chat')")
-        )
-        logged = [entry["message"] for entry in visitor.get_log("browser")]
-        origin = f"http://localhost:{unlisted.server_port}"
-        assert any(f"{origin} is not in the service's CHAT_WIDGET_ORIGINS" in message for message in logged), logged
-        # Nor does it connect when the page comes back from the back/forward cache with a chat.
-        stopped = visitor.execute_script(
-            """
-            sessionStorage.setItem("dioa-chat", JSON.stringify({ token: "t", open: true, outbox: [], notSent: [] }));
-            window.dispatchEvent(new PageTransitionEvent("pageshow", { persisted: true }));
-            return window.dioaChat.socket.stopped;
-            """
-        )
-        assert stopped is True
-    finally:
-        unlisted.shutdown()
-        unlisted.server_close()
+    wait(visitor).until(
+        lambda d: d.execute_script("return Boolean(window.dioaChat) && !document.querySelector('.dioa-chat')")
+    )
+    logged = [entry["message"] for entry in visitor.get_log("browser")]
+    refusal = f"{unlisted_site} is not in the service's CHAT_WIDGET_ORIGINS"
+    assert any(refusal in message for message in logged), logged
+    # Nor does it connect when the page comes back from the back/forward cache with a chat.
+    stopped = visitor.execute_script(
+        """
+        sessionStorage.setItem("dioa-chat", JSON.stringify({ token: "t", open: true, outbox: [], notSent: [] }));
+        window.dispatchEvent(new PageTransitionEvent("pageshow", { persisted: true }));
+        return window.dioaChat.socket.stopped;
+        """
+    )
+    assert stopped is True
 
 
 WIDGET_STYLES = """
